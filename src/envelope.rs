@@ -1,0 +1,608 @@
+//! Recognises what invoked the function and splits the payload into records.
+//!
+//! Shapes come from `aws_lambda_events`; this module only decides which shape a payload has
+//! (Lambda gives no out-of-band hint) and reduces each to `Record`s.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::sns::SnsRecord;
+use aws_lambda_events::sqs::SqsMessage;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::BridgeError;
+use crate::record::{canonical_json, digest_parts, parse_body, Record, SourceKind};
+use crate::task::{TaskRequest, MEMBER_NAMES};
+
+/// A payload, recognised.
+#[derive(Debug)]
+pub struct Envelope {
+    pub kind: SourceKind,
+    /// SQS only: the queue is FIFO, so records must be handled in order.
+    pub fifo: bool,
+    pub records: Vec<Result<Record, RecordError>>,
+}
+
+/// A record that could not be read, with the id needed to report it (SQS batch item failure).
+#[derive(Debug)]
+pub struct RecordError {
+    pub id: String,
+    pub error: BridgeError,
+}
+
+/// Limits applied while reading a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeLimits {
+    /// Largest webhook body accepted, after base64 decoding.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EnvelopeLimits {
+    fn default() -> Self {
+        EnvelopeLimits {
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+const EXPECTED: &str = "expected an EventBridge event, an SQS or SNS event (Records), an API Gateway \
+     REST/HTTP API or function URL request, or a StartTaskContact request in the shape of \
+     `aws connect start-task-contact --generate-cli-skeleton`";
+
+/// Recognises the payload and reads its records. Fails as a whole only when the payload's shape
+/// is unknown or its frame is broken; a bad record inside a good batch fails alone.
+pub fn open(payload: &Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeError> {
+    let Some(obj) = payload.as_object() else {
+        return Err(BridgeError::UnrecognisedPayload(format!(
+            "{EXPECTED}; got a JSON {}",
+            json_type(payload)
+        )));
+    };
+
+    if let Some(records) = obj.get("Records") {
+        return open_records(records);
+    }
+    if obj.contains_key("detail-type") && obj.contains_key("source") {
+        return Ok(single(SourceKind::EventBridge, eventbridge(payload)));
+    }
+    if obj.contains_key("httpMethod") && obj.contains_key("requestContext") {
+        return Ok(single(
+            SourceKind::ApiGatewayRest,
+            rest_request(payload, limits),
+        ));
+    }
+    if obj.get("version").and_then(Value::as_str) == Some("2.0")
+        && payload.pointer("/requestContext/http").is_some()
+    {
+        let is_function_url = payload
+            .pointer("/requestContext/domainName")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.contains(".lambda-url."));
+        return Ok(if is_function_url {
+            single(SourceKind::FunctionUrl, function_url(payload, limits))
+        } else {
+            single(SourceKind::ApiGatewayHttp, http_request(payload, limits))
+        });
+    }
+    if obj.keys().any(|k| MEMBER_NAMES.contains(&k.as_str())) {
+        return Ok(single(SourceKind::Direct, direct(payload)));
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(10).collect();
+    keys.sort_unstable();
+    Err(BridgeError::UnrecognisedPayload(format!(
+        "{EXPECTED}; got an object with keys [{}]",
+        keys.join(", ")
+    )))
+}
+
+fn single(kind: SourceKind, record: Result<Record, BridgeError>) -> Envelope {
+    Envelope {
+        kind,
+        fifo: false,
+        records: vec![record.map_err(|error| RecordError {
+            id: String::new(),
+            error,
+        })],
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn open_records(records: &Value) -> Result<Envelope, BridgeError> {
+    let items = records
+        .as_array()
+        .ok_or_else(|| BridgeError::InvalidEvent("Records is not an array".into()))?;
+    let first = items
+        .first()
+        .ok_or_else(|| BridgeError::InvalidEvent("Records is empty".into()))?;
+    let source = first
+        .get("eventSource")
+        .or_else(|| first.get("EventSource"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match source {
+        "aws:sqs" => {
+            // A FIFO batch must keep order, so its kind is decided once for the whole batch.
+            let fifo = first
+                .get("eventSourceARN")
+                .and_then(Value::as_str)
+                .is_some_and(|arn| arn.ends_with(".fifo"))
+                || first.pointer("/attributes/MessageGroupId").is_some();
+            let records = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let id = item
+                        .get("messageId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    match id {
+                        Some(id) => sqs_message(item, fifo).map_err(|error| RecordError {
+                            id: id.clone(),
+                            error,
+                        }),
+                        // Without a messageId the record cannot be reported as a batch item
+                        // failure; the frame is broken and the whole batch must be retried.
+                        None => Err(RecordError {
+                            id: String::new(),
+                            error: BridgeError::InvalidEvent(format!(
+                                "SQS record {i} has no messageId"
+                            )),
+                        }),
+                    }
+                })
+                .collect::<Vec<_>>();
+            if let Some(bad) = records
+                .iter()
+                .find(|r| matches!(r, Err(e) if e.id.is_empty()))
+            {
+                if let Err(e) = bad {
+                    return Err(BridgeError::InvalidEvent(e.error.to_string()));
+                }
+            }
+            Ok(Envelope {
+                kind: SourceKind::Sqs,
+                fifo,
+                records,
+            })
+        }
+        "aws:sns" => Ok(Envelope {
+            kind: SourceKind::Sns,
+            fifo: false,
+            records: items
+                .iter()
+                .map(|item| {
+                    sns_record(item).map_err(|error| RecordError {
+                        id: item
+                            .pointer("/Sns/MessageId")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        error,
+                    })
+                })
+                .collect(),
+        }),
+        other => Err(BridgeError::UnrecognisedPayload(format!(
+            "Records with eventSource '{other}' are not supported; {EXPECTED}"
+        ))),
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(value: &'a Value, what: &str) -> Result<T, BridgeError> {
+    T::deserialize(value).map_err(|e| BridgeError::InvalidEvent(format!("{what}: {e}")))
+}
+
+fn eventbridge(payload: &Value) -> Result<Record, BridgeError> {
+    let event: EventBridgeEvent<Value> = parse(payload, "EventBridge event")?;
+    // Every event EventBridge delivers has an id; one typed by hand may not, and still deserves a
+    // stable identity.
+    let id = event
+        .id
+        .clone()
+        .unwrap_or_else(|| digest_parts(&[canonical_json(payload).as_bytes()]));
+    let mut meta = serde_json::Map::new();
+    meta.insert("source".into(), json!(event.source));
+    meta.insert("detail_type".into(), json!(event.detail_type));
+    meta.insert("account".into(), json!(event.account));
+    meta.insert("region".into(), json!(event.region));
+    // The time as EventBridge wrote it, not as re-formatted by a date library.
+    meta.insert(
+        "time".into(),
+        payload.get("time").cloned().unwrap_or(Value::Null),
+    );
+    meta.insert("resources".into(), json!(event.resources));
+    Ok(Record {
+        kind: SourceKind::EventBridge,
+        identity: id.clone(),
+        id,
+        body: event.detail,
+        headers: BTreeMap::new(),
+        attributes: BTreeMap::new(),
+        meta,
+        event: payload.clone(),
+        direct: None,
+    })
+}
+
+fn sqs_message(item: &Value, fifo: bool) -> Result<Record, BridgeError> {
+    let msg: SqsMessage = parse(item, "SQS record")?;
+    let id = msg.message_id.clone().unwrap_or_default();
+    let attributes = msg
+        .message_attributes
+        .iter()
+        .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+        .collect();
+    let dedup = msg.attributes.get("MessageDeduplicationId").cloned();
+    let identity = match (fifo, dedup) {
+        (true, Some(dedup)) => dedup,
+        _ => id.clone(),
+    };
+    let queue_arn = msg.event_source_arn.clone().unwrap_or_default();
+    let mut meta = serde_json::Map::new();
+    meta.insert(
+        "queue_name".into(),
+        json!(queue_arn.rsplit(':').next().unwrap_or_default()),
+    );
+    meta.insert("queue_arn".into(), json!(queue_arn));
+    meta.insert("fifo".into(), json!(fifo));
+    for (key, name) in [
+        ("MessageGroupId", "message_group_id"),
+        ("SentTimestamp", "sent_timestamp"),
+        ("ApproximateReceiveCount", "receive_count"),
+    ] {
+        if let Some(v) = msg.attributes.get(key) {
+            meta.insert(name.into(), json!(v));
+        }
+    }
+    Ok(Record {
+        kind: SourceKind::Sqs,
+        id,
+        identity,
+        body: parse_body(msg.body.as_deref().unwrap_or_default()),
+        headers: BTreeMap::new(),
+        attributes,
+        meta,
+        event: item.clone(),
+        direct: None,
+    })
+}
+
+fn sns_record(item: &Value) -> Result<Record, BridgeError> {
+    let rec: SnsRecord = parse(item, "SNS record")?;
+    let sns = rec.sns;
+    let attributes = sns
+        .message_attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    let mut meta = serde_json::Map::new();
+    meta.insert("topic_arn".into(), json!(sns.topic_arn));
+    meta.insert("subject".into(), json!(sns.subject));
+    meta.insert(
+        "timestamp".into(),
+        item.pointer("/Sns/Timestamp").cloned().unwrap_or(Value::Null),
+    );
+    Ok(Record {
+        kind: SourceKind::Sns,
+        id: sns.message_id.clone(),
+        identity: sns.message_id,
+        body: parse_body(&sns.message),
+        headers: BTreeMap::new(),
+        attributes,
+        meta,
+        event: item.clone(),
+        direct: None,
+    })
+}
+
+/// The parts of an HTTP request that all three webhook shapes share.
+struct HttpParts<'a> {
+    kind: SourceKind,
+    method: String,
+    path: String,
+    headers: &'a aws_lambda_events::http::HeaderMap,
+    query: Value,
+    body: Option<&'a str>,
+    base64: bool,
+    request_id: Option<String>,
+}
+
+fn rest_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: ApiGatewayProxyRequest = parse(payload, "API Gateway REST request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::ApiGatewayRest,
+            method: req.http_method.to_string(),
+            path: req.path.clone().unwrap_or_default(),
+            headers: &req.headers,
+            query: json!(req
+                .query_string_parameters
+                .iter()
+                .collect::<BTreeMap<_, _>>()),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+    )
+}
+
+fn http_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: ApiGatewayV2httpRequest = parse(payload, "API Gateway HTTP API request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::ApiGatewayHttp,
+            method: req.request_context.http.method.to_string(),
+            path: req
+                .request_context
+                .http
+                .path
+                .clone()
+                .or(req.raw_path.clone())
+                .unwrap_or_default(),
+            headers: &req.headers,
+            query: json!(req
+                .query_string_parameters
+                .iter()
+                .collect::<BTreeMap<_, _>>()),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+    )
+}
+
+fn function_url(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: LambdaFunctionUrlRequest = parse(payload, "function URL request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::FunctionUrl,
+            method: req.request_context.http.method.clone().unwrap_or_default(),
+            path: req
+                .request_context
+                .http
+                .path
+                .clone()
+                .or(req.raw_path.clone())
+                .unwrap_or_default(),
+            headers: &req.headers,
+            query: json!(req.query_string_parameters),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+    )
+}
+
+fn webhook(
+    parts: HttpParts<'_>,
+    payload: &Value,
+    limits: EnvelopeLimits,
+) -> Result<Record, BridgeError> {
+    let raw = parts.body.unwrap_or_default();
+    // Cheap early check: a base64 body decodes to at most 3/4 of its length.
+    let bound = if parts.base64 {
+        raw.len() / 4 * 3
+    } else {
+        raw.len()
+    };
+    if bound > limits.max_body_bytes {
+        return Err(BridgeError::BodyTooLarge {
+            size: bound,
+            limit: limits.max_body_bytes,
+        });
+    }
+    let text = if parts.base64 {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|e| BridgeError::InvalidEvent(format!("body is not valid base64: {e}")))?;
+        String::from_utf8(bytes)
+            .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?
+    } else {
+        raw.to_string()
+    };
+
+    let mut headers = BTreeMap::new();
+    for (name, value) in parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers
+                .entry(name.as_str().to_ascii_lowercase())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    let identity = match headers.get("idempotency-key") {
+        Some(key) if !key.is_empty() => key.clone(),
+        _ => digest_parts(&[
+            parts.method.as_bytes(),
+            parts.path.as_bytes(),
+            text.as_bytes(),
+        ]),
+    };
+    let mut meta = serde_json::Map::new();
+    meta.insert("method".into(), json!(parts.method));
+    meta.insert("path".into(), json!(parts.path));
+    meta.insert("query".into(), parts.query);
+    Ok(Record {
+        kind: parts.kind,
+        id: parts.request_id.unwrap_or_else(|| identity.clone()),
+        identity,
+        body: parse_body(&text),
+        headers,
+        attributes: BTreeMap::new(),
+        meta,
+        event: payload.clone(),
+        direct: None,
+    })
+}
+
+fn direct(payload: &Value) -> Result<Record, BridgeError> {
+    let request: TaskRequest = serde_json::from_value(payload.clone())
+        .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
+    let identity = match &request.client_token {
+        Some(token) => token.clone(),
+        None => digest_parts(&[canonical_json(payload).as_bytes()]),
+    };
+    Ok(Record {
+        kind: SourceKind::Direct,
+        id: identity.clone(),
+        identity,
+        body: payload.clone(),
+        headers: BTreeMap::new(),
+        attributes: BTreeMap::new(),
+        meta: serde_json::Map::new(),
+        event: payload.clone(),
+        direct: Some(request),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_default(v: Value) -> Result<Envelope, BridgeError> {
+        open(&v, EnvelopeLimits::default())
+    }
+
+    fn only(env: Envelope) -> Record {
+        assert_eq!(env.records.len(), 1);
+        env.records.into_iter().next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn eventbridge_event_is_one_record_with_its_id() {
+        let env = open_default(json!({
+            "version": "0", "id": "ev-1", "detail-type": "OrderFailed", "source": "shop.orders",
+            "account": "123456789012", "time": "2026-11-24T10:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": {"orderId": "o-9"}
+        }))
+        .unwrap();
+        assert_eq!(env.kind, SourceKind::EventBridge);
+        let r = only(env);
+        assert_eq!(r.identity, "ev-1");
+        assert_eq!(r.body["orderId"], "o-9");
+        assert_eq!(r.meta["detail_type"], "OrderFailed");
+        assert_eq!(r.meta["time"], "2026-11-24T10:00:00Z");
+    }
+
+    #[test]
+    fn sqs_fifo_uses_deduplication_id_and_keeps_message_ids() {
+        let env = open_default(json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "h", "body": "{\"a\":1}",
+            "attributes": {"MessageGroupId": "g", "MessageDeduplicationId": "d-1"},
+            "messageAttributes": {"team": {"stringValue": "billing", "dataType": "String"}},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:q.fifo"
+        }]}))
+        .unwrap();
+        assert!(env.fifo);
+        let r = only(env);
+        assert_eq!(r.id, "m-1");
+        assert_eq!(r.identity, "d-1");
+        assert_eq!(r.attributes["team"], "billing");
+        assert_eq!(r.meta["queue_name"], "q.fifo");
+    }
+
+    #[test]
+    fn sqs_record_without_message_id_fails_the_batch() {
+        let err = open_default(json!({"Records": [{"body": "x", "eventSource": "aws:sqs"}]}))
+            .unwrap_err();
+        assert!(err.to_string().contains("messageId"), "{err}");
+    }
+
+    #[test]
+    fn webhook_base64_body_is_decoded_and_idempotency_key_wins() {
+        let env = open_default(json!({
+            "version": "2.0", "routeKey": "POST /hook", "rawPath": "/hook",
+            "headers": {"Idempotency-Key": "key-1", "content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/hook"}, "requestId": "r-1",
+                                "domainName": "abc.execute-api.eu-west-1.amazonaws.com", "timeEpoch": 0},
+            "body": "eyJhIjoxfQ==", "isBase64Encoded": true
+        }))
+        .unwrap();
+        assert_eq!(env.kind, SourceKind::ApiGatewayHttp);
+        let r = only(env);
+        assert_eq!(r.body, json!({"a": 1}));
+        assert_eq!(r.identity, "key-1");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn webhook_without_key_hashes_method_path_and_body() {
+        let event = |body: &str| {
+            json!({
+                "version": "2.0", "rawPath": "/h", "headers": {},
+                "requestContext": {"http": {"method": "POST", "path": "/h"},
+                                    "domainName": "x.lambda-url.eu-west-1.on.aws", "timeEpoch": 0},
+                "body": body, "isBase64Encoded": false
+            })
+        };
+        let a = only(open_default(event("one")).unwrap());
+        let b = only(open_default(event("two")).unwrap());
+        assert_eq!(a.kind, SourceKind::FunctionUrl);
+        assert_ne!(a.identity, b.identity);
+        assert_eq!(a.identity, only(open_default(event("one")).unwrap()).identity);
+    }
+
+    #[test]
+    fn oversized_and_broken_bodies_are_rejected() {
+        let limits = EnvelopeLimits { max_body_bytes: 4 };
+        let req = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
+                          "body": "0123456789", "isBase64Encoded": false});
+        let env = open(&req, limits).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(matches!(err, BridgeError::BodyTooLarge { .. }), "{err}");
+
+        let bad = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
+                          "body": "!!!", "isBase64Encoded": true});
+        let env = open(&bad, EnvelopeLimits::default()).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(err.to_string().contains("base64"), "{err}");
+    }
+
+    #[test]
+    fn direct_payload_uses_its_own_token_or_a_canonical_hash() {
+        let r = only(open_default(json!({"Name": "n", "ClientToken": "tok"})).unwrap());
+        assert_eq!(r.identity, "tok");
+        let a = only(open_default(json!({"Name": "n", "Description": "d"})).unwrap());
+        let b = only(open_default(json!({"Description": "d", "Name": "n"})).unwrap());
+        assert_eq!(a.identity, b.identity);
+        assert!(a.direct.is_some());
+    }
+
+    #[test]
+    fn unknown_shapes_name_what_was_expected() {
+        let err = open_default(json!({"foo": 1})).unwrap_err().to_string();
+        assert!(err.contains("EventBridge") && err.contains("[foo]"), "{err}");
+        let err = open_default(json!([1, 2])).unwrap_err().to_string();
+        assert!(err.contains("array"), "{err}");
+        let err = open_default(json!({"Records": [{"eventSource": "aws:kinesis"}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("aws:kinesis"), "{err}");
+    }
+
+    #[test]
+    fn direct_payload_with_a_typo_names_the_field() {
+        let env = open_default(json!({"Name": "n", "Descripton": "d"})).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(err.to_string().contains("Descripton"), "{err}");
+    }
+}

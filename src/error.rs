@@ -1,0 +1,202 @@
+//! The error types of the bridge and their classification.
+//!
+//! Every failure is either *permanent* (retrying the same event can never succeed: bad input,
+//! a mapping that matches nothing, a request Connect rejects) or *transient* (the same event may
+//! succeed later: throttling, Connect faults, timeouts). The class alone decides how a source is
+//! answered: the HTTP status of a webhook, whether an SQS record is reported as a batch item
+//! failure (both are; the class only changes the log), and whether an async invocation errors.
+
+use std::fmt;
+
+/// Whether retrying the same event could ever succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClass {
+    Permanent,
+    Transient,
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Transient => "transient",
+        })
+    }
+}
+
+/// What went wrong with one record (or the whole payload, when it could not be split).
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The payload is not any event shape the function accepts.
+    #[error("unrecognised payload: {0}")]
+    UnrecognisedPayload(String),
+
+    /// The payload has a recognised shape but a part of it is malformed.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+
+    /// A webhook body over the configured size limit.
+    #[error("request body is {size} bytes; the limit is {limit} bytes")]
+    BodyTooLarge { size: usize, limit: usize },
+
+    /// No route of the mapping matched the record and there is no catch-all route.
+    #[error("no route matched this {source_kind} record and the mapping has no catch-all route")]
+    NoRoute { source_kind: &'static str },
+
+    /// A template failed while rendering this record (e.g. it ran out of fuel).
+    #[error("route '{route}', field {field}: {message}")]
+    Render {
+        route: String,
+        field: String,
+        message: String,
+    },
+
+    /// The request would break one of Connect's documented limits.
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+
+    /// Connect answered with a modelled error.
+    #[error("Connect rejected the request ({code}): {message}")]
+    Connect {
+        code: String,
+        message: String,
+        class: ErrorClass,
+    },
+
+    /// The call did not get a modelled answer: timeout, connection failure, unparsable response.
+    #[error("calling Connect failed ({code}): {message}")]
+    Dispatch { code: &'static str, message: String },
+
+    /// The invocation's deadline left no time to start another call.
+    #[error("the invocation deadline is too close to start a call")]
+    DeadlineExceeded,
+}
+
+impl BridgeError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        BridgeError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            BridgeError::UnrecognisedPayload(_)
+            | BridgeError::InvalidEvent(_)
+            | BridgeError::BodyTooLarge { .. }
+            | BridgeError::NoRoute { .. }
+            | BridgeError::Render { .. }
+            | BridgeError::Validation { .. } => ErrorClass::Permanent,
+            BridgeError::Connect { class, .. } => *class,
+            BridgeError::Dispatch { .. } | BridgeError::DeadlineExceeded => ErrorClass::Transient,
+        }
+    }
+
+    /// A short machine-readable code for logs, metrics and the Lambda error type.
+    pub fn code(&self) -> &str {
+        match self {
+            BridgeError::UnrecognisedPayload(_) => "UnrecognisedPayload",
+            BridgeError::InvalidEvent(_) => "InvalidEvent",
+            BridgeError::BodyTooLarge { .. } => "BodyTooLarge",
+            BridgeError::NoRoute { .. } => "NoRoute",
+            BridgeError::Render { .. } => "RenderError",
+            BridgeError::Validation { .. } => "ValidationError",
+            BridgeError::Connect { code, .. } => code,
+            BridgeError::Dispatch { code, .. } => code,
+            BridgeError::DeadlineExceeded => "DeadlineExceeded",
+        }
+    }
+
+    /// Whether the error is Connect (or the call path) asking us to slow down.
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, BridgeError::Connect { code, .. } if code == "ThrottlingException")
+    }
+
+    /// Whether the fault lies with the caller's input (as opposed to our configuration or Connect).
+    /// Drives the 400-versus-5xx split of webhook answers.
+    pub fn is_callers_fault(&self) -> bool {
+        match self {
+            BridgeError::UnrecognisedPayload(_)
+            | BridgeError::InvalidEvent(_)
+            | BridgeError::BodyTooLarge { .. }
+            | BridgeError::NoRoute { .. }
+            | BridgeError::Validation { .. } => true,
+            BridgeError::Connect { code, .. } => {
+                code == "InvalidParameterException" || code == "InvalidRequestException"
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A configuration problem found at cold start. The function refuses to start with one, so a
+/// broken deployment fails its init instead of failing every event.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+
+    #[error("mapping: {0}")]
+    Mapping(String),
+
+    #[error("mapping, route '{route}', field {field}: {message}")]
+    Template {
+        route: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl From<BridgeError> for lambda_runtime::Diagnostic {
+    fn from(err: BridgeError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: format!("{}.{}", err.class(), err.code()),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_and_input_errors_are_permanent_and_the_callers_fault() {
+        let e = BridgeError::validation("Name", "too long");
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        assert!(e.is_callers_fault());
+        assert_eq!(e.to_string(), "Name: too long");
+    }
+
+    #[test]
+    fn connect_errors_keep_their_class_and_code() {
+        let e = BridgeError::Connect {
+            code: "ThrottlingException".into(),
+            message: "slow down".into(),
+            class: ErrorClass::Transient,
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert!(e.is_throttle());
+        assert!(!e.is_callers_fault());
+        assert_eq!(e.code(), "ThrottlingException");
+    }
+
+    #[test]
+    fn dispatch_and_deadline_are_transient() {
+        let e = BridgeError::Dispatch {
+            code: "TimeoutError",
+            message: "x".into(),
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert_eq!(BridgeError::DeadlineExceeded.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn lambda_diagnostic_carries_class_and_code() {
+        let d: lambda_runtime::Diagnostic = BridgeError::validation("Name", "required").into();
+        assert_eq!(d.error_type, "permanent.ValidationError");
+        assert_eq!(d.error_message, "Name: required");
+    }
+}

@@ -1,0 +1,15 @@
+//! connect-task-bridge: turns EventBridge, SQS, SNS, API Gateway and direct events into
+//! Amazon Connect tasks with StartTaskContact, with a client token derived from each event so
+//! that a redelivered event never opens a second task.
+//!
+//! The path of an event: `envelope` (what invoked us, split into `record`s) → `mapping` (route
+//! and render) → `prepare` (defaults, client token, `validate`) → `connect` (the call) →
+//! `response` (the answer each source expects). `handler` strings them together.
+
+pub mod error;
+pub mod envelope;
+pub mod mapping;
+pub mod record;
+pub mod task;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,971 @@
+//! The declarative mapping: an ordered list of routes, each a `when` condition and templates for
+//! the StartTaskContact members. The document is YAML (or JSON, which YAML reads too), parsed and
+//! compiled once at cold start; every template and expression error is reported then, naming the
+//! route and field, so nothing about the mapping can fail for the first time at event time
+//! except rendering itself (which is bounded by fuel).
+//!
+//! ```yaml
+//! routes:
+//!   - name: order-failed
+//!     when:
+//!       source: eventbridge
+//!       event_source: shop.orders
+//!       detail_type: [OrderFailed, PaymentFailed]
+//!       expr: "body.amount > 100"
+//!     task:
+//!       name: "Order {{ body.orderId }} failed"
+//!       description: "{{ body | pretty | truncate(length=4000) }}"
+//!       attributes: { orderId: "{{ body.orderId }}" }
+//!       references:
+//!         order: { type: URL, value: "https://shop.example/orders/{{ body.orderId }}" }
+//!       delay: 15m
+//!       expiry_minutes: 120
+//!     client_token: "order-{{ body.orderId }}"
+//! ```
+//!
+//! Templates see `source`, `id`, `body`, `headers`, `attributes`, `meta` and `event` (see
+//! `Record::template_context`). Direct invocations do not go through routes: they are requests
+//! already.
+
+use std::collections::BTreeMap;
+
+use aws_smithy_types::DateTime;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{BridgeError, ConfigError};
+use crate::record::{Record, SourceKind};
+use crate::task::{
+    ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest,
+};
+
+/// Instructions one template render may execute; a loop over a huge range runs out long before
+/// it could hold up the invocation.
+pub const RENDER_FUEL: u64 = 100_000;
+/// Longest text one template may produce. Connect's largest single field is 32,767 characters;
+/// anything longer is a runaway template.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
+
+/// The mapping used when none is configured: one catch-all route naming the task after the event
+/// and putting the pretty-printed body in the description.
+pub const DEFAULT_MAPPING: &str = r#"
+routes:
+  - name: default
+    task:
+      name: >-
+        {%- if source == "eventbridge" %}{{ meta.detail_type }} ({{ meta.source }})
+        {%- elif source == "sns" %}{{ meta.subject or "Notification from " ~ meta.topic_arn.split(":")[-1] }}
+        {%- elif source == "sqs" %}Message from {{ meta.queue_name }}
+        {%- else %}{{ meta.method }} {{ meta.path }}{% endif %}
+      description: >-
+        {%- if body is string %}{{ body | truncate(length=4096, killwords=true, end="…", leeway=0) }}
+        {%- else %}{{ body | pretty | truncate(length=4096, killwords=true, end="…", leeway=0) }}{% endif %}
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// The document, as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    routes: Vec<RouteDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteDoc {
+    name: String,
+    #[serde(default)]
+    when: Option<WhenDoc>,
+    #[serde(default)]
+    task: TaskDoc,
+    #[serde(default)]
+    client_token: Option<String>,
+}
+
+/// One value or a list of them; a record matches when it equals any.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhenDoc {
+    source: Option<OneOrMany<String>>,
+    event_source: Option<OneOrMany<String>>,
+    detail_type: Option<OneOrMany<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, OneOrMany<String>>,
+    #[serde(default)]
+    attributes: BTreeMap<String, OneOrMany<String>>,
+    /// Dotted paths into the body (`customer.tier`) and the values they must hold.
+    #[serde(default)]
+    body: BTreeMap<String, OneOrMany<Value>>,
+    expr: Option<String>,
+}
+
+/// A number or a text in the document; both become template sources.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_source(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskDoc {
+    name: Option<String>,
+    description: Option<String>,
+    contact_flow_id: Option<String>,
+    task_template_id: Option<String>,
+    quick_connect_id: Option<String>,
+    previous_contact_id: Option<String>,
+    related_contact_id: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    references: BTreeMap<String, ReferenceDoc>,
+    scheduled_time: Option<Scalar>,
+    /// Schedule the task this long after the event is handled: seconds, or `90s`, `15m`, `2h`, `1d`.
+    delay: Option<Scalar>,
+    /// Shorthand for the `connect:ContactExpiry` segment attribute.
+    expiry_minutes: Option<Scalar>,
+    /// In the SDK's shape (`{ValueString: ...}`, `{ValueMap: {...}}`); every text leaf is a template.
+    segment_attributes: Option<Value>,
+    #[serde(default)]
+    attachments: Vec<AttachmentDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferenceDoc {
+    #[serde(rename = "type")]
+    kind: String,
+    value: Scalar,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentDoc {
+    file_name: String,
+    s3_url: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compiled mapping.
+
+/// A field's text: a literal needs no rendering, which keeps the per-event cost of plain routes low.
+#[derive(Debug, Clone)]
+enum Text {
+    Literal(String),
+    Template(String),
+}
+
+#[derive(Debug)]
+struct When {
+    sources: Vec<SourceKind>,
+    event_sources: Vec<String>,
+    detail_types: Vec<String>,
+    headers: Vec<(String, Vec<String>)>,
+    attributes: Vec<(String, Vec<String>)>,
+    body: Vec<(Vec<String>, Vec<Value>)>,
+    expr: Option<Text>,
+}
+
+#[derive(Debug)]
+struct Route {
+    name: String,
+    when: Option<When>,
+    name_t: Option<Text>,
+    description: Option<Text>,
+    contact_flow_id: Option<Text>,
+    task_template_id: Option<Text>,
+    quick_connect_id: Option<Text>,
+    previous_contact_id: Option<Text>,
+    related_contact_id: Option<Text>,
+    attributes: Vec<(String, Text)>,
+    references: Vec<(String, String, Text)>,
+    scheduled_time: Option<Text>,
+    delay: Option<Text>,
+    expiry_minutes: Option<Text>,
+    segment_attributes: Option<SegmentTemplate>,
+    attachments: Vec<(Text, Text)>,
+    client_token: Option<Text>,
+}
+
+/// A segment-attribute structure whose text leaves are templates.
+#[derive(Debug)]
+enum SegmentTemplate {
+    Text(Text),
+    Other(Value),
+    Array(Vec<SegmentTemplate>),
+    Object(Vec<(String, SegmentTemplate)>),
+}
+
+/// What routing produced for a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub route: String,
+    pub request: TaskRequest,
+    /// What the client token is derived from: the route's `client_token` or the record identity.
+    pub identity: String,
+}
+
+pub struct Mapping {
+    env: Environment<'static>,
+    routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("routes", &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    minijinja_contrib::add_to_environment(&mut env);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    // Optional event fields are the norm: `body.customer.tier` on an event without a customer
+    // renders empty instead of failing, and `is defined` still tells them apart.
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_fuel(Some(RENDER_FUEL));
+    env.set_recursion_limit(64);
+    // Task text is not HTML: never escape it.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("pretty", pretty);
+    env
+}
+
+/// `{{ body | pretty }}`: indented JSON, without the HTML escaping that `tojson` applies.
+fn pretty(value: minijinja::Value) -> Result<String, minijinja::Error> {
+    serde_json::to_string_pretty(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+    })
+}
+
+/// Compiles one document field: literal text stays literal, anything with template syntax is
+/// registered under a name that says where it came from.
+struct Compiler {
+    env: Environment<'static>,
+}
+
+impl Compiler {
+    fn text(&mut self, route: &str, field: &str, source: String) -> Result<Text, ConfigError> {
+        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+            return Ok(Text::Literal(source));
+        }
+        let key = format!("{route}/{field}");
+        self.env
+            .add_template_owned(key.clone(), source)
+            .map_err(|e| ConfigError::Template {
+                route: route.to_string(),
+                field: field.to_string(),
+                message: describe(&e),
+            })?;
+        Ok(Text::Template(key))
+    }
+
+    fn opt(&mut self, route: &str, field: &str, source: Option<String>) -> Result<Option<Text>, ConfigError> {
+        source.map(|s| self.text(route, field, s)).transpose()
+    }
+
+    fn segment(&mut self, route: &str, field: &str, value: Value) -> Result<SegmentTemplate, ConfigError> {
+        Ok(match value {
+            Value::String(s) => SegmentTemplate::Text(self.text(route, field, s)?),
+            Value::Array(items) => SegmentTemplate::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| self.segment(route, &format!("{field}[{i}]"), v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => SegmentTemplate::Object(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        let sub = self.segment(route, &format!("{field}.{k}"), v)?;
+                        Ok((k, sub))
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            ),
+            other => SegmentTemplate::Other(other),
+        })
+    }
+}
+
+fn describe(err: &minijinja::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        message.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    message
+}
+
+impl Mapping {
+    /// The built-in mapping used when none is configured.
+    pub fn default_mapping() -> Mapping {
+        Mapping::parse(DEFAULT_MAPPING).expect("the built-in mapping compiles")
+    }
+
+    /// Parses and compiles a mapping document (YAML or JSON).
+    pub fn parse(text: &str) -> Result<Mapping, ConfigError> {
+        let doc: Document =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Mapping(e.to_string()))?;
+        if doc.routes.is_empty() {
+            return Err(ConfigError::Mapping("routes: at least one route is required".into()));
+        }
+        let mut compiler = Compiler { env: environment() };
+        let mut routes = Vec::with_capacity(doc.routes.len());
+        let mut names = std::collections::HashSet::new();
+        let count = doc.routes.len();
+        for (index, route) in doc.routes.into_iter().enumerate() {
+            if route.name.trim().is_empty() {
+                return Err(ConfigError::Mapping(format!("route {index}: name must not be empty")));
+            }
+            if !names.insert(route.name.clone()) {
+                return Err(ConfigError::Mapping(format!(
+                    "route '{}' is defined twice; route names feed the client token and must be unique",
+                    route.name
+                )));
+            }
+            if route.when.is_none() && index + 1 < count {
+                return Err(ConfigError::Mapping(format!(
+                    "route '{}' has no `when`, so it matches every record and the routes after it could never match; move it last",
+                    route.name
+                )));
+            }
+            routes.push(compile_route(&mut compiler, route)?);
+        }
+        Ok(Mapping {
+            env: compiler.env,
+            routes,
+        })
+    }
+
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.name.as_str())
+    }
+
+    /// Finds the first route matching the record and renders its request. The request carries no
+    /// defaults and no client token yet: see `prepare`.
+    pub fn apply(&self, record: &Record, now: DateTime) -> Result<Routed, BridgeError> {
+        let ctx = minijinja::Value::from_serialize(record.template_context());
+        for route in &self.routes {
+            let matched = match &route.when {
+                None => true,
+                Some(when) => self.matches(route, when, record, &ctx)?,
+            };
+            if matched {
+                return self.render_route(route, record, &ctx, now);
+            }
+        }
+        Err(BridgeError::NoRoute {
+            source_kind: record.kind.as_str(),
+        })
+    }
+
+    fn render(&self, route: &Route, field: &str, text: &Text, ctx: &minijinja::Value) -> Result<String, BridgeError> {
+        match text {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(key) => {
+                let render_error = |message: String| BridgeError::Render {
+                    route: route.name.clone(),
+                    field: field.to_string(),
+                    message,
+                };
+                let template = self
+                    .env
+                    .get_template(key)
+                    .map_err(|e| render_error(describe(&e)))?;
+                let out = template.render(ctx).map_err(|e| render_error(describe(&e)))?;
+                if out.len() > MAX_RENDERED_BYTES {
+                    return Err(render_error(format!(
+                        "rendered {} bytes; a field may render at most {MAX_RENDERED_BYTES}",
+                        out.len()
+                    )));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Renders an optional field; text that renders blank leaves the member unset, so a template
+    /// over an optional event field (`{{ body.previousContactId }}`) does not send an empty id.
+    fn render_opt(&self, route: &Route, field: &str, text: &Option<Text>, ctx: &minijinja::Value) -> Result<Option<String>, BridgeError> {
+        match text {
+            None => Ok(None),
+            Some(t) => {
+                let out = self.render(route, field, t, ctx)?;
+                Ok((!out.trim().is_empty()).then_some(out))
+            }
+        }
+    }
+
+    fn matches(&self, route: &Route, when: &When, record: &Record, ctx: &minijinja::Value) -> Result<bool, BridgeError> {
+        if !when.sources.is_empty() && !when.sources.contains(&record.kind) {
+            return Ok(false);
+        }
+        let meta_str = |key: &str| record.meta.get(key).and_then(Value::as_str);
+        if !when.event_sources.is_empty()
+            && !meta_str("source").is_some_and(|s| record.kind == SourceKind::EventBridge && when.event_sources.iter().any(|e| e == s))
+        {
+            return Ok(false);
+        }
+        if !when.detail_types.is_empty()
+            && !meta_str("detail_type").is_some_and(|s| when.detail_types.iter().any(|e| e == s))
+        {
+            return Ok(false);
+        }
+        for (name, values) in &when.headers {
+            if !record.headers.get(name).is_some_and(|v| values.contains(v)) {
+                return Ok(false);
+            }
+        }
+        for (name, values) in &when.attributes {
+            if !record.attributes.get(name).is_some_and(|v| values.contains(v)) {
+                return Ok(false);
+            }
+        }
+        for (path, values) in &when.body {
+            let found = path.iter().try_fold(&record.body, |v, key| v.get(key));
+            if !found.is_some_and(|actual| values.iter().any(|expected| same_value(actual, expected))) {
+                return Ok(false);
+            }
+        }
+        if let Some(expr) = &when.expr {
+            let out = self.render(route, "when.expr", expr, ctx)?;
+            return Ok(out == "1");
+        }
+        Ok(true)
+    }
+
+    fn render_route(&self, route: &Route, record: &Record, ctx: &minijinja::Value, now: DateTime) -> Result<Routed, BridgeError> {
+        let field_error = |field: &str, message: String| BridgeError::Render {
+            route: route.name.clone(),
+            field: field.to_string(),
+            message,
+        };
+        let mut request = TaskRequest {
+            name: self.render_opt(route, "task.name", &route.name_t, ctx)?,
+            description: self.render_opt(route, "task.description", &route.description, ctx)?,
+            contact_flow_id: self.render_opt(route, "task.contact_flow_id", &route.contact_flow_id, ctx)?,
+            task_template_id: self.render_opt(route, "task.task_template_id", &route.task_template_id, ctx)?,
+            quick_connect_id: self.render_opt(route, "task.quick_connect_id", &route.quick_connect_id, ctx)?,
+            previous_contact_id: self.render_opt(route, "task.previous_contact_id", &route.previous_contact_id, ctx)?,
+            related_contact_id: self.render_opt(route, "task.related_contact_id", &route.related_contact_id, ctx)?,
+            ..Default::default()
+        };
+        if !route.attributes.is_empty() {
+            let mut attributes = BTreeMap::new();
+            for (key, text) in &route.attributes {
+                let value = self.render(route, &format!("task.attributes.{key}"), text, ctx)?;
+                attributes.insert(key.clone(), value);
+            }
+            request.attributes = Some(attributes);
+        }
+        if !route.references.is_empty() {
+            let mut references = BTreeMap::new();
+            for (key, kind, text) in &route.references {
+                let value = self.render(route, &format!("task.references.{key}"), text, ctx)?;
+                references.insert(
+                    key.clone(),
+                    TaskReference {
+                        value,
+                        kind: kind.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+            request.references = Some(references);
+        }
+        if let Some(text) = self.render_opt(route, "task.scheduled_time", &route.scheduled_time, ctx)? {
+            request.scheduled_time =
+                Some(ScheduledTime::parse(&text).map_err(|e| field_error("task.scheduled_time", e))?);
+        } else if let Some(text) = self.render_opt(route, "task.delay", &route.delay, ctx)? {
+            let secs = parse_delay(&text).map_err(|e| field_error("task.delay", e))?;
+            request.scheduled_time = Some(ScheduledTime::from_epoch_secs(now.secs().saturating_add(secs)));
+        }
+        let mut segments: BTreeMap<String, SegmentValue> = BTreeMap::new();
+        if let Some(template) = &route.segment_attributes {
+            let value = self.render_segment(route, "task.segment_attributes", template, ctx)?;
+            segments = serde_json::from_value(value)
+                .map_err(|e| field_error("task.segment_attributes", e.to_string()))?;
+        }
+        if let Some(text) = self.render_opt(route, "task.expiry_minutes", &route.expiry_minutes, ctx)? {
+            let minutes: i64 = text.trim().parse().map_err(|_| {
+                field_error("task.expiry_minutes", format!("'{text}' is not a whole number of minutes"))
+            })?;
+            segments.insert(
+                "connect:ContactExpiry".into(),
+                SegmentValue {
+                    value_map: Some(BTreeMap::from([(
+                        "ExpiryDuration".into(),
+                        SegmentValue {
+                            value_integer: Some(minutes),
+                            ..Default::default()
+                        },
+                    )])),
+                    ..Default::default()
+                },
+            );
+        }
+        if !segments.is_empty() {
+            request.segment_attributes = Some(segments);
+        }
+        if !route.attachments.is_empty() {
+            let mut attachments = Vec::with_capacity(route.attachments.len());
+            for (i, (file_name, s3_url)) in route.attachments.iter().enumerate() {
+                attachments.push(TaskAttachment {
+                    file_name: self.render(route, &format!("task.attachments[{i}].file_name"), file_name, ctx)?,
+                    s3_url: self.render(route, &format!("task.attachments[{i}].s3_url"), s3_url, ctx)?,
+                });
+            }
+            request.attachments = Some(attachments);
+        }
+        let identity = match &route.client_token {
+            None => record.identity.clone(),
+            Some(text) => {
+                let out = self.render(route, "client_token", text, ctx)?;
+                // A blank identity would make every event of this route share one task.
+                if out.trim().is_empty() {
+                    return Err(field_error(
+                        "client_token",
+                        "rendered blank; the record lacks the field the token is built from".into(),
+                    ));
+                }
+                out
+            }
+        };
+        Ok(Routed {
+            route: route.name.clone(),
+            request,
+            identity,
+        })
+    }
+
+    fn render_segment(&self, route: &Route, field: &str, template: &SegmentTemplate, ctx: &minijinja::Value) -> Result<Value, BridgeError> {
+        Ok(match template {
+            SegmentTemplate::Text(text) => {
+                let out = self.render(route, field, text, ctx)?;
+                // Templates always render text; a ValueInteger written as a template must still
+                // reach Connect as a number.
+                if field.ends_with(".ValueInteger") {
+                    match out.trim().parse::<i64>() {
+                        Ok(i) => Value::from(i),
+                        Err(_) => {
+                            return Err(BridgeError::Render {
+                                route: route.name.clone(),
+                                field: field.to_string(),
+                                message: format!("'{out}' is not an integer"),
+                            })
+                        }
+                    }
+                } else {
+                    Value::String(out)
+                }
+            }
+            SegmentTemplate::Other(v) => v.clone(),
+            SegmentTemplate::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| self.render_segment(route, &format!("{field}[{i}]"), t, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            SegmentTemplate::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, t)| Ok((k.clone(), self.render_segment(route, &format!("{field}.{k}"), t, ctx)?)))
+                    .collect::<Result<_, BridgeError>>()?,
+            ),
+        })
+    }
+}
+
+fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> {
+    let r = doc.name.as_str();
+    let mapping_error = |message: String| ConfigError::Mapping(format!("route '{r}': {message}"));
+    let when = match doc.when {
+        None => None,
+        Some(w) => {
+            let mut sources = Vec::new();
+            for name in w.source.map(OneOrMany::into_vec).unwrap_or_default() {
+                let kinds = SourceKind::parse_selector(&name).ok_or_else(|| {
+                    let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                    mapping_error(format!(
+                        "when.source: unknown source '{name}'; use one of {}, webhook",
+                        known.join(", ")
+                    ))
+                })?;
+                sources.extend(kinds);
+            }
+            let expr = match w.expr {
+                Some(e) => {
+                    // An expression is compiled as a template that prints 1 when it holds, so it
+                    // is owned by the environment like every other template.
+                    let t = c.text(r, "when.expr", format!("{{% if {e} %}}1{{% endif %}}"))?;
+                    Some(t)
+                }
+                None => None,
+            };
+            Some(When {
+                sources,
+                event_sources: w.event_source.map(OneOrMany::into_vec).unwrap_or_default(),
+                detail_types: w.detail_type.map(OneOrMany::into_vec).unwrap_or_default(),
+                headers: w
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.into_vec()))
+                    .collect(),
+                attributes: w.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
+                body: w
+                    .body
+                    .into_iter()
+                    .map(|(k, v)| (k.split('.').map(str::to_string).collect(), v.into_vec()))
+                    .collect(),
+                expr,
+            })
+        }
+    };
+    let t = doc.task;
+    let mut attributes = Vec::new();
+    for (key, value) in t.attributes {
+        let text = c.text(r, &format!("task.attributes.{key}"), value.into_source())?;
+        attributes.push((key, text));
+    }
+    let mut references = Vec::new();
+    for (key, reference) in t.references {
+        let text = c.text(r, &format!("task.references.{key}"), reference.value.into_source())?;
+        references.push((key, reference.kind, text));
+    }
+    if t.scheduled_time.is_some() && t.delay.is_some() {
+        return Err(mapping_error("task: give scheduled_time or delay, not both".into()));
+    }
+    let segment_attributes = t
+        .segment_attributes
+        .map(|v| c.segment(r, "task.segment_attributes", v))
+        .transpose()?;
+    let mut attachments = Vec::new();
+    for (i, a) in t.attachments.into_iter().enumerate() {
+        attachments.push((
+            c.text(r, &format!("task.attachments[{i}].file_name"), a.file_name)?,
+            c.text(r, &format!("task.attachments[{i}].s3_url"), a.s3_url)?,
+        ));
+    }
+    Ok(Route {
+        name_t: c.opt(r, "task.name", t.name)?,
+        description: c.opt(r, "task.description", t.description)?,
+        contact_flow_id: c.opt(r, "task.contact_flow_id", t.contact_flow_id)?,
+        task_template_id: c.opt(r, "task.task_template_id", t.task_template_id)?,
+        quick_connect_id: c.opt(r, "task.quick_connect_id", t.quick_connect_id)?,
+        previous_contact_id: c.opt(r, "task.previous_contact_id", t.previous_contact_id)?,
+        related_contact_id: c.opt(r, "task.related_contact_id", t.related_contact_id)?,
+        attributes,
+        references,
+        scheduled_time: c.opt(r, "task.scheduled_time", t.scheduled_time.map(Scalar::into_source))?,
+        delay: c.opt(r, "task.delay", t.delay.map(Scalar::into_source))?,
+        expiry_minutes: c.opt(r, "task.expiry_minutes", t.expiry_minutes.map(Scalar::into_source))?,
+        segment_attributes,
+        attachments,
+        client_token: c.opt(r, "client_token", doc.client_token)?,
+        when,
+        name: doc.name,
+    })
+}
+
+/// `when.body` compares event values with values written in YAML; `"42"` in the mapping matches
+/// the number 42 in the event, since YAML authors rarely know which one an event carries.
+fn same_value(actual: &Value, expected: &Value) -> bool {
+    if actual == expected {
+        return true;
+    }
+    match (actual, expected) {
+        (Value::String(a), e) if !e.is_string() => *a == e.to_string(),
+        (a, Value::String(e)) if !a.is_string() && !a.is_object() && !a.is_array() => a.to_string() == *e,
+        _ => false,
+    }
+}
+
+/// Seconds, or a number with a unit: `90s`, `15m`, `2h`, `1d`.
+pub fn parse_delay(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(pos) => text.split_at(pos),
+        None => (text, "s"),
+    };
+    let amount: i64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a delay (use seconds or 90s, 15m, 2h, 1d)"))?;
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("'{other}' is not a delay unit (use s, m, h or d)")),
+    };
+    amount
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too long a delay"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{open, EnvelopeLimits};
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn record(payload: Value) -> Record {
+        open(&payload, EnvelopeLimits::default())
+            .unwrap()
+            .records
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    fn eventbridge(detail_type: &str, detail: Value) -> Record {
+        record(json!({
+            "version": "0", "id": "ev-1", "detail-type": detail_type, "source": "shop.orders",
+            "account": "1", "time": "2026-11-24T10:00:00Z", "region": "eu-west-1", "resources": [],
+            "detail": detail
+        }))
+    }
+
+    fn sqs(body: &str, attributes: Value) -> Record {
+        record(json!({"Records": [{
+            "messageId": "m-1", "body": body, "attributes": {}, "messageAttributes": attributes,
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:support-queue"
+        }]}))
+    }
+
+    fn apply(mapping: &Mapping, r: &Record) -> Result<Routed, BridgeError> {
+        mapping.apply(r, DateTime::from_secs(NOW))
+    }
+
+    const ORDERS: &str = r#"
+routes:
+  - name: big-order-failed
+    when:
+      source: eventbridge
+      event_source: shop.orders
+      detail_type: [OrderFailed, PaymentFailed]
+      expr: "body.amount > 100"
+    task:
+      name: "Order {{ body.orderId }} failed"
+      description: "{{ body | pretty }}"
+      contact_flow_id: flow-orders
+      attributes:
+        orderId: "{{ body.orderId }}"
+        amount: "{{ body.amount }}"
+        fixed: 7
+      references:
+        order: { type: URL, value: "https://shop.example/orders/{{ body.orderId }}" }
+      delay: 15m
+      expiry_minutes: "{{ 60 * 2 }}"
+      previous_contact_id: "{{ body.previousContactId }}"
+    client_token: "order-{{ body.orderId }}"
+  - name: vip
+    when:
+      source: sqs
+      attributes: { tier: [gold, platinum] }
+      body: { "customer.country": "NL", "priority": 1 }
+    task:
+      name: "VIP {{ body.customer.name | upper }}"
+      segment_attributes:
+        connect:ContactExpiry: { ValueMap: { ExpiryDuration: { ValueInteger: "{{ 30 }}" } } }
+"#;
+
+    #[test]
+    fn first_matching_route_renders_every_member() {
+        let m = Mapping::parse(ORDERS).unwrap();
+        let r = eventbridge("OrderFailed", json!({"orderId": "o-9", "amount": 250}));
+        let routed = apply(&m, &r).unwrap();
+        assert_eq!(routed.route, "big-order-failed");
+        assert_eq!(routed.identity, "order-o-9");
+        let req = routed.request;
+        assert_eq!(req.name.as_deref(), Some("Order o-9 failed"));
+        assert_eq!(
+            req.description.as_deref(),
+            Some("{\n  \"amount\": 250,\n  \"orderId\": \"o-9\"\n}")
+        );
+        assert_eq!(req.contact_flow_id.as_deref(), Some("flow-orders"));
+        let attrs = req.attributes.unwrap();
+        assert_eq!(attrs["orderId"], "o-9");
+        assert_eq!(attrs["amount"], "250");
+        assert_eq!(attrs["fixed"], "7");
+        assert_eq!(
+            req.references.unwrap()["order"],
+            TaskReference {
+                value: "https://shop.example/orders/o-9".into(),
+                kind: "URL".into(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(req.scheduled_time.unwrap().epoch_secs(), NOW + 900);
+        assert_eq!(
+            req.segment_attributes.unwrap()["connect:ContactExpiry"].value_map.as_ref().unwrap()
+                ["ExpiryDuration"]
+                .value_integer,
+            Some(120)
+        );
+        // An optional field the event lacks leaves the member unset rather than empty.
+        assert_eq!(req.previous_contact_id, None);
+    }
+
+    #[test]
+    fn conditions_that_fail_fall_through_to_no_route() {
+        let m = Mapping::parse(ORDERS).unwrap();
+        let small = eventbridge("OrderFailed", json!({"orderId": "o-1", "amount": 5}));
+        assert!(matches!(apply(&m, &small), Err(BridgeError::NoRoute { source_kind: "eventbridge" })));
+        let other_type = eventbridge("OrderShipped", json!({"orderId": "o-1", "amount": 500}));
+        assert!(apply(&m, &other_type).is_err());
+    }
+
+    #[test]
+    fn attribute_and_body_path_conditions() {
+        let m = Mapping::parse(ORDERS).unwrap();
+        let body = r#"{"customer": {"country": "NL", "name": "ada"}, "priority": 1}"#;
+        let gold = sqs(body, json!({"tier": {"stringValue": "gold", "dataType": "String"}}));
+        let routed = apply(&m, &gold).unwrap();
+        assert_eq!(routed.route, "vip");
+        assert_eq!(routed.identity, "m-1");
+        assert_eq!(routed.request.name.as_deref(), Some("VIP ADA"));
+        let seg = &routed.request.segment_attributes.unwrap()["connect:ContactExpiry"];
+        assert_eq!(seg.value_map.as_ref().unwrap()["ExpiryDuration"].value_integer, Some(30));
+
+        let silver = sqs(body, json!({"tier": {"stringValue": "silver", "dataType": "String"}}));
+        assert!(apply(&m, &silver).is_err());
+        let elsewhere = sqs(
+            r#"{"customer": {"country": "BE"}, "priority": 1}"#,
+            json!({"tier": {"stringValue": "gold", "dataType": "String"}}),
+        );
+        assert!(apply(&m, &elsewhere).is_err());
+    }
+
+    #[test]
+    fn default_mapping_names_tasks_after_the_event() {
+        let m = Mapping::default_mapping();
+        let routed = apply(&m, &eventbridge("OrderFailed", json!({"a": 1}))).unwrap();
+        assert_eq!(routed.route, "default");
+        assert_eq!(routed.request.name.as_deref(), Some("OrderFailed (shop.orders)"));
+        assert_eq!(routed.request.description.as_deref(), Some("{\n  \"a\": 1\n}"));
+
+        let routed = apply(&m, &sqs("plain <text> & more", json!({}))).unwrap();
+        assert_eq!(routed.request.name.as_deref(), Some("Message from support-queue"));
+        assert_eq!(routed.request.description.as_deref(), Some("plain <text> & more"));
+
+        let long = "x".repeat(10_000);
+        let routed = apply(&m, &sqs(&long, json!({}))).unwrap();
+        assert_eq!(routed.request.description.unwrap().chars().count(), 4096);
+    }
+
+    #[test]
+    fn broken_mappings_fail_at_load_naming_route_and_field() {
+        let err = Mapping::parse(
+            "routes:\n  - name: r1\n    task:\n      name: \"{{ body.x \"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("r1") && err.contains("task.name"), "{err}");
+
+        let err = Mapping::parse("routes:\n  - name: r1\n    task:\n      nmae: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nmae"), "{err}");
+
+        let err = Mapping::parse(
+            "routes:\n  - name: all\n  - name: never\n    when: {source: sqs}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("move it last"), "{err}");
+
+        let err = Mapping::parse("routes:\n  - name: a\n    when: {source: kafka}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka"), "{err}");
+
+        let err = Mapping::parse("routes:\n  - name: a\n    when: {expr: \"body.x ==\"}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("when.expr"), "{err}");
+
+        let err = Mapping::parse("routes:\n  - name: a\n    when: {source: sqs}\n  - name: a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn json_documents_are_accepted() {
+        let m = Mapping::parse(r#"{"routes": [{"name": "j", "task": {"name": "{{ source }}"}}]}"#)
+            .unwrap();
+        let routed = apply(&m, &sqs("x", json!({}))).unwrap();
+        assert_eq!(routed.request.name.as_deref(), Some("sqs"));
+    }
+
+    #[test]
+    fn runaway_templates_are_stopped() {
+        let m = Mapping::parse(
+            "routes:\n  - name: loop\n    task:\n      name: \"{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\"\n",
+        )
+        .unwrap();
+        let err = apply(&m, &sqs("x", json!({}))).unwrap_err();
+        assert!(matches!(err, BridgeError::Render { .. }), "{err}");
+        assert!(err.to_string().contains("task.name"), "{err}");
+    }
+
+    #[test]
+    fn blank_client_token_is_refused() {
+        let m = Mapping::parse(
+            "routes:\n  - name: t\n    task: {name: n}\n    client_token: \"{{ body.missing }}\"\n",
+        )
+        .unwrap();
+        let err = apply(&m, &sqs("{}", json!({}))).unwrap_err().to_string();
+        assert!(err.contains("client_token"), "{err}");
+    }
+
+    #[test]
+    fn delays() {
+        assert_eq!(parse_delay("90").unwrap(), 90);
+        assert_eq!(parse_delay("15m").unwrap(), 900);
+        assert_eq!(parse_delay("2h").unwrap(), 7200);
+        assert_eq!(parse_delay("1d").unwrap(), 86_400);
+        assert!(parse_delay("soon").is_err());
+        assert!(parse_delay("5w").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! One unit of work: a single event, SQS message, SNS notification, webhook request or direct
+//! request, reduced to what routing, templates and the client token need, whatever its source.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::task::TaskRequest;
+
+/// Where a record came from. The names are what mappings match on and logs show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    EventBridge,
+    Sqs,
+    Sns,
+    /// API Gateway REST API (payload format 1.0).
+    ApiGatewayRest,
+    /// API Gateway HTTP API (payload format 2.0).
+    ApiGatewayHttp,
+    FunctionUrl,
+    Direct,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 7] = [
+        SourceKind::EventBridge,
+        SourceKind::Sqs,
+        SourceKind::Sns,
+        SourceKind::ApiGatewayRest,
+        SourceKind::ApiGatewayHttp,
+        SourceKind::FunctionUrl,
+        SourceKind::Direct,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::EventBridge => "eventbridge",
+            SourceKind::Sqs => "sqs",
+            SourceKind::Sns => "sns",
+            SourceKind::ApiGatewayRest => "apigw_rest",
+            SourceKind::ApiGatewayHttp => "apigw_http",
+            SourceKind::FunctionUrl => "function_url",
+            SourceKind::Direct => "direct",
+        }
+    }
+
+    /// Accepts the names above plus `webhook`, which stands for the three HTTP kinds.
+    pub fn parse_selector(name: &str) -> Option<Vec<SourceKind>> {
+        if name == "webhook" {
+            return Some(vec![
+                SourceKind::ApiGatewayRest,
+                SourceKind::ApiGatewayHttp,
+                SourceKind::FunctionUrl,
+            ]);
+        }
+        SourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .map(|k| vec![k])
+    }
+
+    pub fn is_webhook(self) -> bool {
+        matches!(
+            self,
+            SourceKind::ApiGatewayRest | SourceKind::ApiGatewayHttp | SourceKind::FunctionUrl
+        )
+    }
+}
+
+/// A record ready for routing. Everything a template can see is in here (see `template_context`).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub kind: SourceKind,
+    /// The source's own id of the record: EventBridge id, SQS/SNS message id, webhook request id.
+    /// SQS batch item failures are reported with it.
+    pub id: String,
+    /// What makes this record the same record when it is delivered again; the client token is
+    /// derived from it unless the route names its own.
+    pub identity: String,
+    /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
+    /// JSON, else the text itself.
+    pub body: Value,
+    /// HTTP headers with lower-case names (webhooks only).
+    pub headers: BTreeMap<String, String>,
+    /// SQS / SNS message attributes with a string value.
+    pub attributes: BTreeMap<String, String>,
+    /// Source-specific fields: EventBridge source and detail-type, queue, topic, method, path...
+    pub meta: serde_json::Map<String, Value>,
+    /// The record exactly as it arrived.
+    pub event: Value,
+    /// The request itself, for a direct invocation.
+    pub direct: Option<TaskRequest>,
+}
+
+impl Record {
+    /// The value templates and `when` expressions are evaluated against.
+    pub fn template_context(&self) -> Value {
+        serde_json::json!({
+            "source": self.kind.as_str(),
+            "id": self.id,
+            "body": self.body,
+            "headers": self.headers,
+            "attributes": self.attributes,
+            "meta": self.meta,
+            "event": self.event,
+        })
+    }
+}
+
+/// Parses a body as JSON when it is JSON, so templates can reach into it; keeps it as text
+/// otherwise (a plain-text SQS message is still a valid task).
+pub fn parse_body(text: &str) -> Value {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with(['{', '[']) {
+        if let Ok(value) = serde_json::from_str(text) {
+            return value;
+        }
+    }
+    Value::String(text.to_string())
+}
+
+/// SHA-256 of the parts, each length-prefixed so that no two different lists of parts can
+/// produce the same input ("ab","c" vs "a","bc").
+pub fn digest_parts(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// A JSON text of the value with object keys sorted at every depth, independent of how the
+/// payload was written or of serde_json's map ordering features.
+pub fn canonical_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_bodies_are_parsed_and_text_is_kept() {
+        assert_eq!(parse_body(r#"{"a":1}"#), json!({"a": 1}));
+        assert_eq!(parse_body("hello"), json!("hello"));
+        assert_eq!(parse_body("{not json"), json!("{not json"));
+        assert_eq!(parse_body("42"), json!("42"));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let a = json!({"b": {"y": 1, "x": [ {"q": 1, "p": 2} ]}, "a": "s"});
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":"s","b":{"x":[{"p":2,"q":1}],"y":1}}"#
+        );
+    }
+
+    #[test]
+    fn digest_is_length_prefixed() {
+        assert_ne!(digest_parts(&[b"ab", b"c"]), digest_parts(&[b"a", b"bc"]));
+        assert_eq!(digest_parts(&[b"x"]).len(), 64);
+    }
+
+    #[test]
+    fn source_selectors() {
+        assert_eq!(SourceKind::parse_selector("webhook").unwrap().len(), 3);
+        assert_eq!(
+            SourceKind::parse_selector("sqs").unwrap(),
+            vec![SourceKind::Sqs]
+        );
+        assert!(SourceKind::parse_selector("kafka").is_none());
+    }
+}

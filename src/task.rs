@@ -1,0 +1,303 @@
+//! The StartTaskContact request as this function holds it, in the shape printed by
+//! `aws connect start-task-contact --generate-cli-skeleton` (PascalCase members).
+//!
+//! One type serves three purposes: a direct invocation's payload deserialises into it, the
+//! mapping renders into it, and `render` prints it as `--cli-input-json` input. Keeping our own
+//! serde type (rather than the SDK's builder) is what makes the request printable and comparable
+//! in tests; `connect` turns it into the SDK call.
+
+use std::collections::BTreeMap;
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TaskRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_flow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<BTreeMap<String, TaskReference>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<ScheduledTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_template_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick_connect_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_attributes: Option<BTreeMap<String, SegmentValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<TaskAttachment>>,
+}
+
+/// Every member name of the request, as the CLI skeleton spells them. Envelope detection uses it
+/// to recognise a direct payload.
+pub const MEMBER_NAMES: &[&str] = &[
+    "InstanceId",
+    "ContactFlowId",
+    "PreviousContactId",
+    "RelatedContactId",
+    "Attributes",
+    "Name",
+    "References",
+    "Description",
+    "ClientToken",
+    "ScheduledTime",
+    "TaskTemplateId",
+    "QuickConnectId",
+    "SegmentAttributes",
+    "Attachments",
+];
+
+/// A reference shown to the agent. `Status`, `Arn` and `StatusReason` exist in the model (the CLI
+/// skeleton prints them), so a skeleton-shaped payload carrying them is accepted and passed on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TaskReference {
+    #[serde(default)]
+    pub value: String,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+/// A segment attribute value (e.g. `connect:ContactExpiry`). The model allows any combination of
+/// members; Connect expects exactly one, which validation checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SegmentValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_string: Option<String>,
+    /// Held wide so that an out-of-range integer is reported by validation, not by serde.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_integer: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_list: Option<Vec<SegmentValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_map: Option<BTreeMap<String, SegmentValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TaskAttachment {
+    pub file_name: String,
+    #[serde(rename = "S3Url")]
+    pub s3_url: String,
+}
+
+/// A point in time, read from epoch seconds (integer or fractional) or an ISO-8601 / RFC 3339
+/// string, and written as epoch seconds (what `--cli-input-json` accepts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScheduledTime(pub DateTime);
+
+impl ScheduledTime {
+    pub fn from_epoch_secs(secs: i64) -> Self {
+        ScheduledTime(DateTime::from_secs(secs))
+    }
+
+    pub fn epoch_secs(&self) -> i64 {
+        self.0.secs()
+    }
+
+    /// Parses the textual forms a user or a template may give: epoch seconds, or RFC 3339.
+    /// A date-time without a zone is taken as UTC, as the CLI skeleton's placeholder has none.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<i64>() {
+            return Ok(Self::from_epoch_secs(secs));
+        }
+        if let Ok(secs) = text.parse::<f64>() {
+            if secs.is_finite() {
+                return Ok(ScheduledTime(DateTime::from_secs_f64(secs)));
+            }
+        }
+        // Smithy's parser takes only `Z`; a numeric offset is applied here.
+        let (base, offset_secs) = split_offset(text);
+        let candidate = if base.ends_with(['Z', 'z']) {
+            base.to_string()
+        } else {
+            format!("{base}Z")
+        };
+        DateTime::from_str(&candidate, Format::DateTime)
+            .map(|t| ScheduledTime(DateTime::from_secs_and_nanos(t.secs() - offset_secs, t.subsec_nanos())))
+            .map_err(|_| {
+                format!("'{text}' is neither epoch seconds nor an ISO-8601 date-time (e.g. 2026-11-24T15:00:00Z)")
+            })
+    }
+}
+
+/// Splits `...T10:00:00+01:00` into the date-time and the offset in seconds east of UTC.
+fn split_offset(text: &str) -> (&str, i64) {
+    let Some(t) = text.find(['T', 't']) else {
+        return (text, 0);
+    };
+    let time = &text[t..];
+    let Some(pos) = time.rfind(['+', '-']) else {
+        return (text, 0);
+    };
+    let offset = &time[pos + 1..];
+    let parts: Vec<&str> = offset.split(':').collect();
+    let (hours, minutes) = match parts.as_slice() {
+        [hm] if hm.len() == 4 => (hm[..2].parse::<i64>(), hm[2..].parse::<i64>()),
+        [h, m] => (h.parse::<i64>(), m.parse::<i64>()),
+        _ => return (text, 0),
+    };
+    match (hours, minutes) {
+        (Ok(h), Ok(m)) if h < 24 && m < 60 => {
+            let sign = if time.as_bytes()[pos] == b'-' { -1 } else { 1 };
+            (&text[..t + pos], sign * (h * 3600 + m * 60))
+        }
+        _ => (text, 0),
+    }
+}
+
+impl Serialize for ScheduledTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.subsec_nanos() == 0 {
+            serializer.serialize_i64(self.0.secs())
+        } else {
+            serializer.serialize_f64(self.0.as_secs_f64())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ScheduledTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Int(secs) => Ok(ScheduledTime::from_epoch_secs(secs)),
+            Raw::Float(secs) if secs.is_finite() => Ok(ScheduledTime(DateTime::from_secs_f64(secs))),
+            Raw::Float(_) => Err(serde::de::Error::custom("ScheduledTime must be finite")),
+            Raw::Text(text) => ScheduledTime::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The configured values a request falls back on when it does not carry its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDefaults {
+    pub instance_id: String,
+    pub contact_flow_id: Option<String>,
+    pub task_template_id: Option<String>,
+    pub quick_connect_id: Option<String>,
+}
+
+impl TaskRequest {
+    /// Fills what the request leaves unset from the configured defaults. The three ways of naming
+    /// the flow are one choice: a request that names any of them keeps only its own, since sending
+    /// two is an error at Connect.
+    pub fn apply_defaults(&mut self, defaults: &TaskDefaults) {
+        if self.instance_id.is_none() {
+            self.instance_id = Some(defaults.instance_id.clone());
+        }
+        let names_flow = self.contact_flow_id.is_some()
+            || self.task_template_id.is_some()
+            || self.quick_connect_id.is_some();
+        if !names_flow {
+            self.contact_flow_id = defaults.contact_flow_id.clone();
+            self.task_template_id = defaults.task_template_id.clone();
+            self.quick_connect_id = defaults.quick_connect_id.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_skeleton_shape_deserialises() {
+        let payload = serde_json::json!({
+            "InstanceId": "i-1",
+            "ContactFlowId": "flow-1",
+            "PreviousContactId": "p",
+            "RelatedContactId": "r",
+            "Attributes": {"KeyName": ""},
+            "Name": "n",
+            "References": {"KeyName": {"Value": "", "Type": "URL", "Status": "AVAILABLE", "Arn": "", "StatusReason": ""}},
+            "Description": "d",
+            "ClientToken": "t",
+            "ScheduledTime": "1970-01-01T00:00:00",
+            "TaskTemplateId": "tt",
+            "QuickConnectId": "q",
+            "SegmentAttributes": {"KeyName": {"ValueString": "", "ValueMap": {"KeyName": {"ValueInteger": 0}}, "ValueInteger": 0, "ValueList": [], "ValueArn": ""}},
+            "Attachments": [{"FileName": "f", "S3Url": "u"}]
+        });
+        let req: TaskRequest = serde_json::from_value(payload).unwrap();
+        assert_eq!(req.scheduled_time.unwrap().epoch_secs(), 0);
+        assert_eq!(req.references.unwrap()["KeyName"].kind, "URL");
+        assert_eq!(req.attachments.unwrap()[0].s3_url, "u");
+    }
+
+    #[test]
+    fn unknown_members_are_rejected_with_their_name() {
+        let err = serde_json::from_value::<TaskRequest>(serde_json::json!({"Name": "n", "Nmae": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Nmae"), "{err}");
+    }
+
+    #[test]
+    fn scheduled_time_accepts_epoch_and_iso_forms() {
+        for (text, secs) in [
+            ("1798200000", 1_798_200_000),
+            ("2026-12-25T00:00:00Z", 1_798_156_800),
+            ("2026-12-25T01:00:00+01:00", 1_798_156_800),
+            ("2026-12-24T19:30:00-0430", 1_798_156_800),
+            ("2026-12-25T00:00:00", 1_798_156_800),
+        ] {
+            assert_eq!(ScheduledTime::parse(text).unwrap().epoch_secs(), secs, "{text}");
+        }
+        assert!(ScheduledTime::parse("tomorrow").is_err());
+        let t: ScheduledTime = serde_json::from_str("1798200000.5").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "1798200000.5");
+    }
+
+    #[test]
+    fn defaults_fill_gaps_but_never_add_a_second_flow() {
+        let defaults = TaskDefaults {
+            instance_id: "inst".into(),
+            contact_flow_id: Some("flow".into()),
+            ..Default::default()
+        };
+        let mut req = TaskRequest {
+            task_template_id: Some("tpl".into()),
+            ..Default::default()
+        };
+        req.apply_defaults(&defaults);
+        assert_eq!(req.instance_id.as_deref(), Some("inst"));
+        assert_eq!(req.contact_flow_id, None);
+
+        let mut bare = TaskRequest::default();
+        bare.apply_defaults(&defaults);
+        assert_eq!(bare.contact_flow_id.as_deref(), Some("flow"));
+    }
+}
