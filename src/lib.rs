@@ -6,6 +6,8 @@
 //! and render) → `prepare` (defaults, client token, `validate`) → `connect` (the call) →
 //! `response` (the answer each source expects). `handler` strings them together.
 
+pub mod config;
+pub mod connect;
 pub mod error;
 pub mod envelope;
 pub mod mapping;

@@ -1,0 +1,227 @@
+//! The function's configuration, read from the environment and checked once at cold start.
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `CONNECT_INSTANCE_ID` | required: the instance ID or the instance ARN |
+//! | `CONNECT_CONTACT_FLOW_ID` / `CONNECT_TASK_TEMPLATE_ID` / `CONNECT_QUICK_CONNECT_ID` | default flow for tasks that name none (at most one) |
+//! | `TASK_MAPPING` | the mapping document inline (YAML or JSON) |
+//! | `TASK_MAPPING_FILE` | or a path to it (relative paths resolve against `LAMBDA_TASK_ROOT` when set) |
+//! | `BATCH_CONCURRENCY` | calls in flight for one standard SQS batch (default 10) |
+//! | `MAX_BODY_BYTES` | largest webhook body accepted (default 262144) |
+
+use std::path::PathBuf;
+
+use crate::envelope::EnvelopeLimits;
+use crate::error::ConfigError;
+use crate::mapping::Mapping;
+use crate::task::TaskDefaults;
+
+pub const DEFAULT_BATCH_CONCURRENCY: usize = 10;
+pub const MAX_BATCH_CONCURRENCY: usize = 100;
+
+#[derive(Debug)]
+pub struct Config {
+    pub defaults: TaskDefaults,
+    pub mapping: Mapping,
+    /// Where the mapping came from, for the cold-start log line.
+    pub mapping_source: String,
+    pub batch_concurrency: usize,
+    pub limits: EnvelopeLimits,
+}
+
+impl Config {
+    /// Reads the configuration through `var`, so tests need not touch the process environment.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let instance = get("CONNECT_INSTANCE_ID").ok_or(ConfigError::Env {
+            name: "CONNECT_INSTANCE_ID",
+            message: "is required (the instance ID or ARN of the Amazon Connect instance)".into(),
+        })?;
+        let instance_id = parse_instance_id(&instance)?;
+
+        let flow = get("CONNECT_CONTACT_FLOW_ID");
+        let template = get("CONNECT_TASK_TEMPLATE_ID");
+        let quick_connect = get("CONNECT_QUICK_CONNECT_ID");
+        let set = [&flow, &template, &quick_connect]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if set > 1 {
+            return Err(ConfigError::Env {
+                name: "CONNECT_CONTACT_FLOW_ID",
+                message: "set only one of CONNECT_CONTACT_FLOW_ID, CONNECT_TASK_TEMPLATE_ID and CONNECT_QUICK_CONNECT_ID; Connect refuses a task that names two".into(),
+            });
+        }
+
+        let (mapping, mapping_source) = match (get("TASK_MAPPING"), get("TASK_MAPPING_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Env {
+                    name: "TASK_MAPPING",
+                    message: "set TASK_MAPPING or TASK_MAPPING_FILE, not both".into(),
+                })
+            }
+            (Some(text), None) => (Mapping::parse(&text)?, "TASK_MAPPING".to_string()),
+            (None, Some(file)) => {
+                let path = resolve(&file, get("LAMBDA_TASK_ROOT"));
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Env {
+                    name: "TASK_MAPPING_FILE",
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
+                (Mapping::parse(&text)?, path.display().to_string())
+            }
+            (None, None) => (Mapping::default_mapping(), "built-in default".to_string()),
+        };
+
+        let batch_concurrency = number(&get, "BATCH_CONCURRENCY", DEFAULT_BATCH_CONCURRENCY)?;
+        if !(1..=MAX_BATCH_CONCURRENCY).contains(&batch_concurrency) {
+            return Err(ConfigError::Env {
+                name: "BATCH_CONCURRENCY",
+                message: format!("must be between 1 and {MAX_BATCH_CONCURRENCY}"),
+            });
+        }
+        let max_body_bytes = number(
+            &get,
+            "MAX_BODY_BYTES",
+            EnvelopeLimits::default().max_body_bytes,
+        )?;
+
+        Ok(Config {
+            defaults: TaskDefaults {
+                instance_id,
+                contact_flow_id: flow,
+                task_template_id: template,
+                quick_connect_id: quick_connect,
+            },
+            mapping,
+            mapping_source,
+            batch_concurrency,
+            limits: EnvelopeLimits { max_body_bytes },
+        })
+    }
+
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ConfigError::Env {
+            name,
+            message: format!("'{text}' is not a whole number"),
+        }),
+    }
+}
+
+fn resolve(file: &str, task_root: Option<String>) -> PathBuf {
+    let path = PathBuf::from(file);
+    match task_root {
+        Some(root) if path.is_relative() => PathBuf::from(root).join(path),
+        _ => path,
+    }
+}
+
+/// Accepts `arn:aws:connect:REGION:ACCOUNT:instance/ID` or the bare ID.
+pub fn parse_instance_id(text: &str) -> Result<String, ConfigError> {
+    let id = if text.starts_with("arn:") {
+        let resource = text.splitn(6, ':').nth(5).unwrap_or_default();
+        resource
+            .strip_prefix("instance/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .ok_or_else(|| ConfigError::Env {
+                name: "CONNECT_INSTANCE_ID",
+                message: format!("'{text}' is not an instance ARN (arn:aws:connect:REGION:ACCOUNT:instance/ID)"),
+            })?
+    } else {
+        text
+    };
+    if id.chars().count() > crate::validate::MAX_INSTANCE_ID {
+        return Err(ConfigError::Env {
+            name: "CONNECT_INSTANCE_ID",
+            message: "the instance ID is longer than 100 characters".into(),
+        });
+    }
+    Ok(id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn instance_arn_or_id() {
+        let arn = "arn:aws:connect:eu-west-1:123456789012:instance/11111111-2222-3333-4444-555555555555";
+        assert_eq!(
+            parse_instance_id(arn).unwrap(),
+            "11111111-2222-3333-4444-555555555555"
+        );
+        assert_eq!(parse_instance_id("abc").unwrap(), "abc");
+        assert!(parse_instance_id("arn:aws:connect:eu-west-1:1:instance/x/contact-flow/y").is_err());
+        assert!(parse_instance_id("arn:aws:s3:::bucket").is_err());
+    }
+
+    #[test]
+    fn minimal_configuration_uses_the_default_mapping() {
+        let c = config(&[("CONNECT_INSTANCE_ID", "inst"), ("CONNECT_CONTACT_FLOW_ID", "flow")]).unwrap();
+        assert_eq!(c.defaults.instance_id, "inst");
+        assert_eq!(c.defaults.contact_flow_id.as_deref(), Some("flow"));
+        assert_eq!(c.batch_concurrency, 10);
+        assert_eq!(c.mapping_source, "built-in default");
+    }
+
+    #[test]
+    fn refusals_name_the_variable() {
+        let err = config(&[]).unwrap_err().to_string();
+        assert!(err.contains("CONNECT_INSTANCE_ID"), "{err}");
+        let err = config(&[
+            ("CONNECT_INSTANCE_ID", "i"),
+            ("CONNECT_CONTACT_FLOW_ID", "f"),
+            ("CONNECT_TASK_TEMPLATE_ID", "t"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only one"), "{err}");
+        let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("BATCH_CONCURRENCY", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BATCH_CONCURRENCY"), "{err}");
+        let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("TASK_MAPPING_FILE", "/nonexistent.yaml")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent.yaml"), "{err}");
+        let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("TASK_MAPPING", "routes: []")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least one route"), "{err}");
+    }
+
+    #[test]
+    fn mapping_file_resolves_against_the_task_root() {
+        let dir = std::env::temp_dir().join(format!("ctb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("m.yaml"), "routes:\n  - name: only\n    task: {name: x}\n").unwrap();
+        let c = config(&[
+            ("CONNECT_INSTANCE_ID", "i"),
+            ("TASK_MAPPING_FILE", "m.yaml"),
+            ("LAMBDA_TASK_ROOT", dir.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.mapping.route_names().collect::<Vec<_>>(), vec!["only"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,303 @@
+//! The StartTaskContact call: our request into the SDK's, the SDK's errors into ours.
+//!
+//! The client is built once at cold start (see `main`); an endpoint URL from the environment
+//! (`AWS_ENDPOINT_URL_CONNECT`) is honoured by aws-config itself, which is how tests and the
+//! local demo reach the stand-in with no code path special to it here.
+
+use std::time::Duration;
+
+use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_connect::operation::start_task_contact::builders::StartTaskContactFluentBuilder;
+use aws_sdk_connect::operation::start_task_contact::StartTaskContactError;
+use aws_sdk_connect::types::{Reference, ReferenceType, SegmentAttributeValue, TaskAttachment};
+use aws_sdk_connect::Client;
+
+use crate::error::{BridgeError, ErrorClass};
+use crate::task::{SegmentValue, TaskRequest};
+
+/// Fills the SDK's call from our request. Fails only for requests validation would already have
+/// refused.
+pub fn build_call(client: &Client, req: &TaskRequest) -> Result<StartTaskContactFluentBuilder, BridgeError> {
+    let references = req
+        .references
+        .as_ref()
+        .map(|refs| {
+            refs.iter()
+                .map(|(key, r)| {
+                    let mut b = Reference::builder()
+                        .value(&r.value)
+                        .r#type(ReferenceType::from(r.kind.as_str()))
+                        .set_arn(r.arn.clone())
+                        .set_status_reason(r.status_reason.clone());
+                    if let Some(status) = &r.status {
+                        b = b.status(status.as_str().into());
+                    }
+                    let reference = b
+                        .build()
+                        .map_err(|e| BridgeError::validation(format!("References.{key}"), e.to_string()))?;
+                    Ok((key.clone(), reference))
+                })
+                .collect::<Result<_, BridgeError>>()
+        })
+        .transpose()?;
+    let attachments = req
+        .attachments
+        .as_ref()
+        .map(|items| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    TaskAttachment::builder()
+                        .file_name(&a.file_name)
+                        .s3_url(&a.s3_url)
+                        .build()
+                        .map_err(|e| BridgeError::validation(format!("Attachments[{i}]"), e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let segment_attributes = req.segment_attributes.as_ref().map(|segments| {
+        segments
+            .iter()
+            .map(|(k, v)| (k.clone(), segment_value(v)))
+            .collect()
+    });
+    Ok(client
+        .start_task_contact()
+        .set_instance_id(req.instance_id.clone())
+        .set_contact_flow_id(req.contact_flow_id.clone())
+        .set_previous_contact_id(req.previous_contact_id.clone())
+        .set_related_contact_id(req.related_contact_id.clone())
+        .set_attributes(req.attributes.as_ref().map(|a| a.clone().into_iter().collect()))
+        .set_name(req.name.clone())
+        .set_references(references)
+        .set_description(req.description.clone())
+        .set_client_token(req.client_token.clone())
+        .set_scheduled_time(req.scheduled_time.map(|t| t.0))
+        .set_task_template_id(req.task_template_id.clone())
+        .set_quick_connect_id(req.quick_connect_id.clone())
+        .set_segment_attributes(segment_attributes)
+        .set_attachments(attachments))
+}
+
+fn segment_value(v: &SegmentValue) -> SegmentAttributeValue {
+    SegmentAttributeValue::builder()
+        .set_value_string(v.value_string.clone())
+        // Validation has refused anything outside i32 before a request gets here.
+        .set_value_integer(v.value_integer.and_then(|i| i32::try_from(i).ok()))
+        .set_value_list(v.value_list.as_ref().map(|l| l.iter().map(segment_value).collect()))
+        .set_value_map(
+            v.value_map
+                .as_ref()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), segment_value(v))).collect()),
+        )
+        .set_value_arn(v.value_arn.clone())
+        .build()
+}
+
+/// The least time worth starting a call with.
+pub const MIN_CALL_BUDGET: Duration = Duration::from_millis(200);
+
+/// Sends the request; `budget` bounds the whole call, retries included, so it cannot outlive
+/// the invocation.
+pub async fn start_task(client: &Client, req: &TaskRequest, budget: Option<Duration>) -> Result<String, BridgeError> {
+    // A call started with almost no time left would most likely be cut off after Connect created
+    // the task but before we could report it; better not to start it at all.
+    if budget.is_some_and(|b| b < MIN_CALL_BUDGET) {
+        return Err(BridgeError::DeadlineExceeded);
+    }
+    let call = build_call(client, req)?.send();
+    let output = match budget {
+        None => call.await,
+        Some(budget) => match tokio::time::timeout(budget, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Err(BridgeError::Dispatch {
+                    code: "DeadlineExceeded",
+                    message: format!("no answer within the {} ms the invocation had left", budget.as_millis()),
+                })
+            }
+        },
+    };
+    let output = output.map_err(classify)?;
+    output.contact_id.ok_or_else(|| BridgeError::Dispatch {
+        code: "ResponseError",
+        message: "Connect answered without a ContactId".into(),
+    })
+}
+
+/// Sorts an SDK error into our permanent/transient classes.
+pub fn classify<R: std::fmt::Debug>(err: SdkError<StartTaskContactError, R>) -> BridgeError {
+    match err {
+        SdkError::ServiceError(service) => {
+            let err = service.into_err();
+            // Parsed responses carry the message in the metadata; errors built in code only in the
+            // exception itself, which Display shows.
+            let message = err.message().map_or_else(|| err.to_string(), str::to_string);
+            let (code, class) = match &err {
+                StartTaskContactError::ThrottlingException(_) => ("ThrottlingException", ErrorClass::Transient),
+                StartTaskContactError::InternalServiceException(_) => ("InternalServiceException", ErrorClass::Transient),
+                // The quota (e.g. 12 tasks per PreviousContactId, concurrent active tasks) frees up.
+                StartTaskContactError::ServiceQuotaExceededException(_) => ("ServiceQuotaExceededException", ErrorClass::Transient),
+                StartTaskContactError::InvalidParameterException(_) => ("InvalidParameterException", ErrorClass::Permanent),
+                StartTaskContactError::InvalidRequestException(_) => ("InvalidRequestException", ErrorClass::Permanent),
+                StartTaskContactError::ResourceNotFoundException(_) => ("ResourceNotFoundException", ErrorClass::Permanent),
+                other => {
+                    // An error code this SDK version does not model: a server-side fault or
+                    // throttle by its name, else nothing suggests a retry would help.
+                    let code = other.code().unwrap_or("UnknownError").to_string();
+                    let class = if code.contains("Throttl") || code.contains("Internal") || code.contains("Unavailable") {
+                        ErrorClass::Transient
+                    } else {
+                        ErrorClass::Permanent
+                    };
+                    return BridgeError::Connect { code, message, class };
+                }
+            };
+            BridgeError::Connect {
+                code: code.to_string(),
+                message,
+                class,
+            }
+        }
+        SdkError::TimeoutError(_) => BridgeError::Dispatch {
+            code: "TimeoutError",
+            message: "the call to Connect timed out".into(),
+        },
+        SdkError::DispatchFailure(e) => BridgeError::Dispatch {
+            code: "DispatchFailure",
+            message: format!("{:?}", e.as_connector_error()),
+        },
+        SdkError::ResponseError(e) => BridgeError::Dispatch {
+            code: "ResponseError",
+            message: format!("unreadable response: {:?}", e.raw()),
+        },
+        // Building or signing the request failed (no region, no credentials): retrying the same
+        // event cannot help until the deployment is fixed.
+        other => BridgeError::Connect {
+            code: "ConstructionFailure".into(),
+            message: format!("{other:?}"),
+            class: ErrorClass::Permanent,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{ScheduledTime, TaskAttachment as OurAttachment, TaskReference};
+    use aws_sdk_connect::operation::start_task_contact::StartTaskContactOutput;
+    use aws_sdk_connect::types::error::{
+        InternalServiceException, InvalidParameterException, InvalidRequestException,
+        ResourceNotFoundException, ServiceQuotaExceededException, ThrottlingException,
+    };
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::collections::BTreeMap;
+
+    fn full_request() -> TaskRequest {
+        TaskRequest {
+            instance_id: Some("inst".into()),
+            contact_flow_id: Some("flow".into()),
+            previous_contact_id: Some("prev".into()),
+            related_contact_id: Some("rel".into()),
+            attributes: Some(BTreeMap::from([("k".into(), "v".into())])),
+            name: Some("n".into()),
+            references: Some(BTreeMap::from([(
+                "link".into(),
+                TaskReference {
+                    value: "https://x".into(),
+                    kind: "URL".into(),
+                    ..Default::default()
+                },
+            )])),
+            description: Some("d".into()),
+            client_token: Some("tok".into()),
+            scheduled_time: Some(ScheduledTime::from_epoch_secs(1_800_000_000)),
+            task_template_id: None,
+            quick_connect_id: None,
+            segment_attributes: Some(BTreeMap::from([(
+                "connect:ContactExpiry".into(),
+                SegmentValue {
+                    value_map: Some(BTreeMap::from([(
+                        "ExpiryDuration".into(),
+                        SegmentValue {
+                            value_integer: Some(60),
+                            ..Default::default()
+                        },
+                    )])),
+                    ..Default::default()
+                },
+            )])),
+            attachments: Some(vec![OurAttachment {
+                file_name: "f.pdf".into(),
+                s3_url: "https://s3/x".into(),
+            }]),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_member_reaches_the_sdk() {
+        let rule = mock!(Client::start_task_contact)
+            .match_requests(|r| {
+                r.instance_id() == Some("inst")
+                    && r.contact_flow_id() == Some("flow")
+                    && r.previous_contact_id() == Some("prev")
+                    && r.related_contact_id() == Some("rel")
+                    && r.attributes().unwrap()["k"] == "v"
+                    && r.name() == Some("n")
+                    && r.references().unwrap()["link"].r#type() == &ReferenceType::Url
+                    && r.description() == Some("d")
+                    && r.client_token() == Some("tok")
+                    && r.scheduled_time().unwrap().secs() == 1_800_000_000
+                    && r.segment_attributes().unwrap()["connect:ContactExpiry"]
+                        .value_map()
+                        .unwrap()["ExpiryDuration"]
+                        .value_integer()
+                        == Some(60)
+                    && r.attachments()[0].file_name() == "f.pdf"
+            })
+            .then_output(|| StartTaskContactOutput::builder().contact_id("c-1").build());
+        let client = mock_client!(aws_sdk_connect, [&rule]);
+        let id = start_task(&client, &full_request(), None).await.unwrap();
+        assert_eq!(id, "c-1");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn every_connect_error_is_classified() {
+        let cases: Vec<(StartTaskContactError, &str, ErrorClass)> = vec![
+            (StartTaskContactError::ThrottlingException(ThrottlingException::builder().message("m").build()), "ThrottlingException", ErrorClass::Transient),
+            (StartTaskContactError::InternalServiceException(InternalServiceException::builder().message("m").build()), "InternalServiceException", ErrorClass::Transient),
+            (StartTaskContactError::ServiceQuotaExceededException(ServiceQuotaExceededException::builder().message("m").build()), "ServiceQuotaExceededException", ErrorClass::Transient),
+            (StartTaskContactError::InvalidParameterException(InvalidParameterException::builder().message("m").build()), "InvalidParameterException", ErrorClass::Permanent),
+            (StartTaskContactError::InvalidRequestException(InvalidRequestException::builder().message("m").build()), "InvalidRequestException", ErrorClass::Permanent),
+            (StartTaskContactError::ResourceNotFoundException(ResourceNotFoundException::builder().message("m").build()), "ResourceNotFoundException", ErrorClass::Permanent),
+        ];
+        for (error, code, class) in cases {
+            let error = std::sync::Mutex::new(Some(error));
+            let rule = mock!(Client::start_task_contact)
+                .then_error(move || error.lock().unwrap().take().expect("called once"));
+            // Retries are the SDK's business; here one attempt shows the classification.
+            let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
+                .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
+            let err = start_task(&client, &full_request(), None).await.unwrap_err();
+            assert_eq!(err.code(), code);
+            assert_eq!(err.class(), class, "{code}");
+            assert!(err.to_string().ends_with(": m"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_call_is_started_without_time_left() {
+        let rule = mock!(Client::start_task_contact)
+            .then_output(|| StartTaskContactOutput::builder().contact_id("late").build());
+        let client = mock_client!(aws_sdk_connect, [&rule]);
+        let err = start_task(&client, &full_request(), Some(Duration::from_millis(10)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Transient);
+        assert_eq!(err.code(), "DeadlineExceeded");
+        assert_eq!(rule.num_calls(), 0);
+    }
+}
