@@ -32,7 +32,11 @@ pub struct Config {
 impl Config {
     /// Reads the configuration through `var`, so tests need not touch the process environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let instance = get("CONNECT_INSTANCE_ID").ok_or(ConfigError::Env {
             name: "CONNECT_INSTANCE_ID",
@@ -136,7 +140,9 @@ pub fn parse_instance_id(text: &str) -> Result<String, ConfigError> {
             .filter(|id| !id.is_empty() && !id.contains('/'))
             .ok_or_else(|| ConfigError::Env {
                 name: "CONNECT_INSTANCE_ID",
-                message: format!("'{text}' is not an instance ARN (arn:aws:connect:REGION:ACCOUNT:instance/ID)"),
+                message: format!(
+                    "'{text}' is not an instance ARN (arn:aws:connect:REGION:ACCOUNT:instance/ID)"
+                ),
             })?
     } else {
         text
@@ -165,19 +171,26 @@ mod tests {
 
     #[test]
     fn instance_arn_or_id() {
-        let arn = "arn:aws:connect:eu-west-1:123456789012:instance/11111111-2222-3333-4444-555555555555";
+        let arn =
+            "arn:aws:connect:eu-west-1:123456789012:instance/11111111-2222-3333-4444-555555555555";
         assert_eq!(
             parse_instance_id(arn).unwrap(),
             "11111111-2222-3333-4444-555555555555"
         );
         assert_eq!(parse_instance_id("abc").unwrap(), "abc");
-        assert!(parse_instance_id("arn:aws:connect:eu-west-1:1:instance/x/contact-flow/y").is_err());
+        assert!(
+            parse_instance_id("arn:aws:connect:eu-west-1:1:instance/x/contact-flow/y").is_err()
+        );
         assert!(parse_instance_id("arn:aws:s3:::bucket").is_err());
     }
 
     #[test]
     fn minimal_configuration_uses_the_default_mapping() {
-        let c = config(&[("CONNECT_INSTANCE_ID", "inst"), ("CONNECT_CONTACT_FLOW_ID", "flow")]).unwrap();
+        let c = config(&[
+            ("CONNECT_INSTANCE_ID", "inst"),
+            ("CONNECT_CONTACT_FLOW_ID", "flow"),
+        ])
+        .unwrap();
         assert_eq!(c.defaults.instance_id, "inst");
         assert_eq!(c.defaults.contact_flow_id.as_deref(), Some("flow"));
         assert_eq!(c.batch_concurrency, 10);
@@ -200,9 +213,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("BATCH_CONCURRENCY"), "{err}");
-        let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("TASK_MAPPING_FILE", "/nonexistent.yaml")])
-            .unwrap_err()
-            .to_string();
+        let err = config(&[
+            ("CONNECT_INSTANCE_ID", "i"),
+            ("TASK_MAPPING_FILE", "/nonexistent.yaml"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/nonexistent.yaml"), "{err}");
         let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("TASK_MAPPING", "routes: []")])
             .unwrap_err()
@@ -214,7 +230,11 @@ mod tests {
     fn mapping_file_resolves_against_the_task_root() {
         let dir = std::env::temp_dir().join(format!("ctb-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("m.yaml"), "routes:\n  - name: only\n    task: {name: x}\n").unwrap();
+        std::fs::write(
+            dir.join("m.yaml"),
+            "routes:\n  - name: only\n    task: {name: x}\n",
+        )
+        .unwrap();
         let c = config(&[
             ("CONNECT_INSTANCE_ID", "i"),
             ("TASK_MAPPING_FILE", "m.yaml"),

@@ -17,7 +17,10 @@ use crate::task::{SegmentValue, TaskRequest};
 
 /// Fills the SDK's call from our request. Fails only for requests validation would already have
 /// refused.
-pub fn build_call(client: &Client, req: &TaskRequest) -> Result<StartTaskContactFluentBuilder, BridgeError> {
+pub fn build_call(
+    client: &Client,
+    req: &TaskRequest,
+) -> Result<StartTaskContactFluentBuilder, BridgeError> {
     let references = req
         .references
         .as_ref()
@@ -32,9 +35,9 @@ pub fn build_call(client: &Client, req: &TaskRequest) -> Result<StartTaskContact
                     if let Some(status) = &r.status {
                         b = b.status(status.as_str().into());
                     }
-                    let reference = b
-                        .build()
-                        .map_err(|e| BridgeError::validation(format!("References.{key}"), e.to_string()))?;
+                    let reference = b.build().map_err(|e| {
+                        BridgeError::validation(format!("References.{key}"), e.to_string())
+                    })?;
                     Ok((key.clone(), reference))
                 })
                 .collect::<Result<_, BridgeError>>()
@@ -52,7 +55,9 @@ pub fn build_call(client: &Client, req: &TaskRequest) -> Result<StartTaskContact
                         .file_name(&a.file_name)
                         .s3_url(&a.s3_url)
                         .build()
-                        .map_err(|e| BridgeError::validation(format!("Attachments[{i}]"), e.to_string()))
+                        .map_err(|e| {
+                            BridgeError::validation(format!("Attachments[{i}]"), e.to_string())
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -69,7 +74,11 @@ pub fn build_call(client: &Client, req: &TaskRequest) -> Result<StartTaskContact
         .set_contact_flow_id(req.contact_flow_id.clone())
         .set_previous_contact_id(req.previous_contact_id.clone())
         .set_related_contact_id(req.related_contact_id.clone())
-        .set_attributes(req.attributes.as_ref().map(|a| a.clone().into_iter().collect()))
+        .set_attributes(
+            req.attributes
+                .as_ref()
+                .map(|a| a.clone().into_iter().collect()),
+        )
         .set_name(req.name.clone())
         .set_references(references)
         .set_description(req.description.clone())
@@ -86,12 +95,16 @@ fn segment_value(v: &SegmentValue) -> SegmentAttributeValue {
         .set_value_string(v.value_string.clone())
         // Validation has refused anything outside i32 before a request gets here.
         .set_value_integer(v.value_integer.and_then(|i| i32::try_from(i).ok()))
-        .set_value_list(v.value_list.as_ref().map(|l| l.iter().map(segment_value).collect()))
-        .set_value_map(
-            v.value_map
+        .set_value_list(
+            v.value_list
                 .as_ref()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), segment_value(v))).collect()),
+                .map(|l| l.iter().map(segment_value).collect()),
         )
+        .set_value_map(v.value_map.as_ref().map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), segment_value(v)))
+                .collect()
+        }))
         .set_value_arn(v.value_arn.clone())
         .build()
 }
@@ -101,7 +114,11 @@ pub const MIN_CALL_BUDGET: Duration = Duration::from_millis(200);
 
 /// Sends the request; `budget` bounds the whole call, retries included, so it cannot outlive
 /// the invocation.
-pub async fn start_task(client: &Client, req: &TaskRequest, budget: Option<Duration>) -> Result<String, BridgeError> {
+pub async fn start_task(
+    client: &Client,
+    req: &TaskRequest,
+    budget: Option<Duration>,
+) -> Result<String, BridgeError> {
     // A call started with almost no time left would most likely be cut off after Connect created
     // the task but before we could report it; better not to start it at all.
     if budget.is_some_and(|b| b < MIN_CALL_BUDGET) {
@@ -115,7 +132,10 @@ pub async fn start_task(client: &Client, req: &TaskRequest, budget: Option<Durat
             Err(_) => {
                 return Err(BridgeError::Dispatch {
                     code: "DeadlineExceeded",
-                    message: format!("no answer within the {} ms the invocation had left", budget.as_millis()),
+                    message: format!(
+                        "no answer within the {} ms the invocation had left",
+                        budget.as_millis()
+                    ),
                 })
             }
         },
@@ -134,25 +154,46 @@ pub fn classify<R: std::fmt::Debug>(err: SdkError<StartTaskContactError, R>) -> 
             let err = service.into_err();
             // Parsed responses carry the message in the metadata; errors built in code only in the
             // exception itself, which Display shows.
-            let message = err.message().map_or_else(|| err.to_string(), str::to_string);
+            let message = err
+                .message()
+                .map_or_else(|| err.to_string(), str::to_string);
             let (code, class) = match &err {
-                StartTaskContactError::ThrottlingException(_) => ("ThrottlingException", ErrorClass::Transient),
-                StartTaskContactError::InternalServiceException(_) => ("InternalServiceException", ErrorClass::Transient),
+                StartTaskContactError::ThrottlingException(_) => {
+                    ("ThrottlingException", ErrorClass::Transient)
+                }
+                StartTaskContactError::InternalServiceException(_) => {
+                    ("InternalServiceException", ErrorClass::Transient)
+                }
                 // The quota (e.g. 12 tasks per PreviousContactId, concurrent active tasks) frees up.
-                StartTaskContactError::ServiceQuotaExceededException(_) => ("ServiceQuotaExceededException", ErrorClass::Transient),
-                StartTaskContactError::InvalidParameterException(_) => ("InvalidParameterException", ErrorClass::Permanent),
-                StartTaskContactError::InvalidRequestException(_) => ("InvalidRequestException", ErrorClass::Permanent),
-                StartTaskContactError::ResourceNotFoundException(_) => ("ResourceNotFoundException", ErrorClass::Permanent),
+                StartTaskContactError::ServiceQuotaExceededException(_) => {
+                    ("ServiceQuotaExceededException", ErrorClass::Transient)
+                }
+                StartTaskContactError::InvalidParameterException(_) => {
+                    ("InvalidParameterException", ErrorClass::Permanent)
+                }
+                StartTaskContactError::InvalidRequestException(_) => {
+                    ("InvalidRequestException", ErrorClass::Permanent)
+                }
+                StartTaskContactError::ResourceNotFoundException(_) => {
+                    ("ResourceNotFoundException", ErrorClass::Permanent)
+                }
                 other => {
                     // An error code this SDK version does not model: a server-side fault or
                     // throttle by its name, else nothing suggests a retry would help.
                     let code = other.code().unwrap_or("UnknownError").to_string();
-                    let class = if code.contains("Throttl") || code.contains("Internal") || code.contains("Unavailable") {
+                    let class = if code.contains("Throttl")
+                        || code.contains("Internal")
+                        || code.contains("Unavailable")
+                    {
                         ErrorClass::Transient
                     } else {
                         ErrorClass::Permanent
                     };
-                    return BridgeError::Connect { code, message, class };
+                    return BridgeError::Connect {
+                        code,
+                        message,
+                        class,
+                    };
                 }
             };
             BridgeError::Connect {
@@ -267,12 +308,50 @@ mod tests {
     #[tokio::test]
     async fn every_connect_error_is_classified() {
         let cases: Vec<(StartTaskContactError, &str, ErrorClass)> = vec![
-            (StartTaskContactError::ThrottlingException(ThrottlingException::builder().message("m").build()), "ThrottlingException", ErrorClass::Transient),
-            (StartTaskContactError::InternalServiceException(InternalServiceException::builder().message("m").build()), "InternalServiceException", ErrorClass::Transient),
-            (StartTaskContactError::ServiceQuotaExceededException(ServiceQuotaExceededException::builder().message("m").build()), "ServiceQuotaExceededException", ErrorClass::Transient),
-            (StartTaskContactError::InvalidParameterException(InvalidParameterException::builder().message("m").build()), "InvalidParameterException", ErrorClass::Permanent),
-            (StartTaskContactError::InvalidRequestException(InvalidRequestException::builder().message("m").build()), "InvalidRequestException", ErrorClass::Permanent),
-            (StartTaskContactError::ResourceNotFoundException(ResourceNotFoundException::builder().message("m").build()), "ResourceNotFoundException", ErrorClass::Permanent),
+            (
+                StartTaskContactError::ThrottlingException(
+                    ThrottlingException::builder().message("m").build(),
+                ),
+                "ThrottlingException",
+                ErrorClass::Transient,
+            ),
+            (
+                StartTaskContactError::InternalServiceException(
+                    InternalServiceException::builder().message("m").build(),
+                ),
+                "InternalServiceException",
+                ErrorClass::Transient,
+            ),
+            (
+                StartTaskContactError::ServiceQuotaExceededException(
+                    ServiceQuotaExceededException::builder()
+                        .message("m")
+                        .build(),
+                ),
+                "ServiceQuotaExceededException",
+                ErrorClass::Transient,
+            ),
+            (
+                StartTaskContactError::InvalidParameterException(
+                    InvalidParameterException::builder().message("m").build(),
+                ),
+                "InvalidParameterException",
+                ErrorClass::Permanent,
+            ),
+            (
+                StartTaskContactError::InvalidRequestException(
+                    InvalidRequestException::builder().message("m").build(),
+                ),
+                "InvalidRequestException",
+                ErrorClass::Permanent,
+            ),
+            (
+                StartTaskContactError::ResourceNotFoundException(
+                    ResourceNotFoundException::builder().message("m").build(),
+                ),
+                "ResourceNotFoundException",
+                ErrorClass::Permanent,
+            ),
         ];
         for (error, code, class) in cases {
             let error = std::sync::Mutex::new(Some(error));
@@ -281,7 +360,9 @@ mod tests {
             // Retries are the SDK's business; here one attempt shows the classification.
             let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
                 .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
-            let err = start_task(&client, &full_request(), None).await.unwrap_err();
+            let err = start_task(&client, &full_request(), None)
+                .await
+                .unwrap_err();
             assert_eq!(err.code(), code);
             assert_eq!(err.class(), class, "{code}");
             assert!(err.to_string().ends_with(": m"), "{err}");

@@ -49,7 +49,8 @@ impl Default for EnvelopeLimits {
     }
 }
 
-const EXPECTED: &str = "expected an EventBridge event, an SQS or SNS event (Records), an API Gateway \
+const EXPECTED: &str =
+    "expected an EventBridge event, an SQS or SNS event (Records), an API Gateway \
      REST/HTTP API or function URL request, or a StartTaskContact request in the shape of \
      `aws connect start-task-contact --generate-cli-skeleton`";
 
@@ -165,13 +166,11 @@ fn open_records(records: &Value) -> Result<Envelope, BridgeError> {
                     }
                 })
                 .collect::<Vec<_>>();
-            if let Some(bad) = records
+            if let Some(Err(bad)) = records
                 .iter()
                 .find(|r| matches!(r, Err(e) if e.id.is_empty()))
             {
-                if let Err(e) = bad {
-                    return Err(BridgeError::InvalidEvent(e.error.to_string()));
-                }
+                return Err(BridgeError::InvalidEvent(bad.error.to_string()));
             }
             Ok(Envelope {
                 kind: SourceKind::Sqs,
@@ -294,7 +293,9 @@ fn sns_record(item: &Value) -> Result<Record, BridgeError> {
     meta.insert("subject".into(), json!(sns.subject));
     meta.insert(
         "timestamp".into(),
-        item.pointer("/Sns/Timestamp").cloned().unwrap_or(Value::Null),
+        item.pointer("/Sns/Timestamp")
+            .cloned()
+            .unwrap_or(Value::Null),
     );
     Ok(Record {
         kind: SourceKind::Sns,
@@ -558,7 +559,10 @@ mod tests {
         let b = only(open_default(event("two")).unwrap());
         assert_eq!(a.kind, SourceKind::FunctionUrl);
         assert_ne!(a.identity, b.identity);
-        assert_eq!(a.identity, only(open_default(event("one")).unwrap()).identity);
+        assert_eq!(
+            a.identity,
+            only(open_default(event("one")).unwrap()).identity
+        );
     }
 
     #[test]
@@ -590,7 +594,10 @@ mod tests {
     #[test]
     fn unknown_shapes_name_what_was_expected() {
         let err = open_default(json!({"foo": 1})).unwrap_err().to_string();
-        assert!(err.contains("EventBridge") && err.contains("[foo]"), "{err}");
+        assert!(
+            err.contains("EventBridge") && err.contains("[foo]"),
+            "{err}"
+        );
         let err = open_default(json!([1, 2])).unwrap_err().to_string();
         assert!(err.contains("array"), "{err}");
         let err = open_default(json!({"Records": [{"eventSource": "aws:kinesis"}]}))

@@ -68,6 +68,11 @@ pub enum BridgeError {
     #[error("calling Connect failed ({code}): {message}")]
     Dispatch { code: &'static str, message: String },
 
+    /// A FIFO record that was not tried because an earlier record of its batch failed; it must
+    /// come back after that one, never before it.
+    #[error("not attempted: an earlier message of this FIFO batch failed, and order must be kept")]
+    FifoBlocked,
+
     /// The invocation's deadline left no time to start another call.
     #[error("the invocation deadline is too close to start a call")]
     DeadlineExceeded,
@@ -90,7 +95,9 @@ impl BridgeError {
             | BridgeError::Render { .. }
             | BridgeError::Validation { .. } => ErrorClass::Permanent,
             BridgeError::Connect { class, .. } => *class,
-            BridgeError::Dispatch { .. } | BridgeError::DeadlineExceeded => ErrorClass::Transient,
+            BridgeError::Dispatch { .. }
+            | BridgeError::FifoBlocked
+            | BridgeError::DeadlineExceeded => ErrorClass::Transient,
         }
     }
 
@@ -105,6 +112,7 @@ impl BridgeError {
             BridgeError::Validation { .. } => "ValidationError",
             BridgeError::Connect { code, .. } => code,
             BridgeError::Dispatch { code, .. } => code,
+            BridgeError::FifoBlocked => "FifoBlocked",
             BridgeError::DeadlineExceeded => "DeadlineExceeded",
         }
     }
@@ -112,6 +120,15 @@ impl BridgeError {
     /// Whether the error is Connect (or the call path) asking us to slow down.
     pub fn is_throttle(&self) -> bool {
         matches!(self, BridgeError::Connect { code, .. } if code == "ThrottlingException")
+    }
+
+    /// The message, unless it may quote event data: serde's messages for malformed input can
+    /// contain the offending value, which may be personal data.
+    pub fn loggable_message(&self) -> Option<String> {
+        match self {
+            BridgeError::InvalidEvent(_) | BridgeError::UnrecognisedPayload(_) => None,
+            other => Some(other.to_string()),
+        }
     }
 
     /// Whether the fault lies with the caller's input (as opposed to our configuration or Connect).

@@ -6,12 +6,17 @@
 //! and render) → `prepare` (defaults, client token, `validate`) → `connect` (the call) →
 //! `response` (the answer each source expects). `handler` strings them together.
 
+pub mod cli;
 pub mod config;
 pub mod connect;
-pub mod error;
 pub mod envelope;
+pub mod error;
+pub mod handler;
+pub mod logging;
 pub mod mapping;
+pub mod prepare;
 pub mod record;
+pub mod response;
 pub mod task;
 pub mod token;
 pub mod validate;

@@ -1,1 +1,56 @@
-fn main() {}
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use connect_task_bridge::cli;
+use connect_task_bridge::config::Config;
+use connect_task_bridge::handler::Bridge;
+use connect_task_bridge::logging;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => run_lambda().await,
+        Some("render") => {
+            let code = cli::render(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
+            std::process::exit(code);
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{}", cli::USAGE);
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("unknown command {other}\n\n{}", cli::USAGE);
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Cold start builds the configuration and the client once; a bad configuration stops the init,
+/// so a broken deployment fails loudly instead of failing every event.
+async fn run_lambda() -> Result<(), lambda_runtime::Error> {
+    logging::init();
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_connect::Client::new(&sdk_config);
+    tracing::info!(
+        instance_id = %config.defaults.instance_id,
+        mapping = %config.mapping_source,
+        routes = ?config.mapping.route_names().collect::<Vec<_>>(),
+        batch_concurrency = config.batch_concurrency,
+        "cold start"
+    );
+    let bridge = Arc::new(Bridge::new(config, client));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let bridge = Arc::clone(&bridge);
+        async move {
+            bridge
+                .handle(event.payload, Some(event.context.deadline()))
+                .await
+        }
+    }))
+    .await
+}

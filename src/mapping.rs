@@ -36,9 +36,7 @@ use serde_json::Value;
 
 use crate::error::{BridgeError, ConfigError};
 use crate::record::{Record, SourceKind};
-use crate::task::{
-    ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest,
-};
+use crate::task::{ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest};
 
 /// Instructions one template render may execute; a loop over a huge range runs out long before
 /// it could hold up the invocation.
@@ -246,7 +244,10 @@ pub struct Mapping {
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping")
-            .field("routes", &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -268,9 +269,8 @@ fn environment() -> Environment<'static> {
 
 /// `{{ body | pretty }}`: indented JSON, without the HTML escaping that `tojson` applies.
 fn pretty(value: minijinja::Value) -> Result<String, minijinja::Error> {
-    serde_json::to_string_pretty(&value).map_err(|e| {
-        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
-    })
+    serde_json::to_string_pretty(&value)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
 }
 
 /// Compiles one document field: literal text stays literal, anything with template syntax is
@@ -295,11 +295,21 @@ impl Compiler {
         Ok(Text::Template(key))
     }
 
-    fn opt(&mut self, route: &str, field: &str, source: Option<String>) -> Result<Option<Text>, ConfigError> {
+    fn opt(
+        &mut self,
+        route: &str,
+        field: &str,
+        source: Option<String>,
+    ) -> Result<Option<Text>, ConfigError> {
         source.map(|s| self.text(route, field, s)).transpose()
     }
 
-    fn segment(&mut self, route: &str, field: &str, value: Value) -> Result<SegmentTemplate, ConfigError> {
+    fn segment(
+        &mut self,
+        route: &str,
+        field: &str,
+        value: Value,
+    ) -> Result<SegmentTemplate, ConfigError> {
         Ok(match value {
             Value::String(s) => SegmentTemplate::Text(self.text(route, field, s)?),
             Value::Array(items) => SegmentTemplate::Array(
@@ -343,7 +353,9 @@ impl Mapping {
         let doc: Document =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Mapping(e.to_string()))?;
         if doc.routes.is_empty() {
-            return Err(ConfigError::Mapping("routes: at least one route is required".into()));
+            return Err(ConfigError::Mapping(
+                "routes: at least one route is required".into(),
+            ));
         }
         let mut compiler = Compiler { env: environment() };
         let mut routes = Vec::with_capacity(doc.routes.len());
@@ -351,7 +363,9 @@ impl Mapping {
         let count = doc.routes.len();
         for (index, route) in doc.routes.into_iter().enumerate() {
             if route.name.trim().is_empty() {
-                return Err(ConfigError::Mapping(format!("route {index}: name must not be empty")));
+                return Err(ConfigError::Mapping(format!(
+                    "route {index}: name must not be empty"
+                )));
             }
             if !names.insert(route.name.clone()) {
                 return Err(ConfigError::Mapping(format!(
@@ -395,7 +409,13 @@ impl Mapping {
         })
     }
 
-    fn render(&self, route: &Route, field: &str, text: &Text, ctx: &minijinja::Value) -> Result<String, BridgeError> {
+    fn render(
+        &self,
+        route: &Route,
+        field: &str,
+        text: &Text,
+        ctx: &minijinja::Value,
+    ) -> Result<String, BridgeError> {
         match text {
             Text::Literal(s) => Ok(s.clone()),
             Text::Template(key) => {
@@ -408,7 +428,9 @@ impl Mapping {
                     .env
                     .get_template(key)
                     .map_err(|e| render_error(describe(&e)))?;
-                let out = template.render(ctx).map_err(|e| render_error(describe(&e)))?;
+                let out = template
+                    .render(ctx)
+                    .map_err(|e| render_error(describe(&e)))?;
                 if out.len() > MAX_RENDERED_BYTES {
                     return Err(render_error(format!(
                         "rendered {} bytes; a field may render at most {MAX_RENDERED_BYTES}",
@@ -422,7 +444,13 @@ impl Mapping {
 
     /// Renders an optional field; text that renders blank leaves the member unset, so a template
     /// over an optional event field (`{{ body.previousContactId }}`) does not send an empty id.
-    fn render_opt(&self, route: &Route, field: &str, text: &Option<Text>, ctx: &minijinja::Value) -> Result<Option<String>, BridgeError> {
+    fn render_opt(
+        &self,
+        route: &Route,
+        field: &str,
+        text: &Option<Text>,
+        ctx: &minijinja::Value,
+    ) -> Result<Option<String>, BridgeError> {
         match text {
             None => Ok(None),
             Some(t) => {
@@ -432,13 +460,21 @@ impl Mapping {
         }
     }
 
-    fn matches(&self, route: &Route, when: &When, record: &Record, ctx: &minijinja::Value) -> Result<bool, BridgeError> {
+    fn matches(
+        &self,
+        route: &Route,
+        when: &When,
+        record: &Record,
+        ctx: &minijinja::Value,
+    ) -> Result<bool, BridgeError> {
         if !when.sources.is_empty() && !when.sources.contains(&record.kind) {
             return Ok(false);
         }
         let meta_str = |key: &str| record.meta.get(key).and_then(Value::as_str);
         if !when.event_sources.is_empty()
-            && !meta_str("source").is_some_and(|s| record.kind == SourceKind::EventBridge && when.event_sources.iter().any(|e| e == s))
+            && !meta_str("source").is_some_and(|s| {
+                record.kind == SourceKind::EventBridge && when.event_sources.iter().any(|e| e == s)
+            })
         {
             return Ok(false);
         }
@@ -453,13 +489,19 @@ impl Mapping {
             }
         }
         for (name, values) in &when.attributes {
-            if !record.attributes.get(name).is_some_and(|v| values.contains(v)) {
+            if !record
+                .attributes
+                .get(name)
+                .is_some_and(|v| values.contains(v))
+            {
                 return Ok(false);
             }
         }
         for (path, values) in &when.body {
             let found = path.iter().try_fold(&record.body, |v, key| v.get(key));
-            if !found.is_some_and(|actual| values.iter().any(|expected| same_value(actual, expected))) {
+            if !found
+                .is_some_and(|actual| values.iter().any(|expected| same_value(actual, expected)))
+            {
                 return Ok(false);
             }
         }
@@ -470,7 +512,13 @@ impl Mapping {
         Ok(true)
     }
 
-    fn render_route(&self, route: &Route, record: &Record, ctx: &minijinja::Value, now: DateTime) -> Result<Routed, BridgeError> {
+    fn render_route(
+        &self,
+        route: &Route,
+        record: &Record,
+        ctx: &minijinja::Value,
+        now: DateTime,
+    ) -> Result<Routed, BridgeError> {
         let field_error = |field: &str, message: String| BridgeError::Render {
             route: route.name.clone(),
             field: field.to_string(),
@@ -479,11 +527,36 @@ impl Mapping {
         let mut request = TaskRequest {
             name: self.render_opt(route, "task.name", &route.name_t, ctx)?,
             description: self.render_opt(route, "task.description", &route.description, ctx)?,
-            contact_flow_id: self.render_opt(route, "task.contact_flow_id", &route.contact_flow_id, ctx)?,
-            task_template_id: self.render_opt(route, "task.task_template_id", &route.task_template_id, ctx)?,
-            quick_connect_id: self.render_opt(route, "task.quick_connect_id", &route.quick_connect_id, ctx)?,
-            previous_contact_id: self.render_opt(route, "task.previous_contact_id", &route.previous_contact_id, ctx)?,
-            related_contact_id: self.render_opt(route, "task.related_contact_id", &route.related_contact_id, ctx)?,
+            contact_flow_id: self.render_opt(
+                route,
+                "task.contact_flow_id",
+                &route.contact_flow_id,
+                ctx,
+            )?,
+            task_template_id: self.render_opt(
+                route,
+                "task.task_template_id",
+                &route.task_template_id,
+                ctx,
+            )?,
+            quick_connect_id: self.render_opt(
+                route,
+                "task.quick_connect_id",
+                &route.quick_connect_id,
+                ctx,
+            )?,
+            previous_contact_id: self.render_opt(
+                route,
+                "task.previous_contact_id",
+                &route.previous_contact_id,
+                ctx,
+            )?,
+            related_contact_id: self.render_opt(
+                route,
+                "task.related_contact_id",
+                &route.related_contact_id,
+                ctx,
+            )?,
             ..Default::default()
         };
         if !route.attributes.is_empty() {
@@ -509,12 +582,17 @@ impl Mapping {
             }
             request.references = Some(references);
         }
-        if let Some(text) = self.render_opt(route, "task.scheduled_time", &route.scheduled_time, ctx)? {
-            request.scheduled_time =
-                Some(ScheduledTime::parse(&text).map_err(|e| field_error("task.scheduled_time", e))?);
+        if let Some(text) =
+            self.render_opt(route, "task.scheduled_time", &route.scheduled_time, ctx)?
+        {
+            request.scheduled_time = Some(
+                ScheduledTime::parse(&text).map_err(|e| field_error("task.scheduled_time", e))?,
+            );
         } else if let Some(text) = self.render_opt(route, "task.delay", &route.delay, ctx)? {
             let secs = parse_delay(&text).map_err(|e| field_error("task.delay", e))?;
-            request.scheduled_time = Some(ScheduledTime::from_epoch_secs(now.secs().saturating_add(secs)));
+            request.scheduled_time = Some(ScheduledTime::from_epoch_secs(
+                now.secs().saturating_add(secs),
+            ));
         }
         let mut segments: BTreeMap<String, SegmentValue> = BTreeMap::new();
         if let Some(template) = &route.segment_attributes {
@@ -522,9 +600,14 @@ impl Mapping {
             segments = serde_json::from_value(value)
                 .map_err(|e| field_error("task.segment_attributes", e.to_string()))?;
         }
-        if let Some(text) = self.render_opt(route, "task.expiry_minutes", &route.expiry_minutes, ctx)? {
+        if let Some(text) =
+            self.render_opt(route, "task.expiry_minutes", &route.expiry_minutes, ctx)?
+        {
             let minutes: i64 = text.trim().parse().map_err(|_| {
-                field_error("task.expiry_minutes", format!("'{text}' is not a whole number of minutes"))
+                field_error(
+                    "task.expiry_minutes",
+                    format!("'{text}' is not a whole number of minutes"),
+                )
             })?;
             segments.insert(
                 "connect:ContactExpiry".into(),
@@ -547,8 +630,18 @@ impl Mapping {
             let mut attachments = Vec::with_capacity(route.attachments.len());
             for (i, (file_name, s3_url)) in route.attachments.iter().enumerate() {
                 attachments.push(TaskAttachment {
-                    file_name: self.render(route, &format!("task.attachments[{i}].file_name"), file_name, ctx)?,
-                    s3_url: self.render(route, &format!("task.attachments[{i}].s3_url"), s3_url, ctx)?,
+                    file_name: self.render(
+                        route,
+                        &format!("task.attachments[{i}].file_name"),
+                        file_name,
+                        ctx,
+                    )?,
+                    s3_url: self.render(
+                        route,
+                        &format!("task.attachments[{i}].s3_url"),
+                        s3_url,
+                        ctx,
+                    )?,
                 });
             }
             request.attachments = Some(attachments);
@@ -574,7 +667,13 @@ impl Mapping {
         })
     }
 
-    fn render_segment(&self, route: &Route, field: &str, template: &SegmentTemplate, ctx: &minijinja::Value) -> Result<Value, BridgeError> {
+    fn render_segment(
+        &self,
+        route: &Route,
+        field: &str,
+        template: &SegmentTemplate,
+        ctx: &minijinja::Value,
+    ) -> Result<Value, BridgeError> {
         Ok(match template {
             SegmentTemplate::Text(text) => {
                 let out = self.render(route, field, text, ctx)?;
@@ -606,7 +705,12 @@ impl Mapping {
             SegmentTemplate::Object(entries) => Value::Object(
                 entries
                     .iter()
-                    .map(|(k, t)| Ok((k.clone(), self.render_segment(route, &format!("{field}.{k}"), t, ctx)?)))
+                    .map(|(k, t)| {
+                        Ok((
+                            k.clone(),
+                            self.render_segment(route, &format!("{field}.{k}"), t, ctx)?,
+                        ))
+                    })
                     .collect::<Result<_, BridgeError>>()?,
             ),
         })
@@ -648,7 +752,11 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
                     .into_iter()
                     .map(|(k, v)| (k.to_ascii_lowercase(), v.into_vec()))
                     .collect(),
-                attributes: w.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
+                attributes: w
+                    .attributes
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_vec()))
+                    .collect(),
                 body: w
                     .body
                     .into_iter()
@@ -666,11 +774,17 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
     }
     let mut references = Vec::new();
     for (key, reference) in t.references {
-        let text = c.text(r, &format!("task.references.{key}"), reference.value.into_source())?;
+        let text = c.text(
+            r,
+            &format!("task.references.{key}"),
+            reference.value.into_source(),
+        )?;
         references.push((key, reference.kind, text));
     }
     if t.scheduled_time.is_some() && t.delay.is_some() {
-        return Err(mapping_error("task: give scheduled_time or delay, not both".into()));
+        return Err(mapping_error(
+            "task: give scheduled_time or delay, not both".into(),
+        ));
     }
     let segment_attributes = t
         .segment_attributes
@@ -693,9 +807,17 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
         related_contact_id: c.opt(r, "task.related_contact_id", t.related_contact_id)?,
         attributes,
         references,
-        scheduled_time: c.opt(r, "task.scheduled_time", t.scheduled_time.map(Scalar::into_source))?,
+        scheduled_time: c.opt(
+            r,
+            "task.scheduled_time",
+            t.scheduled_time.map(Scalar::into_source),
+        )?,
         delay: c.opt(r, "task.delay", t.delay.map(Scalar::into_source))?,
-        expiry_minutes: c.opt(r, "task.expiry_minutes", t.expiry_minutes.map(Scalar::into_source))?,
+        expiry_minutes: c.opt(
+            r,
+            "task.expiry_minutes",
+            t.expiry_minutes.map(Scalar::into_source),
+        )?,
         segment_attributes,
         attachments,
         client_token: c.opt(r, "client_token", doc.client_token)?,
@@ -711,8 +833,10 @@ fn same_value(actual: &Value, expected: &Value) -> bool {
         return true;
     }
     match (actual, expected) {
-        (Value::String(a), e) if !e.is_string() => *a == e.to_string(),
-        (a, Value::String(e)) if !a.is_string() && !a.is_object() && !a.is_array() => a.to_string() == *e,
+        (Value::String(a), e) if !e.is_string() => a.as_str() == e.to_string().as_str(),
+        (a, Value::String(e)) if !a.is_string() && !a.is_object() && !a.is_array() => {
+            a.to_string().as_str() == e.as_str()
+        }
         _ => false,
     }
 }
@@ -837,8 +961,10 @@ routes:
         );
         assert_eq!(req.scheduled_time.unwrap().epoch_secs(), NOW + 900);
         assert_eq!(
-            req.segment_attributes.unwrap()["connect:ContactExpiry"].value_map.as_ref().unwrap()
-                ["ExpiryDuration"]
+            req.segment_attributes.unwrap()["connect:ContactExpiry"]
+                .value_map
+                .as_ref()
+                .unwrap()["ExpiryDuration"]
                 .value_integer,
             Some(120)
         );
@@ -850,7 +976,12 @@ routes:
     fn conditions_that_fail_fall_through_to_no_route() {
         let m = Mapping::parse(ORDERS).unwrap();
         let small = eventbridge("OrderFailed", json!({"orderId": "o-1", "amount": 5}));
-        assert!(matches!(apply(&m, &small), Err(BridgeError::NoRoute { source_kind: "eventbridge" })));
+        assert!(matches!(
+            apply(&m, &small),
+            Err(BridgeError::NoRoute {
+                source_kind: "eventbridge"
+            })
+        ));
         let other_type = eventbridge("OrderShipped", json!({"orderId": "o-1", "amount": 500}));
         assert!(apply(&m, &other_type).is_err());
     }
@@ -859,15 +990,24 @@ routes:
     fn attribute_and_body_path_conditions() {
         let m = Mapping::parse(ORDERS).unwrap();
         let body = r#"{"customer": {"country": "NL", "name": "ada"}, "priority": 1}"#;
-        let gold = sqs(body, json!({"tier": {"stringValue": "gold", "dataType": "String"}}));
+        let gold = sqs(
+            body,
+            json!({"tier": {"stringValue": "gold", "dataType": "String"}}),
+        );
         let routed = apply(&m, &gold).unwrap();
         assert_eq!(routed.route, "vip");
         assert_eq!(routed.identity, "m-1");
         assert_eq!(routed.request.name.as_deref(), Some("VIP ADA"));
         let seg = &routed.request.segment_attributes.unwrap()["connect:ContactExpiry"];
-        assert_eq!(seg.value_map.as_ref().unwrap()["ExpiryDuration"].value_integer, Some(30));
+        assert_eq!(
+            seg.value_map.as_ref().unwrap()["ExpiryDuration"].value_integer,
+            Some(30)
+        );
 
-        let silver = sqs(body, json!({"tier": {"stringValue": "silver", "dataType": "String"}}));
+        let silver = sqs(
+            body,
+            json!({"tier": {"stringValue": "silver", "dataType": "String"}}),
+        );
         assert!(apply(&m, &silver).is_err());
         let elsewhere = sqs(
             r#"{"customer": {"country": "BE"}, "priority": 1}"#,
@@ -881,12 +1021,24 @@ routes:
         let m = Mapping::default_mapping();
         let routed = apply(&m, &eventbridge("OrderFailed", json!({"a": 1}))).unwrap();
         assert_eq!(routed.route, "default");
-        assert_eq!(routed.request.name.as_deref(), Some("OrderFailed (shop.orders)"));
-        assert_eq!(routed.request.description.as_deref(), Some("{\n  \"a\": 1\n}"));
+        assert_eq!(
+            routed.request.name.as_deref(),
+            Some("OrderFailed (shop.orders)")
+        );
+        assert_eq!(
+            routed.request.description.as_deref(),
+            Some("{\n  \"a\": 1\n}")
+        );
 
         let routed = apply(&m, &sqs("plain <text> & more", json!({}))).unwrap();
-        assert_eq!(routed.request.name.as_deref(), Some("Message from support-queue"));
-        assert_eq!(routed.request.description.as_deref(), Some("plain <text> & more"));
+        assert_eq!(
+            routed.request.name.as_deref(),
+            Some("Message from support-queue")
+        );
+        assert_eq!(
+            routed.request.description.as_deref(),
+            Some("plain <text> & more")
+        );
 
         let long = "x".repeat(10_000);
         let routed = apply(&m, &sqs(&long, json!({}))).unwrap();
@@ -895,11 +1047,9 @@ routes:
 
     #[test]
     fn broken_mappings_fail_at_load_naming_route_and_field() {
-        let err = Mapping::parse(
-            "routes:\n  - name: r1\n    task:\n      name: \"{{ body.x \"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Mapping::parse("routes:\n  - name: r1\n    task:\n      name: \"{{ body.x \"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("r1") && err.contains("task.name"), "{err}");
 
         let err = Mapping::parse("routes:\n  - name: r1\n    task:\n      nmae: x\n")
@@ -907,11 +1057,10 @@ routes:
             .to_string();
         assert!(err.contains("nmae"), "{err}");
 
-        let err = Mapping::parse(
-            "routes:\n  - name: all\n  - name: never\n    when: {source: sqs}\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            Mapping::parse("routes:\n  - name: all\n  - name: never\n    when: {source: sqs}\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("move it last"), "{err}");
 
         let err = Mapping::parse("routes:\n  - name: a\n    when: {source: kafka}\n")

@@ -194,7 +194,9 @@ impl<'de> Deserialize<'de> for ScheduledTime {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Int(secs) => Ok(ScheduledTime::from_epoch_secs(secs)),
-            Raw::Float(secs) if secs.is_finite() => Ok(ScheduledTime(DateTime::from_secs_f64(secs))),
+            Raw::Float(secs) if secs.is_finite() => {
+                Ok(ScheduledTime(DateTime::from_secs_f64(secs)))
+            }
             Raw::Float(_) => Err(serde::de::Error::custom("ScheduledTime must be finite")),
             Raw::Text(text) => ScheduledTime::parse(&text).map_err(serde::de::Error::custom),
         }
@@ -259,9 +261,10 @@ mod tests {
 
     #[test]
     fn unknown_members_are_rejected_with_their_name() {
-        let err = serde_json::from_value::<TaskRequest>(serde_json::json!({"Name": "n", "Nmae": "x"}))
-            .unwrap_err()
-            .to_string();
+        let err =
+            serde_json::from_value::<TaskRequest>(serde_json::json!({"Name": "n", "Nmae": "x"}))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("Nmae"), "{err}");
     }
 
@@ -274,7 +277,11 @@ mod tests {
             ("2026-12-24T19:30:00-0430", 1_798_156_800),
             ("2026-12-25T00:00:00", 1_798_156_800),
         ] {
-            assert_eq!(ScheduledTime::parse(text).unwrap().epoch_secs(), secs, "{text}");
+            assert_eq!(
+                ScheduledTime::parse(text).unwrap().epoch_secs(),
+                secs,
+                "{text}"
+            );
         }
         assert!(ScheduledTime::parse("tomorrow").is_err());
         let t: ScheduledTime = serde_json::from_str("1798200000.5").unwrap();

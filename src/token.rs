@@ -39,7 +39,11 @@ mod tests {
     #[test]
     fn fixed_vectors() {
         assert_eq!(
-            client_token("11111111-2222-3333-4444-555555555555", "order-failed", "ev-1"),
+            client_token(
+                "11111111-2222-3333-4444-555555555555",
+                "order-failed",
+                "ev-1"
+            ),
             "ctb1-ffcf9bc29ea2f2e42488d62f67663420b42faee9df4f7aca6e243ec69b3b6512"
         );
         assert_eq!(

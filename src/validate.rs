@@ -76,9 +76,15 @@ impl Violations {
     fn length(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let len = value.chars().count();
         if len < min {
-            self.add(field, format!("must be at least {min} characters (got {len})"));
+            self.add(
+                field,
+                format!("must be at least {min} characters (got {len})"),
+            );
         } else if len > max {
-            self.add(field, format!("must be at most {max} characters (got {len})"));
+            self.add(
+                field,
+                format!("must be at most {max} characters (got {len})"),
+            );
         }
     }
 
@@ -119,12 +125,25 @@ pub fn validate(req: &TaskRequest, now: DateTime) -> Result<(), BridgeError> {
     v.optional("Description", &req.description, 0, MAX_DESCRIPTION);
     v.optional("ContactFlowId", &req.contact_flow_id, 0, MAX_FLOW_ID);
     v.optional("TaskTemplateId", &req.task_template_id, 1, MAX_TEMPLATE_ID);
-    v.optional("PreviousContactId", &req.previous_contact_id, 1, MAX_CONTACT_ID);
-    v.optional("RelatedContactId", &req.related_contact_id, 1, MAX_CONTACT_ID);
+    v.optional(
+        "PreviousContactId",
+        &req.previous_contact_id,
+        1,
+        MAX_CONTACT_ID,
+    );
+    v.optional(
+        "RelatedContactId",
+        &req.related_contact_id,
+        1,
+        MAX_CONTACT_ID,
+    );
     match &req.client_token {
         Some(token) => v.length("ClientToken", token, 1, MAX_CLIENT_TOKEN),
         // Connect's SDK would invent a random token, and a redelivery would open a second task.
-        None => v.add("ClientToken", "is required (the bridge never sends a request without one)"),
+        None => v.add(
+            "ClientToken",
+            "is required (the bridge never sends a request without one)",
+        ),
     }
 
     let flows: Vec<&str> = [
@@ -157,7 +176,10 @@ pub fn validate(req: &TaskRequest, now: DateTime) -> Result<(), BridgeError> {
     if let Some(time) = &req.scheduled_time {
         let secs = time.epoch_secs();
         if secs < now.secs() {
-            v.add("ScheduledTime", format!("{secs} is in the past (now {})", now.secs()));
+            v.add(
+                "ScheduledTime",
+                format!("{secs} is in the past (now {})", now.secs()),
+            );
         } else if secs > now.secs() + MAX_SCHEDULE_AHEAD_SECS {
             v.add(
                 "ScheduledTime",
@@ -179,7 +201,10 @@ pub fn validate(req: &TaskRequest, now: DateTime) -> Result<(), BridgeError> {
         if attachments.is_empty() || attachments.len() > MAX_ATTACHMENTS {
             v.add(
                 "Attachments",
-                format!("must hold 1 to {MAX_ATTACHMENTS} items (got {})", attachments.len()),
+                format!(
+                    "must hold 1 to {MAX_ATTACHMENTS} items (got {})",
+                    attachments.len()
+                ),
             );
         }
         for (i, a) in attachments.iter().enumerate() {
@@ -216,7 +241,9 @@ fn check_attributes(v: &mut Violations, attributes: &BTreeMap<String, String>) {
     if total > MAX_ATTRIBUTES_BYTES {
         v.add(
             "Attributes",
-            format!("keys and values total {total} UTF-8 bytes; the limit is {MAX_ATTRIBUTES_BYTES}"),
+            format!(
+                "keys and values total {total} UTF-8 bytes; the limit is {MAX_ATTRIBUTES_BYTES}"
+            ),
         );
     }
 }
@@ -248,9 +275,10 @@ fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::tas
             );
         }
         match kind {
-            "DATE" if reference.value.parse::<i64>().is_err() => {
-                v.add(&field, "a DATE reference's value must be an epoch timestamp")
-            }
+            "DATE" if reference.value.parse::<i64>().is_err() => v.add(
+                &field,
+                "a DATE reference's value must be an epoch timestamp",
+            ),
             "NUMBER" if reference.value.trim().parse::<f64>().is_err() => {
                 v.add(&field, "a NUMBER reference's value must be a number")
             }
@@ -258,7 +286,10 @@ fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::tas
         }
         if let Some(status) = &reference.status {
             if !REFERENCE_STATUSES.contains(&status.as_str()) {
-                v.add(format!("{field}.Status"), format!("'{status}' is not a reference status"));
+                v.add(
+                    format!("{field}.Status"),
+                    format!("'{status}' is not a reference status"),
+                );
             }
         }
         if let Some(arn) = &reference.arn {
@@ -272,14 +303,19 @@ fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::tas
     if total > MAX_REFERENCES_BYTES {
         v.add(
             "References",
-            format!("keys and values total {total} UTF-8 bytes; the limit is {MAX_REFERENCES_BYTES}"),
+            format!(
+                "keys and values total {total} UTF-8 bytes; the limit is {MAX_REFERENCES_BYTES}"
+            ),
         );
     }
 }
 
 fn check_segment_value(v: &mut Violations, field: &str, value: &SegmentValue, depth: usize) {
     if depth > MAX_SEGMENT_DEPTH {
-        v.add(field, format!("nests deeper than {MAX_SEGMENT_DEPTH} levels"));
+        v.add(
+            field,
+            format!("nests deeper than {MAX_SEGMENT_DEPTH} levels"),
+        );
         return;
     }
     let members = [
@@ -306,7 +342,10 @@ fn check_segment_value(v: &mut Violations, field: &str, value: &SegmentValue, de
     }
     if let Some(i) = value.value_integer {
         if i32::try_from(i).is_err() {
-            v.add(format!("{field}.ValueInteger"), format!("{i} does not fit a 32-bit integer"));
+            v.add(
+                format!("{field}.ValueInteger"),
+                format!("{i} does not fit a 32-bit integer"),
+            );
         }
     }
     if let Some(list) = &value.value_list {
@@ -419,7 +458,10 @@ mod tests {
         r.contact_flow_id = None;
         check(&r).unwrap();
         r.task_template_id = None;
-        fails_on(&r, "one of ContactFlowId, QuickConnectId or TaskTemplateId is required");
+        fails_on(
+            &r,
+            "one of ContactFlowId, QuickConnectId or TaskTemplateId is required",
+        );
     }
 
     #[test]
@@ -430,7 +472,12 @@ mod tests {
 
         // Exactly at the byte limit passes; one byte over fails. "é" is two bytes.
         let key = "k".to_string();
-        let at_limit = "é".repeat((MAX_ATTRIBUTES_BYTES - 1) / 2) + if (MAX_ATTRIBUTES_BYTES - 1) % 2 == 1 { "x" } else { "" };
+        let at_limit = "é".repeat((MAX_ATTRIBUTES_BYTES - 1) / 2)
+            + if (MAX_ATTRIBUTES_BYTES - 1) % 2 == 1 {
+                "x"
+            } else {
+                ""
+            };
         let mut r = valid();
         r.attributes = Some(BTreeMap::from([(key.clone(), at_limit.clone())]));
         assert_eq!(key.len() + at_limit.len(), MAX_ATTRIBUTES_BYTES);
@@ -457,10 +504,16 @@ mod tests {
 
         r.references = Some(BTreeMap::from([("f".into(), reference("ATTACHMENT", "x"))]));
         let err = fails_on(&r, "References.f.Type");
-        assert!(err.contains("cannot be set when a task is created"), "{err}");
+        assert!(
+            err.contains("cannot be set when a task is created"),
+            "{err}"
+        );
         r.references = Some(BTreeMap::from([("f".into(), reference("BLOB", "x"))]));
         fails_on(&r, "not a reference type");
-        r.references = Some(BTreeMap::from([("d".into(), reference("DATE", "tomorrow"))]));
+        r.references = Some(BTreeMap::from([(
+            "d".into(),
+            reference("DATE", "tomorrow"),
+        )]));
         fails_on(&r, "epoch");
 
         r.references = Some(BTreeMap::from([
@@ -474,9 +527,13 @@ mod tests {
     #[test]
     fn scheduled_time_window() {
         let mut r = valid();
-        r.scheduled_time = Some(ScheduledTime::from_epoch_secs(NOW + MAX_SCHEDULE_AHEAD_SECS));
+        r.scheduled_time = Some(ScheduledTime::from_epoch_secs(
+            NOW + MAX_SCHEDULE_AHEAD_SECS,
+        ));
         check(&r).unwrap();
-        r.scheduled_time = Some(ScheduledTime::from_epoch_secs(NOW + MAX_SCHEDULE_AHEAD_SECS + 1));
+        r.scheduled_time = Some(ScheduledTime::from_epoch_secs(
+            NOW + MAX_SCHEDULE_AHEAD_SECS + 1,
+        ));
         fails_on(&r, "6 days");
         r.scheduled_time = Some(ScheduledTime::from_epoch_secs(NOW - 1));
         fails_on(&r, "in the past");
@@ -515,10 +572,13 @@ mod tests {
             },
         )]));
         fails_on(&r, "ValueInteger");
-        r.segment_attributes = Some(BTreeMap::from([("n".repeat(129), SegmentValue {
-            value_string: Some("a".into()),
-            ..Default::default()
-        })]));
+        r.segment_attributes = Some(BTreeMap::from([(
+            "n".repeat(129),
+            SegmentValue {
+                value_string: Some("a".into()),
+                ..Default::default()
+            },
+        )]));
         fails_on(&r, "at most 128");
     }
 

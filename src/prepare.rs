@@ -1,0 +1,116 @@
+//! From a record to the exact request that will be sent: route (or pass-through for direct
+//! payloads), configured defaults, client token, validation. `render` and the Lambda handler
+//! share this path, so what `render` prints is what the function sends.
+
+use aws_smithy_types::DateTime;
+
+use crate::config::Config;
+use crate::error::BridgeError;
+use crate::record::Record;
+use crate::task::TaskRequest;
+use crate::token::client_token;
+use crate::validate::validate;
+
+/// Route name used for direct invocations, which bypass the mapping.
+pub const DIRECT_ROUTE: &str = "direct";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub route: String,
+    /// Complete and validated; `client_token` is always set.
+    pub request: TaskRequest,
+}
+
+impl Prepared {
+    pub fn client_token(&self) -> &str {
+        self.request.client_token.as_deref().unwrap_or_default()
+    }
+}
+
+pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepared, BridgeError> {
+    let (route, mut request, identity) = match &record.direct {
+        Some(direct) => (
+            DIRECT_ROUTE.to_string(),
+            direct.clone(),
+            record.identity.clone(),
+        ),
+        None => {
+            let routed = config.mapping.apply(record, now)?;
+            (routed.route, routed.request, routed.identity)
+        }
+    };
+    request.apply_defaults(&config.defaults);
+    if request.client_token.is_none() {
+        let instance = request.instance_id.as_deref().unwrap_or_default();
+        request.client_token = Some(client_token(instance, &route, &identity));
+    }
+    validate(&request, now)?;
+    Ok(Prepared { route, request })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{open, EnvelopeLimits};
+    use serde_json::json;
+
+    fn config(mapping: Option<&str>) -> Config {
+        Config::from_lookup(|k| match k {
+            "CONNECT_INSTANCE_ID" => Some("inst".into()),
+            "CONNECT_CONTACT_FLOW_ID" => Some("flow".into()),
+            "TASK_MAPPING" => mapping.map(str::to_string),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn record(payload: serde_json::Value) -> Record {
+        open(&payload, EnvelopeLimits::default())
+            .unwrap()
+            .records
+            .remove(0)
+            .unwrap()
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn direct_payload_keeps_its_token_and_gets_defaults() {
+        let r = record(json!({"Name": "n", "ClientToken": "mine"}));
+        let p = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap();
+        assert_eq!(p.route, "direct");
+        assert_eq!(p.client_token(), "mine");
+        assert_eq!(p.request.instance_id.as_deref(), Some("inst"));
+        assert_eq!(p.request.contact_flow_id.as_deref(), Some("flow"));
+    }
+
+    #[test]
+    fn direct_payload_without_token_gets_a_derived_one() {
+        let r = record(json!({"Name": "n", "TaskTemplateId": "tpl"}));
+        let p = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap();
+        assert_eq!(
+            p.client_token(),
+            client_token("inst", "direct", &r.identity)
+        );
+        assert_eq!(
+            p.request.contact_flow_id, None,
+            "a template was named; no default flow added"
+        );
+    }
+
+    #[test]
+    fn routed_record_token_uses_instance_route_and_identity() {
+        let r = record(json!({
+            "version": "0", "id": "ev-1", "detail-type": "T", "source": "s", "detail": {}
+        }));
+        let p = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap();
+        assert_eq!(p.client_token(), client_token("inst", "default", "ev-1"));
+    }
+
+    #[test]
+    fn invalid_requests_never_leave_prepare() {
+        let r = record(json!({"Name": "n", "Attributes": {"bad key": "v"}}));
+        let err = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap_err();
+        assert!(matches!(err, BridgeError::Validation { .. }));
+    }
+}
