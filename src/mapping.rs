@@ -82,12 +82,14 @@ struct RouteDoc {
     client_token: Option<String>,
 }
 
-/// One value or a list of them; a record matches when it equals any.
+/// One value or a list of them; a record matches when it equals any. `Many` comes first because
+/// a list is also a valid `serde_json::Value`: tried second, a list in `when.body` would be taken
+/// as one array value and never match.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany<T> {
-    One(T),
     Many(Vec<T>),
+    One(T),
 }
 
 impl<T> OneOrMany<T> {
@@ -1014,6 +1016,18 @@ routes:
             json!({"tier": {"stringValue": "gold", "dataType": "String"}}),
         );
         assert!(apply(&m, &elsewhere).is_err());
+    }
+
+    #[test]
+    fn a_list_under_when_body_means_any_of_its_values() {
+        let m = Mapping::parse(
+            "routes:\n  - name: r\n    when: { body: { action: [opened, labeled] } }\n    task: { name: n }\n",
+        )
+        .unwrap();
+        let labeled = sqs(r#"{"action": "labeled"}"#, json!({}));
+        assert_eq!(apply(&m, &labeled).unwrap().route, "r");
+        let closed = sqs(r#"{"action": "closed"}"#, json!({}));
+        assert!(apply(&m, &closed).is_err());
     }
 
     #[test]

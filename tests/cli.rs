@@ -1,0 +1,61 @@
+//! The `render` command, run as a user runs it: the built binary, the environment, a file.
+
+mod common;
+
+use std::process::Command;
+
+use common::{event_names, expected_requests, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
+use serde_json::Value;
+
+fn render(args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+        .arg("render")
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .env("CONNECT_INSTANCE_ID", INSTANCE)
+        .env("CONNECT_CONTACT_FLOW_ID", FLOW)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let requests = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .map(|v| v.expect("render prints JSON documents"))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        requests,
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn render_prints_what_the_handler_would_send() {
+    for name in event_names() {
+        let path = format!("events/{name}.json");
+        let (code, requests, stderr) = render(&[&path, "--mapping", EXAMPLE_MAPPING]);
+        assert_eq!(requests, expected_requests(&name), "{name}: {stderr}");
+        // The two SQS samples each hold a message that asks for a call back in the past.
+        if name.starts_with("sqs") {
+            assert_eq!(code, 1, "{name}");
+            assert!(stderr.contains("ScheduledTime"), "{name}: {stderr}");
+        } else {
+            assert_eq!(code, 0, "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn render_explains_bad_usage_and_bad_files() {
+    let (code, _, stderr) = render(&[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("usage:"), "{stderr}");
+
+    let (code, _, stderr) = render(&["events/nope.json"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nope.json"), "{stderr}");
+
+    let (code, _, stderr) = render(&["Cargo.toml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Cargo.toml"), "{stderr}");
+}

@@ -1,0 +1,241 @@
+//! Shared by the integration tests: the sample events, the requests they are expected to
+//! produce, and an in-process fake of Connect built on aws-smithy-mocks that records every
+//! request the real SDK client was asked to send and honours client tokens as Connect does.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_connect::operation::start_task_contact::{
+    StartTaskContactError, StartTaskContactInput, StartTaskContactOutput,
+};
+use aws_sdk_connect::types::SegmentAttributeValue;
+use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
+use aws_smithy_types::retry::RetryConfig;
+use connect_task_bridge::config::Config;
+use connect_task_bridge::handler::Bridge;
+use serde_json::{json, Value};
+
+pub const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+pub const FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+pub const EXAMPLE_MAPPING: &str = "examples/mapping.yaml";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every sample event, by file stem, sorted.
+pub fn event_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("events"))
+        .expect("events/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn event(name: &str) -> Value {
+    read_json(&root().join("events").join(format!("{name}.json")))
+}
+
+/// The requests `examples/mapping.yaml` renders for an event, one per record that renders, in
+/// record order (tokens checked against an independent computation when the files were made).
+pub fn expected_requests(name: &str) -> Vec<Value> {
+    match read_json(&root().join("tests/expected").join(format!("{name}.json"))) {
+        Value::Array(items) => items,
+        other => panic!("tests/expected/{name}.json is not a list: {other}"),
+    }
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The configuration a cold start would build from these variables (plus the instance and flow).
+pub fn config_with(vars: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
+        ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+        ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
+    ]);
+    for (k, v) in vars {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+}
+
+pub fn example_config() -> Config {
+    config_with(&[("TASK_MAPPING_FILE", EXAMPLE_MAPPING)])
+}
+
+#[derive(Default)]
+struct State {
+    /// Every request, as sent, in the order the client sent them.
+    calls: Vec<Value>,
+    /// ClientToken → ContactId, as Connect keeps them.
+    tasks: HashMap<String, String>,
+    /// Errors handed out to the next calls, before any task is created.
+    faults: VecDeque<StartTaskContactError>,
+}
+
+/// Connect, as far as the client can tell: creates a task per new client token and returns the
+/// same ContactId for a token it has seen.
+#[derive(Clone, Default)]
+pub struct FakeConnect {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeConnect {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next calls fail with these errors, in order.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = StartTaskContactError>) {
+        self.state.lock().unwrap().faults.extend(errors);
+    }
+
+    pub fn calls(&self) -> Vec<Value> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.state.lock().unwrap().tasks.len()
+    }
+
+    pub fn client(&self) -> aws_sdk_connect::Client {
+        let state = Arc::clone(&self.state);
+        let rule = mock!(aws_sdk_connect::Client::start_task_contact).then_compute_response(
+            move |input: &StartTaskContactInput| {
+                let mut state = state.lock().unwrap();
+                state.calls.push(input_json(input));
+                if let Some(error) = state.faults.pop_front() {
+                    return MockResponse::Error(error);
+                }
+                let token = input
+                    .client_token()
+                    .expect("the function always sends a ClientToken")
+                    .to_string();
+                let next = state.tasks.len() + 1;
+                let id = state
+                    .tasks
+                    .entry(token)
+                    .or_insert_with(|| format!("contact-{next:04}"))
+                    .clone();
+                MockResponse::Output(StartTaskContactOutput::builder().contact_id(id).build())
+            },
+        );
+        // Retries are the Lambda's and the queue's business in these tests; the SDK's own
+        // retries are exercised against the stand-in.
+        mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(RetryConfig::disabled()))
+    }
+
+    /// A bridge as a cold start builds it, talking to this fake.
+    pub fn bridge(&self, config: Config) -> Bridge {
+        Bridge::new(config, self.client())
+    }
+}
+
+/// The request in the shape of `aws connect start-task-contact --cli-input-json`, read back from
+/// what the SDK was given, so that tests compare what goes on the wire, not our own structs.
+pub fn input_json(input: &StartTaskContactInput) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            out.insert(key.into(), v);
+        }
+    };
+    let text = |s: Option<&str>| s.map(|s| json!(s));
+    put("InstanceId", text(input.instance_id()));
+    put("ContactFlowId", text(input.contact_flow_id()));
+    put("PreviousContactId", text(input.previous_contact_id()));
+    put("RelatedContactId", text(input.related_contact_id()));
+    put(
+        "Attributes",
+        input
+            .attributes()
+            .map(|a| json!(a.iter().collect::<BTreeMap<_, _>>())),
+    );
+    put("Name", text(input.name()));
+    put(
+        "References",
+        input.references().map(|refs| {
+            let refs: BTreeMap<_, _> = refs
+                .iter()
+                .map(|(k, r)| {
+                    let mut v = json!({"Value": r.value(), "Type": r.r#type().as_str()});
+                    if let Some(s) = r.status() {
+                        v["Status"] = json!(s.as_str());
+                    }
+                    if let Some(a) = r.arn() {
+                        v["Arn"] = json!(a);
+                    }
+                    if let Some(s) = r.status_reason() {
+                        v["StatusReason"] = json!(s);
+                    }
+                    (k.clone(), v)
+                })
+                .collect();
+            json!(refs)
+        }),
+    );
+    put("Description", text(input.description()));
+    put("ClientToken", text(input.client_token()));
+    put(
+        "ScheduledTime",
+        input.scheduled_time().map(|t| json!(t.secs())),
+    );
+    put("TaskTemplateId", text(input.task_template_id()));
+    put("QuickConnectId", text(input.quick_connect_id()));
+    put(
+        "SegmentAttributes",
+        input.segment_attributes().map(|m| {
+            json!(m
+                .iter()
+                .map(|(k, v)| (k.clone(), segment_json(v)))
+                .collect::<BTreeMap<_, _>>())
+        }),
+    );
+    if !input.attachments().is_empty() {
+        put(
+            "Attachments",
+            Some(json!(input
+                .attachments()
+                .iter()
+                .map(|a| json!({"FileName": a.file_name(), "S3Url": a.s3_url()}))
+                .collect::<Vec<_>>())),
+        );
+    }
+    Value::Object(out)
+}
+
+fn segment_json(v: &SegmentAttributeValue) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(s) = v.value_string() {
+        out.insert("ValueString".into(), json!(s));
+    }
+    if let Some(m) = v.value_map() {
+        let m: BTreeMap<_, _> = m
+            .iter()
+            .map(|(k, v)| (k.clone(), segment_json(v)))
+            .collect();
+        out.insert("ValueMap".into(), json!(m));
+    }
+    if let Some(i) = v.value_integer() {
+        out.insert("ValueInteger".into(), json!(i));
+    }
+    if !v.value_list().is_empty() {
+        let list: Vec<Value> = v.value_list().iter().map(segment_json).collect();
+        out.insert("ValueList".into(), json!(list));
+    }
+    if let Some(a) = v.value_arn() {
+        out.insert("ValueArn".into(), json!(a));
+    }
+    Value::Object(out)
+}
