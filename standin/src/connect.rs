@@ -1,0 +1,433 @@
+//! The Connect stand-in: `PUT /contact/task` as Amazon Connect serves it (restJson1, SigV4,
+//! the model's errors and statuses), with client-token idempotency, fault injection and admin
+//! endpoints that show what it holds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::model::model;
+use crate::rules;
+use crate::sigv4::Signer;
+
+/// At most this many tasks may name one PreviousContactId (then ServiceQuotaExceeded).
+pub const MAX_TASKS_PER_PREVIOUS_CONTACT: u32 = 12;
+
+/// Faults to inject, settable at start and through `PUT /admin/faults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Share of requests (0..1) answered with ThrottlingException.
+    pub throttle: f64,
+    /// Share of requests answered with InternalServiceException.
+    pub internal: f64,
+    /// Added latency: a uniform draw in 0..=latency_ms per request.
+    pub latency_ms: u64,
+    /// A fixed delay before every answer.
+    pub delay_ms: u64,
+    /// Share of requests that are carried out but answered only after `hang_ms`: the caller
+    /// times out although the task exists, the case client tokens are for.
+    pub hang: f64,
+    pub hang_ms: u64,
+    /// A token bucket like Connect's per-account quota: requests per second and burst.
+    pub rate: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub signer: Signer,
+    /// Instances that exist; empty means any instance ID is accepted.
+    pub instances: Vec<String>,
+    pub faults: Faults,
+    pub seed: u64,
+}
+
+impl Options {
+    /// Local credentials and region, the ones `make demo` and the tests give the function.
+    pub fn local() -> Options {
+        Options {
+            signer: Signer {
+                access_key: crate::LOCAL_ACCESS_KEY.into(),
+                secret_key: crate::LOCAL_SECRET_KEY.into(),
+                region: crate::LOCAL_REGION.into(),
+                service: "connect".into(),
+            },
+            instances: Vec::new(),
+            faults: Faults::default(),
+            seed: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub contact_id: String,
+    pub client_token: Option<String>,
+    pub created_at: f64,
+    /// The request as received (the stand-in is a local tool: it keeps everything).
+    pub request: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub requests: u64,
+    pub created: u64,
+    /// Requests whose client token named a task that already existed.
+    pub replayed: u64,
+    pub throttled: u64,
+    pub internal_errors: u64,
+    pub invalid: u64,
+    pub not_found: u64,
+    pub quota_exceeded: u64,
+    pub auth_failures: u64,
+    pub hung: u64,
+}
+
+struct Inner {
+    tasks: Vec<Task>,
+    by_token: HashMap<String, usize>,
+    per_previous: HashMap<String, u32>,
+    stats: Stats,
+    faults: Faults,
+    rng: fastrand::Rng,
+    bucket: Option<(f64, Instant)>,
+}
+
+struct Shared {
+    signer: Signer,
+    instances: Vec<String>,
+    inner: Mutex<Inner>,
+}
+
+/// A running stand-in on a loopback port. Dropping it stops the server.
+pub struct ConnectStandIn {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl ConnectStandIn {
+    /// Starts on `127.0.0.1:port` (0: an ephemeral port).
+    pub async fn start(options: Options, port: u16) -> std::io::Result<ConnectStandIn> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            signer: options.signer,
+            instances: options.instances,
+            inner: Mutex::new(Inner {
+                tasks: Vec::new(),
+                by_token: HashMap::new(),
+                per_previous: HashMap::new(),
+                stats: Stats::default(),
+                faults: options.faults,
+                rng: fastrand::Rng::with_seed(options.seed),
+                bucket: None,
+            }),
+        });
+        let app = Router::new()
+            .route("/contact/task", put(start_task_contact))
+            .route("/admin/tasks", get(admin_tasks))
+            .route("/admin/stats", get(admin_stats))
+            .route("/admin/faults", get(admin_get_faults).put(admin_set_faults))
+            .route("/admin/reset", post(admin_reset))
+            .route("/health", get(|| async { "ok" }))
+            .with_state(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let join = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(ConnectStandIn {
+            addr,
+            shared,
+            stop: Some(stop),
+            join: Some(join),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn tasks(&self) -> Vec<Task> {
+        self.shared.inner.lock().unwrap().tasks.clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.inner.lock().unwrap().stats.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.faults = faults;
+        inner.bucket = None;
+    }
+
+    /// Stops accepting requests and waits for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
+    }
+}
+
+impl Drop for ConnectStandIn {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(json!({"message": message.into()}))).into_response();
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        code.parse().expect("error codes are header-safe"),
+    );
+    response
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// What the fault draw decided for one request.
+enum Fault {
+    None,
+    Throttle(&'static str),
+    Internal,
+}
+
+async fn start_task_contact(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Err(e) = shared
+        .signer
+        .verify(method.as_str(), path, &headers, &body, SystemTime::now())
+    {
+        shared.inner.lock().unwrap().stats.auth_failures += 1;
+        return error(e.status, e.code, e.message);
+    }
+
+    let (wait, fault, hang) = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.stats.requests += 1;
+        let f = inner.faults.clone();
+        let mut wait = Duration::from_millis(f.delay_ms);
+        if f.latency_ms > 0 {
+            wait += Duration::from_millis(inner.rng.u64(0..=f.latency_ms));
+        }
+        let fault = if !take_from_bucket(&mut inner) {
+            Fault::Throttle("Rate exceeded")
+        } else if f.throttle > 0.0 && inner.rng.f64() < f.throttle {
+            Fault::Throttle("Rate exceeded")
+        } else if f.internal > 0.0 && inner.rng.f64() < f.internal {
+            Fault::Internal
+        } else {
+            Fault::None
+        };
+        let hang =
+            (f.hang > 0.0 && inner.rng.f64() < f.hang).then(|| Duration::from_millis(f.hang_ms));
+        (wait, fault, hang)
+    };
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    match fault {
+        Fault::Throttle(message) => {
+            shared.inner.lock().unwrap().stats.throttled += 1;
+            return error(429, "ThrottlingException", message);
+        }
+        Fault::Internal => {
+            shared.inner.lock().unwrap().stats.internal_errors += 1;
+            return error(500, "InternalServiceException", "Request processing failed");
+        }
+        Fault::None => {}
+    }
+
+    let response = create_task(&shared, &body);
+    if let Some(hang) = hang {
+        shared.inner.lock().unwrap().stats.hung += 1;
+        tokio::time::sleep(hang).await;
+    }
+    response
+}
+
+fn take_from_bucket(inner: &mut Inner) -> bool {
+    let Some(rate) = inner.faults.rate.filter(|r| *r > 0.0) else {
+        return true;
+    };
+    let burst = f64::from(inner.faults.burst.unwrap_or(1).max(1));
+    let now = Instant::now();
+    let (tokens, last) = inner.bucket.unwrap_or((burst, now));
+    let tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(burst);
+    if tokens >= 1.0 {
+        inner.bucket = Some((tokens - 1.0, now));
+        true
+    } else {
+        inner.bucket = Some((tokens, now));
+        false
+    }
+}
+
+fn create_task(shared: &Shared, body: &[u8]) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            shared.inner.lock().unwrap().stats.invalid += 1;
+            return error(
+                400,
+                "InvalidRequestException",
+                "The request body is not a JSON object",
+            );
+        }
+    };
+    let mut problems = model().violations(&request);
+    problems.extend(rules::violations(&request, now_secs()));
+    if !problems.is_empty() {
+        shared.inner.lock().unwrap().stats.invalid += 1;
+        let code = if problems
+            .iter()
+            .any(|p| p.contains("only one of ContactFlowId"))
+        {
+            "InvalidRequestException"
+        } else {
+            "InvalidParameterException"
+        };
+        return error(
+            400,
+            code,
+            format!(
+                "{} validation error(s) detected: {}",
+                problems.len(),
+                problems.join("; ")
+            ),
+        );
+    }
+    let instance = request["InstanceId"].as_str().unwrap_or_default();
+    if !shared.instances.is_empty() && !shared.instances.iter().any(|i| i == instance) {
+        shared.inner.lock().unwrap().stats.not_found += 1;
+        return error(
+            404,
+            "ResourceNotFoundException",
+            format!("Instance {instance} not found"),
+        );
+    }
+
+    let mut inner = shared.inner.lock().unwrap();
+    let token = request
+        .get("ClientToken")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(existing) = token.as_ref().and_then(|t| inner.by_token.get(t)).copied() {
+        inner.stats.replayed += 1;
+        let id = inner.tasks[existing].contact_id.clone();
+        return Json(json!({"ContactId": id})).into_response();
+    }
+    if let Some(previous) = request.get("PreviousContactId").and_then(Value::as_str) {
+        let count = inner.per_previous.entry(previous.to_string()).or_default();
+        if *count >= MAX_TASKS_PER_PREVIOUS_CONTACT {
+            inner.stats.quota_exceeded += 1;
+            return error(
+                402,
+                "ServiceQuotaExceededException",
+                format!(
+                    "at most {MAX_TASKS_PER_PREVIOUS_CONTACT} tasks may share a PreviousContactId"
+                ),
+            );
+        }
+        *count += 1;
+    }
+    let contact_id = uuid_like(&mut inner.rng);
+    let index = inner.tasks.len();
+    inner.tasks.push(Task {
+        contact_id: contact_id.clone(),
+        client_token: token.clone(),
+        created_at: now_secs(),
+        request,
+    });
+    if let Some(token) = token {
+        inner.by_token.insert(token, index);
+    }
+    inner.stats.created += 1;
+    Json(json!({"ContactId": contact_id})).into_response()
+}
+
+fn uuid_like(rng: &mut fastrand::Rng) -> String {
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.u32(0..16), 16).expect("a hex digit"))
+        .collect();
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+async fn admin_tasks(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let tasks = shared.inner.lock().unwrap().tasks.clone();
+    Json(json!({ "tasks": tasks }))
+}
+
+async fn admin_stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
+    Json(shared.inner.lock().unwrap().stats.clone())
+}
+
+async fn admin_get_faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {
+    Json(shared.inner.lock().unwrap().faults.clone())
+}
+
+async fn admin_set_faults(
+    State(shared): State<Arc<Shared>>,
+    Json(faults): Json<Faults>,
+) -> Json<Faults> {
+    let mut inner = shared.inner.lock().unwrap();
+    inner.faults = faults.clone();
+    inner.bucket = None;
+    Json(faults)
+}
+
+async fn admin_reset(State(shared): State<Arc<Shared>>) -> StatusCode {
+    let mut inner = shared.inner.lock().unwrap();
+    inner.tasks.clear();
+    inner.by_token.clear();
+    inner.per_previous.clear();
+    inner.stats = Stats::default();
+    StatusCode::NO_CONTENT
+}

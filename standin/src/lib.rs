@@ -1,0 +1,17 @@
+//! Everything connect-task-bridge needs to run for real without AWS: a stand-in for Amazon
+//! Connect's StartTaskContact (`connect`), checked against the embedded model (`model`) and
+//! Connect's documented rules (`rules`) and guarded by SigV4 (`sigv4`); a local Lambda Runtime
+//! API (`runtime_api`); and the harness that runs the function binary under both (`harness`).
+//! A development and test tool: it is never part of the Lambda package.
+
+pub mod connect;
+pub mod harness;
+pub mod model;
+pub mod rules;
+pub mod runtime_api;
+pub mod sigv4;
+
+/// Dummy credentials and region the stand-in accepts and the harness gives the function.
+pub const LOCAL_ACCESS_KEY: &str = "AKIDLOCALSTANDIN0001";
+pub const LOCAL_SECRET_KEY: &str = "local-secret-key-for-the-connect-stand-in";
+pub const LOCAL_REGION: &str = "eu-west-1";
