@@ -251,7 +251,7 @@ async fn start_task_contact(
             wait += Duration::from_millis(inner.rng.u64(0..=f.latency_ms));
         }
         let fault = if !take_from_bucket(&mut inner) {
-            Fault::Throttle("Rate exceeded")
+            Fault::Throttle("Rate exceeded: the StartTaskContact quota is exhausted")
         } else if f.throttle > 0.0 && inner.rng.f64() < f.throttle {
             Fault::Throttle("Rate exceeded")
         } else if f.internal > 0.0 && inner.rng.f64() < f.internal {
@@ -390,12 +390,14 @@ fn uuid_like(rng: &mut fastrand::Rng) -> String {
     let hex: String = (0..32)
         .map(|_| char::from_digit(rng.u32(0..16), 16).expect("a hex digit"))
         .collect();
+    // Version 4, RFC 4122 variant, as Connect's ContactIds are.
+    let variant = ['8', '9', 'a', 'b'][rng.usize(0..4)];
     format!(
-        "{}-{}-4{}-{}-{}",
+        "{}-{}-4{}-{variant}{}-{}",
         &hex[0..8],
         &hex[8..12],
         &hex[13..16],
-        &hex[16..20],
+        &hex[17..20],
         &hex[20..32]
     )
 }

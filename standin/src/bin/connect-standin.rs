@@ -1,0 +1,88 @@
+//! `connect-standin [--port N] [--instance ID]... [--throttle 0.3] [--internal 0.1]
+//!  [--latency-ms N] [--delay-ms N] [--hang 0.1 --hang-ms N] [--rate R --burst B] [--seed N]`
+//!
+//! Serves Connect's StartTaskContact on 127.0.0.1 (an ephemeral port unless --port), prints
+//! `listening on http://ADDR` and runs until SIGINT/SIGTERM. Requests must be SigV4-signed with
+//! the local credentials (AKIDLOCALSTANDIN0001 / local-secret-key-for-the-connect-stand-in,
+//! region eu-west-1). Admin: GET /admin/tasks, GET /admin/stats, GET|PUT /admin/faults,
+//! POST /admin/reset.
+
+use connect_standin::connect::{ConnectStandIn, Options};
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args) {
+        Ok((options, port)) => {
+            let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            rt.block_on(run(options, port))
+        }
+        Err(message) => {
+            eprintln!("{message}\n\nusage: connect-standin [--port N] [--instance ID]... [--throttle SHARE] [--internal SHARE] [--latency-ms N] [--delay-ms N] [--hang SHARE --hang-ms N] [--rate PER_SEC --burst N] [--seed N]");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<(Options, u16), String> {
+    let mut options = Options::local();
+    let mut port = 0u16;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let num = |v: String| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{flag}: '{v}' is not a number"))
+        };
+        let int = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: '{v}' is not a whole number"))
+        };
+        let f = &mut options.faults;
+        match flag.as_str() {
+            "--port" => port = int(value()?)? as u16,
+            "--instance" => options.instances.push(value()?),
+            "--throttle" => f.throttle = num(value()?)?,
+            "--internal" => f.internal = num(value()?)?,
+            "--latency-ms" => f.latency_ms = int(value()?)?,
+            "--delay-ms" => f.delay_ms = int(value()?)?,
+            "--hang" => f.hang = num(value()?)?,
+            "--hang-ms" => f.hang_ms = int(value()?)?,
+            "--rate" => f.rate = Some(num(value()?)?),
+            "--burst" => f.burst = Some(int(value()?)? as u32),
+            "--seed" => options.seed = int(value()?)?,
+            "-h" | "--help" => {
+                return Err("connect-standin: a local Amazon Connect StartTaskContact".into())
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok((options, port))
+}
+
+async fn run(options: Options, port: u16) -> std::process::ExitCode {
+    let standin = match ConnectStandIn::start(options, port).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", standin.url());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let stats = standin.stats();
+    standin.stop().await;
+    eprintln!(
+        "stopped: {} requests, {} tasks created, {} replayed by client token",
+        stats.requests, stats.created, stats.replayed
+    );
+    std::process::ExitCode::SUCCESS
+}

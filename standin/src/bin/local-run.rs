@@ -1,0 +1,209 @@
+//! `local-run --function BINARY [--events DIR] [--mapping FILE] [--instance ID] [--flow ID]`
+//!
+//! The local demo: starts the Connect stand-in, runs the function binary under a local Lambda
+//! Runtime API, sends every event in DIR through it, prints a table (event → ContactId(s) or
+//! error), delivers every event a second time to show that no second task appears, prints the
+//! tasks the stand-in holds, and stops everything it started.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use connect_standin::connect::{ConnectStandIn, Options};
+use connect_standin::harness::LocalStack;
+use connect_standin::runtime_api::Invocation;
+use serde_json::Value;
+
+const DEFAULT_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+const DEFAULT_FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+struct Args {
+    function: PathBuf,
+    events: PathBuf,
+    mapping: Option<PathBuf>,
+    instance: String,
+    flow: String,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        function: PathBuf::new(),
+        events: PathBuf::from("events"),
+        mapping: None,
+        instance: DEFAULT_INSTANCE.into(),
+        flow: DEFAULT_FLOW.into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--function" => args.function = value.into(),
+            "--events" => args.events = value.into(),
+            "--mapping" => args.mapping = Some(value.into()),
+            "--instance" => args.instance = value,
+            "--flow" => args.flow = value,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if args.function.as_os_str().is_empty() {
+        return Err("--function BINARY is required".into());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\n\nusage: local-run --function BINARY [--events DIR] [--mapping FILE] [--instance ID] [--flow ID]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("local-run: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.events)
+        .map_err(|e| format!("{}: {e}", args.events.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+
+    let mut options = Options::local();
+    options.instances = vec![args.instance.clone()];
+    let connect = ConnectStandIn::start(options, 0)
+        .await
+        .map_err(|e| format!("stand-in: {e}"))?;
+    println!("Connect stand-in listening on {}", connect.url());
+    let mut env = vec![
+        ("CONNECT_INSTANCE_ID".to_string(), args.instance.clone()),
+        ("CONNECT_CONTACT_FLOW_ID".to_string(), args.flow.clone()),
+    ];
+    if let Some(m) = &args.mapping {
+        let abs = std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?;
+        env.push(("TASK_MAPPING_FILE".into(), abs.display().to_string()));
+        println!("mapping: {}", m.display());
+    }
+    let mut stack = LocalStack::start(&args.function, connect, &env)
+        .await
+        .map_err(|e| format!("cannot start {}: {e}", args.function.display()))?;
+
+    for round in [
+        "first delivery",
+        "second delivery (redelivered: same client tokens)",
+    ] {
+        println!("\n== {round}");
+        println!("{:<30} {:>7}  result", "event", "ms");
+        for file in &files {
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?;
+            let payload: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+            let logs_before = stack.function.json_logs().len();
+            let started = Instant::now();
+            let result = stack.invoke(payload, TIMEOUT).await;
+            let ms = started.elapsed().as_millis();
+            // Give the log reader a moment to catch the lines written with the response.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let outcomes: Vec<Value> = stack.function.json_logs().split_off(logs_before);
+            let summary = match result {
+                Ok(inv) => summarise(&inv, &outcomes),
+                Err(e) => format!("invocation failed: {e}"),
+            };
+            let mut lines = summary.lines();
+            println!("{name:<30} {ms:>7}  {}", lines.next().unwrap_or_default());
+            for line in lines {
+                println!("{:<30} {:>7}  {line}", "", "");
+            }
+        }
+    }
+
+    let tasks = stack.connect.tasks();
+    let stats = stack.connect.stats();
+    println!("\n== tasks held by the stand-in: {}", tasks.len());
+    println!("{:<36}  {:<50}  client token", "ContactId", "Name");
+    for t in &tasks {
+        let name: String = t.request["Name"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(50)
+            .collect();
+        println!(
+            "{:<36}  {name:<50}  {}",
+            t.contact_id,
+            t.client_token.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "\nstand-in: {} requests, {} tasks created, {} answered from an existing client token, {} refused as invalid",
+        stats.requests, stats.created, stats.replayed, stats.invalid
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// One line per record: the ContactId, or the error class and code, from the answer and the
+/// function's own outcome log lines.
+fn summarise(inv: &Invocation, logs: &[Value]) -> String {
+    let per_record: Vec<String> = logs
+        .iter()
+        .filter_map(|l| {
+            let f = l.get("fields").unwrap_or(l);
+            let record = f["record_id"].as_str()?;
+            let short: String = record.chars().take(12).collect();
+            Some(match f["outcome"].as_str()? {
+                "started" => format!(
+                    "{short}…  ContactId {}",
+                    f["contact_id"].as_str().unwrap_or("?")
+                ),
+                _ => format!(
+                    "{short}…  failed: {} {}",
+                    f["error_class"].as_str().unwrap_or("?"),
+                    f["error_code"].as_str().unwrap_or("?")
+                ),
+            })
+        })
+        .collect();
+    match inv {
+        Invocation::Response(v) if v.get("batchItemFailures").is_some() => {
+            let failed = v["batchItemFailures"].as_array().map_or(0, Vec::len);
+            let mut out = vec![format!("SQS batch: {failed} reported in batchItemFailures")];
+            out.extend(per_record);
+            out.join("\n")
+        }
+        Invocation::Response(v) if v.get("statusCode").is_some() => {
+            let body: Value = v["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            match body.get("contactId").and_then(Value::as_str) {
+                Some(id) => format!("HTTP {} ContactId {id}", v["statusCode"]),
+                None => format!(
+                    "HTTP {} {}",
+                    v["statusCode"],
+                    body["message"].as_str().unwrap_or("")
+                ),
+            }
+        }
+        Invocation::Response(v) => match v.get("ContactId").and_then(Value::as_str) {
+            Some(id) => format!("ContactId {id}"),
+            None => v.to_string(),
+        },
+        Invocation::Error {
+            error_type,
+            message,
+        } => format!("error {error_type}: {message}"),
+    }
+}
