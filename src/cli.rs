@@ -1,5 +1,6 @@
 //! The command line: `render` prints the StartTaskContact request(s) an event would produce,
-//! through the very code the Lambda runs, without calling anything.
+//! through the very code the Lambda runs, without calling anything; `send` runs the event through
+//! the handler against Connect (or the local stand-in), the way to replay a message from a DLQ.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::envelope;
+use crate::handler::Bridge;
 use crate::mapping::Mapping;
 use crate::prepare::prepare;
 
@@ -18,49 +20,77 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 print the StartTaskContact request(s) for an event,
                                                 in the shape of `aws connect start-task-contact
                                                 --cli-input-json`, without calling Connect
+       connect-task-bridge send EVENT.json [--endpoint-url URL] [--mapping FILE]
+                                                handle the event as the Lambda would, calling
+                                                Connect (credentials and region from the usual AWS
+                                                environment), and print the function's answer
 
 Configuration comes from the environment (CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, TASK_MAPPING,
 TASK_MAPPING_FILE, ...; see the README). --mapping overrides TASK_MAPPING / TASK_MAPPING_FILE.";
 
-/// Runs `render`; returns the process exit code (0: every record rendered, 1: some failed,
-/// 2: usage or configuration error).
-pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
-    let mut event_path = None;
-    let mut mapping_path = None;
+/// The arguments both commands take.
+struct EventArgs {
+    event_path: String,
+    mapping_path: Option<String>,
+    endpoint_url: Option<String>,
+}
+
+fn parse_args(args: &[String], allow_endpoint: bool) -> Result<EventArgs, String> {
+    let mut parsed = EventArgs {
+        event_path: String::new(),
+        mapping_path: None,
+        endpoint_url: None,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--mapping" => match it.next() {
-                Some(path) => mapping_path = Some(path.clone()),
-                None => return usage(err, "--mapping needs a file"),
-            },
-            flag if flag.starts_with('-') => return usage(err, &format!("unknown option {flag}")),
-            path if event_path.is_none() => event_path = Some(path.to_string()),
-            extra => return usage(err, &format!("unexpected argument {extra}")),
+            "--mapping" => {
+                parsed.mapping_path = Some(it.next().ok_or("--mapping needs a file")?.clone())
+            }
+            "--endpoint-url" if allow_endpoint => {
+                parsed.endpoint_url = Some(it.next().ok_or("--endpoint-url needs a URL")?.clone())
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            path if parsed.event_path.is_empty() => parsed.event_path = path.to_string(),
+            extra => return Err(format!("unexpected argument {extra}")),
         }
     }
-    let Some(event_path) = event_path else {
-        return usage(err, "render needs an EVENT.json");
-    };
-    let mut config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail(err, &format!("configuration: {e}")),
-    };
+    if parsed.event_path.is_empty() {
+        return Err("an EVENT.json is required".into());
+    }
+    Ok(parsed)
+}
+
+/// The configuration a cold start would build, with `--mapping` in place of TASK_MAPPING(_FILE).
+fn load_config(mapping_path: Option<&str>) -> Result<Config, String> {
+    let mut config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
     if let Some(path) = mapping_path {
-        let loaded = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {path}: {e}"))
-            .and_then(|text| Mapping::parse(&text).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(mapping) => config.mapping = mapping,
-            Err(e) => return fail(err, &e),
-        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        config.mapping = Mapping::parse(&text).map_err(|e| e.to_string())?;
     }
-    let payload: Value = match std::fs::read_to_string(&event_path)
+    Ok(config)
+}
+
+fn read_event(path: &str) -> Result<Value, String> {
+    std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// Runs `render`; returns the process exit code (0: every record rendered, 1: some failed,
+/// 2: usage or configuration error).
+pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
+    let args = match parse_args(args, false) {
+        Ok(a) => a,
+        Err(e) => return usage(err, &e),
+    };
+    let event_path = args.event_path;
+    let (config, payload) = match load_config(args.mapping_path.as_deref())
+        .and_then(|c| Ok((c, read_event(&event_path)?)))
     {
-        Ok(v) => v,
-        Err(e) => return fail(err, &format!("{event_path}: {e}")),
+        Ok(loaded) => loaded,
+        Err(e) => return fail(err, &e),
     };
     let envelope = match envelope::open(&payload, config.limits) {
         Ok(e) => e,
@@ -72,11 +102,14 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
     let now = DateTime::from(SystemTime::now());
     let mut code = 0;
     for record in envelope.records {
-        let result = record
-            .map_err(|e| (e.id, e.error))
-            .and_then(|r| prepare(&r, &config, now).map_err(|e| (r.id.clone(), e)));
+        let result = record.map_err(|e| (e.id, e.error)).and_then(|r| {
+            prepare(&r, &config, now)
+                .map(|p| (r.id.clone(), p))
+                .map_err(|e| (r.id.clone(), e))
+        });
         match result {
-            Ok(prepared) => {
+            Ok((id, prepared)) => {
+                let _ = writeln!(err, "{event_path}: record {id}: route {}", prepared.route);
                 let text =
                     serde_json::to_string_pretty(&prepared.request).expect("a request serialises");
                 let _ = writeln!(out, "{text}");
@@ -88,6 +121,61 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
         }
     }
     code
+}
+
+/// Runs `send`: the event through the handler, as the Lambda would run it, against the endpoint
+/// given (or the SDK's default for the region). Prints the function's answer; returns 0 when
+/// every record has its task, 1 when any failed, 2 on usage or configuration errors.
+pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
+    let args = match parse_args(args, true) {
+        Ok(a) => a,
+        Err(e) => return usage(err, &e),
+    };
+    let (config, payload) = match load_config(args.mapping_path.as_deref())
+        .and_then(|c| Ok((c, read_event(&args.event_path)?)))
+    {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(err, &e),
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = &args.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let client = aws_sdk_connect::Client::new(&loader.load().await);
+    let bridge = Bridge::new(config, client);
+    match bridge.handle(payload, None).await {
+        Ok(answer) => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&answer).expect("JSON")
+            );
+            if answer_has_failures(&answer) {
+                1
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "{}: {} error {}: {e}",
+                args.event_path,
+                e.class(),
+                e.code()
+            );
+            1
+        }
+    }
+}
+
+/// Whether an answer reports a record without its task (SQS failures, webhook error statuses).
+fn answer_has_failures(answer: &Value) -> bool {
+    let sqs_failed = answer["batchItemFailures"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    let http_failed = answer["statusCode"].as_i64().is_some_and(|s| s >= 400);
+    sqs_failed || http_failed
 }
 
 fn usage(err: &mut impl Write, message: &str) -> i32 {

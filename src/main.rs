@@ -17,6 +17,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let code = cli::render(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(code);
         }
+        Some("send") => {
+            let code = cli::send(&args[1..], &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
         Some("-h" | "--help" | "help") => {
             println!("{}", cli::USAGE);
             Ok(())
