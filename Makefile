@@ -1,0 +1,43 @@
+# connect-task-bridge — everything runs locally, without AWS.
+#   make demo    events/ through the function (under a local Lambda Runtime API) against the
+#                local Connect stand-in; prints ContactIds and the tasks created
+#   make test    unit and integration tests (what CI runs)
+#   make render EVENT=events/eventbridge-order-failed.json [MAPPING=examples/mapping.yaml]
+#   make lint    rustfmt and clippy, as CI checks them
+
+CARGO ?= cargo
+# One target directory for every step (the function, the stand-in, the tests): aws-sdk-connect
+# is large and must not be built twice.
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+BIN := $(CARGO_TARGET_DIR)/debug
+MAPPING ?= examples/mapping.yaml
+EVENT ?= events/eventbridge-order-failed.json
+# Dummy identifiers for render; a real deployment sets them in template.yaml.
+DEMO_INSTANCE := 11111111-2222-3333-4444-555555555555
+DEMO_FLOW := aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+
+.PHONY: demo test lint render build standin clean
+
+build:
+	$(CARGO) build --workspace --bins
+
+demo: build
+	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING)
+
+test:
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+render: build
+	CONNECT_INSTANCE_ID=$(DEMO_INSTANCE) CONNECT_CONTACT_FLOW_ID=$(DEMO_FLOW) \
+		$(BIN)/connect-task-bridge render $(EVENT) --mapping $(MAPPING)
+
+# The stand-in on its own, for poking at it with the AWS CLI or `connect-task-bridge send`.
+standin: build
+	$(BIN)/connect-standin
+
+clean:
+	$(CARGO) clean
