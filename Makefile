@@ -16,7 +16,10 @@ EVENT ?= events/eventbridge-order-failed.json
 DEMO_INSTANCE := 11111111-2222-3333-4444-555555555555
 DEMO_FLOW := aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 
-.PHONY: demo test lint render build standin clean
+# Mapping files shipped inside the Lambda package (TASK_MAPPING_FILE names one of them).
+PACKAGE_FILES ?= examples/mapping.yaml
+
+.PHONY: demo test lint render build standin clean release build-BridgeFunction
 
 build:
 	$(CARGO) build --workspace --bins
@@ -38,6 +41,15 @@ render: build
 # The stand-in on its own, for poking at it with the AWS CLI or `connect-task-bridge send`.
 standin: build
 	$(BIN)/connect-standin
+
+release:
+	$(CARGO) build --release --locked -p connect-task-bridge --bin connect-task-bridge
+
+# `sam build` (BuildMethod: makefile) calls this with ARTIFACTS_DIR set: the package is the
+# release binary as `bootstrap` plus the mapping files.
+build-BridgeFunction: release
+	cp $(CARGO_TARGET_DIR)/release/connect-task-bridge $(ARTIFACTS_DIR)/bootstrap
+	for f in $(PACKAGE_FILES); do mkdir -p $(ARTIFACTS_DIR)/$$(dirname $$f) && cp $$f $(ARTIFACTS_DIR)/$$f; done
 
 clean:
 	$(CARGO) clean

@@ -131,12 +131,14 @@ pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -
         Ok(a) => a,
         Err(e) => return usage(err, &e),
     };
-    let (config, payload) = match load_config(args.mapping_path.as_deref())
+    let (mut config, payload) = match load_config(args.mapping_path.as_deref())
         .and_then(|c| Ok((c, read_event(&args.event_path)?)))
     {
         Ok(loaded) => loaded,
         Err(e) => return fail(err, &e),
     };
+    // EMF lines are for CloudWatch; on a terminal the answer is the output.
+    config.metrics_namespace = None;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);

@@ -8,6 +8,7 @@
 //! | `TASK_MAPPING_FILE` | or a path to it (relative paths resolve against `LAMBDA_TASK_ROOT` when set) |
 //! | `BATCH_CONCURRENCY` | calls in flight for one standard SQS batch (default 10) |
 //! | `MAX_BODY_BYTES` | largest webhook body accepted (default 262144) |
+//! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ pub struct Config {
     pub mapping_source: String,
     pub batch_concurrency: usize,
     pub limits: EnvelopeLimits,
+    /// Where EMF metrics go; None: not emitted.
+    pub metrics_namespace: Option<String>,
 }
 
 impl Config {
@@ -90,6 +93,12 @@ impl Config {
             EnvelopeLimits::default().max_body_bytes,
         )?;
 
+        let metrics_namespace = match get("METRICS_NAMESPACE") {
+            None => Some(crate::metrics::DEFAULT_NAMESPACE.to_string()),
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(namespace) => Some(namespace),
+        };
+
         Ok(Config {
             defaults: TaskDefaults {
                 instance_id,
@@ -101,6 +110,7 @@ impl Config {
             mapping_source,
             batch_concurrency,
             limits: EnvelopeLimits { max_body_bytes },
+            metrics_namespace,
         })
     }
 

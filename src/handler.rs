@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::connect::start_task;
 use crate::envelope::{self, RecordError};
 use crate::error::BridgeError;
+use crate::metrics;
 use crate::prepare::prepare;
 use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
@@ -80,6 +81,9 @@ impl Bridge {
                 .collect::<Vec<_>>()
                 .await
         };
+        if let Some(namespace) = &self.config.metrics_namespace {
+            metrics::emit(namespace, kind, &outcomes);
+        }
         respond(kind, outcomes)
     }
 

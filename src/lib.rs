@@ -14,6 +14,7 @@ pub mod error;
 pub mod handler;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod prepare;
 pub mod record;
 pub mod response;

@@ -169,6 +169,24 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
             );
         }
     }
+    // The EMF lines agree with the outcome lines.
+    let emf: Vec<Value> = stack
+        .function
+        .json_logs()
+        .into_iter()
+        .filter(|l| l["_aws"]["CloudWatchMetrics"].is_array() && l["TasksStarted"].is_u64())
+        .collect();
+    assert_eq!(emf.len(), event_names().len());
+    let started_lines = outcomes
+        .iter()
+        .filter(|l| l["outcome"] == "started")
+        .count();
+    let started_metric: u64 = emf
+        .iter()
+        .map(|l| l["TasksStarted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(started_metric as usize, started_lines);
+
     let all = logs.join("\n");
     for task in stack.connect.tasks() {
         let secret_bits = [

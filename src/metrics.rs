@@ -1,0 +1,156 @@
+//! CloudWatch metrics from the function's own log output, in Embedded Metric Format: one JSON
+//! line per invocation with the tasks started, failed and throttled for its source, and one per
+//! error class and code seen. CloudWatch turns these lines into metrics with no agent, no API
+//! call and no extra dependency.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::record::SourceKind;
+use crate::response::Outcome;
+
+pub const DEFAULT_NAMESPACE: &str = "ConnectTaskBridge";
+
+/// The counts of one invocation.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tally {
+    pub started: u64,
+    pub failed: u64,
+    pub throttled: u64,
+    pub by_error: BTreeMap<(String, String), u64>,
+}
+
+impl Tally {
+    pub fn of(outcomes: &[Outcome]) -> Tally {
+        let mut tally = Tally::default();
+        for outcome in outcomes {
+            match &outcome.result {
+                Ok(_) => tally.started += 1,
+                Err(err) => {
+                    tally.failed += 1;
+                    if err.is_throttle() {
+                        tally.throttled += 1;
+                    }
+                    *tally
+                        .by_error
+                        .entry((err.class().to_string(), err.code().to_string()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        tally
+    }
+}
+
+/// The EMF documents for one invocation, one per line to print.
+pub fn documents(
+    namespace: &str,
+    source: SourceKind,
+    tally: &Tally,
+    timestamp_ms: u64,
+) -> Vec<Value> {
+    let metric = |name: &str| json!({"Name": name, "Unit": "Count"});
+    let mut docs = vec![json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Source"], []],
+                "Metrics": [metric("TasksStarted"), metric("TasksFailed"), metric("Throttles")],
+            }],
+        },
+        "Source": source.as_str(),
+        "TasksStarted": tally.started,
+        "TasksFailed": tally.failed,
+        "Throttles": tally.throttled,
+    })];
+    for ((class, code), count) in &tally.by_error {
+        docs.push(json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["ErrorClass"], ["ErrorClass", "ErrorCode"]],
+                    "Metrics": [metric("Failures")],
+                }],
+            },
+            "ErrorClass": class,
+            "ErrorCode": code,
+            "Failures": count,
+        }));
+    }
+    docs
+}
+
+/// Prints the invocation's EMF lines on stdout, where Lambda's log capture finds them.
+pub fn emit(namespace: &str, source: SourceKind, outcomes: &[Outcome]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let tally = Tally::of(outcomes);
+    for doc in documents(namespace, source, &tally, now) {
+        println!("{doc}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{BridgeError, ErrorClass};
+    use crate::response::Started;
+
+    fn outcome(result: Result<(), BridgeError>) -> Outcome {
+        Outcome {
+            record_id: "r".into(),
+            result: result.map(|_| Started {
+                contact_id: "c".into(),
+                client_token: "t".into(),
+                route: "r".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn counts_by_outcome_class_and_code() {
+        let throttled = || BridgeError::Connect {
+            code: "ThrottlingException".into(),
+            message: "m".into(),
+            class: ErrorClass::Transient,
+        };
+        let outcomes = vec![
+            outcome(Ok(())),
+            outcome(Ok(())),
+            outcome(Err(throttled())),
+            outcome(Err(throttled())),
+            outcome(Err(BridgeError::FifoBlocked)),
+        ];
+        let tally = Tally::of(&outcomes);
+        assert_eq!((tally.started, tally.failed, tally.throttled), (2, 3, 2));
+        let docs = documents("NS", SourceKind::Sqs, &tally, 1_000);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0]["Source"], "sqs");
+        assert_eq!(docs[0]["TasksStarted"], 2);
+        assert_eq!(docs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NS");
+        let codes: Vec<(&str, u64)> = docs[1..]
+            .iter()
+            .map(|d| {
+                (
+                    d["ErrorCode"].as_str().unwrap(),
+                    d["Failures"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(codes, [("FifoBlocked", 1), ("ThrottlingException", 2)]);
+        // Every metric a document declares is a member of the document, as EMF requires.
+        for doc in &docs {
+            for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+            {
+                assert!(doc[m["Name"].as_str().unwrap()].is_u64(), "{doc}");
+            }
+        }
+    }
+}

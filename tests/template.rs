@@ -1,0 +1,201 @@
+//! The security- and reliability-relevant properties of template.yaml, read from the file:
+//! least-privilege IAM, every failure path ending in a queue, partial batch responses.
+
+use serde_yaml_ng::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let r = &t["Resources"][name];
+    assert!(!r.is_null(), "template has no resource {name}");
+    r
+}
+
+/// A CloudFormation intrinsic (`!Ref X`, `!GetAtt X.Arn`) as "Ref X" / "GetAtt X.Arn".
+fn intrinsic(v: &Value) -> String {
+    match v {
+        Value::Tagged(t) => format!("{} {}", t.tag, scalar(&t.value)),
+        other => scalar(other),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every IAM statement in the template, wherever it sits (role policies, queue policies).
+fn statements(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Mapping(m) => {
+            if let Some(Value::Sequence(list)) = m.get("Statement") {
+                for s in list {
+                    match s {
+                        // `!If [cond, statement, !Ref AWS::NoValue]`
+                        Value::Tagged(t) => {
+                            if let Value::Sequence(branches) = &t.value {
+                                out.extend(branches.iter().filter(|b| b.is_mapping()).cloned());
+                            }
+                        }
+                        other => out.push(other.clone()),
+                    }
+                }
+            }
+            for (_, child) in m {
+                statements(child, out);
+            }
+        }
+        Value::Sequence(list) => list.iter().for_each(|c| statements(c, out)),
+        Value::Tagged(t) => statements(&t.value, out),
+        _ => {}
+    }
+}
+
+fn as_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Sequence(list) => list.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    }
+}
+
+#[test]
+fn no_iam_statement_grants_on_every_resource() {
+    let t = template();
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    assert!(all.len() >= 5, "found only {} statements", all.len());
+    for s in &all {
+        for r in as_list(&s["Resource"]) {
+            assert_ne!(scalar(&r), "*", "statement grants on *: {s:?}");
+        }
+        for a in as_list(&s["Action"]) {
+            let a = scalar(&a);
+            assert!(!a.ends_with(":*") && a != "*", "wildcard action {a}");
+        }
+    }
+}
+
+#[test]
+fn connect_is_reachable_only_for_start_task_contact_on_the_configured_instance() {
+    let t = template();
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    let connect: Vec<&Value> = all
+        .iter()
+        .filter(|s| {
+            as_list(&s["Action"])
+                .iter()
+                .any(|a| scalar(a).starts_with("connect:"))
+        })
+        .collect();
+    assert_eq!(connect.len(), 1);
+    assert_eq!(as_list(&connect[0]["Action"]).len(), 1);
+    assert_eq!(scalar(&connect[0]["Action"]), "connect:StartTaskContact");
+    for r in as_list(&connect[0]["Resource"]) {
+        let Value::Tagged(sub) = &r else {
+            panic!("connect resource is not built from the instance: {r:?}")
+        };
+        assert_eq!(sub.tag.to_string(), "!Sub");
+        let pattern = scalar(&sub.value[0]);
+        assert!(pattern.starts_with("${InstanceArn}/"), "{pattern}");
+        let instance = format!("{:?}", sub.value[1]["InstanceArn"]);
+        assert!(instance.contains("ConnectInstanceId"), "{instance}");
+    }
+}
+
+#[test]
+fn every_failure_path_ends_in_a_queue() {
+    let t = template();
+    // SQS: a dead-letter queue behind the task queue, with room for throttled retries.
+    let redrive = &resource(&t, "TaskQueue")["Properties"]["RedrivePolicy"];
+    assert_eq!(
+        intrinsic(&redrive["deadLetterTargetArn"]),
+        "!GetAtt TaskDeadLetterQueue.Arn"
+    );
+    let receives = &t["Parameters"]["SqsMaxReceiveCount"]["Default"];
+    assert!(receives.as_u64().unwrap() >= 5, "{receives:?}");
+    // Async invocations: bounded retries, then the failure queue.
+    let invoke = &resource(&t, "BridgeAsyncConfig")["Properties"];
+    assert_eq!(
+        intrinsic(&invoke["DestinationConfig"]["OnFailure"]["Destination"]),
+        "!GetAtt FailureQueue.Arn"
+    );
+    assert_eq!(
+        intrinsic(&invoke["MaximumRetryAttempts"]),
+        "!Ref AsyncMaximumRetryAttempts"
+    );
+    // EventBridge: retries and its own DLQ on the target.
+    let target = &resource(&t, "EventRule")["Properties"]["Targets"][0];
+    assert!(target["RetryPolicy"].is_mapping());
+    assert_eq!(
+        intrinsic(&target["DeadLetterConfig"]["Arn"]),
+        "!GetAtt EventRuleDeadLetterQueue.Arn"
+    );
+    // Each queue where a lost task could sit has an alarm on its depth.
+    for (alarm, queue) in [
+        ("TaskDeadLetterQueueAlarm", "TaskDeadLetterQueue"),
+        ("FailureQueueAlarm", "FailureQueue"),
+        ("EventRuleDeadLetterQueueAlarm", "EventRuleDeadLetterQueue"),
+    ] {
+        let dims = &resource(&t, alarm)["Properties"]["Dimensions"][0]["Value"];
+        assert_eq!(
+            intrinsic(dims),
+            format!("!GetAtt {queue}.QueueName"),
+            "{alarm}"
+        );
+    }
+}
+
+#[test]
+fn the_queue_reports_batch_item_failures_and_waits_long_enough() {
+    let t = template();
+    let esm = &resource(&t, "QueueEventSource")["Properties"];
+    assert_eq!(
+        as_list(&esm["FunctionResponseTypes"])
+            .iter()
+            .map(scalar)
+            .collect::<Vec<_>>(),
+        ["ReportBatchItemFailures"]
+    );
+    assert_eq!(
+        intrinsic(&esm["ScalingConfig"]["MaximumConcurrency"]),
+        "!Ref SqsMaximumConcurrency"
+    );
+    // Visibility timeout = 6 × the function timeout, for every timeout the template allows.
+    let allowed = as_list(&t["Parameters"]["FunctionTimeout"]["AllowedValues"]);
+    for timeout in allowed {
+        let timeout = scalar(&timeout);
+        let visibility = &t["Mappings"]["VisibilityTimeout"][timeout.as_str()]["Seconds"];
+        assert_eq!(
+            visibility.as_u64(),
+            Some(6 * timeout.parse::<u64>().unwrap()),
+            "{timeout}"
+        );
+    }
+}
+
+#[test]
+fn the_function_is_built_by_the_makefile_for_provided_al2023() {
+    let t = template();
+    let f = resource(&t, "BridgeFunction");
+    assert_eq!(scalar(&f["Metadata"]["BuildMethod"]), "makefile");
+    assert_eq!(
+        scalar(&t["Globals"]["Function"]["Runtime"]),
+        "provided.al2023"
+    );
+    assert_eq!(scalar(&t["Globals"]["Function"]["Handler"]), "bootstrap");
+    let makefile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Makefile")).unwrap();
+    assert!(
+        makefile.contains("\nbuild-BridgeFunction:"),
+        "no SAM build target"
+    );
+}
