@@ -19,7 +19,12 @@ DEMO_FLOW := aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 # Mapping files shipped inside the Lambda package (TASK_MAPPING_FILE names one of them).
 PACKAGE_FILES ?= examples/mapping.yaml
 
-.PHONY: demo test lint render build standin clean release build-BridgeFunction
+# Python tools live in a venv of the project's: moto's server (Secrets Manager for the webhook
+# tests), and for the deploy checks cfn-lint and the SAM CLI.
+VENV := $(CURDIR)/.venv
+PIP := $(VENV)/bin/pip
+
+.PHONY: demo test lint render build standin clean release build-BridgeFunction sam-check
 
 build:
 	$(CARGO) build --workspace --bins
@@ -27,8 +32,28 @@ build:
 demo: build
 	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING)
 
-test:
-	$(CARGO) test --workspace
+test: $(VENV)/.moto
+	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.moto: $(VENV)/bin/python
+	$(PIP) install -q 'moto[server]>=5,<6'
+	touch $@
+
+$(VENV)/.sam: $(VENV)/bin/python
+	$(PIP) install -q 'aws-sam-cli>=1.140,<2' 'cfn-lint>=1.20,<2'
+	touch $@
+
+# The deploy path, offline: lint the template, build the package as `sam build` does (no
+# container), check the binary's glibc needs against Amazon Linux 2023 (2.34).
+sam-check: $(VENV)/.sam
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam validate --lint
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam build
+	scripts/check-glibc .aws-sam/build/BridgeFunction/bootstrap 2.34
 
 lint:
 	$(CARGO) fmt --all --check

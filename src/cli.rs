@@ -9,6 +9,7 @@ use aws_smithy_types::DateTime;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::connect::load_sdk_config;
 use crate::envelope;
 use crate::handler::Bridge;
 use crate::mapping::Mapping;
@@ -139,11 +140,8 @@ pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -
     };
     // EMF lines are for CloudWatch; on a terminal the answer is the output.
     config.metrics_namespace = None;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = &args.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let client = aws_sdk_connect::Client::new(&loader.load().await);
+    let sdk_config = load_sdk_config(config.call_policy, args.endpoint_url.as_deref()).await;
+    let client = aws_sdk_connect::Client::new(&sdk_config);
     let bridge = Bridge::new(config, client);
     match bridge.handle(payload, None).await {
         Ok(answer) => {

@@ -8,14 +8,20 @@
 //! | `TASK_MAPPING_FILE` | or a path to it (relative paths resolve against `LAMBDA_TASK_ROOT` when set) |
 //! | `BATCH_CONCURRENCY` | calls in flight for one standard SQS batch (default 10) |
 //! | `MAX_BODY_BYTES` | largest webhook body accepted (default 262144) |
+//! | `WEBHOOK_SECRET_ID` | Secrets Manager secret holding the webhook HMAC key; when set, webhooks must be signed |
+//! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_SIGNATURE_PREFIX` | where the signature is (default `X-Signature-256: sha256=<hex>`) |
+//! | `WEBHOOK_TIMESTAMP_HEADER` / `WEBHOOK_TOLERANCE_SECONDS` | a signed timestamp header and its window (default 300 s) |
+//! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
 
+use crate::connect::CallPolicy;
 use crate::envelope::EnvelopeLimits;
 use crate::error::ConfigError;
 use crate::mapping::Mapping;
 use crate::task::TaskDefaults;
+use crate::webhook_auth::SignatureSettings;
 
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 10;
 pub const MAX_BATCH_CONCURRENCY: usize = 100;
@@ -30,6 +36,10 @@ pub struct Config {
     pub limits: EnvelopeLimits,
     /// Where EMF metrics go; None: not emitted.
     pub metrics_namespace: Option<String>,
+    /// Retries and timeouts of the Connect call.
+    pub call_policy: CallPolicy,
+    /// Webhook signature checking, when `WEBHOOK_SECRET_ID` names a secret.
+    pub webhook_signature: Option<SignatureSettings>,
 }
 
 impl Config {
@@ -93,6 +103,25 @@ impl Config {
             EnvelopeLimits::default().max_body_bytes,
         )?;
 
+        let defaults = CallPolicy::default();
+        let max_attempts = number(&get, "CONNECT_MAX_ATTEMPTS", defaults.max_attempts as usize)?;
+        if !(1..=10).contains(&max_attempts) {
+            return Err(ConfigError::Env {
+                name: "CONNECT_MAX_ATTEMPTS",
+                message: "must be between 1 and 10".into(),
+            });
+        }
+        let attempt_ms = number(
+            &get,
+            "CONNECT_ATTEMPT_TIMEOUT_MS",
+            defaults.attempt_timeout.as_millis() as usize,
+        )?;
+        let call_policy = CallPolicy {
+            max_attempts: max_attempts as u32,
+            attempt_timeout: std::time::Duration::from_millis(attempt_ms.max(100) as u64),
+            ..defaults
+        };
+
         let metrics_namespace = match get("METRICS_NAMESPACE") {
             None => Some(crate::metrics::DEFAULT_NAMESPACE.to_string()),
             Some(off) if off.eq_ignore_ascii_case("off") => None,
@@ -111,6 +140,8 @@ impl Config {
             batch_concurrency,
             limits: EnvelopeLimits { max_body_bytes },
             metrics_namespace,
+            call_policy,
+            webhook_signature: SignatureSettings::from_lookup(&get)?,
         })
     }
 

@@ -112,6 +112,54 @@ fn segment_value(v: &SegmentValue) -> SegmentAttributeValue {
 /// The least time worth starting a call with.
 pub const MIN_CALL_BUDGET: Duration = Duration::from_millis(200);
 
+/// How the SDK retries and times out calls, chosen for Connect's small quota (about 2 calls/s,
+/// burst 5): a few attempts with jittered exponential backoff (standard mode, whose retry quota
+/// stops retry storms), each attempt bounded so one stuck connection cannot eat the invocation.
+/// The invocation's deadline bounds the whole call on top of this (see `start_task`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// The SDK configuration of a cold start: credentials, region and endpoint from the
+/// environment (`AWS_ENDPOINT_URL_CONNECT` included), retries and timeouts from `policy`.
+pub async fn load_sdk_config(
+    policy: CallPolicy,
+    endpoint_url: Option<&str>,
+) -> aws_config::SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(policy.max_attempts)
+        .with_initial_backoff(policy.initial_backoff)
+        .with_max_backoff(policy.max_backoff);
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(policy.connect_timeout)
+        .operation_attempt_timeout(policy.attempt_timeout)
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
 /// Sends the request; `budget` bounds the whole call, retries included, so it cannot outlive
 /// the invocation.
 pub async fn start_task(

@@ -229,6 +229,7 @@ fn eventbridge(payload: &Value) -> Result<Record, BridgeError> {
         identity: id.clone(),
         id,
         body: event.detail,
+        raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
         meta,
@@ -272,6 +273,7 @@ fn sqs_message(item: &Value, fifo: bool) -> Result<Record, BridgeError> {
         id,
         identity,
         body: parse_body(msg.body.as_deref().unwrap_or_default()),
+        raw_body: None,
         headers: BTreeMap::new(),
         attributes,
         meta,
@@ -302,6 +304,7 @@ fn sns_record(item: &Value) -> Result<Record, BridgeError> {
         id: sns.message_id.clone(),
         identity: sns.message_id,
         body: parse_body(&sns.message),
+        raw_body: None,
         headers: BTreeMap::new(),
         attributes,
         meta,
@@ -430,6 +433,19 @@ fn webhook(
                 .or_insert_with(|| v.to_string());
         }
     }
+    // A sender that says JSON must send JSON: a broken body is its error to fix (400), not a
+    // text to turn into a task.
+    if let Some(content_type) = headers.get("content-type") {
+        let says_json = content_type.to_ascii_lowercase().contains("json");
+        if says_json
+            && !text.trim().is_empty()
+            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err()
+        {
+            return Err(BridgeError::InvalidEvent(format!(
+                "body is not valid JSON although Content-Type is {content_type}"
+            )));
+        }
+    }
     let identity = match headers.get("idempotency-key") {
         Some(key) if !key.is_empty() => key.clone(),
         _ => digest_parts(&[
@@ -447,6 +463,7 @@ fn webhook(
         id: parts.request_id.unwrap_or_else(|| identity.clone()),
         identity,
         body: parse_body(&text),
+        raw_body: Some(text),
         headers,
         attributes: BTreeMap::new(),
         meta,
@@ -467,6 +484,7 @@ fn direct(payload: &Value) -> Result<Record, BridgeError> {
         id: identity.clone(),
         identity,
         body: payload.clone(),
+        raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
         meta: serde_json::Map::new(),

@@ -76,6 +76,10 @@ pub enum BridgeError {
     /// The invocation's deadline left no time to start another call.
     #[error("the invocation deadline is too close to start a call")]
     DeadlineExceeded,
+
+    /// A webhook whose signature is missing or wrong. Deliberately without detail.
+    #[error("invalid signature")]
+    Unauthorized,
 }
 
 impl BridgeError {
@@ -93,7 +97,8 @@ impl BridgeError {
             | BridgeError::BodyTooLarge { .. }
             | BridgeError::NoRoute { .. }
             | BridgeError::Render { .. }
-            | BridgeError::Validation { .. } => ErrorClass::Permanent,
+            | BridgeError::Validation { .. }
+            | BridgeError::Unauthorized => ErrorClass::Permanent,
             BridgeError::Connect { class, .. } => *class,
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
@@ -114,6 +119,7 @@ impl BridgeError {
             BridgeError::Dispatch { code, .. } => code,
             BridgeError::FifoBlocked => "FifoBlocked",
             BridgeError::DeadlineExceeded => "DeadlineExceeded",
+            BridgeError::Unauthorized => "InvalidSignature",
         }
     }
 

@@ -17,19 +17,32 @@ use crate::metrics;
 use crate::prepare::prepare;
 use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
+use crate::webhook_auth::SignatureCheck;
 
 /// Time kept back from the invocation deadline to write the response after the last call.
 pub const RESPONSE_MARGIN: Duration = Duration::from_millis(300);
 
-/// Everything built at cold start: the configuration and the Connect client.
+/// Everything built at cold start: the configuration, the Connect client and the webhook
+/// signature check (with its secret).
 pub struct Bridge {
     pub config: Config,
     client: aws_sdk_connect::Client,
+    signature: Option<SignatureCheck>,
 }
 
 impl Bridge {
     pub fn new(config: Config, client: aws_sdk_connect::Client) -> Self {
-        Bridge { config, client }
+        Bridge {
+            config,
+            client,
+            signature: None,
+        }
+    }
+
+    /// Webhooks must then carry a valid signature; other sources are unaffected.
+    pub fn with_signature_check(mut self, check: SignatureCheck) -> Self {
+        self.signature = Some(check);
+        self
     }
 
     /// Handles one invocation. `deadline` is the invocation's (None: unbounded, as in `send`).
@@ -104,7 +117,15 @@ impl Bridge {
             ),
             Ok(record) => {
                 let now = SystemTime::now();
-                match prepare(&record, &self.config, DateTime::from(now)) {
+                let checked = match (&self.signature, record.kind.is_webhook()) {
+                    (Some(check), true) => check.verify(
+                        &record.headers,
+                        record.raw_body.as_deref().unwrap_or_default(),
+                        now,
+                    ),
+                    _ => Ok(()),
+                };
+                match checked.and_then(|()| prepare(&record, &self.config, DateTime::from(now))) {
                     Err(error) => (
                         Outcome {
                             record_id: record.id,

@@ -21,3 +21,4 @@ pub mod response;
 pub mod task;
 pub mod token;
 pub mod validate;
+pub mod webhook_auth;

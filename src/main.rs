@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
 use connect_task_bridge::cli;
 use connect_task_bridge::config::Config;
+use connect_task_bridge::connect::load_sdk_config;
 use connect_task_bridge::handler::Bridge;
 use connect_task_bridge::logging;
+use connect_task_bridge::webhook_auth::SignatureCheck;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     logging::init();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?;
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk_config = load_sdk_config(config.call_policy, None).await;
     let client = aws_sdk_connect::Client::new(&sdk_config);
     tracing::info!(
         instance_id = %config.defaults.instance_id,
@@ -47,7 +48,22 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         batch_concurrency = config.batch_concurrency,
         "cold start"
     );
-    let bridge = Arc::new(Bridge::new(config, client));
+    let signature = match config.webhook_signature.clone() {
+        Some(settings) => {
+            let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config);
+            Some(
+                SignatureCheck::fetch(settings, &secrets)
+                    .await
+                    .inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?,
+            )
+        }
+        None => None,
+    };
+    let mut bridge = Bridge::new(config, client);
+    if let Some(check) = signature {
+        bridge = bridge.with_signature_check(check);
+    }
+    let bridge = Arc::new(bridge);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let bridge = Arc::clone(&bridge);
         async move {

@@ -83,6 +83,9 @@ pub struct Record {
     /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
     /// JSON, else the text itself.
     pub body: Value,
+    /// The body exactly as received, after base64 decoding (webhooks only): what a signature
+    /// covers.
+    pub raw_body: Option<String>,
     /// HTTP headers with lower-case names (webhooks only).
     pub headers: BTreeMap<String, String>,
     /// SQS / SNS message attributes with a string value.

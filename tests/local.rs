@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{event, event_names, expected_requests, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
@@ -16,8 +16,12 @@ use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+/// The function under test: the binary cargo built, or another build of it (CI points
+/// CTB_FUNCTION_BINARY at the `bootstrap` that `sam build` packaged).
+fn binary() -> PathBuf {
+    std::env::var_os("CTB_FUNCTION_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_connect-task-bridge")))
 }
 
 fn function_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -33,7 +37,7 @@ fn function_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 async fn start(options: Options, extra: &[(&str, &str)]) -> LocalStack {
     let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    LocalStack::start(binary(), connect, &function_env(extra))
+    LocalStack::start(&binary(), connect, &function_env(extra))
         .await
         .unwrap()
 }
@@ -265,7 +269,7 @@ async fn the_stand_in_refuses_wrong_signatures_and_unknown_instances() {
     let connect = ConnectStandIn::start(known_instance(), 0).await.unwrap();
     let mut env = function_env(&[]);
     env.push(("AWS_SECRET_ACCESS_KEY".into(), "not-the-secret".into()));
-    let mut stack = LocalStack::start(binary(), connect, &env).await.unwrap();
+    let mut stack = LocalStack::start(&binary(), connect, &env).await.unwrap();
     match stack.invoke(event("sns-notification"), TIMEOUT).await {
         Ok(Invocation::Error {
             error_type,
@@ -307,7 +311,7 @@ async fn a_broken_mapping_stops_the_cold_start_with_the_route_and_field_named() 
         "routes:\n  - name: broken\n    task:\n      name: \"{{ body.x \"\n",
     )]);
     env.retain(|(k, _)| k != "TASK_MAPPING_FILE");
-    let mut stack = LocalStack::start(binary(), connect, &env).await.unwrap();
+    let mut stack = LocalStack::start(&binary(), connect, &env).await.unwrap();
     let result = stack.invoke(event("sns-notification"), TIMEOUT).await;
     assert!(matches!(result, Err(InvokeError::Exited(_))), "{result:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,0 +1,216 @@
+//! Signed webhooks end to end: the secret lives in Secrets Manager (moto's server on loopback,
+//! started here), the function binary fetches it at cold start and checks every webhook's
+//! HMAC; the log never shows the secret or a signature.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
+use connect_standin::connect::{ConnectStandIn, Options};
+use connect_standin::harness::LocalStack;
+use connect_standin::runtime_api::{Invocation, InvokeError};
+use connect_task_bridge::webhook_auth::sign;
+use serde_json::Value;
+
+const SECRET: &str = "whsec-3f9a7c1e0b5d44e2a8c6d1f0e9b7a5c3";
+const SECRET_NAME: &str = "connect-task-bridge/webhook";
+
+/// moto's server, from the venv `make test` prepares (or MOTO_SERVER), stopped on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server() -> PathBuf {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which installs moto[server] into .venv, or set MOTO_SERVER",
+        path.display()
+    );
+    path
+}
+
+async fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(moto_server())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    // Owned by the guard from here on, so a failed start still stops the process.
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return moto;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto_server did not listen on {}", moto.url);
+}
+
+async fn put_secret(moto: &Moto) {
+    let creds = aws_sdk_secretsmanager::config::Credentials::new(
+        connect_standin::LOCAL_ACCESS_KEY,
+        connect_standin::LOCAL_SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new(
+            connect_standin::LOCAL_REGION,
+        ))
+        .credentials_provider(creds)
+        .endpoint_url(&moto.url)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+        .create_secret()
+        .name(SECRET_NAME)
+        .secret_string(SECRET)
+        .send()
+        .await
+        .expect("the secret is created in moto");
+}
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+}
+
+fn env(moto: &Moto, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", INSTANCE),
+        ("CONNECT_CONTACT_FLOW_ID", FLOW),
+        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING),
+        ("WEBHOOK_SECRET_ID", SECRET_NAME),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.url),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn with_header(mut request: Value, name: &str, value: &str) -> Value {
+    request["headers"][name] = Value::String(value.to_string());
+    request
+}
+
+fn status(result: Result<Invocation, InvokeError>) -> (u64, String) {
+    match result {
+        Ok(Invocation::Response(v)) => (
+            v["statusCode"].as_u64().unwrap(),
+            v["body"].as_str().unwrap_or_default().to_string(),
+        ),
+        other => panic!("expected an HTTP answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn only_correctly_signed_webhooks_become_tasks() {
+    let moto = start_moto().await;
+    put_secret(&moto).await;
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(20);
+
+    let github = event("apigw-rest-github-issue");
+    let body = github["body"].as_str().unwrap().to_string();
+    let signature = format!("sha256={}", sign(SECRET.as_bytes(), None, &body));
+
+    // Unsigned, wrongly signed, signed for another body: 401, nothing created.
+    let unsigned = github.clone();
+    let wrong = with_header(
+        github.clone(),
+        "X-Signature-256",
+        &format!("sha256={}", sign(b"not-the-secret", None, &body)),
+    );
+    let mut other_body = with_header(github.clone(), "X-Signature-256", &signature);
+    other_body["body"] = Value::String(body.replace("1347", "1348"));
+    for request in [unsigned, wrong, other_body] {
+        let (code, text) = status(stack.invoke(request, timeout).await);
+        assert_eq!(code, 401);
+        assert!(text.contains("invalid signature"), "{text}");
+    }
+    assert!(stack.connect.tasks().is_empty());
+
+    // Signed: the task is created. The HTTP API sample is base64: its decoded body is signed.
+    let (code, _) = status(
+        stack
+            .invoke(with_header(github, "X-Signature-256", &signature), timeout)
+            .await,
+    );
+    assert_eq!(code, 201);
+    let ticket = event("apigw-http-ticket");
+    let decoded = {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(ticket["body"].as_str().unwrap())
+            .unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let signed = with_header(
+        ticket,
+        "x-signature-256",
+        &format!("sha256={}", sign(SECRET.as_bytes(), None, &decoded)),
+    );
+    assert_eq!(status(stack.invoke(signed, timeout).await).0, 201);
+    assert_eq!(stack.connect.tasks().len(), 2);
+
+    // Other sources are not webhooks and need no signature.
+    assert!(matches!(
+        stack.invoke(event("sns-notification"), timeout).await,
+        Ok(Invocation::Response(_))
+    ));
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert!(!logs.contains(SECRET), "the secret was logged");
+    assert!(!logs.contains(&signature[7..]), "a signature was logged");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_the_cold_start() {
+    let moto = start_moto().await;
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
+        .await
+        .unwrap();
+    let result = stack
+        .invoke(event("apigw-http-ticket"), Duration::from_secs(20))
+        .await;
+    assert!(matches!(result, Err(InvokeError::Exited(_))), "{result:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert!(logs.contains("WEBHOOK_SECRET_ID"), "{logs}");
+    stack.stop().await;
+}
