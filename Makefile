@@ -4,6 +4,9 @@
 #   make test    unit and integration tests (what CI runs)
 #   make render EVENT=events/eventbridge-order-failed.json [MAPPING=examples/mapping.yaml]
 #   make lint    rustfmt and clippy, as CI checks them
+#   make test-faults   the fault matrix with its table
+#   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
+#   make bench         benchmarks beside a Python + boto3 peer, printed as one table
 
 CARGO ?= cargo
 # One target directory for every step (the function, the stand-in, the tests): aws-sdk-connect
@@ -24,7 +27,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 build:
 	$(CARGO) build --workspace --bins
@@ -34,6 +37,23 @@ demo: build
 
 test: $(VENV)/.moto
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
+
+# Benchmarks, one table: per-event CPU (criterion, in process), then cold start, an SQS batch
+# with 50 ms Connect latency, warm latency and peak RSS of the release binary under the local
+# runtime API beside the Python + boto3 peer under awslambdaric. Not timed tests: numbers.
+bench: release $(VENV)/.peer
+	$(CARGO) bench --bench pipeline -- --noplot
+	$(CARGO) build --release -p connect-standin --bin bench
+	$(CARGO_TARGET_DIR)/release/bench --function $(CARGO_TARGET_DIR)/release/connect-task-bridge \
+		--python $(VENV)/bin/python --peer-dir bench/peer --criterion $(CARGO_TARGET_DIR)/criterion
+
+$(VENV)/.peer: $(VENV)/bin/python bench/peer/requirements.txt
+	$(PIP) install -q --only-binary awslambdaric -r bench/peer/requirements.txt
+	touch $@
+
+# The fault matrix alone, printing its table (it also runs in `make test`).
+test-faults:
+	$(CARGO) test --test faults -- --nocapture
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)

@@ -32,9 +32,20 @@ impl LocalFunction {
         connect_url: &str,
         env: &[(String, String)],
     ) -> std::io::Result<LocalFunction> {
+        Self::start_command(binary, &[], connect_url, env).await
+    }
+
+    /// As `start`, for a runtime that needs arguments (a Python runtime interface client).
+    pub async fn start_command(
+        program: &Path,
+        args: &[String],
+        connect_url: &str,
+        env: &[(String, String)],
+    ) -> std::io::Result<LocalFunction> {
         let runtime = RuntimeApi::start().await?;
-        let mut cmd = Command::new(binary);
-        cmd.env_clear()
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", "connect-task-bridge")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -113,6 +124,11 @@ impl LocalFunction {
             self.exit = Some("killed after a timeout".into());
         }
         result
+    }
+
+    /// The process id, while it runs (for reading its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Every line the process wrote to stdout and stderr so far.

@@ -1,0 +1,283 @@
+//! `bench --function BINARY [--python PYTHON --peer-dir DIR] [--criterion DIR] [--starts N]
+//!        [--events N]`
+//!
+//! The end-to-end benchmarks of `make bench`, printed as one table beside the peer (a Python
+//! handler with boto3 under awslambdaric, the same job against the same stand-in and runtime
+//! API): cold start to the first poll and to the first answer (median of N starts), an SQS
+//! batch of 10 with 50 ms added to every Connect call, peak RSS over N events, package size;
+//! plus the per-event CPU criterion measured in process.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use connect_standin::harness::LocalFunction;
+use connect_standin::runtime_api::Invocation;
+use serde_json::{json, Value};
+
+const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+const FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Args {
+    function: PathBuf,
+    python: Option<PathBuf>,
+    peer_dir: PathBuf,
+    criterion: PathBuf,
+    starts: usize,
+    events: usize,
+}
+
+/// How to start one implementation.
+struct Subject {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        function: PathBuf::new(),
+        python: None,
+        peer_dir: PathBuf::from("bench/peer"),
+        criterion: PathBuf::from("target/criterion"),
+        starts: 20,
+        events: 1000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n = || {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number"))
+        };
+        match flag.as_str() {
+            "--function" => a.function = v.clone().into(),
+            "--python" => a.python = Some(v.clone().into()),
+            "--peer-dir" => a.peer_dir = v.clone().into(),
+            "--criterion" => a.criterion = v.clone().into(),
+            "--starts" => a.starts = n()?,
+            "--events" => a.events = n()?,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if a.function.as_os_str().is_empty() {
+        return Err("--function is required".into());
+    }
+    Ok(a)
+}
+
+fn common_env() -> Vec<(String, String)> {
+    vec![
+        ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
+        ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+    ]
+}
+
+fn eventbridge(n: usize) -> Value {
+    json!({
+        "version": "0", "id": format!("bench-{n}-{}", std::process::id()), "detail-type": "OrderFailed",
+        "source": "shop.orders", "account": "111122223333", "time": "2026-11-24T10:00:00Z",
+        "region": "eu-west-1", "resources": [],
+        "detail": {"orderId": format!("ord-{n}"), "amount": 149.9, "reason": "Payment declined",
+                   "notes": "lorem ipsum dolor sit amet ".repeat(50)}
+    })
+}
+
+fn sqs_batch(n: usize) -> Value {
+    let records: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({
+                "messageId": format!("bench-{n}-{i}-{}", std::process::id()), "receiptHandle": "rh",
+                "body": json!({"customer": {"name": "Jan"}, "message": "lorem ipsum ".repeat(100)}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "x", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:bench", "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn start(s: &Subject, connect: &ConnectStandIn) -> LocalFunction {
+    LocalFunction::start_command(&s.program, &s.args, &connect.url(), &s.env)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", s.name))
+}
+
+fn expect_ok(name: &str, r: Result<Invocation, connect_standin::runtime_api::InvokeError>) {
+    match r {
+        Ok(Invocation::Response(v))
+            if v["batchItemFailures"].as_array().is_none_or(Vec::is_empty) => {}
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+/// (ms to the first poll, ms to the first answer), medians over `starts` cold starts.
+async fn cold_start(s: &Subject, connect: &ConnectStandIn, starts: usize) -> (f64, f64) {
+    let (mut init, mut first) = (Vec::new(), Vec::new());
+    for i in 0..starts {
+        let t0 = Instant::now();
+        let mut f = start(s, connect).await;
+        while f.runtime.first_poll().is_none() {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        init.push(f.runtime.first_poll().unwrap().as_secs_f64() * 1000.0);
+        expect_ok(s.name, f.invoke(eventbridge(1_000_000 + i), TIMEOUT).await);
+        first.push(t0.elapsed().as_secs_f64() * 1000.0);
+        f.stop().await;
+    }
+    (median(init), median(first))
+}
+
+/// Median ms per SQS batch of 10 with 50 ms added to each Connect call.
+async fn batch_latency(s: &Subject, connect: &ConnectStandIn, batches: usize) -> f64 {
+    connect.set_faults(Faults {
+        delay_ms: 50,
+        ..Faults::default()
+    });
+    let mut f = start(s, connect).await;
+    expect_ok(s.name, f.invoke(sqs_batch(0), TIMEOUT).await); // warm
+    let mut times = Vec::new();
+    for n in 1..=batches {
+        let t0 = Instant::now();
+        expect_ok(s.name, f.invoke(sqs_batch(n), TIMEOUT).await);
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    f.stop().await;
+    connect.set_faults(Faults::default());
+    median(times)
+}
+
+/// Peak RSS (MiB) of the process after `events` invocations, and their mean wall time (ms).
+async fn memory(s: &Subject, connect: &ConnectStandIn, events: usize) -> (f64, f64) {
+    let mut f = start(s, connect).await;
+    let t0 = Instant::now();
+    for n in 0..events {
+        expect_ok(s.name, f.invoke(eventbridge(2_000_000 + n), TIMEOUT).await);
+    }
+    let per_event = t0.elapsed().as_secs_f64() * 1000.0 / events as f64;
+    let pid = f.pid().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    f.stop().await;
+    (hwm_kb / 1024.0, per_event)
+}
+
+/// Criterion's mean estimates (µs) of the in-process per-event pipeline.
+fn criterion_rows(dir: &Path) -> Vec<(String, f64)> {
+    let mut rows = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("per_event")) else {
+        return rows;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n != "report")
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join("per_event").join(&name).join("new/estimates.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(ns) = v["mean"]["point_estimate"].as_f64() {
+            let per_record = if name == "sqs_batch_10" {
+                ns / 10.0
+            } else {
+                ns
+            };
+            rows.push((name, per_record / 1000.0));
+        }
+    }
+    rows
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let ours = Subject {
+        name: "connect-task-bridge",
+        program: args.function.clone(),
+        args: vec![],
+        env: common_env(),
+    };
+    let peer = args.python.as_ref().map(|python| {
+        let dir = std::fs::canonicalize(&args.peer_dir).expect("the peer directory exists");
+        let mut env = common_env();
+        env.push(("PYTHONPATH".into(), dir.display().to_string()));
+        env.push(("LAMBDA_TASK_ROOT".into(), dir.display().to_string()));
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        Subject {
+            name: "python-boto3",
+            program: python.clone(),
+            args: vec!["-m".into(), "awslambdaric".into(), "handler.handler".into()],
+            env,
+        }
+    });
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+
+    let subjects: Vec<&Subject> = std::iter::once(&ours).chain(peer.as_ref()).collect();
+    let mut measured: Vec<[f64; 5]> = Vec::new();
+    for s in &subjects {
+        eprintln!("measuring {} ...", s.name);
+        let (init, first) = cold_start(s, &connect, args.starts).await;
+        let batch = batch_latency(s, &connect, 20).await;
+        let (rss, per_event) = memory(s, &connect, args.events).await;
+        measured.push([init, first, batch, per_event, rss]);
+    }
+    let labels = [
+        format!(
+            "cold start: exec → first poll, median of {} (ms)",
+            args.starts
+        ),
+        "cold start: exec → first answer, median (ms)".to_string(),
+        "SQS batch of 10, +50 ms per Connect call: median wall time (ms)".to_string(),
+        format!("warm EventBridge event, mean of {} (ms)", args.events),
+        format!("peak RSS over {} events (MiB)", args.events),
+    ];
+    let size = std::fs::metadata(&args.function)
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    println!(
+        "\n| measure | connect-task-bridge | Python + boto3 (awslambdaric) | ratio (ours / peer) |"
+    );
+    println!("|---|---|---|---|");
+    for (i, label) in labels.iter().enumerate() {
+        let ours = measured[0][i];
+        match measured.get(1) {
+            Some(peer) => println!(
+                "| {label} | {ours:.1} | {:.1} | {:.3} |",
+                peer[i],
+                ours / peer[i]
+            ),
+            None => println!("| {label} | {ours:.1} | – | – |"),
+        }
+    }
+    println!(
+        "| release binary size (MiB) | {:.1} | – | – |",
+        size as f64 / 1024.0 / 1024.0
+    );
+    for (name, us) in criterion_rows(&args.criterion) {
+        println!("| per-record CPU in process, {name} (µs) | {us:.1} | – | – |");
+    }
+    connect.stop().await;
+}
