@@ -29,8 +29,11 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
+# Built the way `cargo test` builds them: with dev-dependencies in the workspace, cargo unifies
+# crate features differently for `cargo build` (tokio, aws-sdk-connect, ...), and a plain build
+# after the tests would compile aws-sdk-connect a second time.
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-run --quiet
 
 demo: build
 	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING)
