@@ -98,18 +98,31 @@ pub struct Record {
     pub direct: Option<TaskRequest>,
 }
 
+/// What templates and `when` expressions see of a record.
+#[derive(Debug, serde::Serialize)]
+pub struct TemplateContext<'a> {
+    pub source: &'static str,
+    pub id: &'a str,
+    pub body: &'a Value,
+    pub headers: &'a BTreeMap<String, String>,
+    pub attributes: &'a BTreeMap<String, String>,
+    pub meta: &'a serde_json::Map<String, Value>,
+    pub event: &'a Value,
+}
+
 impl Record {
     /// The value templates and `when` expressions are evaluated against.
-    pub fn template_context(&self) -> Value {
-        serde_json::json!({
-            "source": self.kind.as_str(),
-            "id": self.id,
-            "body": self.body,
-            "headers": self.headers,
-            "attributes": self.attributes,
-            "meta": self.meta,
-            "event": self.event,
-        })
+    /// Borrowed, not built: the template engine converts it once, without a deep copy first.
+    pub fn template_context(&self) -> TemplateContext<'_> {
+        TemplateContext {
+            source: self.kind.as_str(),
+            id: &self.id,
+            body: &self.body,
+            headers: &self.headers,
+            attributes: &self.attributes,
+            meta: &self.meta,
+            event: &self.event,
+        }
     }
 }
 
