@@ -200,6 +200,12 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
         for text in secret_bits.into_iter().flatten() {
             assert!(!all.contains(text), "logged: {text}");
         }
+        for reference in task.request["References"].as_object().into_iter().flatten() {
+            let v = reference.1["Value"].as_str().unwrap();
+            if v.len() > 6 {
+                assert!(!all.contains(v), "reference value logged: {v}");
+            }
+        }
         // The catch-all route copies the source kind into an attribute; that one is not data.
         for (key, value) in task.request["Attributes"].as_object().into_iter().flatten() {
             let v = value.as_str().unwrap();
