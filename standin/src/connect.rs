@@ -149,14 +149,7 @@ impl ConnectStandIn {
             .route("/admin/reset", post(admin_reset))
             .route("/health", get(|| async { "ok" }))
             .with_state(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let join = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (stop, join) = crate::serve(listener, app);
         Ok(ConnectStandIn {
             addr,
             shared,

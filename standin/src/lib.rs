@@ -15,3 +15,23 @@ pub mod sigv4;
 pub const LOCAL_ACCESS_KEY: &str = "AKIDLOCALSTANDIN0001";
 pub const LOCAL_SECRET_KEY: &str = "local-secret-key-for-the-connect-stand-in";
 pub const LOCAL_REGION: &str = "eu-west-1";
+
+/// Serves `app` on `listener` in a task of its own until the sender fires or is dropped; the
+/// handle ends once in-flight requests are answered.
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let join = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, join)
+}
