@@ -275,7 +275,9 @@ pub fn classify<R: std::fmt::Debug>(err: SdkError<StartTaskContactError, R>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{ScheduledTime, TaskAttachment as OurAttachment, TaskReference};
+    use crate::task::{
+        ScheduledTime, TaskAttachment as OurAttachment, TaskReference, CONTACT_EXPIRY,
+    };
     use aws_sdk_connect::operation::start_task_contact::StartTaskContactOutput;
     use aws_sdk_connect::types::error::{
         InternalServiceException, InvalidParameterException, InvalidRequestException,
@@ -306,17 +308,8 @@ mod tests {
             task_template_id: None,
             quick_connect_id: None,
             segment_attributes: Some(BTreeMap::from([(
-                "connect:ContactExpiry".into(),
-                SegmentValue {
-                    value_map: Some(BTreeMap::from([(
-                        "ExpiryDuration".into(),
-                        SegmentValue {
-                            value_integer: Some(60),
-                            ..Default::default()
-                        },
-                    )])),
-                    ..Default::default()
-                },
+                CONTACT_EXPIRY.into(),
+                SegmentValue::contact_expiry(60),
             )])),
             attachments: Some(vec![OurAttachment {
                 file_name: "f.pdf".into(),

@@ -36,7 +36,9 @@ use serde_json::Value;
 
 use crate::error::{BridgeError, ConfigError};
 use crate::record::{Record, SourceKind};
-use crate::task::{ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest};
+use crate::task::{
+    ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
+};
 
 /// Instructions one template render may execute; a loop over a huge range runs out long before
 /// it could hold up the invocation.
@@ -611,19 +613,7 @@ impl Mapping {
                     format!("'{text}' is not a whole number of minutes"),
                 )
             })?;
-            segments.insert(
-                "connect:ContactExpiry".into(),
-                SegmentValue {
-                    value_map: Some(BTreeMap::from([(
-                        "ExpiryDuration".into(),
-                        SegmentValue {
-                            value_integer: Some(minutes),
-                            ..Default::default()
-                        },
-                    )])),
-                    ..Default::default()
-                },
-            );
+            segments.insert(CONTACT_EXPIRY.into(), SegmentValue::contact_expiry(minutes));
         }
         if !segments.is_empty() {
             request.segment_attributes = Some(segments);

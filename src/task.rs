@@ -99,6 +99,25 @@ pub struct SegmentValue {
     pub value_arn: Option<String>,
 }
 
+/// The segment attribute that sets how long a task may wait before it expires.
+pub const CONTACT_EXPIRY: &str = "connect:ContactExpiry";
+
+impl SegmentValue {
+    /// The value of `connect:ContactExpiry`: `{ValueMap: {ExpiryDuration: {ValueInteger: minutes}}}`.
+    pub fn contact_expiry(minutes: i64) -> SegmentValue {
+        SegmentValue {
+            value_map: Some(BTreeMap::from([(
+                "ExpiryDuration".into(),
+                SegmentValue {
+                    value_integer: Some(minutes),
+                    ..Default::default()
+                },
+            )])),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct TaskAttachment {

@@ -541,16 +541,7 @@ mod tests {
 
     #[test]
     fn segment_attributes() {
-        let expiry = SegmentValue {
-            value_map: Some(BTreeMap::from([(
-                "ExpiryDuration".into(),
-                SegmentValue {
-                    value_integer: Some(60),
-                    ..Default::default()
-                },
-            )])),
-            ..Default::default()
-        };
+        let expiry = SegmentValue::contact_expiry(60);
         let mut r = valid();
         r.segment_attributes = Some(BTreeMap::from([("connect:ContactExpiry".into(), expiry)]));
         check(&r).unwrap();

@@ -261,13 +261,20 @@ fn connect_errors() -> Vec<(StartTaskContactError, &'static str, ErrorClass, u16
     ]
 }
 
+/// A fresh Connect whose next call fails with the error of that code.
+fn failing_next_call(code: &str) -> FakeConnect {
+    let (error, ..) = connect_errors().into_iter().find(|e| e.1 == code).unwrap();
+    let connect = FakeConnect::new();
+    connect.fail_next([error]);
+    connect
+}
+
 #[tokio::test]
 async fn every_connect_error_reaches_each_source_in_its_own_shape() {
-    for (error, code, class, status) in connect_errors() {
+    for (_, code, class, status) in connect_errors() {
         // EventBridge (async): the invocation fails with the class and code, so Lambda retries
         // and finally hands the event to the on-failure destination.
-        let connect = FakeConnect::new();
-        connect.fail_next([error]);
+        let connect = failing_next_call(code);
         let err = connect
             .bridge(example_config())
             .handle(event("eventbridge-order-failed"), None)
@@ -280,9 +287,7 @@ async fn every_connect_error_reaches_each_source_in_its_own_shape() {
         assert!(diagnostic.error_type.ends_with(code), "{diagnostic:?}");
 
         // Webhook: the status tells the caller whether to fix the request or retry.
-        let (error, ..) = connect_errors().into_iter().find(|e| e.1 == code).unwrap();
-        let connect = FakeConnect::new();
-        connect.fail_next([error]);
+        let connect = failing_next_call(code);
         let response = connect
             .bridge(example_config())
             .handle(event("apigw-rest-github-issue"), None)
@@ -304,9 +309,7 @@ async fn every_connect_error_reaches_each_source_in_its_own_shape() {
         );
 
         // SQS: the failed message is reported, whatever the class; the others are not.
-        let (error, ..) = connect_errors().into_iter().find(|e| e.1 == code).unwrap();
-        let connect = FakeConnect::new();
-        connect.fail_next([error]);
+        let connect = failing_next_call(code);
         let mut batch = event("sqs-standard-batch");
         batch["Records"].as_array_mut().unwrap().remove(1);
         let bridge = connect.bridge(common::config_with(&[
