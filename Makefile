@@ -29,11 +29,12 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
-# Built the way `cargo test` builds them: with dev-dependencies in the workspace, cargo unifies
-# crate features differently for `cargo build` (tokio, aws-sdk-connect, ...), and a plain build
-# after the tests would compile aws-sdk-connect a second time.
+# Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
+# one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
+# whereas a plain `cargo build` would compile aws-sdk-connect a second time with other features.
+# (`cargo test --no-run` alone is not enough: it builds no binary of the stand-in crate.)
 build:
-	$(CARGO) test --workspace --no-run --quiet
+	$(CARGO) build --workspace --bins --tests --quiet
 
 demo: build
 	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING)
