@@ -12,6 +12,7 @@
 //! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_SIGNATURE_PREFIX` | where the signature is (default `X-Signature-256: sha256=<hex>`) |
 //! | `WEBHOOK_TIMESTAMP_HEADER` / `WEBHOOK_TOLERANCE_SECONDS` | a signed timestamp header and its window (default 300 s) |
 //! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
+//! | `TLS_ROOTS` | `amazon` (default: Amazon Trust Services' roots, built in) or `system` (the platform's store) |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::envelope::EnvelopeLimits;
 use crate::error::ConfigError;
 use crate::mapping::Mapping;
 use crate::task::TaskDefaults;
+use crate::tls::TlsRoots;
 use crate::webhook_auth::SignatureSettings;
 
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 10;
@@ -116,9 +118,17 @@ impl Config {
             "CONNECT_ATTEMPT_TIMEOUT_MS",
             defaults.attempt_timeout.as_millis() as usize,
         )?;
+        let tls_roots = match get("TLS_ROOTS") {
+            None => TlsRoots::default(),
+            Some(text) => TlsRoots::parse(&text).ok_or_else(|| ConfigError::Env {
+                name: "TLS_ROOTS",
+                message: format!("'{text}' is neither `amazon` nor `system`"),
+            })?,
+        };
         let call_policy = CallPolicy {
             max_attempts: max_attempts as u32,
             attempt_timeout: std::time::Duration::from_millis(attempt_ms.max(100) as u64),
+            tls_roots,
             ..defaults
         };
 
@@ -265,6 +275,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least one route"), "{err}");
+        let err = config(&[("CONNECT_INSTANCE_ID", "i"), ("TLS_ROOTS", "none")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TLS_ROOTS"), "{err}");
+    }
+
+    #[test]
+    fn tls_roots_default_to_amazon() {
+        let c = config(&[("CONNECT_INSTANCE_ID", "i")]).unwrap();
+        assert_eq!(c.call_policy.tls_roots, TlsRoots::Amazon);
+        let c = config(&[("CONNECT_INSTANCE_ID", "i"), ("TLS_ROOTS", "system")]).unwrap();
+        assert_eq!(c.call_policy.tls_roots, TlsRoots::System);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use aws_sdk_connect::Client;
 
 use crate::error::{BridgeError, ErrorClass};
 use crate::task::{SegmentValue, TaskRequest};
+use crate::tls::{https_client, TlsRoots};
 
 /// Fills the SDK's call from our request. Fails only for requests validation would already have
 /// refused.
@@ -123,6 +124,8 @@ pub struct CallPolicy {
     pub max_backoff: Duration,
     pub connect_timeout: Duration,
     pub attempt_timeout: Duration,
+    /// The roots the HTTPS client trusts (`TLS_ROOTS`).
+    pub tls_roots: TlsRoots,
 }
 
 impl Default for CallPolicy {
@@ -133,6 +136,7 @@ impl Default for CallPolicy {
             max_backoff: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
             attempt_timeout: Duration::from_secs(4),
+            tls_roots: TlsRoots::default(),
         }
     }
 }
@@ -153,7 +157,8 @@ pub async fn load_sdk_config(
         .build();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(retry)
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        .http_client(https_client(policy.tls_roots));
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }

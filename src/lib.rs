@@ -19,6 +19,7 @@ pub mod prepare;
 pub mod record;
 pub mod response;
 pub mod task;
+pub mod tls;
 pub mod token;
 pub mod validate;
 pub mod webhook_auth;
