@@ -34,11 +34,14 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod lookup;
+
 use crate::error::{BridgeError, ConfigError};
-use crate::record::{Record, SourceKind};
+use crate::record::{Record, SourceKind, TemplateContext};
 use crate::task::{
     ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
 };
+use lookup::Lookups;
 
 /// Instructions one template render may execute; a loop over a huge range runs out long before
 /// it could hold up the invocation.
@@ -187,7 +190,86 @@ struct AttachmentDoc {
 #[derive(Debug, Clone)]
 enum Text {
     Literal(String),
-    Template(String),
+    /// Registered in the environment under `key`; `lookups` when it is only text and lookups,
+    /// which render without the engine.
+    Template {
+        key: String,
+        lookups: Option<Lookups>,
+    },
+}
+
+/// Which parts of the record the mapping's templates name, so the engine's context holds only
+/// those.
+#[derive(Debug, Default, Clone, Copy)]
+struct Uses {
+    body: bool,
+    headers: bool,
+    attributes: bool,
+    meta: bool,
+    event: bool,
+}
+
+impl Uses {
+    fn add(&mut self, template: &minijinja::Template<'_, '_>, source: &str) {
+        // Included or imported templates, and `debug()`, see the context beyond the names this
+        // template declares.
+        if ["include", "import", "extends", "debug"]
+            .iter()
+            .any(|word| source.contains(word))
+        {
+            *self = Uses {
+                body: true,
+                headers: true,
+                attributes: true,
+                meta: true,
+                event: true,
+            };
+            return;
+        }
+        for name in template.undeclared_variables(false) {
+            match name.as_str() {
+                "body" => self.body = true,
+                "headers" => self.headers = true,
+                "attributes" => self.attributes = true,
+                "meta" => self.meta = true,
+                "event" => self.event = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A record as templates see it. The engine's value is built on first need: a route whose
+/// templates are all literals and lookups never builds it.
+struct Context<'a> {
+    record: &'a Record,
+    uses: Uses,
+    engine: std::cell::OnceCell<minijinja::Value>,
+}
+
+impl<'a> Context<'a> {
+    fn new(record: &'a Record, uses: Uses) -> Context<'a> {
+        Context {
+            record,
+            uses,
+            engine: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn engine(&self) -> &minijinja::Value {
+        self.engine.get_or_init(|| {
+            let (r, uses) = (self.record, self.uses);
+            minijinja::Value::from_serialize(TemplateContext {
+                source: r.kind.as_str(),
+                id: &r.id,
+                body: uses.body.then_some(&r.body),
+                headers: uses.headers.then_some(&r.headers),
+                attributes: uses.attributes.then_some(&r.attributes),
+                meta: uses.meta.then_some(&r.meta),
+                event: uses.event.then_some(&r.event),
+            })
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -242,6 +324,7 @@ pub struct Routed {
 
 pub struct Mapping {
     env: Environment<'static>,
+    uses: Uses,
     routes: Vec<Route>,
 }
 
@@ -281,6 +364,7 @@ fn pretty(value: minijinja::Value) -> Result<String, minijinja::Error> {
 /// registered under a name that says where it came from.
 struct Compiler {
     env: Environment<'static>,
+    uses: Uses,
 }
 
 impl Compiler {
@@ -289,14 +373,17 @@ impl Compiler {
             return Ok(Text::Literal(source));
         }
         let key = format!("{route}/{field}");
+        let lookups = Lookups::parse(&source);
         self.env
-            .add_template_owned(key.clone(), source)
+            .add_template_owned(key.clone(), source.clone())
             .map_err(|e| ConfigError::Template {
                 route: route.to_string(),
                 field: field.to_string(),
                 message: describe(&e),
             })?;
-        Ok(Text::Template(key))
+        let template = self.env.get_template(&key).expect("just added");
+        self.uses.add(&template, &source);
+        Ok(Text::Template { key, lookups })
     }
 
     fn opt(
@@ -361,7 +448,10 @@ impl Mapping {
                 "routes: at least one route is required".into(),
             ));
         }
-        let mut compiler = Compiler { env: environment() };
+        let mut compiler = Compiler {
+            env: environment(),
+            uses: Uses::default(),
+        };
         let mut routes = Vec::with_capacity(doc.routes.len());
         let mut names = std::collections::HashSet::new();
         let count = doc.routes.len();
@@ -387,6 +477,7 @@ impl Mapping {
         }
         Ok(Mapping {
             env: compiler.env,
+            uses: compiler.uses,
             routes,
         })
     }
@@ -398,7 +489,7 @@ impl Mapping {
     /// Finds the first route matching the record and renders its request. The request carries no
     /// defaults and no client token yet: see `prepare`.
     pub fn apply(&self, record: &Record, now: DateTime) -> Result<Routed, BridgeError> {
-        let ctx = minijinja::Value::from_serialize(record.template_context());
+        let ctx = Context::new(record, self.uses);
         for route in &self.routes {
             let matched = match &route.when {
                 None => true,
@@ -418,23 +509,25 @@ impl Mapping {
         route: &Route,
         field: &str,
         text: &Text,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
     ) -> Result<String, BridgeError> {
         match text {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template(key) => {
+            Text::Template { key, lookups } => {
                 let render_error = |message: String| BridgeError::Render {
                     route: route.name.clone(),
                     field: field.to_string(),
                     message,
                 };
-                let template = self
-                    .env
-                    .get_template(key)
-                    .map_err(|e| render_error(describe(&e)))?;
-                let out = template
-                    .render(ctx)
-                    .map_err(|e| render_error(describe(&e)))?;
+                let fast = lookups.as_ref().and_then(|l| l.render(ctx.record));
+                let out = match fast {
+                    Some(out) => out,
+                    None => self
+                        .env
+                        .get_template(key)
+                        .and_then(|template| template.render(ctx.engine()))
+                        .map_err(|e| render_error(describe(&e)))?,
+                };
                 if out.len() > MAX_RENDERED_BYTES {
                     return Err(render_error(format!(
                         "rendered {} bytes; a field may render at most {MAX_RENDERED_BYTES}",
@@ -453,7 +546,7 @@ impl Mapping {
         route: &Route,
         field: &str,
         text: &Option<Text>,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
     ) -> Result<Option<String>, BridgeError> {
         match text {
             None => Ok(None),
@@ -469,7 +562,7 @@ impl Mapping {
         route: &Route,
         when: &When,
         record: &Record,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
     ) -> Result<bool, BridgeError> {
         if !when.sources.is_empty() && !when.sources.contains(&record.kind) {
             return Ok(false);
@@ -520,7 +613,7 @@ impl Mapping {
         &self,
         route: &Route,
         record: &Record,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
         now: DateTime,
     ) -> Result<Routed, BridgeError> {
         let field_error = |field: &str, message: String| BridgeError::Render {
@@ -664,7 +757,7 @@ impl Mapping {
         route: &Route,
         field: &str,
         template: &SegmentTemplate,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
     ) -> Result<Value, BridgeError> {
         Ok(match template {
             SegmentTemplate::Text(text) => {
@@ -924,6 +1017,53 @@ routes:
       segment_attributes:
         connect:ContactExpiry: { ValueMap: { ExpiryDuration: { ValueInteger: "{{ 30 }}" } } }
 "#;
+
+    /// The engine's context holds only the parts some template names, yet every template still
+    /// sees what it names, whether it renders through the engine or as plain lookups.
+    #[test]
+    fn templates_see_every_part_they_name() {
+        let m = Mapping::parse(
+            r#"
+routes:
+  - name: all
+    task:
+      name: "{{ event['detail-type'] | lower }} {{ event.account }}"
+      description: "{{ meta.source | upper }}/{{ body.orderId }}/{{ body.tags | join(',') }}"
+      attributes:
+        region: "{{ event.region }}"
+        flag: "{{ body.flag }}"
+"#,
+        )
+        .unwrap();
+        assert!(m.uses.event && m.uses.meta && m.uses.body && !m.uses.headers);
+        let r = eventbridge(
+            "OrderFailed",
+            json!({"orderId": "o-1", "tags": ["a", "b"], "flag": true}),
+        );
+        let req = apply(&m, &r).unwrap().request;
+        assert_eq!(req.name.as_deref(), Some("orderfailed 1"));
+        assert_eq!(req.description.as_deref(), Some("SHOP.ORDERS/o-1/a,b"));
+        let attrs = req.attributes.unwrap();
+        assert_eq!(attrs["region"], "eu-west-1");
+        // A boolean is the engine's to spell, even in a template of lookups only.
+        assert_eq!(attrs["flag"], "True");
+
+        let m = Mapping::parse(
+            r#"
+routes:
+  - name: a
+    when: { source: sqs }
+    task: { name: "{{ body.orderId | upper }}" }
+  - name: b
+    task: { name: "{% include 'a/task.name' %}" }
+"#,
+        )
+        .unwrap();
+        // An included template sees the whole context, whatever this one names.
+        assert!(m.uses.event && m.uses.headers && m.uses.attributes);
+        let r = eventbridge("OrderFailed", json!({"orderId": "o-1"}));
+        assert_eq!(apply(&m, &r).unwrap().request.name.as_deref(), Some("O-1"));
+    }
 
     #[test]
     fn first_matching_route_renders_every_member() {

@@ -98,30 +98,37 @@ pub struct Record {
     pub direct: Option<TaskRequest>,
 }
 
-/// What templates and `when` expressions see of a record.
+/// What templates and `when` expressions see of a record. A mapping whose templates never name
+/// a part leaves it out (`None`): converting the raw event for the engine when no template reads
+/// it is most of the cost of building the context.
 #[derive(Debug, serde::Serialize)]
 pub struct TemplateContext<'a> {
     pub source: &'static str,
     pub id: &'a str,
-    pub body: &'a Value,
-    pub headers: &'a BTreeMap<String, String>,
-    pub attributes: &'a BTreeMap<String, String>,
-    pub meta: &'a serde_json::Map<String, Value>,
-    pub event: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<&'a serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'a Value>,
 }
 
 impl Record {
-    /// The value templates and `when` expressions are evaluated against.
+    /// The value templates and `when` expressions are evaluated against, every part included.
     /// Borrowed, not built: the template engine converts it once, without a deep copy first.
     pub fn template_context(&self) -> TemplateContext<'_> {
         TemplateContext {
             source: self.kind.as_str(),
             id: &self.id,
-            body: &self.body,
-            headers: &self.headers,
-            attributes: &self.attributes,
-            meta: &self.meta,
-            event: &self.event,
+            body: Some(&self.body),
+            headers: Some(&self.headers),
+            attributes: Some(&self.attributes),
+            meta: Some(&self.meta),
+            event: Some(&self.event),
         }
     }
 }
