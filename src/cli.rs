@@ -93,7 +93,7 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
         Ok(loaded) => loaded,
         Err(e) => return fail(err, &e),
     };
-    let envelope = match envelope::open(&payload, config.limits) {
+    let envelope = match envelope::open(payload, config.limits) {
         Ok(e) => e,
         Err(e) => {
             let _ = writeln!(err, "{event_path}: {e}");

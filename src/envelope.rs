@@ -56,17 +56,23 @@ const EXPECTED: &str =
 
 /// Recognises the payload and reads its records. Fails as a whole only when the payload's shape
 /// is unknown or its frame is broken; a bad record inside a good batch fails alone.
-pub fn open(payload: &Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeError> {
-    let Some(obj) = payload.as_object() else {
-        return Err(BridgeError::UnrecognisedPayload(format!(
-            "{EXPECTED}; got a JSON {}",
-            json_type(payload)
-        )));
+///
+/// Takes the payload by value: each record keeps its part of it as `event` without a copy.
+pub fn open(payload: Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeError> {
+    let mut obj = match payload {
+        Value::Object(obj) => obj,
+        other => {
+            return Err(BridgeError::UnrecognisedPayload(format!(
+                "{EXPECTED}; got a JSON {}",
+                json_type(&other)
+            )))
+        }
     };
-
-    if let Some(records) = obj.get("Records") {
+    if let Some(records) = obj.remove("Records") {
         return open_records(records);
     }
+    let payload = Value::Object(obj);
+    let obj = payload.as_object().expect("an object, just built");
     if obj.contains_key("detail-type") && obj.contains_key("source") {
         return Ok(single(SourceKind::EventBridge, eventbridge(payload)));
     }
@@ -122,10 +128,10 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn open_records(records: &Value) -> Result<Envelope, BridgeError> {
-    let items = records
-        .as_array()
-        .ok_or_else(|| BridgeError::InvalidEvent("Records is not an array".into()))?;
+fn open_records(records: Value) -> Result<Envelope, BridgeError> {
+    let Value::Array(items) = records else {
+        return Err(BridgeError::InvalidEvent("Records is not an array".into()));
+    };
     let first = items
         .first()
         .ok_or_else(|| BridgeError::InvalidEvent("Records is empty".into()))?;
@@ -143,7 +149,7 @@ fn open_records(records: &Value) -> Result<Envelope, BridgeError> {
                 .is_some_and(|arn| arn.ends_with(".fifo"))
                 || first.pointer("/attributes/MessageGroupId").is_some();
             let records = items
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, item)| {
                     let id = item
@@ -182,16 +188,14 @@ fn open_records(records: &Value) -> Result<Envelope, BridgeError> {
             kind: SourceKind::Sns,
             fifo: false,
             records: items
-                .iter()
+                .into_iter()
                 .map(|item| {
-                    sns_record(item).map_err(|error| RecordError {
-                        id: item
-                            .pointer("/Sns/MessageId")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        error,
-                    })
+                    let id = item
+                        .pointer("/Sns/MessageId")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    sns_record(item).map_err(|error| RecordError { id, error })
                 })
                 .collect(),
         }),
@@ -205,14 +209,14 @@ fn parse<'a, T: Deserialize<'a>>(value: &'a Value, what: &str) -> Result<T, Brid
     T::deserialize(value).map_err(|e| BridgeError::InvalidEvent(format!("{what}: {e}")))
 }
 
-fn eventbridge(payload: &Value) -> Result<Record, BridgeError> {
-    let event: EventBridgeEvent<Value> = parse(payload, "EventBridge event")?;
+fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
+    let event: EventBridgeEvent<Value> = parse(&payload, "EventBridge event")?;
     // Every event EventBridge delivers has an id; one typed by hand may not, and still deserves a
     // stable identity.
     let id = event
         .id
         .clone()
-        .unwrap_or_else(|| digest_parts(&[canonical_json(payload).as_bytes()]));
+        .unwrap_or_else(|| digest_parts(&[canonical_json(&payload).as_bytes()]));
     let mut meta = serde_json::Map::new();
     meta.insert("source".into(), json!(event.source));
     meta.insert("detail_type".into(), json!(event.detail_type));
@@ -233,13 +237,13 @@ fn eventbridge(payload: &Value) -> Result<Record, BridgeError> {
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
         meta,
-        event: payload.clone(),
+        event: payload,
         direct: None,
     })
 }
 
-fn sqs_message(item: &Value, fifo: bool) -> Result<Record, BridgeError> {
-    let msg: SqsMessage = parse(item, "SQS record")?;
+fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
+    let msg: SqsMessage = parse(&item, "SQS record")?;
     let id = msg.message_id.clone().unwrap_or_default();
     let attributes = msg
         .message_attributes
@@ -277,13 +281,13 @@ fn sqs_message(item: &Value, fifo: bool) -> Result<Record, BridgeError> {
         headers: BTreeMap::new(),
         attributes,
         meta,
-        event: item.clone(),
+        event: item,
         direct: None,
     })
 }
 
-fn sns_record(item: &Value) -> Result<Record, BridgeError> {
-    let rec: SnsRecord = parse(item, "SNS record")?;
+fn sns_record(item: Value) -> Result<Record, BridgeError> {
+    let rec: SnsRecord = parse(&item, "SNS record")?;
     let sns = rec.sns;
     let attributes = sns
         .message_attributes
@@ -308,7 +312,7 @@ fn sns_record(item: &Value) -> Result<Record, BridgeError> {
         headers: BTreeMap::new(),
         attributes,
         meta,
-        event: item.clone(),
+        event: item,
         direct: None,
     })
 }
@@ -325,8 +329,8 @@ struct HttpParts<'a> {
     request_id: Option<String>,
 }
 
-fn rest_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
-    let req: ApiGatewayProxyRequest = parse(payload, "API Gateway REST request")?;
+fn rest_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
     webhook(
         HttpParts {
             kind: SourceKind::ApiGatewayRest,
@@ -346,8 +350,8 @@ fn rest_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, Bridg
     )
 }
 
-fn http_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
-    let req: ApiGatewayV2httpRequest = parse(payload, "API Gateway HTTP API request")?;
+fn http_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
     webhook(
         HttpParts {
             kind: SourceKind::ApiGatewayHttp,
@@ -373,8 +377,8 @@ fn http_request(payload: &Value, limits: EnvelopeLimits) -> Result<Record, Bridg
     )
 }
 
-fn function_url(payload: &Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
-    let req: LambdaFunctionUrlRequest = parse(payload, "function URL request")?;
+fn function_url(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+    let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
     webhook(
         HttpParts {
             kind: SourceKind::FunctionUrl,
@@ -399,7 +403,7 @@ fn function_url(payload: &Value, limits: EnvelopeLimits) -> Result<Record, Bridg
 
 fn webhook(
     parts: HttpParts<'_>,
-    payload: &Value,
+    payload: Value,
     limits: EnvelopeLimits,
 ) -> Result<Record, BridgeError> {
     let raw = parts.body.unwrap_or_default();
@@ -435,17 +439,25 @@ fn webhook(
     }
     // A sender that says JSON must send JSON: a broken body is its error to fix (400), not a
     // text to turn into a task.
-    if let Some(content_type) = headers.get("content-type") {
-        let says_json = content_type.to_ascii_lowercase().contains("json");
-        if says_json
-            && !text.trim().is_empty()
-            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err()
-        {
-            return Err(BridgeError::InvalidEvent(format!(
-                "body is not valid JSON although Content-Type is {content_type}"
-            )));
+    let says_json = headers
+        .get("content-type")
+        .filter(|ct| ct.to_ascii_lowercase().contains("json"));
+    let body = match says_json {
+        Some(content_type) if !text.trim().is_empty() => {
+            let parsed: Value = serde_json::from_str(&text).map_err(|_| {
+                BridgeError::InvalidEvent(format!(
+                    "body is not valid JSON although Content-Type is {content_type}"
+                ))
+            })?;
+            // As `parse_body` has it: a bare JSON scalar stays text.
+            if parsed.is_object() || parsed.is_array() {
+                parsed
+            } else {
+                Value::String(text.clone())
+            }
         }
-    }
+        _ => parse_body(&text),
+    };
     let identity = match headers.get("idempotency-key") {
         Some(key) if !key.is_empty() => key.clone(),
         _ => digest_parts(&[
@@ -462,33 +474,33 @@ fn webhook(
         kind: parts.kind,
         id: parts.request_id.unwrap_or_else(|| identity.clone()),
         identity,
-        body: parse_body(&text),
+        body,
         raw_body: Some(text),
         headers,
         attributes: BTreeMap::new(),
         meta,
-        event: payload.clone(),
+        event: payload,
         direct: None,
     })
 }
 
-fn direct(payload: &Value) -> Result<Record, BridgeError> {
-    let request: TaskRequest = serde_json::from_value(payload.clone())
+fn direct(payload: Value) -> Result<Record, BridgeError> {
+    let request = TaskRequest::deserialize(&payload)
         .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
     let identity = match &request.client_token {
         Some(token) => token.clone(),
-        None => digest_parts(&[canonical_json(payload).as_bytes()]),
+        None => digest_parts(&[canonical_json(&payload).as_bytes()]),
     };
     Ok(Record {
         kind: SourceKind::Direct,
         id: identity.clone(),
         identity,
-        body: payload.clone(),
+        body: Value::Null,
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
         meta: serde_json::Map::new(),
-        event: payload.clone(),
+        event: payload,
         direct: Some(request),
     })
 }
@@ -498,7 +510,7 @@ mod tests {
     use super::*;
 
     fn open_default(v: Value) -> Result<Envelope, BridgeError> {
-        open(&v, EnvelopeLimits::default())
+        open(v, EnvelopeLimits::default())
     }
 
     fn only(env: Envelope) -> Record {
@@ -588,13 +600,13 @@ mod tests {
         let limits = EnvelopeLimits { max_body_bytes: 4 };
         let req = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "0123456789", "isBase64Encoded": false});
-        let env = open(&req, limits).unwrap();
+        let env = open(req, limits).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(matches!(err, BridgeError::BodyTooLarge { .. }), "{err}");
 
         let bad = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "!!!", "isBase64Encoded": true});
-        let env = open(&bad, EnvelopeLimits::default()).unwrap();
+        let env = open(bad, EnvelopeLimits::default()).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(err.to_string().contains("base64"), "{err}");
     }

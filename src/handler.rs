@@ -51,7 +51,7 @@ impl Bridge {
         payload: Value,
         deadline: Option<SystemTime>,
     ) -> Result<Value, BridgeError> {
-        let envelope = match envelope::open(&payload, self.config.limits) {
+        let envelope = match envelope::open(payload, self.config.limits) {
             Ok(envelope) => envelope,
             Err(err) => {
                 tracing::warn!(

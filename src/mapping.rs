@@ -957,7 +957,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn record(payload: Value) -> Record {
-        open(&payload, EnvelopeLimits::default())
+        open(payload, EnvelopeLimits::default())
             .unwrap()
             .records
             .into_iter()

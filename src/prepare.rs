@@ -65,7 +65,7 @@ mod tests {
     }
 
     fn record(payload: serde_json::Value) -> Record {
-        open(&payload, EnvelopeLimits::default())
+        open(payload, EnvelopeLimits::default())
             .unwrap()
             .records
             .remove(0)

@@ -81,7 +81,8 @@ pub struct Record {
     /// derived from it unless the route names its own.
     pub identity: String,
     /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
-    /// JSON, else the text itself.
+    /// JSON, else the text itself. Null for a direct invocation, whose request is used as it is
+    /// and never rendered (`direct`; the payload is in `event`).
     pub body: Value,
     /// The body exactly as received, after base64 decoding (webhooks only): what a signature
     /// covers.
@@ -159,38 +160,40 @@ pub fn digest_parts(parts: &[&[u8]]) -> String {
 /// A JSON text of the value with object keys sorted at every depth, independent of how the
 /// payload was written or of serde_json's map ordering features.
 pub fn canonical_json(value: &Value) -> String {
-    fn write(value: &Value, out: &mut String) {
+    // serde_json writes keys and scalars exactly as `Value::to_string` does, straight into the
+    // buffer.
+    fn write(value: &Value, out: &mut Vec<u8>) {
         match value {
             Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, key) in keys.into_iter().enumerate() {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (key, item)) in entries.into_iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    out.push_str(&Value::String(key.clone()).to_string());
-                    out.push(':');
-                    write(&map[key], out);
+                    serde_json::to_writer(&mut *out, key).expect("a string always serializes");
+                    out.push(b':');
+                    write(item, out);
                 }
-                out.push('}');
+                out.push(b'}');
             }
             Value::Array(items) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     write(item, out);
                 }
-                out.push(']');
+                out.push(b']');
             }
-            scalar => out.push_str(&scalar.to_string()),
+            scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar always serializes"),
         }
     }
-    let mut out = String::new();
+    let mut out = Vec::new();
     write(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]
@@ -212,6 +215,17 @@ mod tests {
         assert_eq!(
             canonical_json(&a),
             r#"{"a":"s","b":{"x":[{"p":2,"q":1}],"y":1}}"#
+        );
+    }
+
+    /// A direct payload's identity is a digest of this text: it must never change. Expected
+    /// text from Python: `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
+    #[test]
+    fn canonical_json_fixed_vector() {
+        let v = json!({"b": {"y": 1, "x": [{"q": 1.5, "p": "é\"\\\n\u{1f}/"}]}, "a": null, "A": true, "ä": -7});
+        assert_eq!(
+            canonical_json(&v),
+            "{\"A\":true,\"a\":null,\"b\":{\"x\":[{\"p\":\"\u{e9}\\\"\\\\\\n\\u001f/\",\"q\":1.5}],\"y\":1},\"\u{e4}\":-7}"
         );
     }
 

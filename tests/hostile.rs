@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 /// Runs the path; returns the requests it would send, as the JSON Connect would receive.
 fn run(config: &Config, payload: &Value) -> Vec<Result<Value, BridgeError>> {
     let now = DateTime::from(SystemTime::now());
-    let envelope = match envelope::open(payload, EnvelopeLimits::default()) {
+    let envelope = match envelope::open(payload.clone(), EnvelopeLimits::default()) {
         Ok(e) => e,
         Err(e) => return vec![Err(e)],
     };

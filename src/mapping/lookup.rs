@@ -294,7 +294,9 @@ mod tests {
 
     #[test]
     fn values_the_engine_formats_are_handed_back() {
-        let r = record(json!({"yes": true, "f": 1.5, "null": null, "obj": {"a": 1}, "list": [1], "s": "x"}));
+        let r = record(
+            json!({"yes": true, "f": 1.5, "null": null, "obj": {"a": 1}, "list": [1], "s": "x"}),
+        );
         for source in [
             "{{ body.yes }}",
             "{{ body.f }}",
