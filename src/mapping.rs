@@ -210,6 +210,14 @@ struct Uses {
 }
 
 impl Uses {
+    const ALL: Uses = Uses {
+        body: true,
+        headers: true,
+        attributes: true,
+        meta: true,
+        event: true,
+    };
+
     fn add(&mut self, template: &minijinja::Template<'_, '_>, source: &str) {
         // Included or imported templates, and `debug()`, see the context beyond the names this
         // template declares.
@@ -217,13 +225,7 @@ impl Uses {
             .iter()
             .any(|word| source.contains(word))
         {
-            *self = Uses {
-                body: true,
-                headers: true,
-                attributes: true,
-                meta: true,
-                event: true,
-            };
+            *self = Uses::ALL;
             return;
         }
         for name in template.undeclared_variables(false) {
@@ -258,15 +260,14 @@ impl<'a> Context<'a> {
 
     fn engine(&self) -> &minijinja::Value {
         self.engine.get_or_init(|| {
-            let (r, uses) = (self.record, self.uses);
+            let (full, uses) = (self.record.template_context(), self.uses);
             minijinja::Value::from_serialize(TemplateContext {
-                source: r.kind.as_str(),
-                id: &r.id,
-                body: uses.body.then_some(&r.body),
-                headers: uses.headers.then_some(&r.headers),
-                attributes: uses.attributes.then_some(&r.attributes),
-                meta: uses.meta.then_some(&r.meta),
-                event: uses.event.then_some(&r.event),
+                body: full.body.filter(|_| uses.body),
+                headers: full.headers.filter(|_| uses.headers),
+                attributes: full.attributes.filter(|_| uses.attributes),
+                meta: full.meta.filter(|_| uses.meta),
+                event: full.event.filter(|_| uses.event),
+                ..full
             })
         })
     }
