@@ -4,6 +4,8 @@
 //! function; with `TLS_ROOTS=system` and `SSL_CERT_FILE` naming the test CA, the handshake
 //! completes and the request arrives.
 
+mod common;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{root, FLOW, INSTANCE};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
@@ -73,27 +77,19 @@ fn send(url: &str, env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"));
     cmd.args([
         "send",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/events/direct-cli-skeleton.json"
-        ),
+        "events/direct-cli-skeleton.json",
         "--endpoint-url",
         url,
     ])
+    .current_dir(root())
     .env_clear()
     .env("PATH", std::env::var("PATH").unwrap_or_default())
     .env("HOME", std::env::temp_dir())
     .env("AWS_ACCESS_KEY_ID", connect_standin::LOCAL_ACCESS_KEY)
     .env("AWS_SECRET_ACCESS_KEY", connect_standin::LOCAL_SECRET_KEY)
     .env("AWS_REGION", connect_standin::LOCAL_REGION)
-    .env(
-        "CONNECT_INSTANCE_ID",
-        "11111111-2222-3333-4444-555555555555",
-    )
-    .env(
-        "CONNECT_CONTACT_FLOW_ID",
-        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
-    )
+    .env("CONNECT_INSTANCE_ID", INSTANCE)
+    .env("CONNECT_CONTACT_FLOW_ID", FLOW)
     // One attempt: the refusal is not worth retrying, and the test should not wait for backoff.
     .env("CONNECT_MAX_ATTEMPTS", "1");
     for (k, v) in env {
