@@ -9,6 +9,7 @@ use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::build_call;
 use connect_task_bridge::envelope::{self, EnvelopeLimits};
 use connect_task_bridge::prepare::prepare;
+use connect_task_bridge::webhook_auth::WebhookAuth;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
 
@@ -75,6 +76,7 @@ fn config() -> Config {
     Config::from_lookup(|k| match k {
         "CONNECT_INSTANCE_ID" => Some("11111111-2222-3333-4444-555555555555".into()),
         "CONNECT_CONTACT_FLOW_ID" => Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into()),
+        "WEBHOOK_AUTH" => Some("none".into()),
         "TASK_MAPPING_FILE" => Some(format!("{root}/examples/mapping.yaml")),
         _ => None,
     })
@@ -85,7 +87,7 @@ fn config() -> Config {
 fn pipeline(config: &Config, client: &aws_sdk_connect::Client, bytes: &[u8]) -> usize {
     let payload: Value = serde_json::from_slice(bytes).unwrap();
     let now = DateTime::from(SystemTime::now());
-    let envelope = envelope::open(payload, EnvelopeLimits::default()).unwrap();
+    let envelope = envelope::open(payload, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
     let mut built = 0;
     for record in envelope.records {
         let prepared = prepare(&record.unwrap(), config, now).unwrap();

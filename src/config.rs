@@ -8,7 +8,8 @@
 //! | `TASK_MAPPING_FILE` | or a path to it (relative paths resolve against `LAMBDA_TASK_ROOT` when set) |
 //! | `BATCH_CONCURRENCY` | calls in flight for one standard SQS batch (default 10) |
 //! | `MAX_BODY_BYTES` | largest webhook body accepted (default 262144) |
-//! | `WEBHOOK_SECRET_ID` | Secrets Manager secret holding the webhook HMAC key; when set, webhooks must be signed |
+//! | `WEBHOOK_AUTH` | `signature`, `iam`, `authorizer` or `none`; unset: webhooks are refused (403) |
+//! | `WEBHOOK_SECRET_ID` | Secrets Manager secret (name or ARN) holding the HMAC key, for `signature` |
 //! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_SIGNATURE_PREFIX` | where the signature is (default `X-Signature-256: sha256=<hex>`) |
 //! | `WEBHOOK_TIMESTAMP_HEADER` / `WEBHOOK_TOLERANCE_SECONDS` | a signed timestamp header and its window (default 300 s) |
 //! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
@@ -23,7 +24,7 @@ use crate::error::ConfigError;
 use crate::mapping::Mapping;
 use crate::task::TaskDefaults;
 use crate::tls::TlsRoots;
-use crate::webhook_auth::SignatureSettings;
+use crate::webhook_auth::WebhookAuthSetting;
 
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 10;
 pub const MAX_BATCH_CONCURRENCY: usize = 100;
@@ -40,8 +41,8 @@ pub struct Config {
     pub metrics_namespace: Option<String>,
     /// Retries and timeouts of the Connect call.
     pub call_policy: CallPolicy,
-    /// Webhook signature checking, when `WEBHOOK_SECRET_ID` names a secret.
-    pub webhook_signature: Option<SignatureSettings>,
+    /// How webhook callers are authenticated (`WEBHOOK_AUTH`).
+    pub webhook_auth: WebhookAuthSetting,
 }
 
 impl Config {
@@ -151,7 +152,7 @@ impl Config {
             limits: EnvelopeLimits { max_body_bytes },
             metrics_namespace,
             call_policy,
-            webhook_signature: SignatureSettings::from_lookup(&get)?,
+            webhook_auth: WebhookAuthSetting::from_lookup(&get)?,
         })
     }
 

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::BridgeError;
-use crate::record::{canonical_json, digest_parts, parse_body, Record, SourceKind};
+use crate::record::{canonical_json, digest_parts, parse_body, Body, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
+use crate::webhook_auth::{WebhookAuth, WebhookRequest};
 
 /// A payload, recognised.
 #[derive(Debug)]
@@ -58,7 +59,15 @@ const EXPECTED: &str =
 /// is unknown or its frame is broken; a bad record inside a good batch fails alone.
 ///
 /// Takes the payload by value: each record keeps its part of it as `event` without a copy.
-pub fn open(payload: Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeError> {
+///
+/// A webhook's caller is checked (`auth`) before its body is decoded as text or parsed: an
+/// unauthenticated request learns nothing about its body. Only the size limit comes first
+/// (413), as it needs no parsing.
+pub fn open(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Envelope, BridgeError> {
     let mut obj = match payload {
         Value::Object(obj) => obj,
         other => {
@@ -79,7 +88,7 @@ pub fn open(payload: Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeEr
     if obj.contains_key("httpMethod") && obj.contains_key("requestContext") {
         return Ok(single(
             SourceKind::ApiGatewayRest,
-            rest_request(payload, limits),
+            rest_request(payload, limits, auth),
         ));
     }
     if obj.get("version").and_then(Value::as_str) == Some("2.0")
@@ -90,9 +99,12 @@ pub fn open(payload: Value, limits: EnvelopeLimits) -> Result<Envelope, BridgeEr
             .and_then(Value::as_str)
             .is_some_and(|d| d.contains(".lambda-url."));
         return Ok(if is_function_url {
-            single(SourceKind::FunctionUrl, function_url(payload, limits))
+            single(SourceKind::FunctionUrl, function_url(payload, limits, auth))
         } else {
-            single(SourceKind::ApiGatewayHttp, http_request(payload, limits))
+            single(
+                SourceKind::ApiGatewayHttp,
+                http_request(payload, limits, auth),
+            )
         });
     }
     if obj.keys().any(|k| MEMBER_NAMES.contains(&k.as_str())) {
@@ -232,7 +244,7 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         kind: SourceKind::EventBridge,
         identity: id.clone(),
         id,
-        body: event.detail,
+        body: Body::value(event.detail),
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
@@ -276,7 +288,7 @@ fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
         kind: SourceKind::Sqs,
         id,
         identity,
-        body: parse_body(msg.body.as_deref().unwrap_or_default()),
+        body: Body::text(msg.body.unwrap_or_default()),
         raw_body: None,
         headers: BTreeMap::new(),
         attributes,
@@ -307,7 +319,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         kind: SourceKind::Sns,
         id: sns.message_id.clone(),
         identity: sns.message_id,
-        body: parse_body(&sns.message),
+        body: Body::text(sns.message),
         raw_body: None,
         headers: BTreeMap::new(),
         attributes,
@@ -329,7 +341,11 @@ struct HttpParts<'a> {
     request_id: Option<String>,
 }
 
-fn rest_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+fn rest_request(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
     let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
     webhook(
         HttpParts {
@@ -347,10 +363,15 @@ fn rest_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, Bridge
         },
         payload,
         limits,
+        auth,
     )
 }
 
-fn http_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+fn http_request(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
     let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
     webhook(
         HttpParts {
@@ -374,10 +395,15 @@ fn http_request(payload: Value, limits: EnvelopeLimits) -> Result<Record, Bridge
         },
         payload,
         limits,
+        auth,
     )
 }
 
-fn function_url(payload: Value, limits: EnvelopeLimits) -> Result<Record, BridgeError> {
+fn function_url(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
     let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
     webhook(
         HttpParts {
@@ -398,6 +424,7 @@ fn function_url(payload: Value, limits: EnvelopeLimits) -> Result<Record, Bridge
         },
         payload,
         limits,
+        auth,
     )
 }
 
@@ -405,6 +432,7 @@ fn webhook(
     parts: HttpParts<'_>,
     payload: Value,
     limits: EnvelopeLimits,
+    auth: &WebhookAuth,
 ) -> Result<Record, BridgeError> {
     let raw = parts.body.unwrap_or_default();
     // Cheap early check: a base64 body decodes to at most 3/4 of its length.
@@ -419,14 +447,12 @@ fn webhook(
             limit: limits.max_body_bytes,
         });
     }
-    let text = if parts.base64 {
-        let bytes = base64::engine::general_purpose::STANDARD
+    let decoded = if parts.base64 {
+        base64::engine::general_purpose::STANDARD
             .decode(raw.trim())
-            .map_err(|e| BridgeError::InvalidEvent(format!("body is not valid base64: {e}")))?;
-        String::from_utf8(bytes)
-            .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?
+            .map_err(|_| BridgeError::InvalidEvent("body is not valid base64".into()))
     } else {
-        raw.to_string()
+        Ok(raw.as_bytes().to_vec())
     };
 
     let mut headers = BTreeMap::new();
@@ -437,6 +463,19 @@ fn webhook(
                 .or_insert_with(|| v.to_string());
         }
     }
+    // Who is calling, before anything is said about what they sent. A body that is not even
+    // base64 is checked as sent: no signature covers it, so an unsigned one gets 401, not 400.
+    auth.check(
+        &WebhookRequest {
+            headers: &headers,
+            body: decoded.as_deref().unwrap_or(raw.as_bytes()),
+            request_context: payload.get("requestContext"),
+        },
+        std::time::SystemTime::now(),
+    )?;
+    let text = String::from_utf8(decoded?)
+        .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?;
+
     // A sender that says JSON must send JSON: a broken body is its error to fix (400), not a
     // text to turn into a task.
     let says_json = headers
@@ -474,7 +513,7 @@ fn webhook(
         kind: parts.kind,
         id: parts.request_id.unwrap_or_else(|| identity.clone()),
         identity,
-        body,
+        body: Body::value(body),
         raw_body: Some(text),
         headers,
         attributes: BTreeMap::new(),
@@ -495,7 +534,7 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         kind: SourceKind::Direct,
         id: identity.clone(),
         identity,
-        body: Value::Null,
+        body: Body::value(Value::Null),
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
@@ -510,7 +549,7 @@ mod tests {
     use super::*;
 
     fn open_default(v: Value) -> Result<Envelope, BridgeError> {
-        open(v, EnvelopeLimits::default())
+        open(v, EnvelopeLimits::default(), &WebhookAuth::None)
     }
 
     fn only(env: Envelope) -> Record {
@@ -600,13 +639,13 @@ mod tests {
         let limits = EnvelopeLimits { max_body_bytes: 4 };
         let req = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "0123456789", "isBase64Encoded": false});
-        let env = open(req, limits).unwrap();
+        let env = open(req, limits, &WebhookAuth::None).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(matches!(err, BridgeError::BodyTooLarge { .. }), "{err}");
 
         let bad = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "!!!", "isBase64Encoded": true});
-        let env = open(bad, EnvelopeLimits::default()).unwrap();
+        let env = open(bad, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(err.to_string().contains("base64"), "{err}");
     }

@@ -80,6 +80,16 @@ pub enum BridgeError {
     /// A webhook whose signature is missing or wrong. Deliberately without detail.
     #[error("invalid signature")]
     Unauthorized,
+
+    /// A webhook refused by `WEBHOOK_AUTH` (unset, or the request context lacks the caller
+    /// the mode requires). Deliberately without detail.
+    #[error("forbidden")]
+    Forbidden,
+
+    /// A defect of ours hit while handling this record (a panic, caught). The record fails alone;
+    /// retrying the same input would hit the same defect.
+    #[error("internal error while handling this record")]
+    Internal,
 }
 
 impl BridgeError {
@@ -98,7 +108,9 @@ impl BridgeError {
             | BridgeError::NoRoute { .. }
             | BridgeError::Render { .. }
             | BridgeError::Validation { .. }
-            | BridgeError::Unauthorized => ErrorClass::Permanent,
+            | BridgeError::Unauthorized
+            | BridgeError::Forbidden
+            | BridgeError::Internal => ErrorClass::Permanent,
             BridgeError::Connect { class, .. } => *class,
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
@@ -120,6 +132,8 @@ impl BridgeError {
             BridgeError::FifoBlocked => "FifoBlocked",
             BridgeError::DeadlineExceeded => "DeadlineExceeded",
             BridgeError::Unauthorized => "InvalidSignature",
+            BridgeError::Forbidden => "Forbidden",
+            BridgeError::Internal => "InternalError",
         }
     }
 

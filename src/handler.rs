@@ -3,10 +3,12 @@
 //! batch runs its records concurrently up to `BATCH_CONCURRENCY`; a FIFO batch runs in order and
 //! stops at the first failure.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_smithy_types::DateTime;
 use futures_util::stream::{self, StreamExt};
+use futures_util::FutureExt;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -17,32 +19,74 @@ use crate::metrics;
 use crate::prepare::prepare;
 use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
-use crate::webhook_auth::SignatureCheck;
+use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// Time kept back from the invocation deadline to write the response after the last call.
 pub const RESPONSE_MARGIN: Duration = Duration::from_millis(300);
 
 /// Everything built at cold start: the configuration, the Connect client and the webhook
-/// signature check (with its secret).
+/// authentication (with its secret, for signatures).
 pub struct Bridge {
     pub config: Config,
     client: aws_sdk_connect::Client,
-    signature: Option<SignatureCheck>,
+    auth: WebhookAuth,
+    /// Where the signature secret is fetched again after a failed check.
+    secrets: Option<aws_sdk_secretsmanager::Client>,
 }
 
 impl Bridge {
+    /// With `WEBHOOK_AUTH=signature`, webhooks are refused until `with_signature_check` gives
+    /// the fetched secret: never open by default.
     pub fn new(config: Config, client: aws_sdk_connect::Client) -> Self {
+        let auth = match &config.webhook_auth {
+            WebhookAuthSetting::None => WebhookAuth::None,
+            WebhookAuthSetting::Iam => WebhookAuth::Iam,
+            WebhookAuthSetting::Authorizer => WebhookAuth::Authorizer,
+            WebhookAuthSetting::Refuse | WebhookAuthSetting::Signature(_) => WebhookAuth::Refuse,
+        };
         Bridge {
             config,
             client,
-            signature: None,
+            auth,
+            secrets: None,
         }
     }
 
-    /// Webhooks must then carry a valid signature; other sources are unaffected.
-    pub fn with_signature_check(mut self, check: SignatureCheck) -> Self {
-        self.signature = Some(check);
+    /// Webhooks must then carry a valid signature; other sources are unaffected. `secrets` is
+    /// where the key is fetched again after a failed check (a rotation), at most once a minute.
+    pub fn with_signature_check(
+        mut self,
+        check: SignatureCheck,
+        secrets: Option<aws_sdk_secretsmanager::Client>,
+    ) -> Self {
+        self.auth = WebhookAuth::Signature(check);
+        self.secrets = secrets;
         self
+    }
+
+    /// A webhook whose signature failed may have been signed with a key rotated since the last
+    /// fetch: fetch again (at most once a minute) and, if that brought new keys, check it again.
+    async fn open_with_refresh(&self, payload: Value) -> Result<envelope::Envelope, BridgeError> {
+        let (WebhookAuth::Signature(check), Some(secrets)) = (&self.auth, &self.secrets) else {
+            return self.open(payload);
+        };
+        // Only webhooks are kept for a second look (their bodies are bounded by MAX_BODY_BYTES).
+        let looks_like_webhook = payload.get("requestContext").is_some();
+        let retry = looks_like_webhook.then(|| payload.clone());
+        let envelope = self.open(payload)?;
+        let unsigned = envelope.records.len() == 1
+            && matches!(&envelope.records[0], Err(e) if matches!(e.error, BridgeError::Unauthorized));
+        match retry {
+            Some(payload) if unsigned && check.refresh(secrets).await => self.open(payload),
+            _ => Ok(envelope),
+        }
+    }
+
+    fn open(&self, payload: Value) -> Result<envelope::Envelope, BridgeError> {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            envelope::open(payload, self.config.limits, &self.auth)
+        }));
+        opened.unwrap_or(Err(BridgeError::Internal))
     }
 
     /// Handles one invocation. `deadline` is the invocation's (None: unbounded, as in `send`).
@@ -51,7 +95,7 @@ impl Bridge {
         payload: Value,
         deadline: Option<SystemTime>,
     ) -> Result<Value, BridgeError> {
-        let envelope = match envelope::open(payload, self.config.limits) {
+        let envelope = match self.open_with_refresh(payload).await {
             Ok(envelope) => envelope,
             Err(err) => {
                 tracing::warn!(
@@ -100,6 +144,8 @@ impl Bridge {
         respond(kind, outcomes)
     }
 
+    /// One record, isolated: a panic anywhere in its handling (ours or a library's) fails this
+    /// record alone as a permanent `InternalError`, and the other records of the batch go on.
     async fn process(
         &self,
         kind: SourceKind,
@@ -107,59 +153,67 @@ impl Bridge {
         deadline: Option<SystemTime>,
     ) -> Outcome {
         let started_at = Instant::now();
-        let (outcome, route) = match record {
-            Err(RecordError { id, error }) => (
-                Outcome {
-                    record_id: id,
-                    result: Err(error),
-                },
-                None,
-            ),
-            Ok(record) => {
-                let now = SystemTime::now();
-                let checked = match (&self.signature, record.kind.is_webhook()) {
-                    (Some(check), true) => check.verify(
-                        &record.headers,
-                        record.raw_body.as_deref().unwrap_or_default(),
-                        now,
-                    ),
-                    _ => Ok(()),
-                };
-                match checked.and_then(|()| prepare(&record, &self.config, DateTime::from(now))) {
-                    Err(error) => (
-                        Outcome {
-                            record_id: record.id,
-                            result: Err(error),
-                        },
-                        None,
-                    ),
-                    Ok(prepared) => {
-                        let budget = deadline.map(|d| {
-                            d.duration_since(SystemTime::now())
-                                .unwrap_or_default()
-                                .saturating_sub(RESPONSE_MARGIN)
-                        });
-                        let client_token = prepared.client_token().to_string();
-                        let result = start_task(&self.client, &prepared.request, budget)
-                            .await
-                            .map(|contact_id| Started {
-                                contact_id,
-                                client_token: client_token.clone(),
-                                route: prepared.route.clone(),
-                            });
-                        (
-                            Outcome {
-                                record_id: record.id,
-                                result,
-                            },
-                            Some((prepared.route, client_token)),
-                        )
-                    }
-                }
-            }
+        let record_id = match &record {
+            Ok(r) => r.id.clone(),
+            Err(e) => e.id.clone(),
         };
+        let work = AssertUnwindSafe(self.process_unguarded(record, deadline)).catch_unwind();
+        let (outcome, route) = work.await.unwrap_or((
+            Outcome {
+                record_id,
+                result: Err(BridgeError::Internal),
+            },
+            None,
+        ));
         log_outcome(kind, &outcome, route.as_ref(), started_at.elapsed());
         outcome
+    }
+
+    async fn process_unguarded(
+        &self,
+        record: Result<Record, RecordError>,
+        deadline: Option<SystemTime>,
+    ) -> (Outcome, Option<(String, String)>) {
+        let record = match record {
+            Err(RecordError { id, error }) => {
+                let outcome = Outcome {
+                    record_id: id,
+                    result: Err(error),
+                };
+                return (outcome, None);
+            }
+            Ok(record) => record,
+        };
+        let prepared = prepare(&record, &self.config, DateTime::from(SystemTime::now()));
+        // The record (its event and parsed body, up to a few MiB) is not needed during the call:
+        // dropped here, so the concurrent calls of a batch hold only their requests.
+        let record_id = record.id.clone();
+        drop(record);
+        let prepared = match prepared {
+            Err(error) => {
+                let outcome = Outcome {
+                    record_id,
+                    result: Err(error),
+                };
+                return (outcome, None);
+            }
+            Ok(prepared) => prepared,
+        };
+        let budget = deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(RESPONSE_MARGIN)
+        });
+        let client_token = prepared.client_token().to_string();
+        let result = start_task(&self.client, &prepared.request, budget)
+            .await
+            .map(|contact_id| Started {
+                contact_id,
+                client_token: client_token.clone(),
+                route: prepared.route.clone(),
+            });
+        let outcome = Outcome { record_id, result };
+        (outcome, Some((prepared.route, client_token)))
     }
 }
 

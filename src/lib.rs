@@ -23,10 +23,3 @@ pub mod tls;
 pub mod token;
 pub mod validate;
 pub mod webhook_auth;
-
-/// The function allocates a few hundred small strings and maps per record (the parsed event,
-/// template values, the SDK's request); mimalloc serves them in about two thirds of the time of
-/// glibc's malloc (README, Performance). Declared here so the binary, the tests and the
-/// benchmarks all run on it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

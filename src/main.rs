@@ -5,7 +5,7 @@ use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::load_sdk_config;
 use connect_task_bridge::handler::Bridge;
 use connect_task_bridge::logging;
-use connect_task_bridge::webhook_auth::SignatureCheck;
+use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -37,6 +37,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 /// so a broken deployment fails loudly instead of failing every event.
 async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     logging::init();
+    logging::install_panic_hook();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?;
     let sdk_config = load_sdk_config(config.call_policy, None).await;
@@ -46,22 +47,29 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         mapping = %config.mapping_source,
         routes = ?config.mapping.route_names().collect::<Vec<_>>(),
         batch_concurrency = config.batch_concurrency,
+        webhook_auth = config.webhook_auth.as_str(),
         "cold start"
     );
-    let signature = match config.webhook_signature.clone() {
-        Some(settings) => {
+    let signature = match &config.webhook_auth {
+        WebhookAuthSetting::Signature(settings) => {
             let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config);
-            Some(
-                SignatureCheck::fetch(settings, &secrets)
-                    .await
-                    .inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?,
-            )
+            let check = SignatureCheck::fetch(settings.clone(), &secrets)
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?;
+            Some((check, secrets))
         }
-        None => None,
+        WebhookAuthSetting::None => {
+            tracing::warn!(
+                webhook_auth = "none",
+                "webhooks are not authenticated: anyone who can reach the endpoint can create tasks"
+            );
+            None
+        }
+        _ => None,
     };
     let mut bridge = Bridge::new(config, client);
-    if let Some(check) = signature {
-        bridge = bridge.with_signature_check(check);
+    if let Some((check, secrets)) = signature {
+        bridge = bridge.with_signature_check(check, Some(secrets));
     }
     let bridge = Arc::new(bridge);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

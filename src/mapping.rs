@@ -351,14 +351,123 @@ fn environment() -> Environment<'static> {
     env.set_recursion_limit(64);
     // Task text is not HTML: never escape it.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // The filters whose output can outgrow their input (indentation: a 1 MiB body nested 100
+    // deep pretty-prints to over 100 MiB) write into a bounded buffer and stop at a field's limit.
     env.add_filter("pretty", pretty);
+    env.add_filter("pprint", pretty);
+    env.add_filter("tojson", tojson);
     env
+}
+
+/// A writer that keeps the first `limit` bytes and refuses the rest, so that no filter or
+/// template can hold more than a field's worth of output, whatever the event.
+pub(crate) struct Bounded {
+    buf: Vec<u8>,
+    limit: usize,
+    full: bool,
+}
+
+impl Bounded {
+    pub(crate) fn new(limit: usize) -> Bounded {
+        Bounded {
+            buf: Vec::new(),
+            limit,
+            full: false,
+        }
+    }
+
+    /// What was written, cut back to whole characters when the limit fell inside one.
+    pub(crate) fn into_string(self) -> String {
+        let mut buf = self.buf;
+        if let Err(e) = std::str::from_utf8(&buf) {
+            buf.truncate(e.valid_up_to());
+        }
+        String::from_utf8(buf).expect("cut to valid UTF-8")
+    }
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = self.limit - self.buf.len();
+        if data.len() > room {
+            self.buf.extend_from_slice(&data[..room]);
+            self.full = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serialises `value` as JSON (indented by `indent` spaces, or compact) into at most
+/// `MAX_RENDERED_BYTES`: longer output is cut there, and the field check reports it if the
+/// template does not truncate it further.
+fn bounded_json(
+    value: &minijinja::Value,
+    indent: Option<usize>,
+) -> Result<String, minijinja::Error> {
+    let mut out = Bounded::new(MAX_RENDERED_BYTES);
+    let result = match indent {
+        Some(width) => {
+            let spaces = vec![b' '; width.min(16)];
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(&spaces);
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+            serde::Serialize::serialize(value, &mut ser)
+        }
+        None => serde::Serialize::serialize(value, &mut serde_json::Serializer::new(&mut out)),
+    };
+    match result {
+        Err(_) if out.full => Ok(out.into_string()),
+        // serde's message can quote a map key from the event: name the rule only.
+        Err(_) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "value cannot be written as JSON",
+        )),
+        Ok(()) => Ok(out.into_string()),
+    }
 }
 
 /// `{{ body | pretty }}`: indented JSON, without the HTML escaping that `tojson` applies.
 fn pretty(value: minijinja::Value) -> Result<String, minijinja::Error> {
-    serde_json::to_string_pretty(&value)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+    bounded_json(&value, Some(2))
+}
+
+/// `{{ value | tojson }}` / `tojson(indent=2)`: as minijinja's own (HTML-safe: `<`, `>`, `&` and
+/// `'` escaped), but bounded.
+fn tojson(
+    value: minijinja::Value,
+    indent: Option<minijinja::Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let indent = match indent.or(kwargs.get::<Option<minijinja::Value>>("indent")?) {
+        Some(i) if i.is_true() => Some(usize::try_from(i).map_err(|_| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "indent must be a whole number",
+            )
+        })?),
+        _ => None,
+    };
+    kwargs.assert_all_used()?;
+    let text = bounded_json(&value, indent)?
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\'', "\\u0027");
+    Ok(minijinja::Value::from_safe_string(text))
+}
+
+/// A render-time error as it may be logged: the kind and the place in the template, never the
+/// error's own text, which can quote event values (`cannot convert 'call me on +44…'`).
+fn describe_render(err: &minijinja::Error) -> String {
+    match err.line() {
+        Some(line) => format!("{} (template line {line})", err.kind()),
+        None => err.kind().to_string(),
+    }
 }
 
 /// Compiles one document field: literal text stays literal, anything with template syntax is
@@ -521,19 +630,30 @@ impl Mapping {
                     message,
                 };
                 let fast = lookups.as_ref().and_then(|l| l.render(ctx.record));
+                let too_long = || {
+                    render_error(format!(
+                        "rendered more than {MAX_RENDERED_BYTES} bytes, the most a field may"
+                    ))
+                };
                 let out = match fast {
                     Some(out) => out,
-                    None => self
-                        .env
-                        .get_template(key)
-                        .and_then(|template| template.render(ctx.engine()))
-                        .map_err(|e| render_error(describe(&e)))?,
+                    None => {
+                        // The engine writes into a bounded buffer: a template that loops over a
+                        // large event stops at the limit instead of growing without one.
+                        let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
+                        let template = self
+                            .env
+                            .get_template(key)
+                            .map_err(|e| render_error(describe_render(&e)))?;
+                        match template.render_captured_to(ctx.engine(), &mut sink) {
+                            Err(_) if sink.full => return Err(too_long()),
+                            Err(e) => return Err(render_error(describe_render(&e))),
+                            Ok(_) => sink.into_string(),
+                        }
+                    }
                 };
                 if out.len() > MAX_RENDERED_BYTES {
-                    return Err(render_error(format!(
-                        "rendered {} bytes; a field may render at most {MAX_RENDERED_BYTES}",
-                        out.len()
-                    )));
+                    return Err(too_long());
                 }
                 Ok(out)
             }
@@ -596,7 +716,7 @@ impl Mapping {
             }
         }
         for (path, values) in &when.body {
-            let found = path.iter().try_fold(&record.body, |v, key| v.get(key));
+            let found = path.iter().try_fold(record.body.get(), |v, key| v.get(key));
             if !found
                 .is_some_and(|actual| values.iter().any(|expected| same_value(actual, expected)))
             {
@@ -704,7 +824,7 @@ impl Mapping {
             let minutes: i64 = text.trim().parse().map_err(|_| {
                 field_error(
                     "task.expiry_minutes",
-                    format!("'{text}' is not a whole number of minutes"),
+                    "is not a whole number of minutes".to_string(),
                 )
             })?;
             segments.insert(CONTACT_EXPIRY.into(), SegmentValue::contact_expiry(minutes));
@@ -772,7 +892,7 @@ impl Mapping {
                             return Err(BridgeError::Render {
                                 route: route.name.clone(),
                                 field: field.to_string(),
-                                message: format!("'{out}' is not an integer"),
+                                message: "is not an integer".to_string(),
                             })
                         }
                     }
@@ -936,17 +1056,17 @@ pub fn parse_delay(text: &str) -> Result<i64, String> {
     };
     let amount: i64 = digits
         .parse()
-        .map_err(|_| format!("'{text}' is not a delay (use seconds or 90s, 15m, 2h, 1d)"))?;
+        .map_err(|_| "is not a delay (use seconds or 90s, 15m, 2h, 1d)".to_string())?;
     let factor = match unit.trim() {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("'{other}' is not a delay unit (use s, m, h or d)")),
+        _ => return Err("has an unknown delay unit (use s, m, h or d)".to_string()),
     };
     amount
         .checked_mul(factor)
-        .ok_or_else(|| format!("'{text}' is too long a delay"))
+        .ok_or_else(|| "is too long a delay".to_string())
 }
 
 #[cfg(test)]
@@ -958,13 +1078,17 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn record(payload: Value) -> Record {
-        open(payload, EnvelopeLimits::default())
-            .unwrap()
-            .records
-            .into_iter()
-            .next()
-            .unwrap()
-            .unwrap()
+        open(
+            payload,
+            EnvelopeLimits::default(),
+            &crate::webhook_auth::WebhookAuth::None,
+        )
+        .unwrap()
+        .records
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
     }
 
     fn eventbridge(detail_type: &str, detail: Value) -> Record {

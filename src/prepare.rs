@@ -65,11 +65,15 @@ mod tests {
     }
 
     fn record(payload: serde_json::Value) -> Record {
-        open(payload, EnvelopeLimits::default())
-            .unwrap()
-            .records
-            .remove(0)
-            .unwrap()
+        open(
+            payload,
+            EnvelopeLimits::default(),
+            &crate::webhook_auth::WebhookAuth::None,
+        )
+        .unwrap()
+        .records
+        .remove(0)
+        .unwrap()
     }
 
     const NOW: i64 = 1_800_000_000;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -83,7 +85,7 @@ pub struct Record {
     /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
     /// JSON, else the text itself. Null for a direct invocation, whose request is used as it is
     /// and never rendered (`direct`; the payload is in `event`).
-    pub body: Value,
+    pub body: Body,
     /// The body exactly as received, after base64 decoding (webhooks only): what a signature
     /// covers.
     pub raw_body: Option<String>,
@@ -125,12 +127,57 @@ impl Record {
         TemplateContext {
             source: self.kind.as_str(),
             id: &self.id,
-            body: Some(&self.body),
+            body: Some(self.body.get()),
             headers: Some(&self.headers),
             attributes: Some(&self.attributes),
             meta: Some(&self.meta),
             event: Some(&self.event),
         }
+    }
+}
+
+/// A record's body, parsed on first use. A batch holds up to ten 1 MiB messages whose parsed
+/// JSON can take 30 times the text's size; parsing each only when its record is handled (and
+/// dropping it before the Connect call) keeps one parsed body in memory at a time.
+#[derive(Debug, Clone)]
+pub struct Body {
+    text: Option<String>,
+    parsed: OnceLock<Value>,
+}
+
+impl Body {
+    /// A body that is already a value (EventBridge `detail`, a webhook's checked JSON).
+    pub fn value(value: Value) -> Body {
+        Body {
+            text: None,
+            parsed: OnceLock::from(value),
+        }
+    }
+
+    /// A message text, parsed as JSON on first use when it is JSON (`parse_body`).
+    pub fn text(text: String) -> Body {
+        Body {
+            text: Some(text),
+            parsed: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Value {
+        self.parsed
+            .get_or_init(|| parse_body(self.text.as_deref().unwrap_or_default()))
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        self.get()
+    }
+}
+
+impl PartialEq<Value> for Body {
+    fn eq(&self, other: &Value) -> bool {
+        self.get() == other
     }
 }
 

@@ -100,6 +100,7 @@ fn http_error(err: &BridgeError) -> HttpAnswer {
     match err {
         BridgeError::BodyTooLarge { .. } => answer(413, err.to_string(), None),
         BridgeError::Unauthorized => answer(401, err.to_string(), None),
+        BridgeError::Forbidden => answer(403, err.to_string(), None),
         e if e.is_throttle() => answer(
             429,
             "Amazon Connect is throttling task creation; retry later".into(),

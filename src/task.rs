@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -140,57 +139,47 @@ impl ScheduledTime {
         self.0.secs()
     }
 
-    /// Parses the textual forms a user or a template may give: epoch seconds, or RFC 3339.
-    /// A date-time without a zone is taken as UTC, as the CLI skeleton's placeholder has none.
+    /// Parses the textual forms a user or a template may give: epoch seconds, or an ISO-8601 /
+    /// RFC 3339 date-time with `Z`, `±hh:mm` or `±hhmm`. A date-time without a zone is taken as
+    /// UTC, as the CLI skeleton's placeholder has none.
+    ///
+    /// chrono does the date arithmetic: it is already in the binary (aws_lambda_events' event
+    /// types use it), so it costs nothing, and a hand-written offset parser here once sliced text
+    /// by bytes and panicked on a multi-byte character. The message never quotes the text: it is
+    /// event data and may reach a log line.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Ok(secs) = text.parse::<i64>() {
             return Ok(Self::from_epoch_secs(secs));
         }
         if let Ok(secs) = text.parse::<f64>() {
-            if secs.is_finite() {
+            if secs.is_finite() && secs.abs() < MAX_EPOCH_SECS {
                 return Ok(ScheduledTime(DateTime::from_secs_f64(secs)));
             }
         }
-        // Smithy's parser takes only `Z`; a numeric offset is applied here.
-        let (base, offset_secs) = split_offset(text);
-        let candidate = if base.ends_with(['Z', 'z']) {
-            base.to_string()
-        } else {
-            format!("{base}Z")
-        };
-        DateTime::from_str(&candidate, Format::DateTime)
-            .map(|t| ScheduledTime(DateTime::from_secs_and_nanos(t.secs() - offset_secs, t.subsec_nanos())))
+        let with_zone = chrono::DateTime::parse_from_rfc3339(text)
+            .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|t| t.to_utc());
+        let parsed = with_zone.or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        });
+        parsed
+            .map(|t| {
+                ScheduledTime(DateTime::from_secs_and_nanos(
+                    t.timestamp(),
+                    t.timestamp_subsec_nanos(),
+                ))
+            })
             .map_err(|_| {
-                format!("'{text}' is neither epoch seconds nor an ISO-8601 date-time (e.g. 2026-11-24T15:00:00Z)")
+                "is neither epoch seconds nor an ISO-8601 date-time (e.g. 2026-11-24T15:00:00Z)"
+                    .to_string()
             })
     }
 }
 
-/// Splits `...T10:00:00+01:00` into the date-time and the offset in seconds east of UTC.
-fn split_offset(text: &str) -> (&str, i64) {
-    let Some(t) = text.find(['T', 't']) else {
-        return (text, 0);
-    };
-    let time = &text[t..];
-    let Some(pos) = time.rfind(['+', '-']) else {
-        return (text, 0);
-    };
-    let offset = &time[pos + 1..];
-    let parts: Vec<&str> = offset.split(':').collect();
-    let (hours, minutes) = match parts.as_slice() {
-        [hm] if hm.len() == 4 => (hm[..2].parse::<i64>(), hm[2..].parse::<i64>()),
-        [h, m] => (h.parse::<i64>(), m.parse::<i64>()),
-        _ => return (text, 0),
-    };
-    match (hours, minutes) {
-        (Ok(h), Ok(m)) if h < 24 && m < 60 => {
-            let sign = if time.as_bytes()[pos] == b'-' { -1 } else { 1 };
-            (&text[..t + pos], sign * (h * 3600 + m * 60))
-        }
-        _ => (text, 0),
-    }
-}
+/// Epoch seconds beyond this (year 33658) are no time anyone schedules a task for; floats past
+/// it lose whole seconds of precision.
+const MAX_EPOCH_SECS: f64 = 1e12;
 
 impl Serialize for ScheduledTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -213,10 +202,12 @@ impl<'de> Deserialize<'de> for ScheduledTime {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Int(secs) => Ok(ScheduledTime::from_epoch_secs(secs)),
-            Raw::Float(secs) if secs.is_finite() => {
+            Raw::Float(secs) if secs.is_finite() && secs.abs() < MAX_EPOCH_SECS => {
                 Ok(ScheduledTime(DateTime::from_secs_f64(secs)))
             }
-            Raw::Float(_) => Err(serde::de::Error::custom("ScheduledTime must be finite")),
+            Raw::Float(_) => Err(serde::de::Error::custom(
+                "ScheduledTime must be epoch seconds within range",
+            )),
             Raw::Text(text) => ScheduledTime::parse(&text).map_err(serde::de::Error::custom),
         }
     }
@@ -303,8 +294,37 @@ mod tests {
             );
         }
         assert!(ScheduledTime::parse("tomorrow").is_err());
+        assert_eq!(
+            ScheduledTime::parse("2026-12-25T00:00:00.250Z")
+                .unwrap()
+                .0
+                .subsec_nanos(),
+            250_000_000
+        );
         let t: ScheduledTime = serde_json::from_str("1798200000.5").unwrap();
         assert_eq!(serde_json::to_string(&t).unwrap(), "1798200000.5");
+    }
+
+    #[test]
+    fn malformed_times_are_refused_without_panicking_or_quoting_them() {
+        // Each of these reached a byte-indexed slice of the old hand-written offset parser.
+        for text in [
+            "2026-11-24T10:00:00+1é2",
+            "2026-11-24T10:00:00-é",
+            "2026-11-24Té+00:00",
+            "T+é1:00",
+            "2026-11-24T10:00:00+99:99",
+            "1e400",
+            "-1e300",
+            "",
+        ] {
+            let err = ScheduledTime::parse(text).unwrap_err();
+            assert!(
+                !text.is_empty() && !err.contains(text) || text.is_empty(),
+                "{err}"
+            );
+            assert!(serde_json::from_value::<ScheduledTime>(serde_json::json!(text)).is_err());
+        }
     }
 
     #[test]

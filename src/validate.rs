@@ -29,8 +29,11 @@ pub const MAX_SEGMENT_STRING: usize = 1024;
 pub const MAX_ATTACHMENTS: usize = 5;
 pub const MAX_FILE_NAME: usize = 256;
 pub const MAX_S3_URL: usize = 2000;
-/// Connect accepts a scheduled time at most six days ahead.
-pub const MAX_SCHEDULE_AHEAD_SECS: i64 = 6 * 24 * 3600;
+/// How far ahead Connect accepts a ScheduledTime: 90 days since May 2026 (service-quotas page and
+/// the 2026-05-29 announcement; not adjustable). The model's prose still says 6 days; see
+/// `../shared/connect/README.md`. Every check and message derives from this one constant.
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 90;
+pub const MAX_SCHEDULE_AHEAD_SECS: i64 = MAX_SCHEDULE_AHEAD_DAYS * 24 * 3600;
 /// Nested segment values deeper than this are refused rather than walked.
 const MAX_SEGMENT_DEPTH: usize = 16;
 
@@ -176,15 +179,12 @@ pub fn validate(req: &TaskRequest, now: DateTime) -> Result<(), BridgeError> {
     if let Some(time) = &req.scheduled_time {
         let secs = time.epoch_secs();
         if secs < now.secs() {
-            v.add(
-                "ScheduledTime",
-                format!("{secs} is in the past (now {})", now.secs()),
-            );
+            v.add("ScheduledTime", "is in the past");
         } else if secs > now.secs() + MAX_SCHEDULE_AHEAD_SECS {
             v.add(
                 "ScheduledTime",
                 format!(
-                    "must be at most 6 days ahead ({} seconds from now, limit {MAX_SCHEDULE_AHEAD_SECS})",
+                    "must be at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead ({} seconds from now, limit {MAX_SCHEDULE_AHEAD_SECS})",
                     secs - now.secs()
                 ),
             );
@@ -268,10 +268,7 @@ fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::tas
             };
             v.add(
                 format!("{field}.Type"),
-                format!(
-                    "'{kind}' {why}; use one of {}",
-                    CREATABLE_REFERENCE_TYPES.join(", ")
-                ),
+                format!("{why}; use one of {}", CREATABLE_REFERENCE_TYPES.join(", ")),
             );
         }
         match kind {
@@ -288,7 +285,10 @@ fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::tas
             if !REFERENCE_STATUSES.contains(&status.as_str()) {
                 v.add(
                     format!("{field}.Status"),
-                    format!("'{status}' is not a reference status"),
+                    format!(
+                        "is not a reference status; use one of {}",
+                        REFERENCE_STATUSES.join(", ")
+                    ),
                 );
             }
         }
@@ -344,7 +344,7 @@ fn check_segment_value(v: &mut Violations, field: &str, value: &SegmentValue, de
         if i32::try_from(i).is_err() {
             v.add(
                 format!("{field}.ValueInteger"),
-                format!("{i} does not fit a 32-bit integer"),
+                "does not fit a 32-bit integer",
             );
         }
     }
@@ -534,7 +534,10 @@ mod tests {
         r.scheduled_time = Some(ScheduledTime::from_epoch_secs(
             NOW + MAX_SCHEDULE_AHEAD_SECS + 1,
         ));
-        fails_on(&r, "6 days");
+        fails_on(&r, "90 days");
+        // Connect has accepted up to 90 days since May 2026; 30 days ahead is fine.
+        r.scheduled_time = Some(ScheduledTime::from_epoch_secs(NOW + 30 * 24 * 3600));
+        check(&r).unwrap();
         r.scheduled_time = Some(ScheduledTime::from_epoch_secs(NOW - 1));
         fails_on(&r, "in the past");
     }

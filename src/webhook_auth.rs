@@ -1,10 +1,23 @@
-//! Webhook signatures: an HMAC-SHA256 of the raw body (optionally of `timestamp.body`, with the
-//! timestamp checked against a tolerance window to stop replays), sent hex-encoded in a header
-//! such as `X-Signature-256: sha256=<hex>`. The secret comes from AWS Secrets Manager, fetched
-//! once at cold start. A caller learns only "invalid signature", never why.
+//! Who may call a webhook (`WEBHOOK_AUTH`), checked before anything about the request is parsed
+//! or judged:
+//!
+//! - `signature`: an HMAC-SHA256 of the raw body (optionally of `timestamp.body`, with the
+//!   timestamp checked against a tolerance window to stop replays), sent hex-encoded in a header
+//!   such as `X-Signature-256: sha256=<hex>`. The secret comes from AWS Secrets Manager, its
+//!   current and previous versions (a rotation does not lock senders out), fetched at cold start
+//!   and again after a failed check, at most once a minute. A caller learns only "invalid
+//!   signature", never why.
+//! - `iam`: the request context must show an IAM-authenticated caller (API Gateway or the
+//!   function URL checked SigV4); anything else that reaches the function is refused (403).
+//! - `authorizer`: the request context must carry a Lambda or JWT authorizer's result.
+//! - `none`: anyone may call (an explicit opt-out, warned about at cold start).
+//! - unset: webhooks are refused (403); other sources are unaffected.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -56,10 +69,125 @@ impl SignatureSettings {
     }
 }
 
-/// The check itself, holding the secret.
+/// How webhooks are authenticated, as configured (`WEBHOOK_AUTH`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookAuthSetting {
+    /// Unset: webhooks are refused.
+    Refuse,
+    None,
+    Signature(SignatureSettings),
+    Iam,
+    Authorizer,
+}
+
+impl WebhookAuthSetting {
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<WebhookAuthSetting, ConfigError> {
+        let mode = get("WEBHOOK_AUTH").map(|m| m.to_ascii_lowercase());
+        let secret = get("WEBHOOK_SECRET_ID");
+        if secret.is_some() && mode.as_deref() != Some("signature") {
+            return Err(ConfigError::Env {
+                name: "WEBHOOK_AUTH",
+                message: "WEBHOOK_SECRET_ID is set but WEBHOOK_AUTH is not `signature`; say which authentication webhooks use".into(),
+            });
+        }
+        Ok(match mode.as_deref() {
+            None => WebhookAuthSetting::Refuse,
+            Some("none") => WebhookAuthSetting::None,
+            Some("iam") => WebhookAuthSetting::Iam,
+            Some("authorizer") => WebhookAuthSetting::Authorizer,
+            Some("signature") => match SignatureSettings::from_lookup(get)? {
+                Some(settings) => WebhookAuthSetting::Signature(settings),
+                None => {
+                    return Err(ConfigError::Env {
+                        name: "WEBHOOK_SECRET_ID",
+                        message: "WEBHOOK_AUTH=signature needs the Secrets Manager secret holding the key (name or ARN)".into(),
+                    })
+                }
+            },
+            Some(_) => {
+                return Err(ConfigError::Env {
+                    name: "WEBHOOK_AUTH",
+                    message: "must be one of signature, iam, authorizer, none (unset: webhooks are refused)".into(),
+                })
+            }
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WebhookAuthSetting::Refuse => "unset (webhooks refused)",
+            WebhookAuthSetting::None => "none",
+            WebhookAuthSetting::Signature(_) => "signature",
+            WebhookAuthSetting::Iam => "iam",
+            WebhookAuthSetting::Authorizer => "authorizer",
+        }
+    }
+}
+
+/// The check itself, built at cold start (with the secret, for signatures).
+#[derive(Debug)]
+pub enum WebhookAuth {
+    Refuse,
+    None,
+    Signature(SignatureCheck),
+    Iam,
+    Authorizer,
+}
+
+/// What a webhook check looks at: the raw body (before any parsing), the headers, and the
+/// request context API Gateway or the function URL filled in.
+pub struct WebhookRequest<'a> {
+    pub headers: &'a BTreeMap<String, String>,
+    pub body: &'a [u8],
+    pub request_context: Option<&'a Value>,
+}
+
+impl WebhookAuth {
+    pub fn check(&self, req: &WebhookRequest<'_>, now: SystemTime) -> Result<(), BridgeError> {
+        let nonblank = |v: Option<&Value>| v.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let ctx = req.request_context;
+        let at = |pointer: &str| ctx.and_then(|c| c.pointer(pointer));
+        match self {
+            WebhookAuth::None => Ok(()),
+            WebhookAuth::Refuse => Err(BridgeError::Forbidden),
+            WebhookAuth::Signature(check) => check.verify(req.headers, req.body, now),
+            // REST APIs put a SigV4 caller in `identity`; HTTP APIs and function URLs in
+            // `authorizer.iam`.
+            WebhookAuth::Iam => {
+                let signed = nonblank(at("/identity/userArn"))
+                    || nonblank(at("/identity/accessKey"))
+                    || nonblank(at("/authorizer/iam/userArn"))
+                    || nonblank(at("/authorizer/iam/accessKey"));
+                signed.then_some(()).ok_or(BridgeError::Forbidden)
+            }
+            // A REST API authorizer leaves its principal or claims; an HTTP API its `lambda` or
+            // `jwt` result. Function URLs have no authorizers.
+            WebhookAuth::Authorizer => {
+                let present = |v: Option<&Value>| match v {
+                    Some(Value::Object(m)) => !m.is_empty(),
+                    Some(Value::String(s)) => !s.is_empty(),
+                    _ => false,
+                };
+                let authorized = nonblank(at("/authorizer/principalId"))
+                    || present(at("/authorizer/claims"))
+                    || present(at("/authorizer/lambda"))
+                    || present(at("/authorizer/jwt"));
+                authorized.then_some(()).ok_or(BridgeError::Forbidden)
+            }
+        }
+    }
+}
+
+/// How long a failed check waits before it may fetch the secret again.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The signature check, holding the secret's current and previous versions.
 pub struct SignatureCheck {
     settings: SignatureSettings,
-    secret: Vec<u8>,
+    secrets: RwLock<Vec<Vec<u8>>>,
+    last_fetch: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for SignatureCheck {
@@ -73,48 +201,62 @@ impl std::fmt::Debug for SignatureCheck {
 
 impl SignatureCheck {
     pub fn new(settings: SignatureSettings, secret: Vec<u8>) -> SignatureCheck {
-        SignatureCheck { settings, secret }
+        SignatureCheck::with_secrets(settings, vec![secret])
     }
 
-    /// Fetches the secret (SecretString, else SecretBinary) once, at cold start.
+    /// Any of `secrets` signs valid requests (current first, then previous).
+    pub fn with_secrets(settings: SignatureSettings, secrets: Vec<Vec<u8>>) -> SignatureCheck {
+        SignatureCheck {
+            settings,
+            secrets: RwLock::new(secrets),
+            last_fetch: Mutex::new(None),
+        }
+    }
+
+    /// Fetches the secret (AWSCURRENT, and AWSPREVIOUS when there is one), at cold start.
     pub async fn fetch(
         settings: SignatureSettings,
         client: &aws_sdk_secretsmanager::Client,
     ) -> Result<SignatureCheck, ConfigError> {
-        let out = client
-            .get_secret_value()
-            .secret_id(&settings.secret_id)
-            .send()
-            .await
-            .map_err(|e| ConfigError::Env {
-                name: "WEBHOOK_SECRET_ID",
-                message: format!(
-                    "cannot read secret {}: {}",
-                    settings.secret_id,
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ),
-            })?;
-        let secret = match (out.secret_string(), out.secret_binary()) {
-            (Some(s), _) => s.as_bytes().to_vec(),
-            (None, Some(b)) => b.as_ref().to_vec(),
-            (None, None) => Vec::new(),
-        };
-        if secret.is_empty() {
-            return Err(ConfigError::Env {
-                name: "WEBHOOK_SECRET_ID",
-                message: format!("secret {} is empty", settings.secret_id),
-            });
-        }
-        Ok(SignatureCheck::new(settings, secret))
+        let secrets = fetch_versions(&settings.secret_id, client).await?;
+        // The interval counts from the last fetch a failure asked for: the first failure after
+        // cold start may fetch at once (a rotation can happen seconds after a cold start).
+        Ok(SignatureCheck::with_secrets(settings, secrets))
     }
 
-    /// Accepts the request only if its signature is the HMAC of its raw body under the secret.
+    /// After a failed check: fetches the secret again unless that was done less than
+    /// `REFRESH_INTERVAL` ago. Returns whether the keys were refreshed (so the request is worth
+    /// checking again). A failed fetch keeps the keys held.
+    pub async fn refresh(&self, client: &aws_sdk_secretsmanager::Client) -> bool {
+        {
+            let mut last = self.last_fetch.lock().expect("not poisoned");
+            if last.is_some_and(|t| t.elapsed() < REFRESH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match fetch_versions(&self.settings.secret_id, client).await {
+            Ok(secrets) => {
+                *self.secrets.write().expect("not poisoned") = secrets;
+                tracing::info!("webhook secret fetched again after a failed signature check");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook secret could not be fetched again");
+                false
+            }
+        }
+    }
+
+    /// Accepts the request only if its signature is the HMAC of its raw body under one of the
+    /// secret's versions.
     pub fn verify(
         &self,
         headers: &BTreeMap<String, String>,
-        body: &str,
+        body: impl AsRef<[u8]>,
         now: SystemTime,
     ) -> Result<(), BridgeError> {
+        let body = body.as_ref();
         let invalid = || BridgeError::Unauthorized;
         let given = headers.get(&self.settings.header).ok_or_else(invalid)?;
         let hex_digest = given
@@ -122,31 +264,85 @@ impl SignatureCheck {
             .strip_prefix(self.settings.prefix.as_str())
             .ok_or_else(invalid)?;
         let digest = hex::decode(hex_digest).map_err(|_| invalid())?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
-        if let Some(ts_header) = &self.settings.timestamp_header {
-            let ts = headers.get(ts_header).ok_or_else(invalid)?;
-            let secs: u64 = ts.trim().parse().map_err(|_| invalid())?;
-            let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            if now.abs_diff(secs) > self.settings.tolerance.as_secs() {
-                return Err(invalid());
+        let timestamp = match &self.settings.timestamp_header {
+            None => None,
+            Some(ts_header) => {
+                let ts = headers.get(ts_header).ok_or_else(invalid)?.trim();
+                let secs: u64 = ts.parse().map_err(|_| invalid())?;
+                let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                if now.abs_diff(secs) > self.settings.tolerance.as_secs() {
+                    return Err(invalid());
+                }
+                Some(ts)
             }
-            mac.update(ts.trim().as_bytes());
-            mac.update(b".");
-        }
-        mac.update(body.as_bytes());
-        // verify_slice compares in constant time.
-        mac.verify_slice(&digest).map_err(|_| invalid())
+        };
+        let secrets = self.secrets.read().expect("not poisoned");
+        let valid = secrets.iter().any(|secret| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+            if let Some(ts) = timestamp {
+                mac.update(ts.as_bytes());
+                mac.update(b".");
+            }
+            mac.update(body);
+            // verify_slice compares in constant time.
+            mac.verify_slice(&digest).is_ok()
+        });
+        valid.then_some(()).ok_or_else(invalid)
     }
 }
 
+async fn fetch_versions(
+    secret_id: &str,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let read = |stage: &'static str| {
+        client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .send()
+    };
+    let current = read("AWSCURRENT").await.map_err(|e| ConfigError::Env {
+        name: "WEBHOOK_SECRET_ID",
+        message: format!(
+            "cannot read secret {secret_id}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        ),
+    })?;
+    let bytes =
+        |out: &aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput| match (
+            out.secret_string(),
+            out.secret_binary(),
+        ) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(b)) => b.as_ref().to_vec(),
+            (None, None) => Vec::new(),
+        };
+    let mut secrets = vec![bytes(&current)];
+    if secrets[0].is_empty() {
+        return Err(ConfigError::Env {
+            name: "WEBHOOK_SECRET_ID",
+            message: format!("secret {secret_id} is empty"),
+        });
+    }
+    // A secret never rotated has no AWSPREVIOUS; that is not an error.
+    if let Ok(previous) = read("AWSPREVIOUS").await {
+        let previous = bytes(&previous);
+        if !previous.is_empty() && previous != secrets[0] {
+            secrets.push(previous);
+        }
+    }
+    Ok(secrets)
+}
+
 /// The header value a sender computes (for tests and for users' own senders).
-pub fn sign(secret: &[u8], timestamp: Option<&str>, body: &str) -> String {
+pub fn sign(secret: &[u8], timestamp: Option<&str>, body: impl AsRef<[u8]>) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
     if let Some(ts) = timestamp {
         mac.update(ts.as_bytes());
         mac.update(b".");
     }
-    mac.update(body.as_bytes());
+    mac.update(body.as_ref());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -222,6 +418,105 @@ mod tests {
         assert!(check.verify(&h, "b", at(NOW - 301)).is_err());
         let no_ts = headers(&[(DEFAULT_HEADER, h[DEFAULT_HEADER].clone())]);
         assert!(check.verify(&no_ts, "b", at(NOW)).is_err());
+    }
+
+    #[test]
+    fn the_previous_version_of_a_rotated_secret_still_passes() {
+        let check =
+            SignatureCheck::with_secrets(settings(false), vec![b"new".to_vec(), b"old".to_vec()]);
+        for key in [&b"new"[..], b"old"] {
+            let h = headers(&[(DEFAULT_HEADER, format!("sha256={}", sign(key, None, "b")))]);
+            assert!(check.verify(&h, "b", at(NOW)).is_ok());
+        }
+        let h = headers(&[(
+            DEFAULT_HEADER,
+            format!("sha256={}", sign(b"other", None, "b")),
+        )]);
+        assert!(check.verify(&h, "b", at(NOW)).is_err());
+    }
+
+    fn setting(vars: &[(&str, &str)]) -> Result<WebhookAuthSetting, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        WebhookAuthSetting::from_lookup(&|k: &str| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn webhook_auth_is_explicit_and_signature_needs_a_secret() {
+        assert_eq!(setting(&[]).unwrap(), WebhookAuthSetting::Refuse);
+        assert_eq!(
+            setting(&[("WEBHOOK_AUTH", "none")]).unwrap(),
+            WebhookAuthSetting::None
+        );
+        assert_eq!(
+            setting(&[("WEBHOOK_AUTH", "IAM")]).unwrap(),
+            WebhookAuthSetting::Iam
+        );
+        let err = setting(&[("WEBHOOK_AUTH", "signature")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WEBHOOK_SECRET_ID"), "{err}");
+        let err = setting(&[("WEBHOOK_SECRET_ID", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WEBHOOK_AUTH"), "{err}");
+        let err = setting(&[("WEBHOOK_AUTH", "open")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WEBHOOK_AUTH"), "{err}");
+        assert!(matches!(
+            setting(&[("WEBHOOK_AUTH", "signature"), ("WEBHOOK_SECRET_ID", "s")]).unwrap(),
+            WebhookAuthSetting::Signature(_)
+        ));
+    }
+
+    #[test]
+    fn iam_and_authorizer_modes_read_the_request_context() {
+        let h = BTreeMap::new();
+        let req = |ctx: &'static str| -> Value { serde_json::from_str(ctx).unwrap() };
+        let check = |auth: &WebhookAuth, ctx: &Value| {
+            auth.check(
+                &WebhookRequest {
+                    headers: &h,
+                    body: b"",
+                    request_context: Some(ctx),
+                },
+                at(NOW),
+            )
+        };
+        let rest_iam =
+            req(r#"{"identity": {"userArn": "arn:aws:iam::1:user/a", "accessKey": "AKID"}}"#);
+        let http_iam = req(
+            r#"{"authorizer": {"iam": {"accessKey": "AKID", "userArn": "arn:aws:iam::1:role/r"}}}"#,
+        );
+        let rest_lambda = req(r#"{"authorizer": {"principalId": "user-1"}}"#);
+        let http_jwt = req(r#"{"authorizer": {"jwt": {"claims": {"sub": "x"}, "scopes": null}}}"#);
+        let anonymous = req(r#"{"identity": {"sourceIp": "1.2.3.4", "userArn": null}}"#);
+        for ctx in [&rest_iam, &http_iam] {
+            assert!(check(&WebhookAuth::Iam, ctx).is_ok());
+        }
+        for ctx in [&rest_lambda, &http_jwt] {
+            assert!(check(&WebhookAuth::Authorizer, ctx).is_ok());
+            assert!(matches!(
+                check(&WebhookAuth::Iam, ctx),
+                Err(BridgeError::Forbidden)
+            ));
+        }
+        for auth in [
+            WebhookAuth::Iam,
+            WebhookAuth::Authorizer,
+            WebhookAuth::Refuse,
+        ] {
+            assert!(matches!(
+                check(&auth, &anonymous),
+                Err(BridgeError::Forbidden)
+            ));
+        }
+        assert!(check(&WebhookAuth::None, &anonymous).is_ok());
     }
 
     #[test]

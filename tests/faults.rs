@@ -129,6 +129,7 @@ async fn run(scenario: &Scenario) -> Figures {
     let mut env: Vec<(String, String)> = vec![
         ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
         ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+        ("WEBHOOK_AUTH".into(), "none".into()),
         ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
         ("TASK_MAPPING".into(), MAPPING.into()),
     ];

@@ -13,13 +13,18 @@ use connect_task_bridge::config::Config;
 use connect_task_bridge::envelope::{self, EnvelopeLimits};
 use connect_task_bridge::error::{BridgeError, ErrorClass};
 use connect_task_bridge::prepare::prepare;
+use connect_task_bridge::webhook_auth::WebhookAuth;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 /// Runs the path; returns the requests it would send, as the JSON Connect would receive.
 fn run(config: &Config, payload: &Value) -> Vec<Result<Value, BridgeError>> {
     let now = DateTime::from(SystemTime::now());
-    let envelope = match envelope::open(payload.clone(), EnvelopeLimits::default()) {
+    let envelope = match envelope::open(
+        payload.clone(),
+        EnvelopeLimits::default(),
+        &WebhookAuth::None,
+    ) {
         Ok(e) => e,
         Err(e) => return vec![Err(e)],
     };

@@ -28,6 +28,8 @@ fn function_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = vec![
         ("CONNECT_INSTANCE_ID".to_string(), INSTANCE.to_string()),
         ("CONNECT_CONTACT_FLOW_ID".to_string(), FLOW.to_string()),
+        // The samples' webhooks carry no IAM context or signature; tests/security.rs covers auth.
+        ("WEBHOOK_AUTH".to_string(), "none".to_string()),
         ("LAMBDA_TASK_ROOT".to_string(), root().display().to_string()),
         ("TASK_MAPPING_FILE".to_string(), EXAMPLE_MAPPING.to_string()),
     ];
@@ -348,6 +350,7 @@ async fn send_replays_an_event_against_an_endpoint() {
         for (k, v) in [
             ("CONNECT_INSTANCE_ID", INSTANCE),
             ("CONNECT_CONTACT_FLOW_ID", FLOW),
+            ("WEBHOOK_AUTH", "none"),
             ("AWS_REGION", connect_standin::LOCAL_REGION),
             ("AWS_ACCESS_KEY_ID", connect_standin::LOCAL_ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", connect_standin::LOCAL_SECRET_KEY),

@@ -72,7 +72,7 @@ async fn start_moto() -> Moto {
     panic!("moto_server did not listen on {}", moto.url);
 }
 
-async fn put_secret(moto: &Moto) {
+fn secrets_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {
     let creds = aws_sdk_secretsmanager::config::Credentials::new(
         connect_standin::LOCAL_ACCESS_KEY,
         connect_standin::LOCAL_SECRET_KEY,
@@ -89,6 +89,10 @@ async fn put_secret(moto: &Moto) {
         .endpoint_url(&moto.url)
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+async fn put_secret(moto: &Moto) {
+    secrets_client(moto)
         .create_secret()
         .name(SECRET_NAME)
         .secret_string(SECRET)
@@ -105,6 +109,7 @@ fn env(moto: &Moto, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("CONNECT_INSTANCE_ID", INSTANCE),
         ("CONNECT_CONTACT_FLOW_ID", FLOW),
+        ("WEBHOOK_AUTH", "signature"),
         ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
         ("TASK_MAPPING_FILE", EXAMPLE_MAPPING),
         ("WEBHOOK_SECRET_ID", SECRET_NAME),
@@ -205,6 +210,145 @@ async fn a_missing_secret_stops_the_cold_start() {
     let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
         .await
         .unwrap();
+    let result = stack
+        .invoke(event("apigw-http-ticket"), Duration::from_secs(20))
+        .await;
+    assert!(matches!(result, Err(InvokeError::Exited(_))), "{result:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert!(logs.contains("WEBHOOK_SECRET_ID"), "{logs}");
+    stack.stop().await;
+}
+
+fn signed(request: Value, key: &[u8]) -> Value {
+    let body = request["body"].as_str().unwrap().to_string();
+    with_header(
+        request,
+        "X-Signature-256",
+        &format!("sha256={}", sign(key, None, &body)),
+    )
+}
+
+/// A rotation moves the secret's AWSCURRENT label to a new value. Warm environments used to hold
+/// the old key until recycled and refused every sender that had switched; now a failed check
+/// fetches the secret again (at most once a minute), and the previous key still passes so that
+/// senders can switch at their own pace.
+#[tokio::test]
+async fn a_rotated_secret_is_picked_up_and_the_previous_key_still_passes() {
+    let moto = start_moto().await;
+    put_secret(&moto).await;
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(20);
+    let github = event("apigw-rest-github-issue");
+    assert_eq!(
+        status(
+            stack
+                .invoke(signed(github.clone(), SECRET.as_bytes()), timeout)
+                .await
+        )
+        .0,
+        201
+    );
+
+    const ROTATED: &str = "whsec-rotated-0d1e2f3a4b5c6d7e8f9a";
+    secrets_client(&moto)
+        .put_secret_value()
+        .secret_id(SECRET_NAME)
+        .secret_string(ROTATED)
+        .send()
+        .await
+        .expect("rotated in moto");
+
+    let mut second = github.clone();
+    second["headers"]["X-GitHub-Delivery"] = Value::String("delivery-2".into());
+    assert_eq!(
+        status(
+            stack
+                .invoke(signed(second, ROTATED.as_bytes()), timeout)
+                .await
+        )
+        .0,
+        201
+    );
+    let mut third = github.clone();
+    third["headers"]["X-GitHub-Delivery"] = Value::String("delivery-3".into());
+    assert_eq!(
+        status(
+            stack
+                .invoke(signed(third, SECRET.as_bytes()), timeout)
+                .await
+        )
+        .0,
+        201
+    );
+    // A wrong key is still refused (and does not fetch again within the minute).
+    assert_eq!(
+        status(stack.invoke(signed(github, b"wrong"), timeout).await).0,
+        401
+    );
+    assert_eq!(stack.connect.tasks().len(), 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert_eq!(logs.matches("fetched again").count(), 1, "{logs}");
+    assert!(!logs.contains(ROTATED) && !logs.contains(SECRET));
+    stack.stop().await;
+}
+
+/// With signatures on, nothing about the request is judged before its signature: an unsigned
+/// request with a broken body learns 401, not a 400 that describes its body.
+#[tokio::test]
+async fn an_unsigned_broken_body_gets_401_not_a_description_of_the_body() {
+    let moto = start_moto().await;
+    put_secret(&moto).await;
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(20);
+    let mut broken = with_header(
+        event("apigw-rest-github-issue"),
+        "content-type",
+        "application/json",
+    );
+    broken["body"] = Value::String("{\"action\": ".into());
+    let (code, text) = status(stack.invoke(broken.clone(), timeout).await);
+    assert_eq!(code, 401);
+    assert!(
+        text.contains("invalid signature") && !text.contains("JSON"),
+        "{text}"
+    );
+    let mut not_base64 = event("apigw-http-ticket");
+    not_base64["body"] = Value::String("!!not base64!!".into());
+    assert_eq!(status(stack.invoke(not_base64, timeout).await).0, 401);
+    // Signed, the same broken body is the sender's error to fix.
+    assert_eq!(
+        status(
+            stack
+                .invoke(signed(broken, SECRET.as_bytes()), timeout)
+                .await
+        )
+        .0,
+        400
+    );
+    stack.stop().await;
+}
+
+/// `WEBHOOK_AUTH=signature` with a blank secret used to mean "no signatures" (open to anyone);
+/// now it stops the cold start, naming the variable.
+#[tokio::test]
+async fn signature_mode_with_a_blank_secret_stops_the_cold_start() {
+    let moto = start_moto().await;
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    let mut stack = LocalStack::start(
+        binary(),
+        connect,
+        &env(&moto, &[("WEBHOOK_SECRET_ID", " ")]),
+    )
+    .await
+    .unwrap();
     let result = stack
         .invoke(event("apigw-http-ticket"), Duration::from_secs(20))
         .await;

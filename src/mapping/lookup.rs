@@ -159,7 +159,7 @@ fn find<'a>(record: &'a Record, root: Root, path: &[String]) -> Found<'a> {
     match root {
         Root::Source => text_leaf(record.kind.as_str(), path),
         Root::Id => text_leaf(&record.id, path),
-        Root::Body => walk(&record.body, path),
+        Root::Body => walk(record.body.get(), path),
         Root::Event => walk(&record.event, path),
         Root::Headers => string_map(&record.headers, path),
         Root::Attributes => string_map(&record.attributes, path),
@@ -221,7 +221,7 @@ mod tests {
             kind: SourceKind::ApiGatewayHttp,
             id: "req-1".into(),
             identity: "req-1".into(),
-            body: body.clone(),
+            body: crate::record::Body::value(body.clone()),
             raw_body: None,
             headers: BTreeMap::from([("x-github-delivery".into(), "d-1".into())]),
             attributes: BTreeMap::from([("kind".into(), "support".into())]),

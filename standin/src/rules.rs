@@ -6,7 +6,8 @@ use serde_json::Value;
 
 pub const ATTRIBUTES_MAX_BYTES: usize = 32_768;
 pub const REFERENCES_MAX_BYTES: usize = 4_096;
-pub const SCHEDULE_MAX_AHEAD_SECS: f64 = 6.0 * 24.0 * 3600.0;
+/// 90 days since May 2026 (Connect's service-quotas page; the model's prose still says 6).
+pub const SCHEDULE_MAX_AHEAD_SECS: f64 = 90.0 * 24.0 * 3600.0;
 const CREATABLE_REFERENCE_TYPES: [&str; 5] = ["URL", "NUMBER", "STRING", "DATE", "EMAIL"];
 
 /// Every rule the request breaks, given the current time in epoch seconds.
@@ -59,7 +60,7 @@ pub fn violations(body: &Value, now_secs: f64) -> Vec<String> {
         if at < now_secs.floor() {
             out.push("ScheduledTime: must not be in the past".into());
         } else if at > now_secs + SCHEDULE_MAX_AHEAD_SECS {
-            out.push("ScheduledTime: must be at most 6 days ahead".into());
+            out.push("ScheduledTime: must be at most 90 days ahead".into());
         }
     }
     let flows = ["ContactFlowId", "QuickConnectId", "TaskTemplateId"]
@@ -108,7 +109,7 @@ mod tests {
             "bytes in all, more than 32768",
             "type ATTACHMENT cannot be set",
             "a DATE is an epoch timestamp",
-            "at most 6 days ahead",
+            "at most 90 days ahead",
             "only one of ContactFlowId",
         ] {
             assert!(v.contains(needle), "missing {needle} in\n{v}");

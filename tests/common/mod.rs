@@ -61,6 +61,7 @@ pub fn config_with(vars: &[(&str, &str)]) -> Config {
     let mut env: HashMap<String, String> = HashMap::from([
         ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
         ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+        ("WEBHOOK_AUTH".into(), "none".into()),
         ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
     ]);
     for (k, v) in vars {

@@ -72,6 +72,7 @@ fn common_env() -> Vec<(String, String)> {
     vec![
         ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
         ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+        ("WEBHOOK_AUTH".into(), "none".into()),
     ]
 }
 

@@ -86,6 +86,9 @@ async fn run(args: Args) -> Result<(), String> {
     let mut env = vec![
         ("CONNECT_INSTANCE_ID".to_string(), args.instance.clone()),
         ("CONNECT_CONTACT_FLOW_ID".to_string(), args.flow.clone()),
+        // A local demo: the sample webhooks are unsigned. A deployment must choose signature,
+        // iam or authorizer (README, Security).
+        ("WEBHOOK_AUTH".to_string(), "none".to_string()),
     ];
     if let Some(m) = &args.mapping {
         let abs = std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?;

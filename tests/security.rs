@@ -1,0 +1,253 @@
+//! Hostile input through the shipped binary under the local Runtime API, against the stand-in:
+//! a record that used to panic fails alone, the worst body the sources can deliver stays within
+//! the function's memory, no log level writes event data, and webhooks fail closed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
+use connect_standin::connect::{ConnectStandIn, Options};
+use connect_standin::harness::LocalStack;
+use connect_standin::runtime_api::Invocation;
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the template gives the function (`MemorySize`, MB).
+const FUNCTION_MEMORY_MIB: f64 = 128.0;
+
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("CTB_FUNCTION_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_connect-task-bridge").into())
+}
+
+async fn start(extra: &[(&str, &str)]) -> LocalStack {
+    let mut options = Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    let connect = ConnectStandIn::start(options, 0).await.unwrap();
+    let mut env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", INSTANCE),
+        ("CONNECT_CONTACT_FLOW_ID", FLOW),
+        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    LocalStack::start(&binary(), connect, &env).await.unwrap()
+}
+
+fn sqs_message(id: &str, body: &Value) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795500000000"},
+        "messageAttributes": {"kind": {"stringValue": "support-request", "dataType": "String"}},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:support-requests",
+        "awsRegion": "eu-west-1"
+    })
+}
+
+fn support_request(callback_at: &str) -> Value {
+    json!({
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.org"},
+        "message": "Please call me back about the invoice.",
+        "callback_at": callback_at
+    })
+}
+
+fn batch_failures(answer: &Value) -> Vec<String> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch answer: {answer}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn response(result: Result<Invocation, connect_standin::runtime_api::InvokeError>) -> Value {
+    match result {
+        Ok(Invocation::Response(v)) => v,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// A callback time with a multi-byte character in its offset panicked the old hand-written
+/// parser; with `panic = "abort"` the whole batch died and came back until every message of it
+/// reached the DLQ. Now the record fails alone and the others get their tasks.
+#[tokio::test]
+async fn a_record_that_once_panicked_fails_alone_and_the_process_serves_on() {
+    let mut stack = start(&[("TASK_MAPPING_FILE", EXAMPLE_MAPPING)]).await;
+    let batch = json!({"Records": [
+        sqs_message("good-1", &support_request("")),
+        sqs_message("poison", &support_request("2026-11-24T10:00:00+1é2")),
+        sqs_message("good-2", &support_request("")),
+    ]});
+    let answer = response(stack.invoke(batch, TIMEOUT).await);
+    assert_eq!(batch_failures(&answer), ["poison"]);
+    assert_eq!(stack.connect.tasks().len(), 2);
+    // The same process answers the next event.
+    let pid = stack.function.pid();
+    response(stack.invoke(event("sns-notification"), TIMEOUT).await);
+    assert_eq!(stack.function.pid(), pid);
+    assert_eq!(stack.connect.tasks().len(), 3);
+    stack.stop().await;
+}
+
+/// Peak resident memory of the function process, from /proc.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// The worst body for the default mapping: ~1 MiB of JSON nested 100 deep whose leaves are
+/// one-byte numbers. Pretty-printed it indents every leaf by 200 spaces (a 100-fold growth), and
+/// parsed it is half a million values.
+pub fn worst_body() -> Value {
+    let mut leaves = String::with_capacity(1 << 20);
+    leaves.push('[');
+    while leaves.len() < 1_000_000 {
+        leaves.push_str("0,");
+    }
+    leaves.push('0');
+    leaves.push(']');
+    let depth = 100;
+    let text = format!("{}{leaves}{}", "[".repeat(depth), "]".repeat(depth));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn ten_worst_case_messages_stay_within_the_function_memory() {
+    let mut stack = start(&[]).await;
+    let body = worst_body();
+    let records: Vec<Value> = (0..10)
+        .map(|i| sqs_message(&format!("big-{i}"), &body))
+        .collect();
+    let answer = response(stack.invoke(json!({"Records": records}), TIMEOUT).await);
+    // Each becomes a task: its description is the pretty body, cut at 4,096 characters.
+    assert_eq!(batch_failures(&answer), Vec::<String>::new());
+    assert_eq!(stack.connect.tasks().len(), 10);
+    let peak = peak_rss_mib(stack.function.pid().unwrap());
+    println!("peak RSS for 10 x 1 MiB nested SQS bodies: {peak:.1} MiB");
+    assert!(
+        peak < FUNCTION_MEMORY_MIB,
+        "peak RSS {peak:.1} MiB over the function's {FUNCTION_MEMORY_MIB} MB"
+    );
+    stack.stop().await;
+}
+
+/// At every level Lambda's log settings allow, no log line carries event data: not a value a
+/// render or parse error met, not the raw event lambda_runtime logs at TRACE.
+#[tokio::test]
+async fn no_log_level_writes_event_data() {
+    const SECRET_TEXT: &str = "call me on +44 7700 900123 after 5pm";
+    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
+        let mut stack = start(&[
+            ("TASK_MAPPING_FILE", EXAMPLE_MAPPING),
+            ("AWS_LAMBDA_LOG_LEVEL", level),
+            ("WEBHOOK_AUTH", "none"),
+        ])
+        .await;
+        let batch = json!({"Records": [
+            sqs_message("bad-time", &support_request(SECRET_TEXT)),
+            sqs_message("ok", &support_request("")),
+        ]});
+        let answer = response(stack.invoke(batch, TIMEOUT).await);
+        assert_eq!(batch_failures(&answer), ["bad-time"], "{level}");
+        for name in common::event_names() {
+            stack.invoke(event(&name), TIMEOUT).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let logs = stack.function.logs().join("\n");
+        for needle in [
+            SECRET_TEXT,
+            "+44 7700",
+            "Ada Lovelace",
+            "ada@example.org",
+            "invoice",
+            "raw JSON event",
+            "My router keeps dropping",
+        ] {
+            assert!(
+                !logs.contains(needle),
+                "{level}: logged {needle:?}:\n{logs}"
+            );
+        }
+        if level == "TRACE" || level == "DEBUG" || level == "INFO" {
+            assert!(logs.contains("task started"), "{level}: {logs}");
+        }
+        stack.stop().await;
+    }
+}
+
+fn webhook_status(result: Result<Invocation, connect_standin::runtime_api::InvokeError>) -> u64 {
+    response(result)["statusCode"].as_u64().unwrap()
+}
+
+/// Webhook samples, as AWS delivers them to a function behind an unauthenticated endpoint.
+const WEBHOOKS: [&str; 3] = [
+    "apigw-http-ticket",
+    "apigw-rest-github-issue",
+    "function-url-kiosk",
+];
+
+#[tokio::test]
+async fn webhooks_are_refused_unless_authentication_is_chosen() {
+    let mut stack = start(&[]).await;
+    for name in WEBHOOKS {
+        assert_eq!(
+            webhook_status(stack.invoke(event(name), TIMEOUT).await),
+            403,
+            "{name}"
+        );
+    }
+    // Other sources are unaffected.
+    response(stack.invoke(event("sns-notification"), TIMEOUT).await);
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+
+    let mut stack = start(&[("WEBHOOK_AUTH", "none")]).await;
+    for name in WEBHOOKS {
+        assert_eq!(
+            webhook_status(stack.invoke(event(name), TIMEOUT).await),
+            201,
+            "{name}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(stack
+        .function
+        .logs()
+        .join("\n")
+        .contains("webhooks are not authenticated"));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn iam_mode_refuses_what_slipped_past_the_endpoint() {
+    let mut stack = start(&[("WEBHOOK_AUTH", "iam")]).await;
+    let url = event("function-url-kiosk");
+    assert_eq!(
+        webhook_status(stack.invoke(url.clone(), TIMEOUT).await),
+        403
+    );
+    let mut signed = url;
+    signed["requestContext"]["authorizer"] = json!({"iam": {
+        "accessKey": "AKIAEXAMPLE", "accountId": "111122223333", "callerId": "AIDAEXAMPLE",
+        "userArn": "arn:aws:iam::111122223333:user/kiosk", "userId": "AIDAEXAMPLE"
+    }});
+    assert_eq!(webhook_status(stack.invoke(signed, TIMEOUT).await), 201);
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}
