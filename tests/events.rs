@@ -374,3 +374,43 @@ async fn invalid_input_never_reaches_connect() {
     assert!(matches!(err, BridgeError::UnrecognisedPayload(_)), "{err}");
     assert!(connect.calls().is_empty());
 }
+
+/// Real events carry numbers and nulls where the example mapping truncates text (an order's
+/// failure reason given as a code, a message that is a number, an issue without a body):
+/// each still becomes its task.
+#[tokio::test]
+async fn the_example_mapping_takes_numbers_and_nulls_where_it_truncates_text() {
+    let mut order = event("eventbridge-order-failed");
+    order["detail"]["reason"] = json!(402);
+    let mut sqs = event("sqs-standard-batch");
+    sqs["Records"].as_array_mut().unwrap().truncate(1);
+    let mut body: Value =
+        serde_json::from_str(sqs["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["message"] = json!(12345);
+    sqs["Records"][0]["body"] = Value::String(body.to_string());
+    let mut github = event("apigw-rest-github-issue");
+    let mut issue: Value = serde_json::from_str(github["body"].as_str().unwrap()).unwrap();
+    issue["issue"]["title"] = json!(7);
+    issue["issue"]["body"] = Value::Null;
+    github["body"] = Value::String(issue.to_string());
+
+    for (name, payload) in [("order", order), ("sqs", sqs), ("github", github)] {
+        let connect = FakeConnect::new();
+        let response = connect.bridge(example_config()).handle(payload, None).await;
+        let response = response.unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "sqs" {
+            assert_eq!(batch_failures(&response), BTreeSet::new(), "{name}");
+        }
+        assert_eq!(connect.task_count(), 1, "{name}: {response}");
+    }
+    let connect = FakeConnect::new();
+    let mut order = event("eventbridge-order-failed");
+    order["detail"]["reason"] = json!(402);
+    connect
+        .bridge(example_config())
+        .handle(order, None)
+        .await
+        .unwrap();
+    let name = connect.calls()[0]["Name"].as_str().unwrap().to_string();
+    assert!(name.ends_with("failed: 402"), "{name}");
+}

@@ -199,3 +199,70 @@ fn the_function_is_built_by_the_makefile_for_provided_al2023() {
         "no SAM build target"
     );
 }
+
+/// Every action the function's role grants, wherever the statement sits.
+fn granted_actions(t: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    all.iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .map(|a| scalar(&a))
+        .collect()
+}
+
+#[test]
+fn nothing_is_granted_that_the_function_does_not_call() {
+    let actions = granted_actions(&template());
+    // The function deletes what it handled by answering; it never changes a visibility itself.
+    assert!(
+        !actions.iter().any(|a| a == "sqs:ChangeMessageVisibility"),
+        "{actions:?}"
+    );
+}
+
+/// The function refuses webhooks unless WEBHOOK_AUTH says how they are authenticated; the
+/// template must say it whenever it deploys a webhook, and must never deploy an open one or a
+/// signed one without its key by accident.
+#[test]
+fn webhooks_fail_closed_in_the_template() {
+    let t = template();
+    let vars = &resource(&t, "BridgeFunction")["Properties"]["Environment"]["Variables"];
+    for name in [
+        "WEBHOOK_AUTH",
+        "WEBHOOK_SECRET_ID",
+        "WEBHOOK_TIMESTAMP_HEADER",
+        "WEBHOOK_TOLERANCE_SECONDS",
+    ] {
+        assert!(!vars[name].is_null(), "the function gets no {name}");
+    }
+    let mode = format!("{:?}", vars["WEBHOOK_AUTH"]);
+    for value in ["iam", "none", "signature", "AnyWebhook"] {
+        assert!(
+            mode.contains(value),
+            "WEBHOOK_AUTH never becomes {value}: {mode}"
+        );
+    }
+    assert_eq!(
+        scalar(&t["Parameters"]["WebhookAuth"]["Default"]),
+        "SIGNATURE"
+    );
+    assert_eq!(
+        scalar(&t["Parameters"]["AllowUnauthenticatedWebhooks"]["Default"]),
+        "false"
+    );
+    let rules = &t["Rules"];
+    let text = |name: &str| format!("{:?}", rules[name]);
+    let secret = text("SignedWebhooksNeedASecret");
+    assert!(
+        secret.contains("SIGNATURE") && secret.contains("WebhookSecretArn"),
+        "{secret}"
+    );
+    let open = text("NoUnauthenticatedWebhookByAccident");
+    assert!(
+        open.contains("NONE") && open.contains("AllowUnauthenticatedWebhooks"),
+        "{open}"
+    );
+    for param in ["WebhookTimestampHeader", "WebhookToleranceSeconds"] {
+        assert!(!t["Parameters"][param].is_null(), "no parameter {param}");
+    }
+}
