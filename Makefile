@@ -7,6 +7,7 @@
 #   make test-faults   the fault matrix with its table
 #   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
 #   make bench         benchmarks beside a Python + boto3 peer, printed as one table
+#   make fuzz          coverage-guided fuzzing (cargo fuzz, nightly), FUZZ_SECONDS per target
 
 CARGO ?= cargo
 # One target directory for every step (the function, the stand-in, the tests): aws-sdk-connect
@@ -27,7 +28,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: fuzz bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -54,6 +55,20 @@ bench: release $(VENV)/.peer
 $(VENV)/.peer: $(VENV)/bin/python bench/peer/requirements.txt
 	$(PIP) install -q --only-binary awslambdaric -r bench/peer/requirements.txt
 	touch $@
+
+# Coverage-guided fuzzing of the payload → request path, the time parser and the signature
+# check (fuzz/, libFuzzer through cargo fuzz on the nightly toolchain), each target for
+# FUZZ_SECONDS, growing fuzz/corpus/. Not in CI: building the targets with the sanitizer takes
+# longer than CI's budget allows; `make test` replays the kept corpus (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := payload scheduled_time signature
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		dict=""; [ -f dict/$$t.dict ] && dict="-dict=dict/$$t.dict"; \
+		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo +nightly fuzz run $$t corpus/$$t -- $$dict \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 # The fault matrix alone, printing its table (it also runs in `make test`).
 test-faults:

@@ -10,11 +10,9 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::connect::load_sdk_config;
-use crate::envelope;
 use crate::handler::Bridge;
 use crate::mapping::Mapping;
-use crate::prepare::prepare;
-use crate::webhook_auth::WebhookAuth;
+use crate::prepare::prepare_payload;
 
 pub const USAGE: &str = "\
 usage: connect-task-bridge                      run as a Lambda function (AWS_LAMBDA_RUNTIME_API)
@@ -94,30 +92,23 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
         Ok(loaded) => loaded,
         Err(e) => return fail(err, &e),
     };
-    // The event is a file its author chose: there is no caller to authenticate.
-    let envelope = match envelope::open(payload, config.limits, &WebhookAuth::None) {
-        Ok(e) => e,
+    let records = match prepare_payload(payload, &config, DateTime::from(SystemTime::now())) {
+        Ok(records) => records,
         Err(e) => {
             let _ = writeln!(err, "{event_path}: {e}");
             return 1;
         }
     };
-    let now = DateTime::from(SystemTime::now());
     let mut code = 0;
-    for record in envelope.records {
-        let result = record.map_err(|e| (e.id, e.error)).and_then(|r| {
-            prepare(&r, &config, now)
-                .map(|p| (r.id.clone(), p))
-                .map_err(|e| (r.id.clone(), e))
-        });
+    for (id, result) in records {
         match result {
-            Ok((id, prepared)) => {
+            Ok(prepared) => {
                 let _ = writeln!(err, "{event_path}: record {id}: route {}", prepared.route);
                 let text =
                     serde_json::to_string_pretty(&prepared.request).expect("a request serialises");
                 let _ = writeln!(out, "{text}");
             }
-            Err((id, e)) => {
+            Err(e) => {
                 let _ = writeln!(err, "{event_path}: record {id}: {} error: {e}", e.class());
                 code = 1;
             }

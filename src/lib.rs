@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod envelope;
 pub mod error;
+pub mod fuzzing;
 pub mod handler;
 pub mod logging;
 pub mod mapping;

@@ -5,11 +5,13 @@
 use aws_smithy_types::DateTime;
 
 use crate::config::Config;
+use crate::envelope::open;
 use crate::error::BridgeError;
 use crate::record::Record;
 use crate::task::TaskRequest;
 use crate::token::client_token;
 use crate::validate::validate;
+use crate::webhook_auth::WebhookAuth;
 
 /// Route name used for direct invocations, which bypass the mapping.
 pub const DIRECT_ROUTE: &str = "direct";
@@ -25,6 +27,32 @@ impl Prepared {
     pub fn client_token(&self) -> &str {
         self.request.client_token.as_deref().unwrap_or_default()
     }
+}
+
+/// A record's id and what preparing it gave.
+pub type PreparedRecord = (String, Result<Prepared, BridgeError>);
+
+/// Every record of a payload, prepared as `render` shows them and the fuzz targets and their
+/// corpus test exercise them: the whole path without a call. Each item is a record's id and its
+/// request or error; the payload as a whole fails only where `envelope::open` does. No caller is
+/// authenticated: the payload is the author's own file or generated input.
+pub fn prepare_payload(
+    payload: serde_json::Value,
+    config: &Config,
+    now: DateTime,
+) -> Result<Vec<PreparedRecord>, BridgeError> {
+    let envelope = open(payload, config.limits, &WebhookAuth::None)?;
+    Ok(envelope
+        .records
+        .into_iter()
+        .map(|record| match record {
+            Err(e) => (e.id, Err(e.error)),
+            Ok(r) => {
+                let prepared = prepare(&r, config, now);
+                (r.id, prepared)
+            }
+        })
+        .collect())
 }
 
 pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepared, BridgeError> {
@@ -51,7 +79,7 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{open, EnvelopeLimits};
+    use crate::envelope::EnvelopeLimits;
     use serde_json::json;
 
     fn config(mapping: Option<&str>) -> Config {

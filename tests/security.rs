@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
 use connect_standin::connect::{ConnectStandIn, Options};
-use connect_standin::harness::LocalStack;
+use connect_standin::harness::{peak_rss_mib, worst_case_sqs_batch, LocalStack};
 use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
 
@@ -99,46 +99,14 @@ async fn a_record_that_once_panicked_fails_alone_and_the_process_serves_on() {
     stack.stop().await;
 }
 
-/// Peak resident memory of the function process, from /proc.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
-/// The worst body for the default mapping: ~1 MiB of JSON nested 100 deep whose leaves are
-/// one-byte numbers. Pretty-printed it indents every leaf by 200 spaces (a 100-fold growth), and
-/// parsed it is half a million values.
-pub fn worst_body() -> Value {
-    let mut leaves = String::with_capacity(1 << 20);
-    leaves.push('[');
-    while leaves.len() < 1_000_000 {
-        leaves.push_str("0,");
-    }
-    leaves.push('0');
-    leaves.push(']');
-    let depth = 100;
-    let text = format!("{}{leaves}{}", "[".repeat(depth), "]".repeat(depth));
-    serde_json::from_str(&text).unwrap()
-}
-
 #[tokio::test]
 async fn ten_worst_case_messages_stay_within_the_function_memory() {
     let mut stack = start(&[]).await;
-    let body = worst_body();
-    let records: Vec<Value> = (0..10)
-        .map(|i| sqs_message(&format!("big-{i}"), &body))
-        .collect();
-    let answer = response(stack.invoke(json!({"Records": records}), TIMEOUT).await);
+    let answer = response(stack.invoke(worst_case_sqs_batch(), TIMEOUT).await);
     // Each becomes a task: its description is the pretty body, cut at 4,096 characters.
     assert_eq!(batch_failures(&answer), Vec::<String>::new());
     assert_eq!(stack.connect.tasks().len(), 10);
-    let peak = peak_rss_mib(stack.function.pid().unwrap());
+    let peak = peak_rss_mib(stack.function.pid().unwrap()).unwrap();
     println!("peak RSS for 10 x 1 MiB nested SQS bodies: {peak:.1} MiB");
     assert!(
         peak < FUNCTION_MEMORY_MIB,

@@ -217,3 +217,46 @@ impl LocalStack {
         self.connect.stop().await;
     }
 }
+
+/// The worst SQS batch for the function's memory that SQS can deliver: ten messages of ~1 MiB,
+/// each JSON nested 100 deep around half a million one-byte numbers. The built-in mapping
+/// pretty-prints bodies into the description, which indents every leaf by 200 spaces (a 100-fold
+/// growth), and each body parses into half a million values. `make bench` reports the peak RSS
+/// it causes; tests/security.rs holds it under the function's 128 MB.
+pub fn worst_case_sqs_batch() -> Value {
+    let mut leaves = String::with_capacity(1 << 20);
+    leaves.push('[');
+    while leaves.len() < 1_000_000 {
+        leaves.push_str("0,");
+    }
+    leaves.push_str("0]");
+    let depth = 100;
+    let body = format!("{}{leaves}{}", "[".repeat(depth), "]".repeat(depth));
+    let records: Vec<Value> = (0..10)
+        .map(|i| {
+            serde_json::json!({
+                "messageId": format!("worst-{i}"),
+                "receiptHandle": format!("handle-{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795500000000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:bulk",
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// Peak resident memory (VmHWM) of a process, in MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())?;
+    Some(kib / 1024.0)
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use connect_standin::connect::{ConnectStandIn, Faults, Options};
-use connect_standin::harness::LocalFunction;
+use connect_standin::harness::{peak_rss_mib, worst_case_sqs_batch, LocalFunction};
 use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
 
@@ -164,16 +164,18 @@ async fn memory(s: &Subject, connect: &ConnectStandIn, events: usize) -> (f64, f
         expect_ok(s.name, f.invoke(eventbridge(2_000_000 + n), TIMEOUT).await);
     }
     let per_event = t0.elapsed().as_secs_f64() * 1000.0 / events as f64;
-    let pid = f.pid().expect("running");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
+    let rss = peak_rss_mib(f.pid().expect("running")).unwrap_or(f64::NAN);
     f.stop().await;
-    (hwm_kb / 1024.0, per_event)
+    (rss, per_event)
+}
+
+/// Peak RSS (MiB) of a fresh process after the worst SQS batch, with the built-in mapping.
+async fn worst_case_rss(s: &Subject, connect: &ConnectStandIn) -> f64 {
+    let mut f = start(s, connect).await;
+    expect_ok(s.name, f.invoke(worst_case_sqs_batch(), TIMEOUT).await);
+    let rss = peak_rss_mib(f.pid().expect("running")).unwrap_or(f64::NAN);
+    f.stop().await;
+    rss
 }
 
 /// Criterion's median estimates (µs) of the in-process per-event pipeline: the median, because on
@@ -274,6 +276,10 @@ async fn main() {
             None => println!("| {label} | {ours:.1} | – | – |"),
         }
     }
+    let worst = worst_case_rss(&ours, &connect).await;
+    println!(
+        "| peak RSS, worst input: SQS batch of 10 × 1 MiB nested bodies, built-in mapping (MiB; the function has 128) | {worst:.1} | – | – |"
+    );
     println!(
         "| release binary size (MiB) | {:.1} | – | – |",
         size as f64 / 1024.0 / 1024.0
