@@ -353,10 +353,7 @@ fn rest_request(
             method: req.http_method.to_string(),
             path: req.path.clone().unwrap_or_default(),
             headers: &req.headers,
-            query: json!(req
-                .query_string_parameters
-                .iter()
-                .collect::<BTreeMap<_, _>>()),
+            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -385,10 +382,7 @@ fn http_request(
                 .or(req.raw_path.clone())
                 .unwrap_or_default(),
             headers: &req.headers,
-            query: json!(req
-                .query_string_parameters
-                .iter()
-                .collect::<BTreeMap<_, _>>()),
+            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -417,7 +411,7 @@ fn function_url(
                 .or(req.raw_path.clone())
                 .unwrap_or_default(),
             headers: &req.headers,
-            query: json!(req.query_string_parameters),
+            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -426,6 +420,26 @@ fn function_url(
         limits,
         auth,
     )
+}
+
+/// The query parameters as templates see them (`meta.query`): name → first value. Read from the
+/// payload rather than through aws_lambda_events' QueryMap, whose iterator indexes the first
+/// value without checking and panics on a parameter with an empty list (found by `make fuzz`).
+fn query(payload: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(Value::Object(params)) = payload.get("queryStringParameters") {
+        for (name, value) in params {
+            let first = match value {
+                Value::String(s) => Some(s.as_str()),
+                Value::Array(items) => items.iter().find_map(Value::as_str),
+                _ => None,
+            };
+            if let Some(v) = first {
+                out.insert(name.clone(), Value::String(v.to_string()));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 fn webhook(
@@ -673,6 +687,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("aws:kinesis"), "{err}");
+    }
+
+    /// aws_lambda_events' QueryMap iterator panics on a parameter whose value is an empty list
+    /// (`make fuzz` found it); the query is read from the payload instead.
+    #[test]
+    fn a_query_parameter_with_no_values_is_left_out_not_a_panic() {
+        let mut req = json!({
+            "version": "2.0", "rawPath": "/h", "headers": {},
+            "queryStringParameters": {"empty": [], "many": ["a", "b"], "one": "x"},
+            "requestContext": {"http": {"method": "POST", "path": "/h"},
+                                "domainName": "x.execute-api.eu-west-1.amazonaws.com", "timeEpoch": 0},
+            "body": "hi", "isBase64Encoded": false
+        });
+        let r = only(open_default(req.clone()).unwrap());
+        assert_eq!(r.meta["query"], json!({"many": "a", "one": "x"}));
+        req["httpMethod"] = json!("POST");
+        req["requestContext"]["httpMethod"] = json!("POST");
+        req.as_object_mut().unwrap().remove("version");
+        let r = only(open_default(req).unwrap());
+        assert_eq!(r.meta["query"], json!({"many": "a", "one": "x"}));
     }
 
     #[test]
