@@ -139,6 +139,9 @@ impl Config {
             Some(namespace) => Some(namespace),
         };
 
+        let webhook_auth = WebhookAuthSetting::from_lookup(&get)?;
+        check_mapping_for(&mapping, &webhook_auth)?;
+
         Ok(Config {
             defaults: TaskDefaults {
                 instance_id,
@@ -152,12 +155,21 @@ impl Config {
             limits: EnvelopeLimits { max_body_bytes },
             metrics_namespace,
             call_policy,
-            webhook_auth: WebhookAuthSetting::from_lookup(&get)?,
+            webhook_auth,
         })
     }
 
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// What a mapping must satisfy under the webhook authentication in force: with signatures, a
+/// webhook's identity may come only from its signed body.
+pub fn check_mapping_for(mapping: &Mapping, auth: &WebhookAuthSetting) -> Result<(), ConfigError> {
+    match auth {
+        WebhookAuthSetting::Signature(_) => mapping.check_signed_webhook_identity(),
+        _ => Ok(()),
     }
 }
 

@@ -17,13 +17,14 @@ use serde_json::{json, Value};
 use crate::error::BridgeError;
 use crate::record::{canonical_json, digest_parts, parse_body, Body, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
+use crate::token::{is_reserved, Identity};
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
 
 /// A payload, recognised.
 #[derive(Debug)]
 pub struct Envelope {
     pub kind: SourceKind,
-    /// SQS only: the queue is FIFO, so records must be handled in order.
+    /// Records of one `order_key` must be handled in order (a FIFO queue's message groups).
     pub fifo: bool,
     pub records: Vec<Result<Record, RecordError>>,
 }
@@ -33,6 +34,8 @@ pub struct Envelope {
 pub struct RecordError {
     pub id: String,
     pub error: BridgeError,
+    /// As `Record::order_key`: a failed record still holds back the later ones of its key.
+    pub order_key: Option<String>,
 }
 
 /// Limits applied while reading a payload.
@@ -125,6 +128,7 @@ fn single(kind: SourceKind, record: Result<Record, BridgeError>) -> Envelope {
         records: vec![record.map_err(|error| RecordError {
             id: String::new(),
             error,
+            order_key: None,
         })],
     }
 }
@@ -154,12 +158,13 @@ fn open_records(records: Value) -> Result<Envelope, BridgeError> {
         .unwrap_or("");
     match source {
         "aws:sqs" => {
-            // A FIFO batch must keep order, so its kind is decided once for the whole batch.
+            // A FIFO batch keeps order within each message group. Only a FIFO queue's ARN says
+            // so: a standard queue's messages may carry a MessageGroupId too (fair queues), and
+            // they are not ordered.
             let fifo = first
                 .get("eventSourceARN")
                 .and_then(Value::as_str)
-                .is_some_and(|arn| arn.ends_with(".fifo"))
-                || first.pointer("/attributes/MessageGroupId").is_some();
+                .is_some_and(|arn| arn.ends_with(".fifo"));
             let records = items
                 .into_iter()
                 .enumerate()
@@ -167,18 +172,32 @@ fn open_records(records: Value) -> Result<Envelope, BridgeError> {
                     let id = item
                         .get("messageId")
                         .and_then(Value::as_str)
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_string);
+                    let group = item
+                        .pointer("/attributes/MessageGroupId")
+                        .and_then(Value::as_str)
+                        .filter(|_| fifo)
                         .map(str::to_string);
                     match id {
-                        Some(id) => sqs_message(item, fifo).map_err(|error| RecordError {
-                            id: id.clone(),
-                            error,
-                        }),
-                        // Without a messageId the record cannot be reported as a batch item
-                        // failure; the frame is broken and the whole batch must be retried.
+                        Some(id) => sqs_message(item)
+                            .map(|mut record| {
+                                record.order_key = group.clone();
+                                record
+                            })
+                            .map_err(|error| RecordError {
+                                id: id.clone(),
+                                error,
+                                order_key: group,
+                            }),
+                        // Without a messageId (or with an empty one) the record cannot be reported
+                        // as a batch item failure, nor told from another: the frame is broken and
+                        // the whole batch must be retried.
                         None => Err(RecordError {
                             id: String::new(),
+                            order_key: None,
                             error: BridgeError::InvalidEvent(format!(
-                                "SQS record {i} has no messageId"
+                                "SQS record {i} has no messageId (missing or empty)"
                             )),
                         }),
                     }
@@ -207,7 +226,11 @@ fn open_records(records: Value) -> Result<Envelope, BridgeError> {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string();
-                    sns_record(item).map_err(|error| RecordError { id, error })
+                    sns_record(item).map_err(|error| RecordError {
+                        id,
+                        error,
+                        order_key: None,
+                    })
                 })
                 .collect(),
         }),
@@ -223,12 +246,15 @@ fn parse<'a, T: Deserialize<'a>>(value: &'a Value, what: &str) -> Result<T, Brid
 
 fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
     let event: EventBridgeEvent<Value> = parse(&payload, "EventBridge event")?;
-    // Every event EventBridge delivers has an id; one typed by hand may not, and still deserves a
-    // stable identity.
+    // Every event EventBridge delivers has an id. One without (typed by hand, invoked directly)
+    // has no identity to tell its redelivery from another event: refused, never guessed.
     let id = event
         .id
         .clone()
-        .unwrap_or_else(|| digest_parts(&[canonical_json(&payload).as_bytes()]));
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| {
+            BridgeError::InvalidEvent("EventBridge event: id is missing or empty".into())
+        })?;
     let mut meta = serde_json::Map::new();
     meta.insert("source".into(), json!(event.source));
     meta.insert("detail_type".into(), json!(event.detail_type));
@@ -242,7 +268,7 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
     meta.insert("resources".into(), json!(event.resources));
     Ok(Record {
         kind: SourceKind::EventBridge,
-        identity: id.clone(),
+        identity: Identity::Service(id.clone()),
         id,
         body: Body::value(event.detail),
         raw_body: None,
@@ -251,10 +277,11 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         meta,
         event: payload,
         direct: None,
+        order_key: None,
     })
 }
 
-fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
+fn sqs_message(item: Value) -> Result<Record, BridgeError> {
     let msg: SqsMessage = parse(&item, "SQS record")?;
     let id = msg.message_id.clone().unwrap_or_default();
     let attributes = msg
@@ -262,11 +289,10 @@ fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
         .iter()
         .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
         .collect();
-    let dedup = msg.attributes.get("MessageDeduplicationId").cloned();
-    let identity = match (fifo, dedup) {
-        (true, Some(dedup)) => dedup,
-        _ => id.clone(),
-    };
+    // The messageId, which SQS keeps across redeliveries, FIFO queues included. Never the
+    // MessageDeduplicationId: SQS holds it unique for five minutes only (and per group with
+    // per-group deduplication), so two different messages can share it.
+    let identity = Identity::Service(id.clone());
     let queue_arn = msg.event_source_arn.clone().unwrap_or_default();
     let mut meta = serde_json::Map::new();
     meta.insert(
@@ -274,7 +300,7 @@ fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
         json!(queue_arn.rsplit(':').next().unwrap_or_default()),
     );
     meta.insert("queue_arn".into(), json!(queue_arn));
-    meta.insert("fifo".into(), json!(fifo));
+    meta.insert("fifo".into(), json!(queue_arn.ends_with(".fifo")));
     for (key, name) in [
         ("MessageGroupId", "message_group_id"),
         ("SentTimestamp", "sent_timestamp"),
@@ -295,12 +321,18 @@ fn sqs_message(item: Value, fifo: bool) -> Result<Record, BridgeError> {
         meta,
         event: item,
         direct: None,
+        order_key: None,
     })
 }
 
 fn sns_record(item: Value) -> Result<Record, BridgeError> {
     let rec: SnsRecord = parse(&item, "SNS record")?;
     let sns = rec.sns;
+    if sns.message_id.trim().is_empty() {
+        return Err(BridgeError::InvalidEvent(
+            "SNS record: MessageId is missing or empty".into(),
+        ));
+    }
     let attributes = sns
         .message_attributes
         .iter()
@@ -318,7 +350,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
     Ok(Record {
         kind: SourceKind::Sns,
         id: sns.message_id.clone(),
-        identity: sns.message_id,
+        identity: Identity::Service(sns.message_id),
         body: Body::text(sns.message),
         raw_body: None,
         headers: BTreeMap::new(),
@@ -326,6 +358,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         meta,
         event: item,
         direct: None,
+        order_key: None,
     })
 }
 
@@ -511,13 +544,26 @@ fn webhook(
         }
         _ => parse_body(&text),
     };
-    let identity = match headers.get("idempotency-key") {
-        Some(key) if !key.is_empty() => key.clone(),
-        _ => digest_parts(&[
-            parts.method.as_bytes(),
-            parts.path.as_bytes(),
-            text.as_bytes(),
-        ]),
+    // With signatures on, only the signed body may make the identity: a replay that changes a
+    // header, the path or the method is the same event. Otherwise the caller's Idempotency-Key,
+    // else a digest of method, path and body; both in namespaces of their own (see `token`).
+    let identity = match (auth, headers.get("idempotency-key")) {
+        (WebhookAuth::Signature(_), _) => Identity::Signed {
+            namespace: "webhook-signed-body",
+            value: digest_parts(&[text.as_bytes()]),
+        },
+        (_, Some(key)) if !key.trim().is_empty() => Identity::Caller {
+            namespace: "webhook-key",
+            value: key.clone(),
+        },
+        _ => Identity::Caller {
+            namespace: "webhook-digest",
+            value: digest_parts(&[
+                parts.method.as_bytes(),
+                parts.path.as_bytes(),
+                text.as_bytes(),
+            ]),
+        },
     };
     let mut meta = serde_json::Map::new();
     meta.insert("method".into(), json!(parts.method));
@@ -525,7 +571,9 @@ fn webhook(
     meta.insert("query".into(), parts.query);
     Ok(Record {
         kind: parts.kind,
-        id: parts.request_id.unwrap_or_else(|| identity.clone()),
+        id: parts
+            .request_id
+            .unwrap_or_else(|| identity.value().to_string()),
         identity,
         body: Body::value(body),
         raw_body: Some(text),
@@ -534,6 +582,7 @@ fn webhook(
         meta,
         event: payload,
         direct: None,
+        order_key: None,
     })
 }
 
@@ -541,12 +590,24 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
     let request = TaskRequest::deserialize(&payload)
         .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
     let identity = match &request.client_token {
-        Some(token) => token.clone(),
-        None => digest_parts(&[canonical_json(&payload).as_bytes()]),
+        Some(token) if is_reserved(token) => {
+            return Err(BridgeError::InvalidEvent(
+                "ClientToken: the prefixes ctb<N>- are reserved for the tokens this function derives from events".into(),
+            ))
+        }
+        // Sent to Connect unchanged (see `prepare`); the identity only names the record.
+        Some(token) => Identity::Caller {
+            namespace: "direct-token",
+            value: token.clone(),
+        },
+        None => Identity::Caller {
+            namespace: "direct",
+            value: digest_parts(&[canonical_json(&payload).as_bytes()]),
+        },
     };
     Ok(Record {
         kind: SourceKind::Direct,
-        id: identity.clone(),
+        id: identity.value().to_string(),
         identity,
         body: Body::value(Value::Null),
         raw_body: None,
@@ -555,6 +616,7 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         meta: serde_json::Map::new(),
         event: payload,
         direct: Some(request),
+        order_key: None,
     })
 }
 
@@ -564,6 +626,40 @@ mod tests {
 
     fn open_default(v: Value) -> Result<Envelope, BridgeError> {
         open(v, EnvelopeLimits::default(), &WebhookAuth::None)
+    }
+
+    fn only_err(env: Envelope) -> BridgeError {
+        env.records.into_iter().next().unwrap().unwrap_err().error
+    }
+
+    #[test]
+    fn records_without_an_id_are_refused_never_given_a_shared_one() {
+        let eb = |id: Value| json!({"version": "0", "id": id, "detail-type": "T", "source": "s", "detail": {}});
+        for id in [json!(""), json!("  "), Value::Null] {
+            let err = only_err(open_default(eb(id)).unwrap());
+            assert!(err.to_string().contains("id is missing or empty"), "{err}");
+        }
+        let sns = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn", "Sns": {"Type": "Notification", "MessageId": "",
+            "TopicArn": "arn:aws:sns:eu-west-1:1:t", "Message": "m", "Timestamp": "2026-11-24T10:00:00.000Z",
+            "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+            "MessageAttributes": {}}}]});
+        let err = only_err(open_default(sns).unwrap());
+        assert!(err.to_string().contains("MessageId"), "{err}");
+        let sqs = json!({"Records": [{"messageId": "", "body": "x", "eventSource": "aws:sqs"}]});
+        assert!(open_default(sqs).is_err());
+    }
+
+    #[test]
+    fn a_standard_queue_with_message_groups_is_not_ordered() {
+        let env = open_default(json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "h", "body": "x",
+            "attributes": {"MessageGroupId": "g"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:fair"
+        }]}))
+        .unwrap();
+        assert!(!env.fifo);
+        assert_eq!(only(env).order_key, None);
     }
 
     fn only(env: Envelope) -> Record {
@@ -581,14 +677,14 @@ mod tests {
         .unwrap();
         assert_eq!(env.kind, SourceKind::EventBridge);
         let r = only(env);
-        assert_eq!(r.identity, "ev-1");
+        assert_eq!(r.identity, Identity::Service("ev-1".into()));
         assert_eq!(r.body["orderId"], "o-9");
         assert_eq!(r.meta["detail_type"], "OrderFailed");
         assert_eq!(r.meta["time"], "2026-11-24T10:00:00Z");
     }
 
     #[test]
-    fn sqs_fifo_uses_deduplication_id_and_keeps_message_ids() {
+    fn sqs_fifo_identity_is_the_message_id_never_the_deduplication_id() {
         let env = open_default(json!({"Records": [{
             "messageId": "m-1", "receiptHandle": "h", "body": "{\"a\":1}",
             "attributes": {"MessageGroupId": "g", "MessageDeduplicationId": "d-1"},
@@ -599,7 +695,8 @@ mod tests {
         assert!(env.fifo);
         let r = only(env);
         assert_eq!(r.id, "m-1");
-        assert_eq!(r.identity, "d-1");
+        assert_eq!(r.identity, Identity::Service("m-1".into()));
+        assert_eq!(r.order_key.as_deref(), Some("g"));
         assert_eq!(r.attributes["team"], "billing");
         assert_eq!(r.meta["queue_name"], "q.fifo");
     }
@@ -624,7 +721,13 @@ mod tests {
         assert_eq!(env.kind, SourceKind::ApiGatewayHttp);
         let r = only(env);
         assert_eq!(r.body, json!({"a": 1}));
-        assert_eq!(r.identity, "key-1");
+        assert_eq!(
+            r.identity,
+            Identity::Caller {
+                namespace: "webhook-key",
+                value: "key-1".into()
+            }
+        );
         assert_eq!(r.headers["content-type"], "application/json");
     }
 
@@ -667,7 +770,9 @@ mod tests {
     #[test]
     fn direct_payload_uses_its_own_token_or_a_canonical_hash() {
         let r = only(open_default(json!({"Name": "n", "ClientToken": "tok"})).unwrap());
-        assert_eq!(r.identity, "tok");
+        assert_eq!(r.identity.value(), "tok");
+        let err = only_err(open_default(json!({"Name": "n", "ClientToken": "ctb1-abc"})).unwrap());
+        assert!(err.to_string().contains("reserved"), "{err}");
         let a = only(open_default(json!({"Name": "n", "Description": "d"})).unwrap());
         let b = only(open_default(json!({"Description": "d", "Name": "n"})).unwrap());
         assert_eq!(a.identity, b.identity);

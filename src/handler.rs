@@ -109,28 +109,17 @@ impl Bridge {
             }
         };
         let kind = envelope.kind;
-        let outcomes = if kind == SourceKind::Sqs && envelope.fifo {
-            let mut outcomes = Vec::with_capacity(envelope.records.len());
-            let mut blocked = false;
-            for record in envelope.records {
-                let outcome = if blocked {
-                    let id = match &record {
-                        Ok(r) => r.id.clone(),
-                        Err(e) => e.id.clone(),
-                    };
-                    let outcome = Outcome {
-                        record_id: id,
-                        result: Err(BridgeError::FifoBlocked),
-                    };
-                    log_outcome(kind, &outcome, None, Duration::ZERO);
-                    outcome
-                } else {
-                    self.process(kind, record, deadline).await
-                };
-                blocked |= outcome.result.is_err();
-                outcomes.push(outcome);
-            }
-            outcomes
+        let outcomes = if envelope.fifo {
+            // Each order key (FIFO message group) in order, the keys side by side.
+            let groups = group_by_order_key(envelope.records);
+            stream::iter(groups)
+                .map(|group| self.process_in_order(kind, group, deadline))
+                .buffer_unordered(self.config.batch_concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
         } else {
             stream::iter(envelope.records)
                 .map(|record| self.process(kind, record, deadline))
@@ -142,6 +131,37 @@ impl Bridge {
             metrics::emit(namespace, kind, &outcomes);
         }
         respond(kind, outcomes)
+    }
+
+    /// The records of one order key, one after the other; after the first failure the rest are
+    /// not tried (`FifoBlocked`) so that none overtakes it. Other keys are not affected.
+    async fn process_in_order(
+        &self,
+        kind: SourceKind,
+        records: Vec<Result<Record, RecordError>>,
+        deadline: Option<SystemTime>,
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut blocked = false;
+        for record in records {
+            let outcome = if blocked {
+                let id = match &record {
+                    Ok(r) => r.id.clone(),
+                    Err(e) => e.id.clone(),
+                };
+                let outcome = Outcome {
+                    record_id: id,
+                    result: Err(BridgeError::FifoBlocked),
+                };
+                log_outcome(kind, &outcome, None, Duration::ZERO);
+                outcome
+            } else {
+                self.process(kind, record, deadline).await
+            };
+            blocked |= outcome.result.is_err();
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     /// One record, isolated: a panic anywhere in its handling (ours or a library's) fails this
@@ -175,7 +195,7 @@ impl Bridge {
         deadline: Option<SystemTime>,
     ) -> (Outcome, Option<(String, String)>) {
         let record = match record {
-            Err(RecordError { id, error }) => {
+            Err(RecordError { id, error, .. }) => {
                 let outcome = Outcome {
                     record_id: id,
                     result: Err(error),
@@ -215,6 +235,26 @@ impl Bridge {
         let outcome = Outcome { record_id, result };
         (outcome, Some((prepared.route, client_token)))
     }
+}
+
+/// A record as the envelope gives it: ready to route, or already failed.
+type Unit = Result<Record, RecordError>;
+
+/// Splits records by order key, keeping their order within each key and the keys in the order
+/// they first appear. Records without a key share one group (nothing says they may overtake).
+fn group_by_order_key(records: Vec<Unit>) -> Vec<Vec<Unit>> {
+    let mut groups: Vec<(Option<String>, Vec<Unit>)> = Vec::new();
+    for record in records {
+        let key = match &record {
+            Ok(r) => r.order_key.clone(),
+            Err(e) => e.order_key.clone(),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(record),
+            None => groups.push((key, vec![record])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
 }
 
 /// The one log line of a record. Names, descriptions, attribute and reference values never

@@ -41,6 +41,7 @@ use crate::record::{Record, SourceKind, TemplateContext};
 use crate::task::{
     ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
 };
+use crate::token::Identity;
 use lookup::Lookups;
 
 /// Instructions one template render may execute; a loop over a huge range runs out long before
@@ -302,7 +303,19 @@ struct Route {
     expiry_minutes: Option<Text>,
     segment_attributes: Option<SegmentTemplate>,
     attachments: Vec<(Text, Text)>,
-    client_token: Option<Text>,
+    client_token: Option<IdentityTemplate>,
+}
+
+/// A route's `client_token`: the identity of its events, so nothing in it may be missing.
+#[derive(Debug)]
+struct IdentityTemplate {
+    key: String,
+    /// Every variable path it reads (`body.orderId`), for the error that names them.
+    variables: Vec<String>,
+    /// The top-level names it reads (`body`, `headers`), for the signature rule.
+    roots: std::collections::BTreeSet<String>,
+    /// The record parts its context needs.
+    uses: Uses,
 }
 
 /// A segment-attribute structure whose text leaves are templates.
@@ -320,11 +333,13 @@ pub struct Routed {
     pub route: String,
     pub request: TaskRequest,
     /// What the client token is derived from: the route's `client_token` or the record identity.
-    pub identity: String,
+    pub identity: Identity,
 }
 
 pub struct Mapping {
     env: Environment<'static>,
+    /// Where `client_token` templates render: strict (see `identity_environment`).
+    identity_env: Environment<'static>,
     uses: Uses,
     routes: Vec<Route>,
 }
@@ -357,6 +372,43 @@ fn environment() -> Environment<'static> {
     env.add_filter("pprint", pretty);
     env.add_filter("tojson", tojson);
     env
+}
+
+/// The environment identity templates render in. A template that leaves a part out would merge
+/// different events into one task (`order-{{ body.orderId }}` rendering `order-` for every event
+/// without an orderId), so here nothing may be missing: undefined values fail (strict), nulls and
+/// blank strings are taken out of the context before rendering (so `~` cannot hide them), and
+/// printing a null or blank value fails too.
+fn identity_environment() -> Environment<'static> {
+    let mut env = environment();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        let blank = value.is_undefined()
+            || value.is_none()
+            || value.as_str().is_some_and(|s| s.trim().is_empty());
+        if blank {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                "an identity part is missing, null or empty",
+            ));
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env
+}
+
+/// The value with every null and blank string taken out of its objects, at any depth.
+fn without_blanks(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null() && !v.as_str().is_some_and(|s| s.trim().is_empty()))
+                .map(|(k, v)| (k, without_blanks(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_blanks).collect()),
+        other => other,
+    }
 }
 
 /// A writer that keeps the first `limit` bytes and refuses the rest, so that no filter or
@@ -474,10 +526,43 @@ fn describe_render(err: &minijinja::Error) -> String {
 /// registered under a name that says where it came from.
 struct Compiler {
     env: Environment<'static>,
+    identity_env: Environment<'static>,
     uses: Uses,
 }
 
 impl Compiler {
+    /// A `client_token` template: compiled into the strict identity environment, with the
+    /// variables it reads (for the error that names them) and the record parts it needs.
+    fn identity(&mut self, route: &str, source: String) -> Result<IdentityTemplate, ConfigError> {
+        let error = |message: String| ConfigError::Template {
+            route: route.to_string(),
+            field: "client_token".into(),
+            message,
+        };
+        let key = format!("{route}/client_token");
+        self.identity_env
+            .add_template_owned(key.clone(), source.clone())
+            .map_err(|e| error(describe(&e)))?;
+        let template = self.identity_env.get_template(&key).expect("just added");
+        let mut variables: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        variables.sort();
+        if variables.is_empty() {
+            return Err(error(
+                "reads nothing from the event, so every event of the route would share one task"
+                    .into(),
+            ));
+        }
+        let mut uses = Uses::default();
+        uses.add(&template, &source);
+        let roots = template.undeclared_variables(false).into_iter().collect();
+        Ok(IdentityTemplate {
+            key,
+            variables,
+            roots,
+            uses,
+        })
+    }
+
     fn text(&mut self, route: &str, field: &str, source: String) -> Result<Text, ConfigError> {
         if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
             return Ok(Text::Literal(source));
@@ -560,6 +645,7 @@ impl Mapping {
         }
         let mut compiler = Compiler {
             env: environment(),
+            identity_env: identity_environment(),
             uses: Uses::default(),
         };
         let mut routes = Vec::with_capacity(doc.routes.len());
@@ -587,6 +673,7 @@ impl Mapping {
         }
         Ok(Mapping {
             env: compiler.env,
+            identity_env: compiler.identity_env,
             uses: compiler.uses,
             routes,
         })
@@ -854,16 +941,16 @@ impl Mapping {
         }
         let identity = match &route.client_token {
             None => record.identity.clone(),
-            Some(text) => {
-                let out = self.render(route, "client_token", text, ctx)?;
-                // A blank identity would make every event of this route share one task.
-                if out.trim().is_empty() {
-                    return Err(field_error(
-                        "client_token",
-                        "rendered blank; the record lacks the field the token is built from".into(),
-                    ));
+            Some(template) => {
+                let key = self.render_identity(route, template, record)?;
+                // A webhook under signature checking keeps its token route-less (see `token`).
+                match record.identity {
+                    Identity::Signed { .. } => Identity::Signed {
+                        namespace: "webhook-signed-key",
+                        value: key,
+                    },
+                    _ => Identity::Key(key),
                 }
-                out
             }
         };
         Ok(Routed {
@@ -871,6 +958,88 @@ impl Mapping {
             request,
             identity,
         })
+    }
+
+    /// Renders a route's `client_token` strictly; a missing, null or blank part is a permanent
+    /// error naming the route and the variables the template reads (never their values).
+    fn render_identity(
+        &self,
+        route: &Route,
+        template: &IdentityTemplate,
+        record: &Record,
+    ) -> Result<String, BridgeError> {
+        let error = |message: String| BridgeError::Render {
+            route: route.name.clone(),
+            field: "client_token".into(),
+            message,
+        };
+        let (full, uses) = (record.template_context(), template.uses);
+        let context = serde_json::to_value(TemplateContext {
+            body: full.body.filter(|_| uses.body),
+            headers: full.headers.filter(|_| uses.headers),
+            attributes: full.attributes.filter(|_| uses.attributes),
+            meta: full.meta.filter(|_| uses.meta),
+            event: full.event.filter(|_| uses.event),
+            ..full
+        })
+        .map_err(|_| error("the record cannot be read as a template context".into()))?;
+        let context = minijinja::Value::from_serialize(without_blanks(context));
+        let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
+        let compiled = self
+            .identity_env
+            .get_template(&template.key)
+            .map_err(|e| error(describe_render(&e)))?;
+        match compiled.render_captured_to(context, &mut sink) {
+            Err(_) if sink.full => Err(error(format!(
+                "rendered more than {MAX_RENDERED_BYTES} bytes, the most a field may"
+            ))),
+            Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => Err(error(format!(
+                "a part of the identity is missing, null or empty in this record (the template reads {}); refused rather than shared with every other such record",
+                template.variables.join(", ")
+            ))),
+            Err(e) => Err(error(describe_render(&e))),
+            Ok(_) => {
+                let out = sink.into_string();
+                if out.trim().is_empty() {
+                    return Err(error("rendered blank".into()));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// With signatures on, a webhook's identity may come only from what the signature covers
+    /// (its body). A route that can match a webhook and builds its token from anything else
+    /// (headers, path, method, query, request id, the raw event) would let a replay with one
+    /// unsigned part changed open a new task.
+    pub fn check_signed_webhook_identity(&self) -> Result<(), ConfigError> {
+        const SIGNED: [&str; 2] = ["body", "source"];
+        for route in &self.routes {
+            let can_match_webhook = route
+                .when
+                .as_ref()
+                .is_none_or(|w| w.sources.is_empty() || w.sources.iter().any(|k| k.is_webhook()));
+            let Some(template) = &route.client_token else {
+                continue;
+            };
+            let unsigned: Vec<&str> = template
+                .roots
+                .iter()
+                .map(String::as_str)
+                .filter(|root| !SIGNED.contains(root))
+                .collect();
+            if can_match_webhook && !unsigned.is_empty() {
+                return Err(ConfigError::Template {
+                    route: route.name.clone(),
+                    field: "client_token".into(),
+                    message: format!(
+                        "reads {} , which a webhook's signature does not cover; with WEBHOOK_AUTH=signature a webhook's identity may come only from its body (or restrict the route's `when.source` to other sources)",
+                        unsigned.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn render_segment(
@@ -1026,7 +1195,10 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
         )?,
         segment_attributes,
         attachments,
-        client_token: c.opt(r, "client_token", doc.client_token)?,
+        client_token: doc
+            .client_token
+            .map(|source| c.identity(r, source))
+            .transpose()?,
         when,
         name: doc.name,
     })
@@ -1196,7 +1368,7 @@ routes:
         let r = eventbridge("OrderFailed", json!({"orderId": "o-9", "amount": 250}));
         let routed = apply(&m, &r).unwrap();
         assert_eq!(routed.route, "big-order-failed");
-        assert_eq!(routed.identity, "order-o-9");
+        assert_eq!(routed.identity, Identity::Key("order-o-9".into()));
         let req = routed.request;
         assert_eq!(req.name.as_deref(), Some("Order o-9 failed"));
         assert_eq!(
@@ -1253,7 +1425,7 @@ routes:
         );
         let routed = apply(&m, &gold).unwrap();
         assert_eq!(routed.route, "vip");
-        assert_eq!(routed.identity, "m-1");
+        assert_eq!(routed.identity, Identity::Service("m-1".into()));
         assert_eq!(routed.request.name.as_deref(), Some("VIP ADA"));
         let seg = &routed.request.segment_attributes.unwrap()["connect:ContactExpiry"];
         assert_eq!(

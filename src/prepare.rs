@@ -80,6 +80,7 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
 mod tests {
     use super::*;
     use crate::envelope::EnvelopeLimits;
+    use crate::token::Identity;
     use serde_json::json;
 
     fn config(mapping: Option<&str>) -> Config {
@@ -136,7 +137,10 @@ mod tests {
             "version": "0", "id": "ev-1", "detail-type": "T", "source": "s", "detail": {}
         }));
         let p = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap();
-        assert_eq!(p.client_token(), client_token("inst", "default", "ev-1"));
+        assert_eq!(
+            p.client_token(),
+            client_token("inst", "default", &Identity::Service("ev-1".into()))
+        );
     }
 
     #[test]

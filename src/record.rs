@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::task::TaskRequest;
+use crate::token::Identity;
 
 /// Where a record came from. The names are what mappings match on and logs show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -79,9 +80,9 @@ pub struct Record {
     /// The source's own id of the record: EventBridge id, SQS/SNS message id, webhook request id.
     /// SQS batch item failures are reported with it.
     pub id: String,
-    /// What makes this record the same record when it is delivered again; the client token is
-    /// derived from it unless the route names its own.
-    pub identity: String,
+    /// What makes this record the same record when it is delivered again, and who chose it; the
+    /// client token is derived from it unless the route names its own key (see `token`).
+    pub identity: Identity,
     /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
     /// JSON, else the text itself. Null for a direct invocation, whose request is used as it is
     /// and never rendered (`direct`; the payload is in `event`).
@@ -99,6 +100,9 @@ pub struct Record {
     pub event: Value,
     /// The request itself, for a direct invocation.
     pub direct: Option<TaskRequest>,
+    /// Records with the same key are handled in order, and after a failure the later ones of
+    /// that key fail too (a FIFO message group). None: no order to keep.
+    pub order_key: Option<String>,
 }
 
 /// What templates and `when` expressions see of a record. A mapping whose templates never name

@@ -1,66 +1,222 @@
-//! Client tokens: the idempotency key that makes a redelivered event reopen the same task.
+//! Client tokens: the idempotency key that makes a redelivered event reopen the same task, and
+//! the identity model it is derived from.
 //!
-//! Formula (version 1, stable across cold starts and releases; changing it would let a
-//! redelivery that straddles a deploy open a second task):
+//! An event's identity is what makes two deliveries "the same event". Who can choose it decides
+//! how it is hashed (README, "Client tokens", has the table per source):
+//!
+//! - `Service`: assigned by an AWS service and kept across redeliveries (EventBridge `id`, SQS
+//!   `messageId` — standard and FIFO alike — and SNS `MessageId`). No outside caller sets it.
+//! - `Key`: a route's rendered `client_token` template, a business key chosen by the mapping's
+//!   author ("one task per order"). Every part it reads must be present (see `mapping`).
+//! - `Caller`: chosen or shaped by whoever calls (a webhook's `Idempotency-Key`, or a digest of
+//!   its method, path and body; a direct payload's canonical digest). Hashed with its namespace,
+//!   so no caller can produce the token of another source's event.
+//! - `Signed`: a webhook under signature checking: a digest of the signed body (or a route key
+//!   that reads only the body). Hashed without the route, because which route renders a request
+//!   can depend on unsigned headers, and changing anything unsigned must not open a new task.
+//!
+//! Formulas (stable across cold starts and releases; changing one would let a redelivery that
+//! straddles a deploy open a second task, so a change gets a new prefix):
 //!
 //! ```text
-//! token = "ctb1-" + hex(SHA-256(part(instance_id) || part(route) || part(identity)))
+//! Service, Key:     "ctb1-" + hex(SHA-256(part(instance_id) || part(route) || part(value)))
+//! Caller:           "ctb2-" + hex(SHA-256(part(instance_id) || part(route) || part(namespace) || part(value)))
+//! Signed:           "ctb2-" + hex(SHA-256(part(instance_id) || part("")    || part(namespace) || part(value)))
 //! part(s) = u64_be(len(s)) || utf8(s)
 //! ```
 //!
-//! `identity` is the record's identity (EventBridge id, SQS message id or FIFO deduplication id,
-//! SNS message id, webhook Idempotency-Key or a hash of method/path/body) or the route's rendered
-//! `client_token` template. The length prefixes make the encoding unambiguous. The result is 69
-//! characters, well inside Connect's 500.
+//! Three parts and four never hash the same input (the length prefixes make each encoding
+//! unambiguous, and the streams differ in length). Tokens are 69 characters, inside Connect's 500.
 //!
 //! A direct invocation that carries its own `ClientToken` keeps it unchanged: the caller chose it
 //! as Connect's idempotency key, and a call made with the same token through the CLI must meet
-//! the same task.
+//! the same task. A token with our own prefixes (`ctb` + digits + `-`) is refused: it could name
+//! another event's task.
 
 use crate::record::digest_parts;
 
 pub const TOKEN_PREFIX: &str = "ctb1-";
+pub const CALLER_TOKEN_PREFIX: &str = "ctb2-";
 
-pub fn client_token(instance_id: &str, route: &str, identity: &str) -> String {
-    let digest = digest_parts(&[
-        instance_id.as_bytes(),
-        route.as_bytes(),
-        identity.as_bytes(),
-    ]);
-    format!("{TOKEN_PREFIX}{digest}")
+/// What a record's client token is derived from, and who chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Service(String),
+    Key(String),
+    Caller {
+        namespace: &'static str,
+        value: String,
+    },
+    Signed {
+        namespace: &'static str,
+        value: String,
+    },
+}
+
+impl Identity {
+    /// The identity's own text (for logs of ids, never of data: every variant is an id or a
+    /// digest, or a business key the mapping's author chose to expose as one).
+    pub fn value(&self) -> &str {
+        match self {
+            Identity::Service(v) | Identity::Key(v) => v,
+            Identity::Caller { value, .. } | Identity::Signed { value, .. } => value,
+        }
+    }
+}
+
+pub fn client_token(instance_id: &str, route: &str, identity: &Identity) -> String {
+    let (prefix, digest) = match identity {
+        Identity::Service(value) | Identity::Key(value) => (
+            TOKEN_PREFIX,
+            digest_parts(&[instance_id.as_bytes(), route.as_bytes(), value.as_bytes()]),
+        ),
+        Identity::Caller { namespace, value } => (
+            CALLER_TOKEN_PREFIX,
+            digest_parts(&[
+                instance_id.as_bytes(),
+                route.as_bytes(),
+                namespace.as_bytes(),
+                value.as_bytes(),
+            ]),
+        ),
+        Identity::Signed { namespace, value } => (
+            CALLER_TOKEN_PREFIX,
+            digest_parts(&[
+                instance_id.as_bytes(),
+                b"",
+                namespace.as_bytes(),
+                value.as_bytes(),
+            ]),
+        ),
+    };
+    format!("{prefix}{digest}")
+}
+
+/// Whether a caller-supplied token uses a prefix reserved for derived tokens.
+pub fn is_reserved(token: &str) -> bool {
+    let Some(rest) = token.strip_prefix("ctb") else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && rest.as_bytes().get(digits) == Some(&b'-')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Fixed vectors, computed independently (Python hashlib). If one of these changes, every in-flight redelivery after a deploy would
-    /// open a second task. Never update them without a new prefix.
+    fn service(v: &str) -> Identity {
+        Identity::Service(v.into())
+    }
+
+    /// Fixed vectors, computed independently (Python hashlib). If one of these changes, every
+    /// in-flight redelivery after a deploy would open a second task. Never update them without a
+    /// new prefix.
     #[test]
     fn fixed_vectors() {
         assert_eq!(
             client_token(
                 "11111111-2222-3333-4444-555555555555",
                 "order-failed",
-                "ev-1"
+                &service("ev-1")
             ),
             "ctb1-ffcf9bc29ea2f2e42488d62f67663420b42faee9df4f7aca6e243ec69b3b6512"
         );
         assert_eq!(
-            client_token("inst", "default", ""),
+            client_token("inst", "default", &Identity::Key(String::new())),
             "ctb1-2481cc86a13b6791ddefb044e218257daf7eab552e8fa34630eec9610daa2853"
         );
+        assert_eq!(
+            client_token(
+                "inst",
+                "default",
+                &Identity::Caller {
+                    namespace: "webhook",
+                    value: "key-1".into()
+                }
+            ),
+            CALLER_VECTOR
+        );
+        assert_eq!(
+            client_token(
+                "inst",
+                "default",
+                &Identity::Signed {
+                    namespace: "webhook-signed",
+                    value: "abc".into()
+                }
+            ),
+            SIGNED_VECTOR
+        );
+    }
+
+    // python3: part = lambda s: len(s.encode()).to_bytes(8, "big") + s.encode()
+    //   "ctb2-" + sha256(part("inst") + part("default") + part("webhook") + part("key-1")).hexdigest()
+    const CALLER_VECTOR: &str =
+        "ctb2-de1b0b696c9fdec502b03c01013bde3af68719b0414f7e1d81d1b727b20309e6";
+    //   "ctb2-" + sha256(part("inst") + part("") + part("webhook-signed") + part("abc")).hexdigest()
+    const SIGNED_VECTOR: &str =
+        "ctb2-8e43181043949a17edd5d848b9008e96a5e8da78909929c9e94e7a531e2eac54";
+
+    #[test]
+    fn a_caller_can_never_produce_a_service_token() {
+        let service = client_token("inst", "default", &service("m-1"));
+        for namespace in ["webhook", "direct", ""] {
+            let caller = Identity::Caller {
+                namespace,
+                value: "m-1".into(),
+            };
+            assert_ne!(client_token("inst", "default", &caller), service);
+        }
+        // The route still separates caller identities; a signed one ignores it.
+        let caller = |route| {
+            client_token(
+                "inst",
+                route,
+                &Identity::Caller {
+                    namespace: "webhook",
+                    value: "k".into(),
+                },
+            )
+        };
+        assert_ne!(caller("a"), caller("b"));
+        let signed = |route| {
+            client_token(
+                "inst",
+                route,
+                &Identity::Signed {
+                    namespace: "webhook-signed",
+                    value: "k".into(),
+                },
+            )
+        };
+        assert_eq!(signed("a"), signed("b"));
     }
 
     #[test]
     fn parts_do_not_run_into_each_other() {
-        assert_ne!(client_token("a", "bc", "d"), client_token("ab", "c", "d"));
-        assert_ne!(client_token("a", "b", "cd"), client_token("a", "bc", "d"));
+        let t = |i: &str, r: &str, v: &str| client_token(i, r, &service(v));
+        assert_ne!(t("a", "bc", "d"), t("ab", "c", "d"));
+        assert_ne!(t("a", "b", "cd"), t("a", "bc", "d"));
+    }
+
+    #[test]
+    fn reserved_prefixes() {
+        for t in ["ctb1-abc", "ctb2-", "ctb10-x"] {
+            assert!(is_reserved(t), "{t}");
+        }
+        for t in ["ctb-1", "ctbx-", "refund-CASE-1", "CTB1-x", "ctb1"] {
+            assert!(!is_reserved(t), "{t}");
+        }
     }
 
     #[test]
     fn fits_connect_bound() {
-        let t = client_token(&"i".repeat(100), &"r".repeat(1000), &"x".repeat(100_000));
+        let t = client_token(
+            &"i".repeat(100),
+            &"r".repeat(1000),
+            &service(&"x".repeat(100_000)),
+        );
         assert_eq!(t.len(), 69);
     }
 }

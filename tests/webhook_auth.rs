@@ -262,8 +262,15 @@ async fn a_rotated_secret_is_picked_up_and_the_previous_key_still_passes() {
         .await
         .expect("rotated in moto");
 
-    let mut second = github.clone();
-    second["headers"]["X-GitHub-Delivery"] = Value::String("delivery-2".into());
+    // Other issues (the identity comes from the signed body).
+    let issue = |number: u64| {
+        let mut request = github.clone();
+        let mut body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+        body["issue"]["number"] = Value::from(number);
+        request["body"] = Value::String(body.to_string());
+        request
+    };
+    let second = issue(2);
     assert_eq!(
         status(
             stack
@@ -273,8 +280,7 @@ async fn a_rotated_secret_is_picked_up_and_the_previous_key_still_passes() {
         .0,
         201
     );
-    let mut third = github.clone();
-    third["headers"]["X-GitHub-Delivery"] = Value::String("delivery-3".into());
+    let third = issue(3);
     assert_eq!(
         status(
             stack
@@ -357,4 +363,56 @@ async fn signature_mode_with_a_blank_secret_stops_the_cold_start() {
     let logs = stack.function.logs().join("\n");
     assert!(logs.contains("WEBHOOK_SECRET_ID"), "{logs}");
     stack.stop().await;
+}
+
+/// Case 4 of the identity review: the HMAC covers the body, but the identity used to come from
+/// parts it does not cover (Idempotency-Key, method, path, a route token from X-GitHub-Delivery),
+/// so replaying one captured, validly signed request with any of those changed opened a new task
+/// each time. Now the same signed body is the same event: one task.
+#[tokio::test]
+async fn a_replayed_signed_webhook_with_unsigned_parts_changed_is_one_task() {
+    let moto = start_moto().await;
+    put_secret(&moto).await;
+    // The built-in mapping (no route token) and the example mapping (a body-only route token).
+    for mapping in [None, Some(EXAMPLE_MAPPING)] {
+        let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+        let extra: Vec<(&str, &str)> = match mapping {
+            None => vec![("TASK_MAPPING_FILE", "")],
+            Some(m) => vec![("TASK_MAPPING_FILE", m)],
+        };
+        let mut stack = LocalStack::start(binary(), connect, &env(&moto, &extra))
+            .await
+            .unwrap();
+        let timeout = Duration::from_secs(20);
+        let captured = signed(event("apigw-rest-github-issue"), SECRET.as_bytes());
+        let mut replays = vec![captured.clone()];
+        for (header, value) in [
+            ("Idempotency-Key", "replay-1"),
+            ("X-GitHub-Delivery", "00000000-0000-0000-0000-000000000001"),
+            ("X-GitHub-Event", "issues"),
+        ] {
+            replays.push(with_header(captured.clone(), header, value));
+        }
+        let mut other_path = captured.clone();
+        other_path["path"] = Value::String("/replayed".into());
+        other_path["resource"] = Value::String("/replayed".into());
+        replays.push(other_path);
+        let mut other_method = captured.clone();
+        other_method["httpMethod"] = Value::String("PUT".into());
+        other_method["requestContext"]["httpMethod"] = Value::String("PUT".into());
+        replays.push(other_method);
+        let mut contacts = std::collections::BTreeSet::new();
+        for replay in replays {
+            let answer = match stack.invoke(replay, timeout).await {
+                Ok(Invocation::Response(v)) => v,
+                other => panic!("expected an HTTP answer, got {other:?}"),
+            };
+            assert_eq!(answer["statusCode"], 201, "{mapping:?}: {answer}");
+            let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            contacts.insert(body["contactId"].as_str().unwrap().to_string());
+        }
+        assert_eq!(contacts.len(), 1, "{mapping:?}: {contacts:?}");
+        assert_eq!(stack.connect.tasks().len(), 1, "{mapping:?}");
+        stack.stop().await;
+    }
 }

@@ -220,7 +220,7 @@ mod tests {
         Record {
             kind: SourceKind::ApiGatewayHttp,
             id: "req-1".into(),
-            identity: "req-1".into(),
+            identity: crate::token::Identity::Service("req-1".into()),
             body: crate::record::Body::value(body.clone()),
             raw_body: None,
             headers: BTreeMap::from([("x-github-delivery".into(), "d-1".into())]),
@@ -231,6 +231,7 @@ mod tests {
                 .clone(),
             event: json!({"body": body}),
             direct: None,
+            order_key: None,
         }
     }
 

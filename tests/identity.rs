@@ -1,0 +1,265 @@
+//! The identity model, case by case, through the shipped binary under the local Runtime API
+//! against the stand-in, counting tasks where Connect keeps them: distinct events → distinct
+//! tasks; the same event again → no new task. (The signed-webhook cases, which need the key in
+//! Secrets Manager, are in tests/webhook_auth.rs.)
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
+use connect_standin::connect::{ConnectStandIn, Options};
+use connect_standin::harness::LocalStack;
+use connect_standin::runtime_api::{Invocation, InvokeError};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("CTB_FUNCTION_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_connect-task-bridge").into())
+}
+
+async fn start(extra: &[(&str, &str)]) -> LocalStack {
+    let mut options = Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    let connect = ConnectStandIn::start(options, 0).await.unwrap();
+    let mut env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", INSTANCE),
+        ("CONNECT_CONTACT_FLOW_ID", FLOW),
+        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+        ("WEBHOOK_AUTH", "none"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    LocalStack::start(&binary(), connect, &env).await.unwrap()
+}
+
+fn response(result: Result<Invocation, InvokeError>) -> Value {
+    match result {
+        Ok(Invocation::Response(v)) => v,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn failures(answer: &Value) -> BTreeSet<String> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch answer: {answer}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// An SQS message; `group` and `dedup` set the FIFO attributes, `queue` names the queue.
+fn message(id: &str, queue: &str, group: Option<&str>, dedup: Option<&str>, body: Value) -> Value {
+    let mut attributes = json!({"ApproximateReceiveCount": "1", "SentTimestamp": "1795500000000"});
+    if let Some(g) = group {
+        attributes["MessageGroupId"] = json!(g);
+    }
+    if let Some(d) = dedup {
+        attributes["MessageDeduplicationId"] = json!(d);
+    }
+    json!({
+        "messageId": id, "receiptHandle": format!("{id}-r1"), "body": body.to_string(),
+        "attributes": attributes,
+        "messageAttributes": {"kind": {"stringValue": "support-request", "dataType": "String"}},
+        "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:eu-west-1:111122223333:{queue}"),
+        "awsRegion": "eu-west-1"
+    })
+}
+
+/// What a redelivery changes: the receive count, the receipt handle, the first-receive time.
+fn redelivered(mut batch: Value) -> Value {
+    for record in batch["Records"].as_array_mut().unwrap() {
+        record["attributes"]["ApproximateReceiveCount"] = json!("2");
+        record["attributes"]["ApproximateFirstReceiveTimestamp"] = json!("1795500099000");
+        let id = record["messageId"].as_str().unwrap().to_string();
+        record["receiptHandle"] = json!(format!("{id}-r2"));
+    }
+    batch
+}
+
+fn support(name: &str, callback_at: &str) -> Value {
+    json!({"customer": {"name": name, "email": "c@example.org"}, "message": "call me",
+           "callback_at": callback_at})
+}
+
+/// Case 1: SQS holds a deduplication id unique for five minutes only (and per group): two
+/// different FIFO messages sharing one used to share a token, and the second was answered with
+/// the first one's task and deleted. The identity is the messageId.
+#[tokio::test]
+async fn fifo_messages_sharing_a_deduplication_id_are_two_tasks() {
+    let mut stack = start(&[]).await;
+    let batch = json!({"Records": [
+        message("m-1", "orders.fifo", Some("g-1"), Some("same-dedup"), json!({"n": 1})),
+        message("m-2", "orders.fifo", Some("g-2"), Some("same-dedup"), json!({"n": 2})),
+    ]});
+    assert_eq!(
+        failures(&response(stack.invoke(batch.clone(), TIMEOUT).await)),
+        set(&[])
+    );
+    assert_eq!(stack.connect.tasks().len(), 2);
+    // Redelivered (new receipt handles, higher receive count): no new task.
+    let again = response(stack.invoke(redelivered(batch), TIMEOUT).await);
+    assert_eq!(failures(&again), set(&[]));
+    assert_eq!(stack.connect.tasks().len(), 2);
+    stack.stop().await;
+}
+
+/// Case 2: `order-{{ body.orderId }}` rendered `order-` for every event without an orderId (or
+/// with it null or empty), and all of them shared one task. Now each is refused, naming the route
+/// and the variable, and only the event with an orderId gets a task.
+#[tokio::test]
+async fn a_route_token_with_a_missing_part_is_refused_not_shared() {
+    let mapping = r#"
+routes:
+  - name: orders
+    task: {name: "Order"}
+    client_token: "order-{{ body.orderId }}"
+"#;
+    let mut stack = start(&[("TASK_MAPPING", mapping)]).await;
+    let eb = |id: &str, detail: Value| {
+        let mut e = event("eventbridge-order-failed");
+        e["id"] = json!(id);
+        e["detail"] = detail;
+        e
+    };
+    let ok = stack
+        .invoke(eb("e-1", json!({"orderId": "o-1"})), TIMEOUT)
+        .await;
+    assert!(response(ok)["ContactId"].is_string());
+    for (id, detail) in [
+        ("e-2", json!({"order_id": "o-2"})),
+        ("e-3", json!({"orderId": null})),
+        ("e-4", json!({"orderId": "  "})),
+    ] {
+        match stack.invoke(eb(id, detail), TIMEOUT).await {
+            Ok(Invocation::Error {
+                error_type,
+                message,
+            }) => {
+                assert_eq!(error_type, "permanent.RenderError", "{id}");
+                assert!(
+                    message.contains("'orders'") && message.contains("body.orderId"),
+                    "{id}: {message}"
+                );
+            }
+            other => panic!("{id}: expected an error, got {other:?}"),
+        }
+    }
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}
+
+/// Case 3: a webhook's Idempotency-Key fed the same hash as an SQS messageId on the shared
+/// catch-all route, so a caller could pre-claim a queued message's token. Caller identities now
+/// live in their own namespace: the message gets its own task.
+#[tokio::test]
+async fn a_webhook_caller_cannot_claim_a_queued_messages_task() {
+    let mut stack = start(&[]).await;
+    let mut webhook = event("apigw-http-ticket");
+    webhook["headers"]["idempotency-key"] = json!("m-victim");
+    let attacker = response(stack.invoke(webhook, TIMEOUT).await);
+    assert_eq!(attacker["statusCode"], 201);
+    let batch = json!({"Records": [message("m-victim", "support", None, None, json!({"a": 1}))]});
+    assert_eq!(
+        failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        set(&[])
+    );
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 2);
+    assert_ne!(tasks[0].client_token, tasks[1].client_token);
+    stack.stop().await;
+}
+
+/// Case 5: an EventBridge event with `"id": ""` shared its token with every other such event.
+#[tokio::test]
+async fn events_without_an_id_are_refused_not_merged() {
+    let mut stack = start(&[]).await;
+    for (n, id) in [json!(""), json!(""), Value::Null].into_iter().enumerate() {
+        let mut e = event("eventbridge-order-failed");
+        e["id"] = id;
+        e["detail"]["orderId"] = json!(format!("o-{n}"));
+        match stack.invoke(e, TIMEOUT).await {
+            Ok(Invocation::Error { error_type, .. }) => {
+                assert_eq!(error_type, "permanent.InvalidEvent")
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    assert!(stack.connect.tasks().is_empty());
+    stack.stop().await;
+}
+
+/// FIFO order is per message group: one group's failure holds back the later messages of that
+/// group only. It used to fail every other group's messages too, each report burning one of
+/// their receives until they reached the DLQ untried.
+#[tokio::test]
+async fn a_fifo_failure_holds_back_its_own_group_only() {
+    let mut stack = start(&[("TASK_MAPPING_FILE", EXAMPLE_MAPPING)]).await;
+    let past = "2020-01-01T00:00:00Z";
+    let batch = json!({"Records": [
+        message("a-1", "support.fifo", Some("A"), Some("d1"), support("Ana", past)),
+        message("b-1", "support.fifo", Some("B"), Some("d2"), support("Bo", "")),
+        message("a-2", "support.fifo", Some("A"), Some("d3"), support("Ana", "")),
+        message("b-2", "support.fifo", Some("B"), Some("d4"), support("Bo", "")),
+    ]});
+    let answer = response(stack.invoke(batch, TIMEOUT).await);
+    assert_eq!(failures(&answer), set(&["a-1", "a-2"]));
+    assert_eq!(stack.connect.tasks().len(), 2);
+    stack.stop().await;
+}
+
+/// A standard queue whose messages carry a MessageGroupId (SQS fair queues) is not ordered.
+#[tokio::test]
+async fn a_fair_queue_is_a_standard_queue() {
+    let mut stack = start(&[("TASK_MAPPING_FILE", EXAMPLE_MAPPING)]).await;
+    let batch = json!({"Records": [
+        message("f-1", "fair", Some("A"), None, support("Ana", "2020-01-01T00:00:00Z")),
+        message("f-2", "fair", Some("A"), None, support("Ana", "")),
+    ]});
+    assert_eq!(
+        failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        set(&["f-1"])
+    );
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}
+
+/// With signatures on, a route token that reads an unsigned part would let a replay with that
+/// part changed open a new task: such a mapping stops the cold start, saying why (before the
+/// secret is fetched).
+#[tokio::test]
+async fn a_route_token_from_unsigned_parts_stops_a_signed_cold_start() {
+    let mapping = r#"
+routes:
+  - name: hooks
+    task: {name: "Hook"}
+    client_token: "{{ headers['x-github-delivery'] }}"
+"#;
+    let mut stack = start(&[
+        ("TASK_MAPPING", mapping),
+        ("WEBHOOK_AUTH", "signature"),
+        ("WEBHOOK_SECRET_ID", "never-fetched"),
+    ])
+    .await;
+    let result = stack.invoke(event("sns-notification"), TIMEOUT).await;
+    assert!(matches!(result, Err(InvokeError::Exited(_))), "{result:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert!(
+        logs.contains("'hooks'") && logs.contains("headers") && logs.contains("signature"),
+        "{logs}"
+    );
+    stack.stop().await;
+}
