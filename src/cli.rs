@@ -9,7 +9,7 @@ use aws_smithy_types::DateTime;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::connect::load_sdk_config;
+use crate::connect::{connect_client, load_sdk_config};
 use crate::handler::Bridge;
 use crate::mapping::Mapping;
 use crate::prepare::prepare_payload;
@@ -136,7 +136,7 @@ pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -
     // EMF lines are for CloudWatch; on a terminal the answer is the output.
     config.metrics_namespace = None;
     let sdk_config = load_sdk_config(config.call_policy, args.endpoint_url.as_deref()).await;
-    let client = aws_sdk_connect::Client::new(&sdk_config);
+    let client = connect_client(&sdk_config, config.connect_region.as_deref());
     let bridge = Bridge::new(config, client);
     match bridge.handle(payload, None).await {
         Ok(answer) => {

@@ -32,6 +32,8 @@ pub const MAX_BATCH_CONCURRENCY: usize = 100;
 #[derive(Debug)]
 pub struct Config {
     pub defaults: TaskDefaults,
+    /// The Region of the instance when `CONNECT_INSTANCE_ID` is an ARN: where Connect is called.
+    pub connect_region: Option<String>,
     pub mapping: Mapping,
     /// Where the mapping came from, for the cold-start log line.
     pub mapping_source: String,
@@ -59,6 +61,7 @@ impl Config {
             message: "is required (the instance ID or ARN of the Amazon Connect instance)".into(),
         })?;
         let instance_id = parse_instance_id(&instance)?;
+        let connect_region = instance_region(&instance);
 
         let flow = get("CONNECT_CONTACT_FLOW_ID");
         let template = get("CONNECT_TASK_TEMPLATE_ID");
@@ -142,7 +145,15 @@ impl Config {
         let webhook_auth = WebhookAuthSetting::from_lookup(&get)?;
         check_mapping_for(&mapping, &webhook_auth)?;
 
+        if let Some(text) = get("TASK_MAPPING").filter(|t| t.len() > TASK_MAPPING_WARN_BYTES) {
+            tracing::warn!(
+                bytes = text.len(),
+                "TASK_MAPPING is close to Lambda's 4 KB limit for all environment variables together; ship the mapping as a file (TASK_MAPPING_FILE)"
+            );
+        }
+
         Ok(Config {
+            connect_region,
             defaults: TaskDefaults {
                 instance_id,
                 contact_flow_id: flow,
@@ -193,6 +204,16 @@ fn resolve(file: &str, task_root: Option<String>) -> PathBuf {
         Some(root) if path.is_relative() => PathBuf::from(root).join(path),
         _ => path,
     }
+}
+
+/// Lambda holds all of a function's environment variables to 4 KB together; an inline mapping
+/// this large leaves little room for the others.
+const TASK_MAPPING_WARN_BYTES: usize = 3 * 1024;
+
+/// The Region an instance ARN names (`arn:aws:connect:REGION:…`); None for a bare ID.
+pub fn instance_region(text: &str) -> Option<String> {
+    let region = text.strip_prefix("arn:")?.split(':').nth(2)?;
+    (!region.is_empty()).then(|| region.to_string())
 }
 
 /// Accepts `arn:aws:connect:REGION:ACCOUNT:instance/ID` or the bare ID.
@@ -246,6 +267,13 @@ mod tests {
             parse_instance_id("arn:aws:connect:eu-west-1:1:instance/x/contact-flow/y").is_err()
         );
         assert!(parse_instance_id("arn:aws:s3:::bucket").is_err());
+        assert_eq!(instance_region(arn).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            instance_region("11111111-2222-3333-4444-555555555555"),
+            None
+        );
+        let c = config(&[("CONNECT_INSTANCE_ID", arn)]).unwrap();
+        assert_eq!(c.connect_region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

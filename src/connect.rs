@@ -165,6 +165,17 @@ pub async fn load_sdk_config(
     loader.load().await
 }
 
+/// The Connect client. Connect is called in the instance's Region: the one its ARN names when
+/// `CONNECT_INSTANCE_ID` is an ARN (a stack deployed in another Region than the instance would
+/// otherwise call the wrong Region and find no instance), else the function's own.
+pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) -> Client {
+    let mut builder = aws_sdk_connect::config::Builder::from(sdk_config);
+    if let Some(region) = region {
+        builder = builder.region(aws_sdk_connect::config::Region::new(region.to_string()));
+    }
+    Client::from_conf(builder.build())
+}
+
 /// Sends the request; `budget` bounds the whole call, retries included, so it cannot outlive
 /// the invocation.
 pub async fn start_task(

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use connect_task_bridge::cli;
 use connect_task_bridge::config::Config;
-use connect_task_bridge::connect::load_sdk_config;
+use connect_task_bridge::connect::{connect_client, load_sdk_config};
 use connect_task_bridge::handler::Bridge;
 use connect_task_bridge::logging;
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
@@ -41,7 +41,7 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?;
     let sdk_config = load_sdk_config(config.call_policy, None).await;
-    let client = aws_sdk_connect::Client::new(&sdk_config);
+    let client = connect_client(&sdk_config, config.connect_region.as_deref());
     tracing::info!(
         instance_id = %config.defaults.instance_id,
         mapping = %config.mapping_source,

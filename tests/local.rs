@@ -382,3 +382,28 @@ async fn send_replays_an_event_against_an_endpoint() {
     );
     connect.stop().await;
 }
+
+/// The stack may be deployed in another Region than the instance (samconfig once defaulted to
+/// one where Connect does not run). With the instance given as an ARN, Connect is called in the
+/// ARN's Region: the stand-in checks the SigV4 Region (eu-west-1) while the function's own
+/// Region is us-east-1. It used to sign for us-east-1 and be refused.
+#[tokio::test]
+async fn an_instance_arn_sends_the_call_to_the_instances_region() {
+    let arn = format!("arn:aws:connect:eu-west-1:111122223333:instance/{INSTANCE}");
+    let mut stack = start(
+        known_instance(),
+        &[
+            ("CONNECT_INSTANCE_ID", arn.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    let answer = response(
+        stack.invoke(event("sns-notification"), TIMEOUT).await,
+        "sns",
+    );
+    assert!(answer["ContactId"].is_string(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}
