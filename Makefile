@@ -86,10 +86,12 @@ $(VENV)/.sam: $(VENV)/bin/python
 	$(PIP) install -q 'aws-sam-cli>=1.140,<2' 'cfn-lint>=1.20,<2'
 	touch $@
 
-# The deploy path, offline: lint the template, build the package as `sam build` does (no
+# The deploy path, offline: lint the template, deploy it into moto's CloudFormation with three
+# parameter sets (tests/deploy/deploy_in_moto.py), build the package as `sam build` does (no
 # container), check the binary's glibc needs against Amazon Linux 2023 (2.34).
-sam-check: $(VENV)/.sam
+sam-check: $(VENV)/.sam $(VENV)/.moto
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python tests/deploy/deploy_in_moto.py
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam validate --lint
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam build
 	scripts/check-glibc .aws-sam/build/BridgeFunction/bootstrap 2.34

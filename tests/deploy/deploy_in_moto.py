@@ -1,0 +1,471 @@
+"""Deploys template.yaml as AWS would take it, into moto's CloudFormation on loopback.
+
+Run by `make sam-check` (so by CI): for each parameter set, the SAM translator (aws-sam-translator)
+turns template.yaml into plain CloudFormation, a placeholder package is uploaded to moto's S3, and
+the stack is created in moto's CloudFormation. What moto deploys is then read back through the
+services' own APIs and checked: the stack completes; the queues' redrive policies and visibility
+timeouts; the event source mapping's ReportBatchItemFailures, batch window and scaling; every IAM
+statement's actions and resources (no `*` resource, nothing the function does not call); the
+function's environment. Resource types moto does not deploy (API Gateway v2, function URLs and
+their permissions, event invoke configs, queue policies, alarms) are checked in the translated
+template instead, and so are the Rules, which CloudFormation evaluates before creating anything
+and moto does not: a small evaluator applies them to each parameter set.
+
+Workarounds for moto, each said where it is made: outputs naming attributes of types moto does not
+model are dropped before the stack is created (it cannot resolve them), and the EventBridge
+rule's pattern is compared after decoding as many times as moto encoded it.
+"""
+
+import ast
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+
+import boto3
+from samcli.yamlhelper import yaml_parse
+from samtranslator.public.translator import ManagedPolicyLoader
+from samtranslator.translator.transform import transform
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REGION = "eu-central-1"
+ACCOUNT = "123456789012"  # moto's default account
+INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
+INSTANCE_ARN = f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{INSTANCE_ID}"
+
+# The actions the function calls, by service: anything else granted is a finding.
+CALLED = {
+    "connect:StartTaskContact",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "secretsmanager:GetSecretValue",
+    "kms:Decrypt",
+}
+
+PARAMETER_SETS = {
+    "defaults": {"ConnectInstanceId": INSTANCE_ID},
+    "every optional feature": {
+        "ConnectInstanceId": INSTANCE_ARN,
+        "ContactFlowId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "TaskMappingFile": "examples/mapping.yaml",
+        "EnableWebhook": "true",
+        "WebhookAuth": "SIGNATURE",
+        "WebhookSecretArn": "connect-task-bridge/webhook",
+        "WebhookSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b6e1a4c-0000-4000-8000-000000000001",
+        "WebhookTimestampHeader": "X-Signature-Timestamp",
+        "EnableFunctionUrl": "true",
+        "FunctionUrlAuth": "NONE",
+        "SqsBatchSize": "50",
+        "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
+    },
+    "signed webhooks, secret as a full ARN": {
+        "ConnectInstanceId": INSTANCE_ID,
+        "EnableWebhook": "true",
+        "WebhookSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ctb/webhook-AbCdEf",
+        "SqsBatchSize": "10",
+        "SqsBatchingWindowSeconds": "5",
+    },
+    "iam webhooks": {
+        "ConnectInstanceId": INSTANCE_ID,
+        "EnableWebhook": "true",
+        "WebhookAuth": "AWS_IAM",
+        "EnableFunctionUrl": "true",
+        "FunctionUrlAuth": "AWS_IAM",
+        "EnableEventBridge": "false",
+    },
+}
+
+# Parameter values the parameters' own constraints must refuse.
+REFUSED_VALUES = [
+    # Lambda holds all of a function's environment variables to 4 KB together.
+    ("TaskMapping", "routes:\n" + "  - name: r\n    task: {name: x}\n" * 120),
+]
+
+# Regions where Amazon Connect runs (its endpoints page): where samconfig.toml may deploy.
+CONNECT_REGIONS = {"us-east-1", "us-west-2", "ca-central-1", "eu-central-1", "eu-west-2",
+                   "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",
+                   "ap-northeast-2", "us-gov-west-1"}
+
+# Parameter sets the Rules must refuse, with the rule that refuses each.
+REFUSED = [
+    ({"ConnectInstanceId": INSTANCE_ID, "EnableWebhook": "true", "WebhookAuth": "SIGNATURE"},
+     "SignedWebhooksNeedASecret"),
+    ({"ConnectInstanceId": INSTANCE_ID, "EnableWebhook": "true", "WebhookAuth": "NONE"},
+     "NoUnauthenticatedWebhookByAccident"),
+    ({"ConnectInstanceId": INSTANCE_ID, "EnableFunctionUrl": "true", "FunctionUrlAuth": "NONE",
+      "WebhookAuth": "AWS_IAM"}, "IamWebhooksNeedIamFunctionUrl"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    port = free_port()
+    server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto_server did not start")
+
+
+def client(name, url):
+    return boto3.client(name, region_name=REGION, endpoint_url=url or None,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def load_template():
+    with open(os.path.join(ROOT, "template.yaml")) as f:
+        return yaml_parse(f.read())
+
+
+def parameters_with_defaults(template, given):
+    values = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}
+    values.update(given)
+    return values
+
+
+# --- The Rules, evaluated as CloudFormation does before creating anything -----------------------
+
+def evaluate(expr, params):
+    if isinstance(expr, dict) and len(expr) == 1:
+        (fn, arg), = expr.items()
+        if fn == "Ref":
+            return params[arg]
+        if fn == "Fn::Equals":
+            return str(evaluate(arg[0], params)) == str(evaluate(arg[1], params))
+        if fn == "Fn::Not":
+            return not evaluate(arg[0], params)
+        if fn == "Fn::And":
+            return all(evaluate(a, params) for a in arg)
+        if fn == "Fn::Or":
+            return any(evaluate(a, params) for a in arg)
+        if fn == "Fn::Contains":
+            return str(evaluate(arg[1], params)) in [str(evaluate(a, params)) for a in arg[0]]
+        raise AssertionError(f"rule function {fn} is not evaluated here")
+    return expr
+
+
+def refused_by(template, params):
+    failed = []
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not evaluate(rule["RuleCondition"], params):
+            continue
+        if not all(evaluate(a["Assert"], params) for a in rule["Assertions"]):
+            failed.append(name)
+    return failed
+
+
+# --- Deploying -----------------------------------------------------------------------------------
+
+def translate(template, params, iam, bucket):
+    t = json.loads(json.dumps(template))
+    # What `sam package` does: the code is an S3 object.
+    t["Resources"]["BridgeFunction"]["Properties"]["CodeUri"] = f"s3://{bucket}/bootstrap.zip"
+    return transform(t, params, ManagedPolicyLoader(iam))
+
+
+# The translator reads the Region (and credentials) from the environment, as `sam` does.
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+os.environ["AWS_REGION"] = REGION
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+# moto cannot resolve attributes of resource types it does not deploy; the outputs that name
+# them are dropped before creating the stack (their targets are checked statically instead).
+UNMODELLED_OUTPUTS = {"WebhookUrl", "FunctionUrl"}
+
+
+def deploy(name, template, params, url):
+    s3, iam, cfn = client("s3", url), client("iam", url), client("cloudformation", url)
+    bucket = "ctb-artifacts"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n# placeholder: moto never runs it\n")
+    s3.put_object(Bucket=bucket, Key="bootstrap.zip", Body=package.getvalue())
+    translated = translate(template, params, iam, bucket)
+    deployable = json.loads(json.dumps(translated))
+    for output in UNMODELLED_OUTPUTS:
+        deployable.get("Outputs", {}).pop(output, None)
+    deployable.pop("Rules", None)
+    # moto json-encodes a string EventPattern a second time and then fails to read it back as a
+    # pattern; CloudFormation takes a string or an object, so the parameter's JSON is inlined as
+    # an object here (the pattern is compared with the parameter after deployment).
+    rule = deployable["Resources"].get("EventRule")
+    if rule and rule["Properties"].get("EventPattern") == {"Ref": "EventPattern"}:
+        rule["Properties"]["EventPattern"] = json.loads(params["EventPattern"])
+    stack = "ctb-" + "".join(c if c.isalnum() else "-" for c in name)[:40]
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(deployable),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()
+                    if k in deployable.get("Parameters", {})],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    assert status == "CREATE_COMPLETE", f"{name}: {status}"
+    resources = {r["LogicalResourceId"]: r for r in
+                 cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]}
+    return translated, resources
+
+
+# --- Checks of what was deployed -----------------------------------------------------------------
+
+def check_queues(url, resources, params, name):
+    sqs = client("sqs", url)
+    queue_url = lambda logical: sqs.get_queue_url(
+        QueueName=resources[logical]["PhysicalResourceId"].rsplit("/", 1)[-1])["QueueUrl"]
+    timeout = int(params["FunctionTimeout"])
+    task = sqs.get_queue_attributes(QueueUrl=queue_url("TaskQueue"), AttributeNames=["All"])["Attributes"]
+    assert int(task["VisibilityTimeout"]) == 6 * timeout, f"{name}: visibility {task['VisibilityTimeout']}"
+    redrive = json.loads(task["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == int(params["SqsMaxReceiveCount"]), redrive
+    dlq = sqs.get_queue_attributes(QueueUrl=queue_url("TaskDeadLetterQueue"),
+                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert redrive["deadLetterTargetArn"] == dlq, redrive
+    return task["QueueArn"]
+
+
+def check_event_source(url, resources, params, queue_arn, name):
+    lam = client("lambda", url)
+    mapping = lam.get_event_source_mapping(UUID=resources["QueueEventSource"]["PhysicalResourceId"])
+    assert mapping["EventSourceArn"] == queue_arn
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], mapping
+    assert mapping["BatchSize"] == int(params["SqsBatchSize"]), mapping
+    window = mapping.get("MaximumBatchingWindowInSeconds", 0)
+    if int(params["SqsBatchSize"]) > 10:
+        assert window >= 1, f"{name}: a batch over 10 needs a window of 1 s at least, got {window}"
+    scaling = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+    assert scaling == int(params["SqsMaximumConcurrency"]), mapping
+
+
+def check_iam(url, resources, params, name):
+    iam = client("iam", url)
+    role = resources["BridgeRole"]["PhysicalResourceId"]
+    statements = []
+    for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+        if isinstance(doc, str):
+            # moto stores a policy written inline in the template as the Python repr of the
+            # parsed document rather than JSON.
+            try:
+                doc = json.loads(doc)
+            except json.JSONDecodeError:
+                doc = ast.literal_eval(doc)
+        # moto leaves `!If [cond, statement, !Ref AWS::NoValue]` as a null where CloudFormation
+        # removes the entry.
+        statements += [st for st in doc["Statement"] if st is not None]
+    assert statements, f"{name}: the role has no statements"
+    granted = set()
+    for s in statements:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        targets = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        granted.update(actions)
+        for r in targets:
+            assert r != "*", f"{name}: {s['Sid']} grants on *"
+        if "connect:StartTaskContact" in actions:
+            for r in targets:
+                assert f"instance/{INSTANCE_ID}/" in r, f"{name}: connect on {r}"
+                region = r.split(":")[3]
+                want = INSTANCE_ARN.split(":")[3] if params["ConnectInstanceId"].startswith("arn:") else REGION
+                assert region == want, f"{name}: {r}"
+        if "secretsmanager:GetSecretValue" in actions:
+            secret = params["WebhookSecretArn"]
+            expected = (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}-??????"
+                        if not secret.startswith("arn:") else secret)
+            assert expected in targets, f"{name}: secret granted on {targets}"
+        if "kms:Decrypt" in actions:
+            assert targets == [params["WebhookSecretKmsKeyArn"]], targets
+            assert s["Condition"]["StringEquals"]["kms:ViaService"] == f"secretsmanager.{REGION}.amazonaws.com"
+    extra = granted - CALLED
+    assert not extra, f"{name}: grants what the function never calls: {extra}"
+    signed = params["EnableWebhook"] == "true" or params["EnableFunctionUrl"] == "true"
+    signed = signed and params["WebhookAuth"] == "SIGNATURE"
+    assert ("secretsmanager:GetSecretValue" in granted) == signed, f"{name}: {granted}"
+    assert ("kms:Decrypt" in granted) == (signed and params["WebhookSecretKmsKeyArn"] != "")
+
+
+def check_function(url, resources, params, name):
+    lam = client("lambda", url)
+    conf = lam.get_function_configuration(FunctionName=resources["BridgeFunction"]["PhysicalResourceId"])
+    # moto keeps `!Ref AWS::NoValue` as a null and numbers as numbers; Lambda has neither.
+    env = {k: str(v) for k, v in conf["Environment"]["Variables"].items() if v is not None}
+    assert env["CONNECT_INSTANCE_ID"] == params["ConnectInstanceId"], env
+    assert conf["Runtime"] == "provided.al2023" and conf["Handler"] == "bootstrap", conf
+    assert conf["MemorySize"] == int(params["MemorySize"]) and conf["Timeout"] == int(params["FunctionTimeout"])
+    webhooks = params["EnableWebhook"] == "true" or params["EnableFunctionUrl"] == "true"
+    mode = {"SIGNATURE": "signature", "AWS_IAM": "iam", "NONE": "none"}[params["WebhookAuth"]]
+    assert env.get("WEBHOOK_AUTH") == (mode if webhooks else None), f"{name}: {env}"
+    if mode == "signature" and webhooks:
+        assert env["WEBHOOK_SECRET_ID"] == params["WebhookSecretArn"], env
+    else:
+        assert "WEBHOOK_SECRET_ID" not in env, env
+    if params["WebhookTimestampHeader"]:
+        assert env["WEBHOOK_TIMESTAMP_HEADER"] == params["WebhookTimestampHeader"], env
+    # Lambda caps all of a function's variables at 4 KB together.
+    size = sum(len(k) + len(v) for k, v in env.items())
+    assert size < 4096, f"{name}: environment is {size} bytes"
+
+
+def check_event_rule(url, resources, params, name):
+    events = client("events", url)
+    rule = resources["EventRule"]["PhysicalResourceId"].split("|")[-1]
+    described = events.describe_rule(Name=rule, EventBusName=params["EventBusName"])
+    pattern = described["EventPattern"]
+    while isinstance(pattern, str):  # moto's own encoding, as many times as it applied it
+        pattern = json.loads(pattern)
+    assert pattern == json.loads(params["EventPattern"]), f"{name}: {pattern}"
+    targets = events.list_targets_by_rule(Rule=rule, EventBusName=params["EventBusName"])["Targets"]
+    assert len(targets) == 1 and "DeadLetterConfig" in targets[0], f"{name}: {targets}"
+
+
+def resolve(value, params, conditions):
+    """The template's intrinsics that matter here, as CloudFormation resolves them for a
+    parameter set: conditions, `Fn::If`, parameter `Ref`s, and the string functions the
+    conditions use. Anything else is left as written."""
+    if isinstance(value, list):
+        return [resolve(v, params, conditions) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref" and arg in params:
+            return params[arg]
+        if fn == "Condition":
+            return condition(arg, params, conditions)
+        if fn == "Fn::If":
+            branch = arg[1] if condition(arg[0], params, conditions) else arg[2]
+            return resolve(branch, params, conditions)
+        if fn == "Fn::Equals":
+            a, b = (resolve(x, params, conditions) for x in arg)
+            return str(a) == str(b)
+        if fn == "Fn::Not":
+            return not resolve(arg[0], params, conditions)
+        if fn == "Fn::And":
+            return all(resolve(a, params, conditions) for a in arg)
+        if fn == "Fn::Or":
+            return any(resolve(a, params, conditions) for a in arg)
+        if fn == "Fn::Join":
+            parts = resolve(arg[1], params, conditions)
+            if all(isinstance(p, str) for p in parts):
+                return arg[0].join(parts)
+        if fn == "Fn::Split":
+            text = resolve(arg[1], params, conditions)
+            if isinstance(text, str):
+                return text.split(arg[0])
+        if fn == "Fn::Select":
+            items = resolve(arg[1], params, conditions)
+            if isinstance(items, list):
+                return items[int(arg[0])]
+    out = {k: resolve(v, params, conditions) for k, v in value.items()}
+    return {k: v for k, v in out.items() if v != {"Ref": "AWS::NoValue"}}
+
+
+def condition(name, params, conditions):
+    return bool(resolve(conditions[name], params, conditions))
+
+
+def check_statically(translated, params, name):
+    """What moto does not deploy, read from the translated template as resolved for `params`."""
+    conditions = translated.get("Conditions", {})
+    res = {
+        k: resolve(r, params, conditions)
+        for k, r in translated["Resources"].items()
+        if "Condition" not in r or condition(r["Condition"], params, conditions)
+    }
+    url_public = params["EnableFunctionUrl"] == "true" and params["FunctionUrlAuth"] == "NONE"
+    perms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::Permission"]
+    url_invoke = [p for p in perms if p.get("InvokedViaFunctionUrl") is True]
+    url_invoke_url = [p for p in perms if p.get("Action") == "lambda:InvokeFunctionUrl"]
+    if url_public:
+        assert url_invoke and url_invoke[0]["Action"] == "lambda:InvokeFunction", perms
+        assert url_invoke_url and url_invoke_url[0]["FunctionUrlAuthType"] == "NONE", perms
+    else:
+        assert not url_invoke and not url_invoke_url, perms
+    if params["EnableWebhook"] == "true":
+        route = res["WebhookRoute"]["Properties"]
+        want = "AWS_IAM" if params["WebhookAuth"] == "AWS_IAM" else "NONE"
+        assert route["AuthorizationType"] == want, route
+    invoke = res["BridgeAsyncConfig"]["Properties"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    alarms = [k for k, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert "TaskDeadLetterQueueAlarm" in alarms and "FailureQueueAlarm" in alarms, alarms
+
+
+def violates_constraints(template, name, value):
+    p = template["Parameters"][name]
+    return ("MaxLength" in p and len(value) > int(p["MaxLength"])) or (
+        "AllowedValues" in p and value not in [str(v) for v in p["AllowedValues"]])
+
+
+def samconfig_region():
+    import tomllib
+    with open(os.path.join(ROOT, "samconfig.toml"), "rb") as f:
+        return tomllib.load(f)["default"]["deploy"]["parameters"]["region"]
+
+
+def main():
+    template = load_template()
+    moto, url = start_moto()
+    failures = []
+    try:
+        region = samconfig_region()
+        if region not in CONNECT_REGIONS:
+            failures.append(f"samconfig.toml deploys to {region}, where Amazon Connect does not run")
+        for param, value in REFUSED_VALUES:
+            if not violates_constraints(template, param, value):
+                failures.append(f"{param} accepts {len(value)} characters")
+        for given, rule in REFUSED:
+            params = parameters_with_defaults(template, given)
+            refused = refused_by(template, params)
+            if rule not in refused:
+                failures.append(f"Rules let through {given} (expected {rule}, got {refused})")
+        for name, given in PARAMETER_SETS.items():
+            params = parameters_with_defaults(template, given)
+            try:
+                assert not refused_by(template, params), f"{name}: refused by {refused_by(template, params)}"
+                requests = __import__("urllib.request").request
+                requests.urlopen(requests.Request(f"{url}/moto-api/reset", method="POST")).read()
+                translated, resources = deploy(name, template, params, url)
+                if params["EnableSqs"] == "true":
+                    queue_arn = check_queues(url, resources, params, name)
+                    check_event_source(url, resources, params, queue_arn, name)
+                if params["EnableEventBridge"] == "true":
+                    check_event_rule(url, resources, params, name)
+                check_iam(url, resources, params, name)
+                check_function(url, resources, params, name)
+                check_statically(translated, params, name)
+                print(f"deployed into moto: {name}: CREATE_COMPLETE, {len(resources)} resources; checks passed")
+            except AssertionError as e:
+                failures.append(str(e))
+    finally:
+        moto.terminate()
+    for f in failures:
+        print("FAILED:", f)
+    total = len(PARAMETER_SETS) + len(REFUSED) + len(REFUSED_VALUES) + 1
+    print(f"{total - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
