@@ -20,6 +20,10 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 print the StartTaskContact request(s) for an event,
                                                 in the shape of `aws connect start-task-contact
                                                 --cli-input-json`, without calling Connect
+       connect-task-bridge check [--mapping FILE]
+                                                check the configuration and the mapping as a cold
+                                                start would; list the routes and the sources each
+                                                can match; exit 1 naming what is wrong
        connect-task-bridge send EVENT.json [--endpoint-url URL] [--mapping FILE]
                                                 handle the event as the Lambda would, calling
                                                 Connect (credentials and region from the usual AWS
@@ -117,6 +121,45 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
         }
     }
     code
+}
+
+/// Runs `check`: the configuration and mapping a cold start would build (exit 0), or the
+/// refusal a cold start would log, naming the variable or the route and field (exit 1).
+pub fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
+    let mut mapping_path = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--mapping" => match it.next() {
+                Some(path) => mapping_path = Some(path.clone()),
+                None => return usage(err, "--mapping needs a file"),
+            },
+            other => return usage(err, &format!("unexpected argument {other}")),
+        }
+    }
+    let config = match load_config(mapping_path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return 1;
+        }
+    };
+    let source = mapping_path.unwrap_or_else(|| config.mapping_source.clone());
+    let _ = writeln!(
+        out,
+        "configuration: ok (instance {})",
+        config.defaults.instance_id
+    );
+    let _ = writeln!(
+        out,
+        "webhook authentication: {}",
+        config.webhook_auth.as_str()
+    );
+    let _ = writeln!(out, "mapping: {source}");
+    for route in config.mapping.describe_routes() {
+        let _ = writeln!(out, "  route {route}");
+    }
+    0
 }
 
 /// Runs `send`: the event through the handler, as the Lambda would run it, against the endpoint

@@ -21,6 +21,24 @@ use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
+/// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
+/// local emulators may not (cargo lambda's sends `600000`, ten minutes after 1970), and taken
+/// at its word such a deadline has passed before the first call, so every record would fail
+/// with DeadlineExceeded. A deadline before the process started is treated as unknown, and
+/// said once.
+pub fn plausible_deadline(deadline: SystemTime, process_start: SystemTime) -> Option<SystemTime> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if deadline >= process_start {
+        return Some(deadline);
+    }
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "the runtime's deadline lies before this process started (a local emulator?); invocations run without one"
+        )
+    });
+    None
+}
+
 /// Time kept back from the invocation deadline to write the response after the last call.
 pub const RESPONSE_MARGIN: Duration = Duration::from_millis(300);
 
@@ -289,5 +307,19 @@ fn log_outcome(
             duration_ms,
             "task not started"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_deadline_after_the_process_started_is_real() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let later = start + Duration::from_secs(30);
+        assert_eq!(plausible_deadline(later, start), Some(later));
+        let emulator = SystemTime::UNIX_EPOCH + Duration::from_millis(600_000);
+        assert_eq!(plausible_deadline(emulator, start), None);
     }
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use connect_task_bridge::cli;
 use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::{connect_client, load_sdk_config};
-use connect_task_bridge::handler::Bridge;
+use connect_task_bridge::handler::{plausible_deadline, Bridge};
 use connect_task_bridge::logging;
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -16,6 +16,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         None => run_lambda().await,
         Some("render") => {
             let code = cli::render(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
+            std::process::exit(code);
+        }
+        Some("check") => {
+            let code = cli::check(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(code);
         }
         Some("send") => {
@@ -36,6 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 /// Cold start builds the configuration and the client once; a bad configuration stops the init,
 /// so a broken deployment fails loudly instead of failing every event.
 async fn run_lambda() -> Result<(), lambda_runtime::Error> {
+    let process_start = std::time::SystemTime::now();
     logging::init();
     logging::install_panic_hook();
     let config =
@@ -76,7 +81,10 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         let bridge = Arc::clone(&bridge);
         async move {
             bridge
-                .handle(event.payload, Some(event.context.deadline()))
+                .handle(
+                    event.payload,
+                    plausible_deadline(event.context.deadline(), process_start),
+                )
                 .await
         }
     }))

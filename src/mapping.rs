@@ -679,6 +679,41 @@ impl Mapping {
         })
     }
 
+    /// One line per route for `check`: its name, the sources it can match, and what its client
+    /// token is built from.
+    pub fn describe_routes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|route| {
+                let sources: Vec<&str> = match &route.when {
+                    Some(w) if !w.sources.is_empty() => {
+                        w.sources.iter().map(|k| k.as_str()).collect()
+                    }
+                    // Direct payloads are requests already: no route renders them.
+                    _ => SourceKind::ALL
+                        .iter()
+                        .filter(|k| **k != SourceKind::Direct)
+                        .map(|k| k.as_str())
+                        .collect(),
+                };
+                let condition = if route.when.is_some() {
+                    "when …"
+                } else {
+                    "catch-all"
+                };
+                let token = match &route.client_token {
+                    Some(t) => format!("client_token from {}", t.variables.join(", ")),
+                    None => "client token from each record's identity".to_string(),
+                };
+                format!(
+                    "'{}' ({condition}): sources {}; {token}",
+                    route.name,
+                    sources.join(", ")
+                )
+            })
+            .collect()
+    }
+
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
     }

@@ -59,3 +59,55 @@ fn render_explains_bad_usage_and_bad_files() {
     assert_eq!(code, 2);
     assert!(stderr.contains("Cargo.toml"), "{stderr}");
 }
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+        .arg("check")
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .env("CONNECT_INSTANCE_ID", INSTANCE)
+        .env("CONNECT_CONTACT_FLOW_ID", FLOW)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_lists_the_routes_or_names_what_is_wrong() {
+    let (code, out, err) = check(&["--mapping", EXAMPLE_MAPPING], &[]);
+    assert_eq!(code, 0, "{err}");
+    for route in [
+        "order-failed",
+        "support-request",
+        "github-customer-issue",
+        "other",
+    ] {
+        assert!(out.contains(&format!("route '{route}'")), "{out}");
+    }
+    assert!(out.contains("sources eventbridge;"), "{out}");
+    assert!(out.contains("client_token from body.orderId"), "{out}");
+
+    let broken = std::env::temp_dir().join(format!("ctb-check-{}.yaml", std::process::id()));
+    std::fs::write(
+        &broken,
+        "routes:\n  - name: r\n    task: {name: \"{{ body.x \"}\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&["--mapping", broken.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("route 'r'") && err.contains("task.name"),
+        "{err}"
+    );
+    std::fs::remove_file(broken).unwrap();
+
+    let (code, _, err) = check(&[], &[("BATCH_CONCURRENCY", "0")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("BATCH_CONCURRENCY"), "{err}");
+}

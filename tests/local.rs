@@ -407,3 +407,26 @@ async fn an_instance_arn_sends_the_call_to_the_instances_region() {
     assert_eq!(stack.connect.tasks().len(), 1);
     stack.stop().await;
 }
+
+/// cargo lambda's emulator sends `Lambda-Runtime-Deadline-Ms: 600000` (a constant, not an epoch
+/// time). Taken at its word, every call was "deadline too close"; now a deadline before the
+/// process started is treated as unknown, with one warning.
+#[tokio::test]
+async fn a_deadline_that_cannot_be_real_is_treated_as_unknown() {
+    let mut stack = start(known_instance(), &[]).await;
+    stack
+        .function
+        .report_deadline(Some(std::time::UNIX_EPOCH + Duration::from_millis(600_000)));
+    for name in ["sns-notification", "eventbridge-order-failed"] {
+        let answer = response(stack.invoke(event(name), TIMEOUT).await, name);
+        assert!(answer["ContactId"].is_string(), "{name}: {answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stack.function.logs().join("\n");
+    assert_eq!(
+        logs.matches("lies before this process started").count(),
+        1,
+        "{logs}"
+    );
+    stack.stop().await;
+}

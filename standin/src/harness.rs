@@ -126,6 +126,11 @@ impl LocalFunction {
         result
     }
 
+    /// See `RuntimeApi::report_deadline`.
+    pub fn report_deadline(&self, deadline: Option<std::time::SystemTime>) {
+        self.runtime.report_deadline(deadline);
+    }
+
     /// The process id, while it runs (for reading its memory use).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

@@ -69,6 +69,9 @@ struct Shared {
     started: Instant,
     /// Time from start to the first `next` poll, in microseconds (0: none yet).
     first_poll_us: AtomicU64,
+    /// A deadline to report instead of each invocation's own, as some emulators do (cargo
+    /// lambda sends a constant `600000`).
+    reported_deadline: Mutex<Option<SystemTime>>,
 }
 
 pub struct RuntimeApi {
@@ -92,6 +95,7 @@ impl RuntimeApi {
             init_notify: Notify::new(),
             started: Instant::now(),
             first_poll_us: AtomicU64::new(0),
+            reported_deadline: Mutex::new(None),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -127,6 +131,12 @@ impl RuntimeApi {
             0 => None,
             us => Some(Duration::from_micros(us)),
         }
+    }
+
+    /// Reports `deadline` in `Lambda-Runtime-Deadline-Ms` for every invocation from now on (None:
+    /// each invocation's own), to play emulators whose deadline is not an epoch time.
+    pub fn report_deadline(&self, deadline: Option<SystemTime>) {
+        *self.shared.reported_deadline.lock().unwrap() = deadline;
     }
 
     pub fn init_error(&self) -> Option<String> {
@@ -203,8 +213,9 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     let Some(p) = pending else {
         return StatusCode::GONE.into_response();
     };
-    let deadline_ms = p
-        .deadline
+    let reported = *shared.reported_deadline.lock().unwrap();
+    let deadline_ms = reported
+        .unwrap_or(p.deadline)
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
