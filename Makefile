@@ -3,6 +3,7 @@
 #                local Connect stand-in; prints ContactIds and the tasks created
 #   make test    unit and integration tests (what CI runs)
 #   make render EVENT=events/eventbridge-order-failed.json [MAPPING=examples/mapping.yaml]
+#   make schema        regenerate schema/mapping.schema.json (the mapping's JSON Schema)
 #   make check [MAPPING=examples/mapping.yaml]   the configuration and mapping as a cold start reads them
 #   make lint    rustfmt and clippy, as CI checks them
 #   make test-faults   the fault matrix with its table
@@ -29,7 +30,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: check fuzz bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: schema check fuzz bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -100,6 +101,10 @@ sam-check: $(VENV)/.sam $(VENV)/.moto
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The mapping's JSON Schema, generated from the Rust types (editors: see examples/mapping.yaml).
+schema: build
+	$(BIN)/connect-task-bridge schema > schema/mapping.schema.json
 
 check: build
 	CONNECT_INSTANCE_ID=$(DEMO_INSTANCE) CONNECT_CONTACT_FLOW_ID=$(DEMO_FLOW) \

@@ -24,6 +24,7 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 check the configuration and the mapping as a cold
                                                 start would; list the routes and the sources each
                                                 can match; exit 1 naming what is wrong
+       connect-task-bridge schema               print the mapping document's JSON Schema
        connect-task-bridge send EVENT.json [--endpoint-url URL] [--mapping FILE]
                                                 handle the event as the Lambda would, calling
                                                 Connect (credentials and region from the usual AWS

@@ -18,6 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let code = cli::render(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(code);
         }
+        Some("schema") => {
+            print!("{}", connect_task_bridge::mapping::Mapping::json_schema());
+            Ok(())
+        }
         Some("check") => {
             let code = cli::check(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(code);

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
 use minijinja::{Environment, UndefinedBehavior};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -70,28 +71,39 @@ routes:
 // ---------------------------------------------------------------------------------------------
 // The document, as written.
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "connect-task-bridge mapping",
+    description = "Routes tried in order; the first whose `when` matches renders the task. Templates are Jinja (minijinja) and see source, id, body, headers, attributes, meta and event."
+)]
 struct Document {
+    /// The routes, in order. A route without `when` matches everything and must be last.
     routes: Vec<RouteDoc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RouteDoc {
+    /// Unique; part of every client token the route derives.
     name: String,
+    /// What a record must be to take this route; absent: every record (the catch-all, last).
     #[serde(default)]
     when: Option<WhenDoc>,
+    /// The StartTaskContact members, as templates.
     #[serde(default)]
     task: TaskDoc,
+    /// A business key: events that render the same key are one task (`order-{{ body.orderId }}`).
+    /// Every part must be present: a missing, null or empty one fails the record.
     #[serde(default)]
     client_token: Option<String>,
 }
 
-/// One value or a list of them; a record matches when it equals any. `Many` comes first because
-/// a list is also a valid `serde_json::Value`: tried second, a list in `when.body` would be taken
-/// as one array value and never match.
-#[derive(Debug, Deserialize)]
+// One value or a list of them; a record matches when it equals any. `Many` comes first because
+// a list is also a valid `serde_json::Value`: tried second, a list in `when.body` would be taken
+// as one array value and never match.
+/// One value, or a list meaning any of them.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum OneOrMany<T> {
     Many(Vec<T>),
@@ -107,24 +119,30 @@ impl<T> OneOrMany<T> {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WhenDoc {
+    /// eventbridge, sqs, sns, apigw_rest, apigw_http, function_url, webhook (the three HTTP kinds).
     source: Option<OneOrMany<String>>,
+    /// EventBridge `source`.
     event_source: Option<OneOrMany<String>>,
+    /// EventBridge `detail-type`.
     detail_type: Option<OneOrMany<String>>,
+    /// Webhook headers (names case-insensitive) and the values they must hold.
     #[serde(default)]
     headers: BTreeMap<String, OneOrMany<String>>,
+    /// SQS / SNS message attributes and the values they must hold.
     #[serde(default)]
     attributes: BTreeMap<String, OneOrMany<String>>,
     /// Dotted paths into the body (`customer.tier`) and the values they must hold.
     #[serde(default)]
     body: BTreeMap<String, OneOrMany<Value>>,
+    /// A Jinja expression that must hold (`body.amount > 100`).
     expr: Option<String>,
 }
 
 /// A number or a text in the document; both become template sources.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum Scalar {
     Text(String),
@@ -144,20 +162,25 @@ impl Scalar {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TaskDoc {
+    /// The task's name (at most 1,024 characters), a template.
     name: Option<String>,
+    /// The description (at most 4,096 characters), a template.
     description: Option<String>,
     contact_flow_id: Option<String>,
     task_template_id: Option<String>,
     quick_connect_id: Option<String>,
     previous_contact_id: Option<String>,
     related_contact_id: Option<String>,
+    /// Contact attributes (keys: letters, digits, `-`, `_`), values templates.
     #[serde(default)]
     attributes: BTreeMap<String, Scalar>,
+    /// References shown to the agent: URL, NUMBER, STRING, DATE (epoch) or EMAIL.
     #[serde(default)]
     references: BTreeMap<String, ReferenceDoc>,
+    /// When the task is due: epoch seconds or ISO-8601, at most 90 days ahead.
     scheduled_time: Option<Scalar>,
     /// Schedule the task this long after the event is handled: seconds, or `90s`, `15m`, `2h`, `1d`.
     delay: Option<Scalar>,
@@ -165,11 +188,12 @@ struct TaskDoc {
     expiry_minutes: Option<Scalar>,
     /// In the SDK's shape (`{ValueString: ...}`, `{ValueMap: {...}}`); every text leaf is a template.
     segment_attributes: Option<Value>,
+    /// Up to 5 files: `{file_name, s3_url}` (a pre-signed URL).
     #[serde(default)]
     attachments: Vec<AttachmentDoc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReferenceDoc {
     #[serde(rename = "type")]
@@ -177,7 +201,7 @@ struct ReferenceDoc {
     value: Scalar,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AttachmentDoc {
     file_name: String,
@@ -677,6 +701,13 @@ impl Mapping {
             uses: compiler.uses,
             routes,
         })
+    }
+
+    /// The JSON Schema of the mapping document, generated from the types the document is read
+    /// into (shipped as `schema/mapping.schema.json`; a test keeps the file current).
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(Document);
+        serde_json::to_string_pretty(&schema).expect("a schema serialises") + "\n"
     }
 
     /// One line per route for `check`: its name, the sources it can match, and what its client

@@ -111,3 +111,26 @@ fn check_lists_the_routes_or_names_what_is_wrong() {
     assert_eq!(code, 1);
     assert!(err.contains("BATCH_CONCURRENCY"), "{err}");
 }
+
+/// The schema editors validate mappings with is generated from the types the function reads a
+/// mapping into; the shipped file must be what the binary prints.
+#[test]
+fn the_shipped_schema_is_the_generated_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+        .arg("schema")
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = root().join("schema/mapping.schema.json");
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == generated,
+        "{} is stale: run `make schema`",
+        path.display()
+    );
+    let schema: Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(schema["required"], serde_json::json!(["routes"]));
+    let example = std::fs::read_to_string(root().join(EXAMPLE_MAPPING)).unwrap();
+    assert!(example.contains("$schema=../schema/mapping.schema.json"));
+}
