@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use aws_smithy_types::DateTime;
 use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::build_call;
-use connect_task_bridge::envelope::{self, EnvelopeLimits};
 use connect_task_bridge::prepare::prepare;
+use connect_task_bridge::sources::{self, EnvelopeLimits};
 use connect_task_bridge::webhook_auth::WebhookAuth;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
@@ -87,7 +87,7 @@ fn config() -> Config {
 fn pipeline(config: &Config, client: &aws_sdk_connect::Client, bytes: &[u8]) -> usize {
     let payload: Value = serde_json::from_slice(bytes).unwrap();
     let now = DateTime::from(SystemTime::now());
-    let envelope = envelope::open(payload, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
+    let envelope = sources::open(payload, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
     let mut built = 0;
     for record in envelope.records {
         let prepared = prepare(&record.unwrap(), config, now).unwrap();

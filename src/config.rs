@@ -19,9 +19,9 @@
 use std::path::PathBuf;
 
 use crate::connect::CallPolicy;
-use crate::envelope::EnvelopeLimits;
 use crate::error::ConfigError;
 use crate::mapping::Mapping;
+use crate::sources::EnvelopeLimits;
 use crate::task::TaskDefaults;
 use crate::tls::TlsRoots;
 use crate::webhook_auth::WebhookAuthSetting;

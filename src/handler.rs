@@ -13,12 +13,12 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::connect::start_task;
-use crate::envelope::{self, RecordError};
 use crate::error::BridgeError;
 use crate::metrics;
 use crate::prepare::prepare;
 use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
+use crate::sources::{self, RecordError};
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
@@ -84,7 +84,7 @@ impl Bridge {
 
     /// A webhook whose signature failed may have been signed with a key rotated since the last
     /// fetch: fetch again (at most once a minute) and, if that brought new keys, check it again.
-    async fn open_with_refresh(&self, payload: Value) -> Result<envelope::Envelope, BridgeError> {
+    async fn open_with_refresh(&self, payload: Value) -> Result<sources::Envelope, BridgeError> {
         let (WebhookAuth::Signature(check), Some(secrets)) = (&self.auth, &self.secrets) else {
             return self.open(payload);
         };
@@ -100,9 +100,9 @@ impl Bridge {
         }
     }
 
-    fn open(&self, payload: Value) -> Result<envelope::Envelope, BridgeError> {
+    fn open(&self, payload: Value) -> Result<sources::Envelope, BridgeError> {
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            envelope::open(payload, self.config.limits, &self.auth)
+            sources::open(payload, self.config.limits, &self.auth)
         }));
         opened.unwrap_or(Err(BridgeError::Internal))
     }

@@ -9,7 +9,6 @@
 pub mod cli;
 pub mod config;
 pub mod connect;
-pub mod envelope;
 pub mod error;
 pub mod fuzzing;
 pub mod handler;
@@ -19,6 +18,7 @@ pub mod metrics;
 pub mod prepare;
 pub mod record;
 pub mod response;
+pub mod sources;
 pub mod task;
 pub mod tls;
 pub mod token;

@@ -1310,7 +1310,7 @@ pub fn parse_delay(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{open, EnvelopeLimits};
+    use crate::sources::{open, EnvelopeLimits};
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;

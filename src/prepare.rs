@@ -5,9 +5,9 @@
 use aws_smithy_types::DateTime;
 
 use crate::config::Config;
-use crate::envelope::open;
 use crate::error::BridgeError;
 use crate::record::Record;
+use crate::sources::open;
 use crate::task::TaskRequest;
 use crate::token::client_token;
 use crate::validate::validate;
@@ -79,7 +79,7 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::EnvelopeLimits;
+    use crate::sources::EnvelopeLimits;
     use crate::token::Identity;
     use serde_json::json;
 

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use aws_smithy_types::DateTime;
 use connect_task_bridge::config::Config;
-use connect_task_bridge::envelope::{self, EnvelopeLimits};
 use connect_task_bridge::error::{BridgeError, ErrorClass};
 use connect_task_bridge::prepare::prepare;
+use connect_task_bridge::sources::{self, EnvelopeLimits};
 use connect_task_bridge::webhook_auth::WebhookAuth;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 /// Runs the path; returns the requests it would send, as the JSON Connect would receive.
 fn run(config: &Config, payload: &Value) -> Vec<Result<Value, BridgeError>> {
     let now = DateTime::from(SystemTime::now());
-    let envelope = match envelope::open(
+    let envelope = match sources::open(
         payload.clone(),
         EnvelopeLimits::default(),
         &WebhookAuth::None,

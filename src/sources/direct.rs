@@ -1,0 +1,64 @@
+//! Direct invocations (`aws lambda invoke`, Step Functions, EventBridge Scheduler): the payload
+//! is a StartTaskContact request in the CLI skeleton's shape, merged over the configured
+//! defaults; its own ClientToken is sent unchanged (our ctb<N>- prefixes refused), else its
+//! identity is a digest of the canonical payload. Answered as EventBridge is.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{async_answer, single, Envelope, OpenContext, Source};
+use crate::error::BridgeError;
+use crate::record::{canonical_json, digest_parts, Body, Record, SourceKind};
+use crate::task::{TaskRequest, MEMBER_NAMES};
+use crate::token::{is_reserved, Identity};
+
+pub const SOURCE: Source = Source {
+    kinds: &[SourceKind::Direct],
+    recognise,
+    open,
+    respond: async_answer,
+};
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    obj.keys().any(|k| MEMBER_NAMES.contains(&k.as_str()))
+}
+
+fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    Ok(single(SourceKind::Direct, direct(payload)))
+}
+
+fn direct(payload: Value) -> Result<Record, BridgeError> {
+    let request = TaskRequest::deserialize(&payload)
+        .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
+    let identity = match &request.client_token {
+        Some(token) if is_reserved(token) => {
+            return Err(BridgeError::InvalidEvent(
+                "ClientToken: the prefixes ctb<N>- are reserved for the tokens this function derives from events".into(),
+            ))
+        }
+        // Sent to Connect unchanged (see `prepare`); the identity only names the record.
+        Some(token) => Identity::Caller {
+            namespace: "direct-token",
+            value: token.clone(),
+        },
+        None => Identity::Caller {
+            namespace: "direct",
+            value: digest_parts(&[canonical_json(&payload).as_bytes()]),
+        },
+    };
+    Ok(Record {
+        kind: SourceKind::Direct,
+        id: identity.value().to_string(),
+        identity,
+        body: Body::value(Value::Null),
+        raw_body: None,
+        headers: BTreeMap::new(),
+        attributes: BTreeMap::new(),
+        meta: serde_json::Map::new(),
+        event: payload,
+        direct: Some(request),
+        order_key: None,
+    })
+}

@@ -1,0 +1,417 @@
+//! The sources: one module each, owning everything about it — how a payload of it is
+//! recognised, how it splits into records, each record's identity and ordering, what templates
+//! see of it, and the answer it expects. The registry below lists them in one place; nothing
+//! else in the crate needs to know a source by name. Adding a source is one module plus one
+//! line in `REGISTRY`.
+//!
+//! Shapes come from `aws_lambda_events`; Lambda gives no out-of-band hint of what invoked the
+//! function, so each source recognises its own shape.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::BridgeError;
+use crate::record::{Record, SourceKind};
+use crate::response::Outcome;
+use crate::webhook_auth::WebhookAuth;
+
+mod direct;
+mod eventbridge;
+mod sns;
+mod sqs;
+mod webhook;
+
+/// A source: how to recognise it, read it and answer it.
+pub struct Source {
+    /// The kinds of record it produces (what `when.source` matches).
+    pub kinds: &'static [SourceKind],
+    /// Whether the payload (a JSON object) is this source's.
+    pub recognise: fn(&Map<String, Value>) -> bool,
+    /// Reads the payload into records.
+    pub open: fn(Value, &OpenContext<'_>) -> Result<Envelope, BridgeError>,
+    /// The answer the source expects from the outcome of every record.
+    pub respond: fn(SourceKind, Vec<Outcome>) -> Result<Value, BridgeError>,
+}
+
+/// Every source, in the order they are tried (direct payloads last: they are recognised by
+/// member names alone).
+pub const REGISTRY: &[&Source] = &[
+    &eventbridge::SOURCE,
+    &sqs::SOURCE,
+    &sns::SOURCE,
+    &webhook::SOURCE,
+    &direct::SOURCE,
+];
+
+/// What opening a payload needs besides the payload.
+pub struct OpenContext<'a> {
+    pub limits: EnvelopeLimits,
+    /// Who may call a webhook; checked before its body is read.
+    pub auth: &'a WebhookAuth,
+}
+
+/// A payload, recognised.
+#[derive(Debug)]
+pub struct Envelope {
+    pub kind: SourceKind,
+    /// Records of one `order_key` must be handled in order (a FIFO queue's message groups).
+    pub fifo: bool,
+    pub records: Vec<Result<Record, RecordError>>,
+}
+
+/// A record that could not be read, with the id needed to report it (SQS batch item failure).
+#[derive(Debug)]
+pub struct RecordError {
+    pub id: String,
+    pub error: BridgeError,
+    /// As `Record::order_key`: a failed record still holds back the later ones of its key.
+    pub order_key: Option<String>,
+}
+
+/// Limits applied while reading a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeLimits {
+    /// Largest webhook body accepted, after base64 decoding.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EnvelopeLimits {
+    fn default() -> Self {
+        EnvelopeLimits {
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+const EXPECTED: &str =
+    "expected an EventBridge event, an SQS or SNS event (Records), an API Gateway \
+     REST/HTTP API or function URL request, or a StartTaskContact request in the shape of \
+     `aws connect start-task-contact --generate-cli-skeleton`";
+
+/// Recognises the payload and reads its records. Fails as a whole only when the payload's shape
+/// is unknown or its frame is broken; a bad record inside a good batch fails alone.
+///
+/// Takes the payload by value: each record keeps its part of it as `event` without a copy.
+///
+/// A webhook's caller is checked (`auth`) before its body is decoded as text or parsed: an
+/// unauthenticated request learns nothing about its body. Only the size limit comes first
+/// (413), as it needs no parsing.
+pub fn open(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Envelope, BridgeError> {
+    let Value::Object(obj) = &payload else {
+        return Err(BridgeError::UnrecognisedPayload(format!(
+            "{EXPECTED}; got a JSON {}",
+            json_type(&payload)
+        )));
+    };
+    if let Some(source) = REGISTRY.iter().find(|s| (s.recognise)(obj)) {
+        return (source.open)(payload, &OpenContext { limits, auth });
+    }
+    Err(unrecognised(obj))
+}
+
+/// The answer the record's source expects.
+pub fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
+    let source = REGISTRY
+        .iter()
+        .find(|s| s.kinds.contains(&kind))
+        .expect("every kind belongs to a registered source");
+    (source.respond)(kind, outcomes)
+}
+
+fn unrecognised(obj: &Map<String, Value>) -> BridgeError {
+    if let Some(records) = obj.get("Records") {
+        let Some(items) = records.as_array() else {
+            return BridgeError::InvalidEvent("Records is not an array".into());
+        };
+        let Some(first) = items.first() else {
+            return BridgeError::InvalidEvent("Records is empty".into());
+        };
+        let source = records_source(first);
+        return BridgeError::UnrecognisedPayload(format!(
+            "Records with eventSource '{source}' are not supported; {EXPECTED}"
+        ));
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(10).collect();
+    keys.sort_unstable();
+    BridgeError::UnrecognisedPayload(format!(
+        "{EXPECTED}; got an object with keys [{}]",
+        keys.join(", ")
+    ))
+}
+
+/// The `eventSource` (or SNS's `EventSource`) of a `Records` item.
+fn records_source(item: &Value) -> &str {
+    item.get("eventSource")
+        .or_else(|| item.get("EventSource"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Whether the payload is a `Records` batch whose first item comes from `source`.
+fn is_records_of(obj: &Map<String, Value>, source: &str) -> bool {
+    obj.get("Records")
+        .and_then(Value::as_array)
+        .and_then(|items| items.first())
+        .is_some_and(|first| records_source(first) == source)
+}
+
+/// The `Records` array of a payload `is_records_of` recognised.
+fn take_records(payload: Value) -> Vec<Value> {
+    match payload {
+        Value::Object(mut obj) => match obj.remove("Records") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// An envelope of one record.
+fn single(kind: SourceKind, record: Result<Record, BridgeError>) -> Envelope {
+    Envelope {
+        kind,
+        fifo: false,
+        records: vec![record.map_err(|error| RecordError {
+            id: String::new(),
+            error,
+            order_key: None,
+        })],
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(value: &'a Value, what: &str) -> Result<T, BridgeError> {
+    T::deserialize(value).map_err(|e| BridgeError::InvalidEvent(format!("{what}: {e}")))
+}
+
+/// The answer of sources invoked asynchronously (EventBridge, SNS, direct): the ContactId and
+/// ClientToken, or an error, so Lambda's async retries and on-failure destination take over.
+fn async_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
+    let mut results = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        let started = outcome.result?;
+        results.push(serde_json::json!({"ContactId": started.contact_id, "ClientToken": started.client_token}));
+    }
+    Ok(match results.len() {
+        1 => results.remove(0),
+        _ => serde_json::json!({ "Results": results }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::Identity;
+    use serde_json::json;
+
+    fn open_default(v: Value) -> Result<Envelope, BridgeError> {
+        open(v, EnvelopeLimits::default(), &WebhookAuth::None)
+    }
+
+    fn only_err(env: Envelope) -> BridgeError {
+        env.records.into_iter().next().unwrap().unwrap_err().error
+    }
+
+    #[test]
+    fn records_without_an_id_are_refused_never_given_a_shared_one() {
+        let eb = |id: Value| json!({"version": "0", "id": id, "detail-type": "T", "source": "s", "detail": {}});
+        for id in [json!(""), json!("  "), Value::Null] {
+            let err = only_err(open_default(eb(id)).unwrap());
+            assert!(err.to_string().contains("id is missing or empty"), "{err}");
+        }
+        let sns = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn", "Sns": {"Type": "Notification", "MessageId": "",
+            "TopicArn": "arn:aws:sns:eu-west-1:1:t", "Message": "m", "Timestamp": "2026-11-24T10:00:00.000Z",
+            "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+            "MessageAttributes": {}}}]});
+        let err = only_err(open_default(sns).unwrap());
+        assert!(err.to_string().contains("MessageId"), "{err}");
+        let sqs = json!({"Records": [{"messageId": "", "body": "x", "eventSource": "aws:sqs"}]});
+        assert!(open_default(sqs).is_err());
+    }
+
+    #[test]
+    fn a_standard_queue_with_message_groups_is_not_ordered() {
+        let env = open_default(json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "h", "body": "x",
+            "attributes": {"MessageGroupId": "g"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:fair"
+        }]}))
+        .unwrap();
+        assert!(!env.fifo);
+        assert_eq!(only(env).order_key, None);
+    }
+
+    fn only(env: Envelope) -> Record {
+        assert_eq!(env.records.len(), 1);
+        env.records.into_iter().next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn eventbridge_event_is_one_record_with_its_id() {
+        let env = open_default(json!({
+            "version": "0", "id": "ev-1", "detail-type": "OrderFailed", "source": "shop.orders",
+            "account": "123456789012", "time": "2026-11-24T10:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": {"orderId": "o-9"}
+        }))
+        .unwrap();
+        assert_eq!(env.kind, SourceKind::EventBridge);
+        let r = only(env);
+        assert_eq!(r.identity, Identity::Service("ev-1".into()));
+        assert_eq!(r.body["orderId"], "o-9");
+        assert_eq!(r.meta["detail_type"], "OrderFailed");
+        assert_eq!(r.meta["time"], "2026-11-24T10:00:00Z");
+    }
+
+    #[test]
+    fn sqs_fifo_identity_is_the_message_id_never_the_deduplication_id() {
+        let env = open_default(json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "h", "body": "{\"a\":1}",
+            "attributes": {"MessageGroupId": "g", "MessageDeduplicationId": "d-1"},
+            "messageAttributes": {"team": {"stringValue": "billing", "dataType": "String"}},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:q.fifo"
+        }]}))
+        .unwrap();
+        assert!(env.fifo);
+        let r = only(env);
+        assert_eq!(r.id, "m-1");
+        assert_eq!(r.identity, Identity::Service("m-1".into()));
+        assert_eq!(r.order_key.as_deref(), Some("g"));
+        assert_eq!(r.attributes["team"], "billing");
+        assert_eq!(r.meta["queue_name"], "q.fifo");
+    }
+
+    #[test]
+    fn sqs_record_without_message_id_fails_the_batch() {
+        let err = open_default(json!({"Records": [{"body": "x", "eventSource": "aws:sqs"}]}))
+            .unwrap_err();
+        assert!(err.to_string().contains("messageId"), "{err}");
+    }
+
+    #[test]
+    fn webhook_base64_body_is_decoded_and_idempotency_key_wins() {
+        let env = open_default(json!({
+            "version": "2.0", "routeKey": "POST /hook", "rawPath": "/hook",
+            "headers": {"Idempotency-Key": "key-1", "content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/hook"}, "requestId": "r-1",
+                                "domainName": "abc.execute-api.eu-west-1.amazonaws.com", "timeEpoch": 0},
+            "body": "eyJhIjoxfQ==", "isBase64Encoded": true
+        }))
+        .unwrap();
+        assert_eq!(env.kind, SourceKind::ApiGatewayHttp);
+        let r = only(env);
+        assert_eq!(r.body, json!({"a": 1}));
+        assert_eq!(
+            r.identity,
+            Identity::Caller {
+                namespace: "webhook-key",
+                value: "key-1".into()
+            }
+        );
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn webhook_without_key_hashes_method_path_and_body() {
+        let event = |body: &str| {
+            json!({
+                "version": "2.0", "rawPath": "/h", "headers": {},
+                "requestContext": {"http": {"method": "POST", "path": "/h"},
+                                    "domainName": "x.lambda-url.eu-west-1.on.aws", "timeEpoch": 0},
+                "body": body, "isBase64Encoded": false
+            })
+        };
+        let a = only(open_default(event("one")).unwrap());
+        let b = only(open_default(event("two")).unwrap());
+        assert_eq!(a.kind, SourceKind::FunctionUrl);
+        assert_ne!(a.identity, b.identity);
+        assert_eq!(
+            a.identity,
+            only(open_default(event("one")).unwrap()).identity
+        );
+    }
+
+    #[test]
+    fn oversized_and_broken_bodies_are_rejected() {
+        let limits = EnvelopeLimits { max_body_bytes: 4 };
+        let req = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
+                          "body": "0123456789", "isBase64Encoded": false});
+        let env = open(req, limits, &WebhookAuth::None).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(matches!(err, BridgeError::BodyTooLarge { .. }), "{err}");
+
+        let bad = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
+                          "body": "!!!", "isBase64Encoded": true});
+        let env = open(bad, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(err.to_string().contains("base64"), "{err}");
+    }
+
+    #[test]
+    fn direct_payload_uses_its_own_token_or_a_canonical_hash() {
+        let r = only(open_default(json!({"Name": "n", "ClientToken": "tok"})).unwrap());
+        assert_eq!(r.identity.value(), "tok");
+        let err = only_err(open_default(json!({"Name": "n", "ClientToken": "ctb1-abc"})).unwrap());
+        assert!(err.to_string().contains("reserved"), "{err}");
+        let a = only(open_default(json!({"Name": "n", "Description": "d"})).unwrap());
+        let b = only(open_default(json!({"Description": "d", "Name": "n"})).unwrap());
+        assert_eq!(a.identity, b.identity);
+        assert!(a.direct.is_some());
+    }
+
+    #[test]
+    fn unknown_shapes_name_what_was_expected() {
+        let err = open_default(json!({"foo": 1})).unwrap_err().to_string();
+        assert!(
+            err.contains("EventBridge") && err.contains("[foo]"),
+            "{err}"
+        );
+        let err = open_default(json!([1, 2])).unwrap_err().to_string();
+        assert!(err.contains("array"), "{err}");
+        let err = open_default(json!({"Records": [{"eventSource": "aws:kinesis"}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("aws:kinesis"), "{err}");
+    }
+
+    /// aws_lambda_events' QueryMap iterator panics on a parameter whose value is an empty list
+    /// (`make fuzz` found it); the query is read from the payload instead.
+    #[test]
+    fn a_query_parameter_with_no_values_is_left_out_not_a_panic() {
+        let mut req = json!({
+            "version": "2.0", "rawPath": "/h", "headers": {},
+            "queryStringParameters": {"empty": [], "many": ["a", "b"], "one": "x"},
+            "requestContext": {"http": {"method": "POST", "path": "/h"},
+                                "domainName": "x.execute-api.eu-west-1.amazonaws.com", "timeEpoch": 0},
+            "body": "hi", "isBase64Encoded": false
+        });
+        let r = only(open_default(req.clone()).unwrap());
+        assert_eq!(r.meta["query"], json!({"many": "a", "one": "x"}));
+        req["httpMethod"] = json!("POST");
+        req["requestContext"]["httpMethod"] = json!("POST");
+        req.as_object_mut().unwrap().remove("version");
+        let r = only(open_default(req).unwrap());
+        assert_eq!(r.meta["query"], json!({"many": "a", "one": "x"}));
+    }
+
+    #[test]
+    fn direct_payload_with_a_typo_names_the_field() {
+        let env = open_default(json!({"Name": "n", "Descripton": "d"})).unwrap();
+        let err = env.records.into_iter().next().unwrap().unwrap_err().error;
+        assert!(err.to_string().contains("Descripton"), "{err}");
+    }
+}

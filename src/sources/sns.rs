@@ -1,0 +1,85 @@
+//! SNS topics: one record per notification, its identity the `MessageId` SNS assigns;
+//! answered as EventBridge is (async retries, then the on-failure destination).
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::sns::SnsRecord;
+use serde_json::{json, Map, Value};
+
+use super::{
+    async_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+};
+use crate::error::BridgeError;
+use crate::record::{Body, Record, SourceKind};
+use crate::token::Identity;
+
+pub const SOURCE: Source = Source {
+    kinds: &[SourceKind::Sns],
+    recognise,
+    open,
+    respond: async_answer,
+};
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    is_records_of(obj, "aws:sns")
+}
+
+fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    let items = take_records(payload);
+    Ok(Envelope {
+        kind: SourceKind::Sns,
+        fifo: false,
+        records: items
+            .into_iter()
+            .map(|item| {
+                let id = item
+                    .pointer("/Sns/MessageId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                sns_record(item).map_err(|error| RecordError {
+                    id,
+                    error,
+                    order_key: None,
+                })
+            })
+            .collect(),
+    })
+}
+
+fn sns_record(item: Value) -> Result<Record, BridgeError> {
+    let rec: SnsRecord = parse(&item, "SNS record")?;
+    let sns = rec.sns;
+    if sns.message_id.trim().is_empty() {
+        return Err(BridgeError::InvalidEvent(
+            "SNS record: MessageId is missing or empty".into(),
+        ));
+    }
+    let attributes = sns
+        .message_attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    let mut meta = serde_json::Map::new();
+    meta.insert("topic_arn".into(), json!(sns.topic_arn));
+    meta.insert("subject".into(), json!(sns.subject));
+    meta.insert(
+        "timestamp".into(),
+        item.pointer("/Sns/Timestamp")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    Ok(Record {
+        kind: SourceKind::Sns,
+        id: sns.message_id.clone(),
+        identity: Identity::Service(sns.message_id),
+        body: Body::text(sns.message),
+        raw_body: None,
+        headers: BTreeMap::new(),
+        attributes,
+        meta,
+        event: item,
+        direct: None,
+        order_key: None,
+    })
+}

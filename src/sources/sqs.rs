@@ -1,0 +1,152 @@
+//! SQS queues through a Lambda event source mapping: one record per message, its identity the
+//! `messageId` SQS keeps across receives (never the FIFO deduplication id, unique for five
+//! minutes only). A FIFO queue's messages are handled in order within each message group (a
+//! standard queue's, fair queues included, in any order). Answered with a partial batch response
+//! listing every failed message, permanent or transient, so it is retried or reaches the DLQ.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use serde_json::{json, Map, Value};
+
+use super::{is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source};
+use crate::error::BridgeError;
+use crate::record::{Body, Record, SourceKind};
+use crate::response::Outcome;
+use crate::token::Identity;
+
+pub const SOURCE: Source = Source {
+    kinds: &[SourceKind::Sqs],
+    recognise,
+    open,
+    respond,
+};
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    is_records_of(obj, "aws:sqs")
+}
+
+fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    let items = take_records(payload);
+    let first = items
+        .first()
+        .ok_or_else(|| BridgeError::InvalidEvent("Records is empty".into()))?;
+    // A FIFO batch keeps order within each message group. Only a FIFO queue's ARN says
+    // so: a standard queue's messages may carry a MessageGroupId too (fair queues), and
+    // they are not ordered.
+    let fifo = first
+        .get("eventSourceARN")
+        .and_then(Value::as_str)
+        .is_some_and(|arn| arn.ends_with(".fifo"));
+    let records = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let id = item
+                .get("messageId")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string);
+            let group = item
+                .pointer("/attributes/MessageGroupId")
+                .and_then(Value::as_str)
+                .filter(|_| fifo)
+                .map(str::to_string);
+            match id {
+                Some(id) => sqs_message(item)
+                    .map(|mut record| {
+                        record.order_key = group.clone();
+                        record
+                    })
+                    .map_err(|error| RecordError {
+                        id: id.clone(),
+                        error,
+                        order_key: group,
+                    }),
+                // Without a messageId (or with an empty one) the record cannot be reported
+                // as a batch item failure, nor told from another: the frame is broken and
+                // the whole batch must be retried.
+                None => Err(RecordError {
+                    id: String::new(),
+                    order_key: None,
+                    error: BridgeError::InvalidEvent(format!(
+                        "SQS record {i} has no messageId (missing or empty)"
+                    )),
+                }),
+            }
+        })
+        .collect::<Vec<_>>();
+    if let Some(Err(bad)) = records
+        .iter()
+        .find(|r| matches!(r, Err(e) if e.id.is_empty()))
+    {
+        return Err(BridgeError::InvalidEvent(bad.error.to_string()));
+    }
+    Ok(Envelope {
+        kind: SourceKind::Sqs,
+        fifo,
+        records,
+    })
+}
+
+fn respond(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
+    Ok(sqs_response(&outcomes))
+}
+
+fn sqs_response(outcomes: &[Outcome]) -> Value {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcomes
+        .iter()
+        .filter(|o| o.result.is_err())
+        .map(|o| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = o.record_id.clone();
+            failure
+        })
+        .collect();
+    serde_json::to_value(response).expect("an SQS batch response serialises")
+}
+
+fn sqs_message(item: Value) -> Result<Record, BridgeError> {
+    let msg: SqsMessage = parse(&item, "SQS record")?;
+    let id = msg.message_id.clone().unwrap_or_default();
+    let attributes = msg
+        .message_attributes
+        .iter()
+        .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+        .collect();
+    // The messageId, which SQS keeps across redeliveries, FIFO queues included. Never the
+    // MessageDeduplicationId: SQS holds it unique for five minutes only (and per group with
+    // per-group deduplication), so two different messages can share it.
+    let identity = Identity::Service(id.clone());
+    let queue_arn = msg.event_source_arn.clone().unwrap_or_default();
+    let mut meta = serde_json::Map::new();
+    meta.insert(
+        "queue_name".into(),
+        json!(queue_arn.rsplit(':').next().unwrap_or_default()),
+    );
+    meta.insert("queue_arn".into(), json!(queue_arn));
+    meta.insert("fifo".into(), json!(queue_arn.ends_with(".fifo")));
+    for (key, name) in [
+        ("MessageGroupId", "message_group_id"),
+        ("SentTimestamp", "sent_timestamp"),
+        ("ApproximateReceiveCount", "receive_count"),
+    ] {
+        if let Some(v) = msg.attributes.get(key) {
+            meta.insert(name.into(), json!(v));
+        }
+    }
+    Ok(Record {
+        kind: SourceKind::Sqs,
+        id,
+        identity,
+        body: Body::text(msg.body.unwrap_or_default()),
+        raw_body: None,
+        headers: BTreeMap::new(),
+        attributes,
+        meta,
+        event: item,
+        direct: None,
+        order_key: None,
+    })
+}

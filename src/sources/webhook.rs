@@ -1,0 +1,407 @@
+//! Webhooks: API Gateway REST APIs (payload 1.0), HTTP APIs (2.0) and function URLs. One record
+//! per request; the caller is authenticated (`WEBHOOK_AUTH`) before the body is read; the
+//! identity is the signed body under signatures, else the caller's Idempotency-Key or a digest of
+//! the request (in namespaces of their own, see `token`). Answered with an HTTP response whose
+//! status tells the caller whether to fix or retry.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body as HttpBody;
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use aws_lambda_events::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::{parse, single, Envelope, EnvelopeLimits, OpenContext, Source};
+use crate::error::{BridgeError, ErrorClass};
+use crate::record::{digest_parts, parse_body, Body, Record, SourceKind};
+use crate::response::Outcome;
+use crate::token::Identity;
+use crate::webhook_auth::{WebhookAuth, WebhookRequest};
+
+pub const SOURCE: Source = Source {
+    kinds: &[
+        SourceKind::ApiGatewayRest,
+        SourceKind::ApiGatewayHttp,
+        SourceKind::FunctionUrl,
+    ],
+    recognise,
+    open,
+    respond,
+};
+
+/// Seconds a throttled webhook caller should wait.
+pub const THROTTLE_RETRY_AFTER_SECS: u32 = 2;
+/// Seconds a caller should wait when we ran out of time or Connect's quota is exhausted.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    let rest = obj.contains_key("httpMethod") && obj.contains_key("requestContext");
+    let v2 = obj.get("version").and_then(Value::as_str) == Some("2.0")
+        && obj
+            .get("requestContext")
+            .is_some_and(|c| c.get("http").is_some());
+    rest || v2
+}
+
+fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    let (limits, auth) = (ctx.limits, ctx.auth);
+    if payload.get("httpMethod").is_some() {
+        return Ok(single(
+            SourceKind::ApiGatewayRest,
+            rest_request(payload, limits, auth),
+        ));
+    }
+    let is_function_url = payload
+        .pointer("/requestContext/domainName")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.contains(".lambda-url."));
+    Ok(if is_function_url {
+        single(SourceKind::FunctionUrl, function_url(payload, limits, auth))
+    } else {
+        single(
+            SourceKind::ApiGatewayHttp,
+            http_request(payload, limits, auth),
+        )
+    })
+}
+
+fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
+    let outcome = outcomes.into_iter().next();
+    let http = match outcome {
+        Some(Outcome {
+            result: Ok(started),
+            ..
+        }) => HttpAnswer {
+            status: 201,
+            body: json!({"contactId": started.contact_id, "clientToken": started.client_token}),
+            retry_after: None,
+        },
+        Some(Outcome {
+            result: Err(err), ..
+        }) => http_error(&err),
+        None => http_error(&BridgeError::InvalidEvent("empty request".into())),
+    };
+    Ok(http.into_response(kind))
+}
+
+struct HttpAnswer {
+    status: u16,
+    body: Value,
+    retry_after: Option<u32>,
+}
+
+/// The status and message a webhook caller sees. Faults that are ours or Connect's are named
+/// only by their class: a caller has no use for our internals, and an attacker less.
+fn http_error(err: &BridgeError) -> HttpAnswer {
+    let answer = |status: u16, message: String, retry_after: Option<u32>| HttpAnswer {
+        status,
+        body: json!({"message": message, "code": err.code()}),
+        retry_after,
+    };
+    match err {
+        BridgeError::BodyTooLarge { .. } => answer(413, err.to_string(), None),
+        BridgeError::Unauthorized => answer(401, err.to_string(), None),
+        BridgeError::Forbidden => answer(403, err.to_string(), None),
+        e if e.is_throttle() => answer(
+            429,
+            "Amazon Connect is throttling task creation; retry later".into(),
+            Some(THROTTLE_RETRY_AFTER_SECS),
+        ),
+        e if e.is_callers_fault() => answer(400, e.to_string(), None),
+        BridgeError::DeadlineExceeded
+        | BridgeError::Dispatch {
+            code: "DeadlineExceeded",
+            ..
+        }
+        | BridgeError::Dispatch {
+            code: "TimeoutError",
+            ..
+        } => answer(
+            503,
+            "the task could not be created in time; retry later".into(),
+            Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        ),
+        BridgeError::Connect { code, .. } if code == "ServiceQuotaExceededException" => answer(
+            503,
+            "an Amazon Connect quota is exhausted; retry later".into(),
+            Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        ),
+        e if e.class() == ErrorClass::Transient => answer(
+            502,
+            "Amazon Connect is unavailable; retry later".into(),
+            None,
+        ),
+        _ => answer(
+            500,
+            "the task could not be created because of a configuration error".into(),
+            None,
+        ),
+    }
+}
+
+impl HttpAnswer {
+    fn into_response(self, kind: SourceKind) -> Value {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.retry_after {
+            headers.insert("retry-after", HeaderValue::from(secs));
+        }
+        let body = self.body.to_string();
+        let status = i64::from(self.status);
+        let response = match kind {
+            SourceKind::ApiGatewayRest => {
+                let mut r = ApiGatewayProxyResponse::default();
+                r.status_code = status;
+                r.headers = headers;
+                r.body = Some(HttpBody::Text(body));
+                serde_json::to_value(r)
+            }
+            SourceKind::FunctionUrl => {
+                let mut r = LambdaFunctionUrlResponse::default();
+                r.status_code = status;
+                r.headers = headers;
+                r.body = Some(body);
+                serde_json::to_value(r)
+            }
+            _ => {
+                let mut r = ApiGatewayV2httpResponse::default();
+                r.status_code = status;
+                r.headers = headers;
+                r.body = Some(HttpBody::Text(body));
+                serde_json::to_value(r)
+            }
+        };
+        response.expect("an HTTP response serialises")
+    }
+}
+
+/// The parts of an HTTP request that all three webhook shapes share.
+struct HttpParts<'a> {
+    kind: SourceKind,
+    method: String,
+    path: String,
+    headers: &'a aws_lambda_events::http::HeaderMap,
+    query: Value,
+    body: Option<&'a str>,
+    base64: bool,
+    request_id: Option<String>,
+}
+
+fn rest_request(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
+    let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::ApiGatewayRest,
+            method: req.http_method.to_string(),
+            path: req.path.clone().unwrap_or_default(),
+            headers: &req.headers,
+            query: query(&payload),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+        auth,
+    )
+}
+
+fn http_request(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
+    let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::ApiGatewayHttp,
+            method: req.request_context.http.method.to_string(),
+            path: req
+                .request_context
+                .http
+                .path
+                .clone()
+                .or(req.raw_path.clone())
+                .unwrap_or_default(),
+            headers: &req.headers,
+            query: query(&payload),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+        auth,
+    )
+}
+
+fn function_url(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
+    let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
+    webhook(
+        HttpParts {
+            kind: SourceKind::FunctionUrl,
+            method: req.request_context.http.method.clone().unwrap_or_default(),
+            path: req
+                .request_context
+                .http
+                .path
+                .clone()
+                .or(req.raw_path.clone())
+                .unwrap_or_default(),
+            headers: &req.headers,
+            query: query(&payload),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+        auth,
+    )
+}
+
+/// The query parameters as templates see them (`meta.query`): name → first value. Read from the
+/// payload rather than through aws_lambda_events' QueryMap, whose iterator indexes the first
+/// value without checking and panics on a parameter with an empty list (found by `make fuzz`).
+fn query(payload: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(Value::Object(params)) = payload.get("queryStringParameters") {
+        for (name, value) in params {
+            let first = match value {
+                Value::String(s) => Some(s.as_str()),
+                Value::Array(items) => items.iter().find_map(Value::as_str),
+                _ => None,
+            };
+            if let Some(v) = first {
+                out.insert(name.clone(), Value::String(v.to_string()));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn webhook(
+    parts: HttpParts<'_>,
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
+    let raw = parts.body.unwrap_or_default();
+    // Cheap early check: a base64 body decodes to at most 3/4 of its length.
+    let bound = if parts.base64 {
+        raw.len() / 4 * 3
+    } else {
+        raw.len()
+    };
+    if bound > limits.max_body_bytes {
+        return Err(BridgeError::BodyTooLarge {
+            size: bound,
+            limit: limits.max_body_bytes,
+        });
+    }
+    let decoded = if parts.base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| BridgeError::InvalidEvent("body is not valid base64".into()))
+    } else {
+        Ok(raw.as_bytes().to_vec())
+    };
+
+    let mut headers = BTreeMap::new();
+    for (name, value) in parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers
+                .entry(name.as_str().to_ascii_lowercase())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    // Who is calling, before anything is said about what they sent. A body that is not even
+    // base64 is checked as sent: no signature covers it, so an unsigned one gets 401, not 400.
+    auth.check(
+        &WebhookRequest {
+            headers: &headers,
+            body: decoded.as_deref().unwrap_or(raw.as_bytes()),
+            request_context: payload.get("requestContext"),
+        },
+        std::time::SystemTime::now(),
+    )?;
+    let text = String::from_utf8(decoded?)
+        .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?;
+
+    // A sender that says JSON must send JSON: a broken body is its error to fix (400), not a
+    // text to turn into a task.
+    let says_json = headers
+        .get("content-type")
+        .filter(|ct| ct.to_ascii_lowercase().contains("json"));
+    let body = match says_json {
+        Some(content_type) if !text.trim().is_empty() => {
+            let parsed: Value = serde_json::from_str(&text).map_err(|_| {
+                BridgeError::InvalidEvent(format!(
+                    "body is not valid JSON although Content-Type is {content_type}"
+                ))
+            })?;
+            // As `parse_body` has it: a bare JSON scalar stays text.
+            if parsed.is_object() || parsed.is_array() {
+                parsed
+            } else {
+                Value::String(text.clone())
+            }
+        }
+        _ => parse_body(&text),
+    };
+    // With signatures on, only the signed body may make the identity: a replay that changes a
+    // header, the path or the method is the same event. Otherwise the caller's Idempotency-Key,
+    // else a digest of method, path and body; both in namespaces of their own (see `token`).
+    let identity = match (auth, headers.get("idempotency-key")) {
+        (WebhookAuth::Signature(_), _) => Identity::Signed {
+            namespace: "webhook-signed-body",
+            value: digest_parts(&[text.as_bytes()]),
+        },
+        (_, Some(key)) if !key.trim().is_empty() => Identity::Caller {
+            namespace: "webhook-key",
+            value: key.clone(),
+        },
+        _ => Identity::Caller {
+            namespace: "webhook-digest",
+            value: digest_parts(&[
+                parts.method.as_bytes(),
+                parts.path.as_bytes(),
+                text.as_bytes(),
+            ]),
+        },
+    };
+    let mut meta = serde_json::Map::new();
+    meta.insert("method".into(), json!(parts.method));
+    meta.insert("path".into(), json!(parts.path));
+    meta.insert("query".into(), parts.query);
+    Ok(Record {
+        kind: parts.kind,
+        id: parts
+            .request_id
+            .unwrap_or_else(|| identity.value().to_string()),
+        identity,
+        body: Body::value(body),
+        raw_body: Some(text),
+        headers,
+        attributes: BTreeMap::new(),
+        meta,
+        event: payload,
+        direct: None,
+        order_key: None,
+    })
+}
