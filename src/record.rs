@@ -146,6 +146,8 @@ impl Record {
 #[derive(Debug, Clone)]
 pub struct Body {
     text: Option<String>,
+    /// Where in the parsed text the body is (an event queued whole: its `detail`).
+    pointer: Option<&'static str>,
     parsed: OnceLock<Value>,
 }
 
@@ -154,6 +156,7 @@ impl Body {
     pub fn value(value: Value) -> Body {
         Body {
             text: None,
+            pointer: None,
             parsed: OnceLock::from(value),
         }
     }
@@ -162,13 +165,32 @@ impl Body {
     pub fn text(text: String) -> Body {
         Body {
             text: Some(text),
+            pointer: None,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The value at `pointer` in a JSON text, parsed on first use (an EventBridge event that
+    /// arrived whole in an SQS message: its `detail`).
+    pub fn text_at(text: String, pointer: &'static str) -> Body {
+        Body {
+            text: Some(text),
+            pointer: Some(pointer),
             parsed: OnceLock::new(),
         }
     }
 
     pub fn get(&self) -> &Value {
-        self.parsed
-            .get_or_init(|| parse_body(self.text.as_deref().unwrap_or_default()))
+        self.parsed.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or_default();
+            match self.pointer {
+                None => parse_body(text),
+                Some(pointer) => serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|mut v| v.pointer_mut(pointer).map(Value::take))
+                    .unwrap_or(Value::Null),
+            }
+        })
     }
 }
 

@@ -263,3 +263,66 @@ routes:
     );
     stack.stop().await;
 }
+
+/// An EventBridge rule whose target is a queue puts the whole event in the message body, and an
+/// SNS subscription without raw delivery puts the notification's JSON envelope there. Each is
+/// treated as that event, with that event's identity: the same event delivered directly and
+/// through a queue is one task. (Before, the body was an opaque SQS message: a second task.)
+#[tokio::test]
+async fn an_event_delivered_directly_and_through_a_queue_is_one_task() {
+    for mapping in [None, Some(EXAMPLE_MAPPING)] {
+        let extra: Vec<(&str, &str)> = mapping
+            .map(|m| vec![("TASK_MAPPING_FILE", m)])
+            .unwrap_or_default();
+        let mut stack = start(&extra).await;
+        let eb = event("eventbridge-order-failed");
+        assert!(response(stack.invoke(eb.clone(), TIMEOUT).await)["ContactId"].is_string());
+        let sns = event("sns-notification");
+        assert!(response(stack.invoke(sns.clone(), TIMEOUT).await)["ContactId"].is_string());
+        assert_eq!(stack.connect.tasks().len(), 2, "{mapping:?}");
+
+        let n = &sns["Records"][0]["Sns"];
+        let envelope = json!({
+            "Type": "Notification", "MessageId": n["MessageId"], "TopicArn": n["TopicArn"],
+            "Subject": n["Subject"], "Message": n["Message"], "Timestamp": n["Timestamp"],
+            "SignatureVersion": "1", "Signature": "c2ln", "SigningCertURL": "https://sns.example/cert.pem",
+            "UnsubscribeURL": "https://sns.example/unsubscribe", "MessageAttributes": {}
+        });
+        let mut via_queue = json!({"Records": [
+            message("q-eb", "events", None, None, json!(null)),
+            message("q-sns", "events", None, None, json!(null)),
+        ]});
+        via_queue["Records"][0]["body"] = json!(eb.to_string());
+        via_queue["Records"][1]["body"] = json!(envelope.to_string());
+        // The messages carry no attributes of the sender's, so no SQS route claims them.
+        via_queue["Records"][0]["messageAttributes"] = json!({});
+        via_queue["Records"][1]["messageAttributes"] = json!({});
+        let answer = response(stack.invoke(via_queue, TIMEOUT).await);
+        assert_eq!(failures(&answer), set(&[]), "{mapping:?}");
+        assert_eq!(stack.connect.tasks().len(), 2, "{mapping:?}: a second task");
+        stack.stop().await;
+    }
+}
+
+/// A message body that merely looks like an event is still a message.
+#[tokio::test]
+async fn a_body_that_is_not_an_event_stays_a_message() {
+    let mut stack = start(&[]).await;
+    let body = json!({"detail-type": "looks like one", "note": "but has no source or id"});
+    let batch = json!({"Records": [message("m-x", "plain", None, None, body)]});
+    assert_eq!(
+        failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        set(&[])
+    );
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0].request["Name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Message from plain"),
+        "{}",
+        tasks[0].request
+    );
+    stack.stop().await;
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::sns::SnsRecord;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -12,6 +13,8 @@ use super::{
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
 use crate::token::Identity;
+
+use super::eventbridge::QueuedEvent;
 
 pub const SOURCE: Source = Source {
     kinds: &[SourceKind::Sns],
@@ -82,4 +85,59 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
     })
+}
+
+/// An SNS notification as SNS writes it into an SQS queue (a subscription without raw
+/// delivery): the JSON envelope with `Type`, `MessageId`, `TopicArn` and `Message`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Queued {
+    #[serde(rename = "Type")]
+    kind: String,
+    message_id: String,
+    topic_arn: String,
+    subject: Option<String>,
+    message: String,
+    timestamp: Option<String>,
+    #[serde(default)]
+    message_attributes: BTreeMap<String, QueuedAttribute>,
+}
+
+#[derive(Deserialize)]
+struct QueuedAttribute {
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+/// The record of an SNS notification carried in an SQS message body, with the notification's
+/// own identity (the same notification delivered to the function directly and through a queue
+/// is one task). None when the body is not a notification.
+pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>> {
+    if !body.trim_start().starts_with('{') || !body.contains("\"TopicArn\"") {
+        return None;
+    }
+    let n: Queued = serde_json::from_str(body).ok()?;
+    if n.kind != "Notification" {
+        return None;
+    }
+    if n.message_id.trim().is_empty() {
+        return Some(Err(BridgeError::InvalidEvent(
+            "SNS notification in the message: MessageId is missing or empty".into(),
+        )));
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert("topic_arn".into(), json!(n.topic_arn));
+    meta.insert("subject".into(), json!(n.subject));
+    meta.insert("timestamp".into(), json!(n.timestamp));
+    Some(Ok(QueuedEvent {
+        kind: SourceKind::Sns,
+        identity: Identity::Service(n.message_id),
+        body: Body::text(n.message),
+        attributes: n
+            .message_attributes
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect(),
+        meta,
+    }))
 }

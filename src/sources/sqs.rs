@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use serde_json::{json, Map, Value};
 
+use super::{eventbridge, sns};
 use super::{is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source};
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
@@ -136,11 +137,35 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
             meta.insert(name.into(), json!(v));
         }
     }
+    let body = msg.body.unwrap_or_default();
+    // An EventBridge event (a rule whose target is the queue) or an SNS notification (a
+    // subscription without raw delivery) is treated as that event, with its own identity; the
+    // record keeps the messageId for the batch answer, and `meta.via` says how it arrived.
+    let queued = eventbridge::from_queued(&body).or_else(|| sns::from_queued(&body));
+    if let Some(inner) = queued {
+        let inner = inner?;
+        let mut inner_meta = inner.meta;
+        inner_meta.insert("via".into(), json!("sqs"));
+        inner_meta.insert("sqs".into(), Value::Object(meta));
+        return Ok(Record {
+            kind: inner.kind,
+            id,
+            identity: inner.identity,
+            body: inner.body,
+            raw_body: None,
+            headers: BTreeMap::new(),
+            attributes: inner.attributes,
+            meta: inner_meta,
+            event: item,
+            direct: None,
+            order_key: None,
+        });
+    }
     Ok(Record {
         kind: SourceKind::Sqs,
         id,
         identity,
-        body: Body::text(msg.body.unwrap_or_default()),
+        body: Body::text(body),
         raw_body: None,
         headers: BTreeMap::new(),
         attributes,
