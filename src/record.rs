@@ -24,17 +24,20 @@ pub enum SourceKind {
     /// API Gateway HTTP API (payload format 2.0).
     ApiGatewayHttp,
     FunctionUrl,
+    /// Application Load Balancer target group.
+    Alb,
     Direct,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::EventBridge,
         SourceKind::Sqs,
         SourceKind::Sns,
         SourceKind::ApiGatewayRest,
         SourceKind::ApiGatewayHttp,
         SourceKind::FunctionUrl,
+        SourceKind::Alb,
         SourceKind::Direct,
     ];
 
@@ -46,6 +49,7 @@ impl SourceKind {
             SourceKind::ApiGatewayRest => "apigw_rest",
             SourceKind::ApiGatewayHttp => "apigw_http",
             SourceKind::FunctionUrl => "function_url",
+            SourceKind::Alb => "alb",
             SourceKind::Direct => "direct",
         }
     }
@@ -57,6 +61,7 @@ impl SourceKind {
                 SourceKind::ApiGatewayRest,
                 SourceKind::ApiGatewayHttp,
                 SourceKind::FunctionUrl,
+                SourceKind::Alb,
             ]);
         }
         SourceKind::ALL
@@ -68,7 +73,10 @@ impl SourceKind {
     pub fn is_webhook(self) -> bool {
         matches!(
             self,
-            SourceKind::ApiGatewayRest | SourceKind::ApiGatewayHttp | SourceKind::FunctionUrl
+            SourceKind::ApiGatewayRest
+                | SourceKind::ApiGatewayHttp
+                | SourceKind::FunctionUrl
+                | SourceKind::Alb
         )
     }
 }
@@ -310,7 +318,7 @@ mod tests {
 
     #[test]
     fn source_selectors() {
-        assert_eq!(SourceKind::parse_selector("webhook").unwrap().len(), 3);
+        assert_eq!(SourceKind::parse_selector("webhook").unwrap().len(), 4);
         assert_eq!(
             SourceKind::parse_selector("sqs").unwrap(),
             vec![SourceKind::Sqs]

@@ -70,8 +70,16 @@ async fn every_sample_event_sends_exactly_the_expected_requests() {
             _ => {
                 assert_eq!(calls, expected, "{name}");
                 let token = expected[0]["ClientToken"].clone();
-                if name.starts_with("apigw") || name.starts_with("function-url") {
+                if ["apigw", "function-url", "alb"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+                {
                     assert_eq!(response["statusCode"], 201, "{name}: {response}");
+                    if name.starts_with("alb") {
+                        // ALB needs the status line's text and the body's encoding.
+                        assert_eq!(response["statusDescription"], "201 Created");
+                        assert_eq!(response["isBase64Encoded"], false);
+                    }
                     let body: Value =
                         serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
                     assert_eq!(

@@ -1,4 +1,5 @@
-//! Webhooks: API Gateway REST APIs (payload 1.0), HTTP APIs (2.0) and function URLs. One record
+//! Webhooks: API Gateway REST APIs (payload 1.0), HTTP APIs (2.0), function URLs and Application
+//! Load Balancer targets. One record
 //! per request; the caller is authenticated (`WEBHOOK_AUTH`) before the body is read; the
 //! identity is the signed body under signatures, else the caller's Idempotency-Key or a digest of
 //! the request (in namespaces of their own, see `token`). Answered with an HTTP response whose
@@ -6,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse,
@@ -30,6 +32,7 @@ pub const SOURCE: Source = Source {
         SourceKind::ApiGatewayRest,
         SourceKind::ApiGatewayHttp,
         SourceKind::FunctionUrl,
+        SourceKind::Alb,
     ],
     recognise,
     open,
@@ -52,6 +55,10 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 
 fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     let (limits, auth) = (ctx.limits, ctx.auth);
+    // An ALB request has `httpMethod` too: its `requestContext.elb` tells it from a REST API's.
+    if payload.pointer("/requestContext/elb").is_some() {
+        return Ok(single(SourceKind::Alb, alb_request(payload, limits, auth)));
+    }
     if payload.get("httpMethod").is_some() {
         return Ok(single(
             SourceKind::ApiGatewayRest,
@@ -163,6 +170,16 @@ impl HttpAnswer {
                 r.body = Some(HttpBody::Text(body));
                 serde_json::to_value(r)
             }
+            SourceKind::Alb => {
+                // ALB needs the status line's text and says whether the body is base64.
+                let mut r = AlbTargetGroupResponse::default();
+                r.status_code = status;
+                r.status_description = Some(format!("{} {}", self.status, reason(self.status)));
+                r.headers = headers;
+                r.body = Some(HttpBody::Text(body));
+                r.is_base64_encoded = false;
+                serde_json::to_value(r)
+            }
             SourceKind::FunctionUrl => {
                 let mut r = LambdaFunctionUrlResponse::default();
                 r.status_code = status;
@@ -194,6 +211,22 @@ struct HttpParts<'a> {
     request_id: Option<String>,
 }
 
+/// The reason phrase of the statuses this function answers with.
+fn reason(status: u16) -> &'static str {
+    match status {
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
 fn rest_request(
     payload: Value,
     limits: EnvelopeLimits,
@@ -210,6 +243,39 @@ fn rest_request(
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
+        },
+        payload,
+        limits,
+        auth,
+    )
+}
+
+fn alb_request(
+    payload: Value,
+    limits: EnvelopeLimits,
+    auth: &WebhookAuth,
+) -> Result<Record, BridgeError> {
+    let req: AlbTargetGroupRequest = parse(&payload, "Application Load Balancer request")?;
+    // With multi-value headers on, the target group sends `multiValueHeaders` instead.
+    let headers = if req.headers.is_empty() {
+        &req.multi_value_headers
+    } else {
+        &req.headers
+    };
+    webhook(
+        HttpParts {
+            kind: SourceKind::Alb,
+            method: req.http_method.to_string(),
+            path: req.path.clone().unwrap_or_default(),
+            headers,
+            query: query(&payload),
+            body: req.body.as_deref(),
+            base64: req.is_base64_encoded,
+            // ALB gives no request id; the trace header names the request.
+            request_id: headers
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         },
         payload,
         limits,
