@@ -62,6 +62,8 @@ routes:
         {%- if source == "eventbridge" %}{{ meta.detail_type }} ({{ meta.source }})
         {%- elif source == "sns" %}{{ meta.subject or "Notification from " ~ meta.topic_arn.split(":")[-1] }}
         {%- elif source == "sqs" %}Message from {{ meta.queue_name }}
+        {%- elif source == "kinesis" %}Record from {{ meta.stream_arn.split("/")[-1] }} ({{ meta.partition_key }})
+        {%- elif source == "dynamodb" %}{{ meta.event_name }} in {{ meta.table }}
         {%- else %}{{ meta.method }} {{ meta.path }}{% endif %}
       description: >-
         {%- if body is string %}{{ body | truncate(length=4096, killwords=true, end="…", leeway=0) }}

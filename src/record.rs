@@ -26,11 +26,14 @@ pub enum SourceKind {
     FunctionUrl,
     /// Application Load Balancer target group.
     Alb,
+    Kinesis,
+    /// DynamoDB Streams.
+    DynamoDb,
     Direct,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 8] = [
+    pub const ALL: [SourceKind; 10] = [
         SourceKind::EventBridge,
         SourceKind::Sqs,
         SourceKind::Sns,
@@ -38,6 +41,8 @@ impl SourceKind {
         SourceKind::ApiGatewayHttp,
         SourceKind::FunctionUrl,
         SourceKind::Alb,
+        SourceKind::Kinesis,
+        SourceKind::DynamoDb,
         SourceKind::Direct,
     ];
 
@@ -50,6 +55,8 @@ impl SourceKind {
             SourceKind::ApiGatewayHttp => "apigw_http",
             SourceKind::FunctionUrl => "function_url",
             SourceKind::Alb => "alb",
+            SourceKind::Kinesis => "kinesis",
+            SourceKind::DynamoDb => "dynamodb",
             SourceKind::Direct => "direct",
         }
     }

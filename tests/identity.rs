@@ -326,3 +326,42 @@ async fn a_body_that_is_not_an_event_stays_a_message() {
     );
     stack.stop().await;
 }
+
+/// Kinesis: records of one partition key in order; a failure holds back the later records of
+/// its key only, and the batch answer names failed records by sequence number. Redelivered (as
+/// a stream retries from a checkpoint), the records keep their tokens.
+#[tokio::test]
+async fn a_kinesis_failure_holds_back_its_partition_key_only() {
+    let mapping = r#"
+routes:
+  - name: orders
+    task: {name: "Order {{ body.orderId }}"}
+    client_token: "order-{{ body.orderId }}"
+"#;
+    let mut stack = start(&[("TASK_MAPPING", mapping)]).await;
+    use base64::Engine;
+    let record = |key: &str, seq: &str, body: Value| {
+        json!({
+            "kinesis": {"partitionKey": key, "kinesisSchemaVersion": "1.0",
+                "data": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+                "sequenceNumber": seq, "approximateArrivalTimestamp": 1428537600.0},
+            "eventSource": "aws:kinesis", "eventID": format!("shardId-000000000000:{seq}"),
+            "invokeIdentityArn": "arn:aws:iam::111122223333:role/r", "eventVersion": "1.0",
+            "eventName": "aws:kinesis:record",
+            "eventSourceARN": "arn:aws:kinesis:eu-west-1:111122223333:stream/orders",
+            "awsRegion": "eu-west-1"
+        })
+    };
+    let batch = json!({"Records": [
+        record("A", "101", json!({"orderId": null})),
+        record("B", "102", json!({"orderId": "b-1"})),
+        record("A", "103", json!({"orderId": "a-2"})),
+        record("B", "104", json!({"orderId": "b-2"})),
+    ]});
+    let answer = response(stack.invoke(batch.clone(), TIMEOUT).await);
+    assert_eq!(failures(&answer), set(&["101", "103"]));
+    assert_eq!(stack.connect.tasks().len(), 2);
+    response(stack.invoke(batch, TIMEOUT).await);
+    assert_eq!(stack.connect.tasks().len(), 2);
+    stack.stop().await;
+}

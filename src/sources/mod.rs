@@ -16,7 +16,9 @@ use crate::response::Outcome;
 use crate::webhook_auth::WebhookAuth;
 
 mod direct;
+mod dynamodb;
 mod eventbridge;
+mod kinesis;
 mod sns;
 mod sqs;
 mod webhook;
@@ -39,6 +41,8 @@ pub const REGISTRY: &[&Source] = &[
     &eventbridge::SOURCE,
     &sqs::SOURCE,
     &sns::SOURCE,
+    &kinesis::SOURCE,
+    &dynamodb::SOURCE,
     &webhook::SOURCE,
     &direct::SOURCE,
 ];
@@ -84,8 +88,9 @@ impl Default for EnvelopeLimits {
 }
 
 const EXPECTED: &str =
-    "expected an EventBridge event, an SQS or SNS event (Records), an API Gateway \
-     REST/HTTP API or function URL request, or a StartTaskContact request in the shape of \
+    "expected an EventBridge event, an SQS, SNS, Kinesis or DynamoDB Streams event (Records), \
+     an API Gateway REST/HTTP API, function URL or Application Load Balancer request, or a \
+     StartTaskContact request in the shape of \
      `aws connect start-task-contact --generate-cli-skeleton`";
 
 /// Recognises the payload and reads its records. Fails as a whole only when the payload's shape
@@ -196,6 +201,70 @@ fn json_type(value: &Value) -> &'static str {
 
 fn parse<'a, T: Deserialize<'a>>(value: &'a Value, what: &str) -> Result<T, BridgeError> {
     T::deserialize(value).map_err(|e| BridgeError::InvalidEvent(format!("{what}: {e}")))
+}
+
+/// The answer of sources read by an event source mapping (SQS, Kinesis, DynamoDB Streams): a
+/// partial batch response listing every failed record by its id (messageId, sequence number),
+/// permanent or transient, so it is retried or reaches the DLQ / on-failure destination.
+fn batch_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
+    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+    response.batch_item_failures = outcomes
+        .iter()
+        .filter(|o| o.result.is_err())
+        .map(|o| {
+            let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
+            failure.item_identifier = o.record_id.clone();
+            failure
+        })
+        .collect();
+    Ok(serde_json::to_value(response).expect("a batch response serialises"))
+}
+
+/// A stream's records (Kinesis, DynamoDB Streams): each read by `read` into its record and the
+/// id a batch item failure names it by (the sequence number). A record without one cannot be
+/// reported: the frame is broken, and the whole batch is retried.
+fn stream_envelope(
+    kind: SourceKind,
+    items: Vec<Value>,
+    sequence_pointer: &str,
+    key_of: fn(&Value) -> Option<String>,
+    read: fn(Value) -> Result<Record, BridgeError>,
+) -> Result<Envelope, BridgeError> {
+    let mut records = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(id) = item
+            .pointer(sequence_pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+        else {
+            return Err(BridgeError::InvalidEvent(format!(
+                "{} record {i} has no sequence number",
+                kind.as_str()
+            )));
+        };
+        // The key is read from the record as sent, so a record that fails to read still holds
+        // back the later records of its key.
+        let key = key_of(&item);
+        records.push(
+            read(item)
+                .map(|mut r| {
+                    r.id = id.clone();
+                    r.order_key = key.clone();
+                    r
+                })
+                .map_err(|error| RecordError {
+                    id,
+                    error,
+                    order_key: key,
+                }),
+        );
+    }
+    Ok(Envelope {
+        kind,
+        fifo: true,
+        records,
+    })
 }
 
 /// The answer of sources invoked asynchronously (EventBridge, SNS, direct): the ContactId and
@@ -382,10 +451,10 @@ mod tests {
         );
         let err = open_default(json!([1, 2])).unwrap_err().to_string();
         assert!(err.contains("array"), "{err}");
-        let err = open_default(json!({"Records": [{"eventSource": "aws:kinesis"}]}))
+        let err = open_default(json!({"Records": [{"eventSource": "aws:kafka"}]}))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("aws:kinesis"), "{err}");
+        assert!(err.contains("aws:kafka"), "{err}");
     }
 
     /// aws_lambda_events' QueryMap iterator panics on a parameter whose value is an empty list

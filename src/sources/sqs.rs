@@ -6,21 +6,22 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::SqsMessage;
 use serde_json::{json, Map, Value};
 
+use super::{
+    batch_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+};
 use super::{eventbridge, sns};
-use super::{is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source};
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
-use crate::response::Outcome;
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
     kinds: &[SourceKind::Sqs],
     recognise,
     open,
-    respond,
+    respond: batch_answer,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -88,24 +89,6 @@ fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
         fifo,
         records,
     })
-}
-
-fn respond(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
-    Ok(sqs_response(&outcomes))
-}
-
-fn sqs_response(outcomes: &[Outcome]) -> Value {
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = outcomes
-        .iter()
-        .filter(|o| o.result.is_err())
-        .map(|o| {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = o.record_id.clone();
-            failure
-        })
-        .collect();
-    serde_json::to_value(response).expect("an SQS batch response serialises")
 }
 
 fn sqs_message(item: Value) -> Result<Record, BridgeError> {
