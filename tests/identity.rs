@@ -365,3 +365,26 @@ routes:
     assert_eq!(stack.connect.tasks().len(), 2);
     stack.stop().await;
 }
+
+/// EventBridge Pipes delivers its source's records as a bare JSON array in the source's own
+/// shape, and takes the same partial batch answer. A message through a pipe is the same message.
+#[tokio::test]
+async fn a_pipe_delivers_a_bare_array_of_records() {
+    let mut stack = start(&[("TASK_MAPPING_FILE", EXAMPLE_MAPPING)]).await;
+    let past = "2020-01-01T00:00:00Z";
+    let pipe = json!([
+        message("p-1", "support", None, None, support("Ana", "")),
+        message("p-2", "support", None, None, support("Bo", past)),
+    ]);
+    let answer = response(stack.invoke(pipe.clone(), TIMEOUT).await);
+    assert_eq!(failures(&answer), set(&["p-2"]));
+    assert_eq!(stack.connect.tasks().len(), 1);
+    // The same message through an event source mapping: no second task.
+    let esm = json!({"Records": [pipe[0].clone()]});
+    assert_eq!(
+        failures(&response(stack.invoke(esm, TIMEOUT).await)),
+        set(&[])
+    );
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}

@@ -88,7 +88,8 @@ impl Default for EnvelopeLimits {
 }
 
 const EXPECTED: &str =
-    "expected an EventBridge event, an SQS, SNS, Kinesis or DynamoDB Streams event (Records), \
+    "expected an EventBridge event, an SQS, SNS, Kinesis or DynamoDB Streams event (Records, \
+     or a bare array of them from EventBridge Pipes), \
      an API Gateway REST/HTTP API, function URL or Application Load Balancer request, or a \
      StartTaskContact request in the shape of \
      `aws connect start-task-contact --generate-cli-skeleton`";
@@ -106,6 +107,16 @@ pub fn open(
     limits: EnvelopeLimits,
     auth: &WebhookAuth,
 ) -> Result<Envelope, BridgeError> {
+    // EventBridge Pipes sends its source's records (SQS, Kinesis, DynamoDB Streams) as a bare
+    // array, each in the shape the source's event source mapping uses, and takes the same
+    // partial batch answer: read as that source's batch.
+    let payload = match payload {
+        Value::Array(items) if !items.is_empty() => Value::Object(Map::from_iter([(
+            "Records".to_string(),
+            Value::Array(items),
+        )])),
+        other => other,
+    };
     let Value::Object(obj) = &payload else {
         return Err(BridgeError::UnrecognisedPayload(format!(
             "{EXPECTED}; got a JSON {}",
@@ -449,8 +460,10 @@ mod tests {
             err.contains("EventBridge") && err.contains("[foo]"),
             "{err}"
         );
-        let err = open_default(json!([1, 2])).unwrap_err().to_string();
+        let err = open_default(json!([])).unwrap_err().to_string();
         assert!(err.contains("array"), "{err}");
+        let err = open_default(json!([1, 2])).unwrap_err().to_string();
+        assert!(err.contains("eventSource ''"), "{err}");
         let err = open_default(json!({"Records": [{"eventSource": "aws:kafka"}]}))
             .unwrap_err()
             .to_string();
