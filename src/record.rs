@@ -29,11 +29,13 @@ pub enum SourceKind {
     Kinesis,
     /// DynamoDB Streams.
     DynamoDb,
+    /// S3 event notifications.
+    S3,
     Direct,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 10] = [
+    pub const ALL: [SourceKind; 11] = [
         SourceKind::EventBridge,
         SourceKind::Sqs,
         SourceKind::Sns,
@@ -43,6 +45,7 @@ impl SourceKind {
         SourceKind::Alb,
         SourceKind::Kinesis,
         SourceKind::DynamoDb,
+        SourceKind::S3,
         SourceKind::Direct,
     ];
 
@@ -57,6 +60,7 @@ impl SourceKind {
             SourceKind::Alb => "alb",
             SourceKind::Kinesis => "kinesis",
             SourceKind::DynamoDb => "dynamodb",
+            SourceKind::S3 => "s3",
             SourceKind::Direct => "direct",
         }
     }

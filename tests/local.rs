@@ -160,8 +160,8 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
         .into_iter()
         .filter(|l| l["outcome"].is_string())
         .collect();
-    // 12 samples: 9 single records (one a stream of one), three batches of 3.
-    assert_eq!(outcomes.len(), 18, "{logs:#?}");
+    // 13 samples: 10 single records (one a stream of one), three batches of 3.
+    assert_eq!(outcomes.len(), 19, "{logs:#?}");
     for line in &outcomes {
         let f = line;
         assert!(

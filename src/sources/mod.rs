@@ -19,6 +19,7 @@ mod direct;
 mod dynamodb;
 mod eventbridge;
 mod kinesis;
+mod s3;
 mod sns;
 mod sqs;
 mod webhook;
@@ -43,6 +44,7 @@ pub const REGISTRY: &[&Source] = &[
     &sns::SOURCE,
     &kinesis::SOURCE,
     &dynamodb::SOURCE,
+    &s3::SOURCE,
     &webhook::SOURCE,
     &direct::SOURCE,
 ];
@@ -88,7 +90,7 @@ impl Default for EnvelopeLimits {
 }
 
 const EXPECTED: &str =
-    "expected an EventBridge event, an SQS, SNS, Kinesis or DynamoDB Streams event (Records, \
+    "expected an EventBridge event, an SQS, SNS, S3, Kinesis or DynamoDB Streams event (Records, \
      or a bare array of them from EventBridge Pipes), \
      an API Gateway REST/HTTP API, function URL or Application Load Balancer request, or a \
      StartTaskContact request in the shape of \

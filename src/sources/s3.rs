@@ -1,0 +1,114 @@
+//! S3 event notifications (a bucket invoking the function): one record per notification, its
+//! identity the bucket, the object key, its version and the notification's `sequencer` with the
+//! event name (a redelivery repeats them; the next change to the key has a later sequencer).
+//! The key arrives URL-encoded and is decoded before templates see it. Answered as EventBridge
+//! is (S3 invokes asynchronously: retries, then the on-failure destination).
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::s3::S3EventRecord;
+use serde_json::{json, Map, Value};
+
+use super::{
+    async_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+};
+use crate::error::BridgeError;
+use crate::record::{digest_parts, Body, Record, SourceKind};
+use crate::token::Identity;
+
+pub const SOURCE: Source = Source {
+    kinds: &[SourceKind::S3],
+    recognise,
+    open,
+    respond: async_answer,
+};
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    is_records_of(obj, "aws:s3")
+}
+
+fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    Ok(Envelope {
+        kind: SourceKind::S3,
+        fifo: false,
+        records: take_records(payload)
+            .into_iter()
+            .map(|item| {
+                s3_record(item).map_err(|error| RecordError {
+                    id: String::new(),
+                    error,
+                    order_key: None,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// An object key as S3 writes it into a notification: form-URL-encoded (`+` for a space).
+pub fn decode_key(key: &str) -> String {
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn s3_record(item: Value) -> Result<Record, BridgeError> {
+    let rec: S3EventRecord = parse(&item, "S3 event record")?;
+    let bucket = rec.s3.bucket.name.clone().unwrap_or_default();
+    let raw_key = rec.s3.object.key.clone().unwrap_or_default();
+    let sequencer = rec.s3.object.sequencer.clone().unwrap_or_default();
+    if bucket.is_empty() || raw_key.is_empty() || sequencer.is_empty() {
+        return Err(BridgeError::InvalidEvent(
+            "S3 event record: bucket, object key or sequencer is missing".into(),
+        ));
+    }
+    let key = decode_key(&raw_key);
+    let version = rec.s3.object.version_id.clone().unwrap_or_default();
+    let event_name = rec.event_name.clone().unwrap_or_default();
+    let identity = digest_parts(&[
+        bucket.as_bytes(),
+        key.as_bytes(),
+        version.as_bytes(),
+        sequencer.as_bytes(),
+        event_name.as_bytes(),
+    ]);
+    let body = json!({
+        "bucket": bucket, "key": key, "versionId": rec.s3.object.version_id,
+        "size": rec.s3.object.size, "eTag": rec.s3.object.e_tag, "eventName": event_name,
+    });
+    let mut meta = Map::new();
+    meta.insert("event_name".into(), json!(event_name));
+    meta.insert("bucket".into(), json!(bucket));
+    meta.insert("key".into(), json!(key));
+    meta.insert("region".into(), json!(rec.aws_region));
+    meta.insert(
+        "time".into(),
+        item.get("eventTime").cloned().unwrap_or(Value::Null),
+    );
+    Ok(Record {
+        kind: SourceKind::S3,
+        id: identity.clone(),
+        identity: Identity::Service(identity),
+        body: Body::value(body),
+        raw_body: None,
+        headers: BTreeMap::new(),
+        attributes: BTreeMap::new(),
+        meta,
+        event: item,
+        direct: None,
+        order_key: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_decoded() {
+        assert_eq!(
+            decode_key("invoices/2026/Customer+Letter+%28signed%29.pdf"),
+            "invoices/2026/Customer Letter (signed).pdf"
+        );
+        assert_eq!(decode_key("a%2Bb%20c"), "a+b c");
+    }
+}
