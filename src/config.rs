@@ -14,6 +14,7 @@
 //! | `WEBHOOK_TIMESTAMP_HEADER` / `WEBHOOK_TOLERANCE_SECONDS` | a signed timestamp header and its window (default 300 s) |
 //! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
 //! | `TLS_ROOTS` | `amazon` (default: Amazon Trust Services' roots, built in) or `system` (the platform's store) |
+//! | `CONTACT_FLOW_LINK` | how a contact flow's task links to the calling contact: `related` (default; inherits its attributes) or `previous` |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
@@ -27,6 +28,15 @@ use crate::tls::TlsRoots;
 use crate::webhook_auth::WebhookAuthSetting;
 
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 10;
+
+/// Which member links a task to the contact its record names (a contact flow's caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactLink {
+    /// `RelatedContactId`: the task inherits the contact's attributes; no chain limit.
+    Related,
+    /// `PreviousContactId`: at most 12 tasks may share one (then ServiceQuotaExceeded).
+    Previous,
+}
 pub const MAX_BATCH_CONCURRENCY: usize = 100;
 
 #[derive(Debug)]
@@ -45,6 +55,8 @@ pub struct Config {
     pub call_policy: CallPolicy,
     /// How webhook callers are authenticated (`WEBHOOK_AUTH`).
     pub webhook_auth: WebhookAuthSetting,
+    /// How a task links to the contact its record names (`CONTACT_FLOW_LINK`).
+    pub contact_link: ContactLink,
 }
 
 impl Config {
@@ -143,6 +155,17 @@ impl Config {
         };
 
         let webhook_auth = WebhookAuthSetting::from_lookup(&get)?;
+        let contact_link = match get("CONTACT_FLOW_LINK").map(|v| v.to_ascii_lowercase()) {
+            None => ContactLink::Related,
+            Some(v) if v == "related" => ContactLink::Related,
+            Some(v) if v == "previous" => ContactLink::Previous,
+            Some(_) => {
+                return Err(ConfigError::Env {
+                    name: "CONTACT_FLOW_LINK",
+                    message: "must be `related` or `previous`".into(),
+                })
+            }
+        };
         check_mapping_for(&mapping, &webhook_auth)?;
 
         if let Some(text) = get("TASK_MAPPING").filter(|t| t.len() > TASK_MAPPING_WARN_BYTES) {
@@ -167,6 +190,7 @@ impl Config {
             metrics_namespace,
             call_policy,
             webhook_auth,
+            contact_link,
         })
     }
 

@@ -65,6 +65,7 @@ routes:
         {%- elif source == "kinesis" %}Record from {{ meta.stream_arn.split("/")[-1] }} ({{ meta.partition_key }})
         {%- elif source == "dynamodb" %}{{ meta.event_name }} in {{ meta.table }}
         {%- elif source == "s3" %}{{ meta.event_name }}: s3://{{ meta.bucket }}/{{ meta.key }}
+        {%- elif source == "contact_flow" %}Follow-up of {{ meta.channel | lower }} contact {{ meta.contact_id }}
         {%- else %}{{ meta.method }} {{ meta.path }}{% endif %}
       description: >-
         {%- if body is string %}{{ body | truncate(length=4096, killwords=true, end="…", leeway=0) }}

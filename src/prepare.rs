@@ -4,7 +4,7 @@
 
 use aws_smithy_types::DateTime;
 
-use crate::config::Config;
+use crate::config::{Config, ContactLink};
 use crate::error::BridgeError;
 use crate::record::Record;
 use crate::sources::open;
@@ -68,6 +68,15 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
         }
     };
     request.apply_defaults(&config.defaults);
+    if let Some(contact) = &record.linked_contact {
+        // Unless the route links the task itself.
+        if request.related_contact_id.is_none() && request.previous_contact_id.is_none() {
+            match config.contact_link {
+                ContactLink::Related => request.related_contact_id = Some(contact.clone()),
+                ContactLink::Previous => request.previous_contact_id = Some(contact.clone()),
+            }
+        }
+    }
     if request.client_token.is_none() {
         let instance = request.instance_id.as_deref().unwrap_or_default();
         request.client_token = Some(client_token(instance, &route, &identity));

@@ -31,11 +31,13 @@ pub enum SourceKind {
     DynamoDb,
     /// S3 event notifications.
     S3,
+    /// An Amazon Connect contact flow's "Invoke AWS Lambda function" block.
+    ContactFlow,
     Direct,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 11] = [
+    pub const ALL: [SourceKind; 12] = [
         SourceKind::EventBridge,
         SourceKind::Sqs,
         SourceKind::Sns,
@@ -46,6 +48,7 @@ impl SourceKind {
         SourceKind::Kinesis,
         SourceKind::DynamoDb,
         SourceKind::S3,
+        SourceKind::ContactFlow,
         SourceKind::Direct,
     ];
 
@@ -61,6 +64,7 @@ impl SourceKind {
             SourceKind::Kinesis => "kinesis",
             SourceKind::DynamoDb => "dynamodb",
             SourceKind::S3 => "s3",
+            SourceKind::ContactFlow => "contact_flow",
             SourceKind::Direct => "direct",
         }
     }
@@ -122,6 +126,9 @@ pub struct Record {
     /// Records with the same key are handled in order, and after a failure the later ones of
     /// that key fail too (a FIFO message group). None: no order to keep.
     pub order_key: Option<String>,
+    /// The contact the task is linked to unless the route links it itself (a contact flow's
+    /// calling contact); how is `CONTACT_FLOW_LINK`.
+    pub linked_contact: Option<String>,
 }
 
 /// What templates and `when` expressions see of a record. A mapping whose templates never name

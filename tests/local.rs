@@ -160,8 +160,8 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
         .into_iter()
         .filter(|l| l["outcome"].is_string())
         .collect();
-    // 13 samples: 10 single records (one a stream of one), three batches of 3.
-    assert_eq!(outcomes.len(), 19, "{logs:#?}");
+    // 14 samples: 11 single records (one a stream of one), three batches of 3.
+    assert_eq!(outcomes.len(), 20, "{logs:#?}");
     for line in &outcomes {
         let f = line;
         assert!(
@@ -434,5 +434,41 @@ async fn a_deadline_that_cannot_be_real_is_treated_as_unknown() {
         1,
         "{logs}"
     );
+    stack.stop().await;
+}
+
+/// A contact flow gets the flat map of strings it reads, and the task is linked to the calling
+/// contact: RelatedContactId by default, PreviousContactId with CONTACT_FLOW_LINK=previous. A
+/// failure is an error, so the flow takes its error branch.
+#[tokio::test]
+async fn a_contact_flow_gets_a_flat_answer_and_a_linked_task() {
+    for (link, member) in [
+        (None, "RelatedContactId"),
+        (Some("previous"), "PreviousContactId"),
+    ] {
+        let extra: Vec<(&str, &str)> = link
+            .map(|l| vec![("CONTACT_FLOW_LINK", l)])
+            .unwrap_or_default();
+        let mut stack = start(known_instance(), &extra).await;
+        let flow = event("contact-flow-callback");
+        let answer = response(stack.invoke(flow.clone(), TIMEOUT).await, "flow");
+        let map = answer.as_object().unwrap();
+        assert!(map.values().all(Value::is_string), "{answer}");
+        assert!(
+            map["ContactId"].is_string() && map["ClientToken"].is_string(),
+            "{answer}"
+        );
+        let task = &stack.connect.tasks()[0];
+        let caller = &flow["Details"]["ContactData"]["ContactId"];
+        assert_eq!(&task.request[member], caller, "{}", task.request);
+        stack.stop().await;
+    }
+    let mut stack = start(known_instance(), &[]).await;
+    let mut broken = event("contact-flow-callback");
+    broken["Details"]["ContactData"]["ContactId"] = json!("");
+    assert!(matches!(
+        stack.invoke(broken, TIMEOUT).await,
+        Ok(Invocation::Error { .. })
+    ));
     stack.stop().await;
 }

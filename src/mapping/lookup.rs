@@ -232,6 +232,7 @@ mod tests {
             event: json!({"body": body}),
             direct: None,
             order_key: None,
+            linked_contact: None,
         }
     }
 

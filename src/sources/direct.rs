@@ -60,5 +60,6 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         event: payload,
         direct: Some(request),
         order_key: None,
+        linked_contact: None,
     })
 }

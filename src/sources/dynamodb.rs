@@ -76,6 +76,7 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
         event: item,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }
 

@@ -63,6 +63,7 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         event: payload,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }
 

@@ -77,5 +77,6 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
         event: item,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }

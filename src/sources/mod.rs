@@ -15,6 +15,7 @@ use crate::record::{Record, SourceKind};
 use crate::response::Outcome;
 use crate::webhook_auth::WebhookAuth;
 
+mod contact_flow;
 mod direct;
 mod dynamodb;
 mod eventbridge;
@@ -46,6 +47,7 @@ pub const REGISTRY: &[&Source] = &[
     &dynamodb::SOURCE,
     &s3::SOURCE,
     &webhook::SOURCE,
+    &contact_flow::SOURCE,
     &direct::SOURCE,
 ];
 
@@ -92,7 +94,8 @@ impl Default for EnvelopeLimits {
 const EXPECTED: &str =
     "expected an EventBridge event, an SQS, SNS, S3, Kinesis or DynamoDB Streams event (Records, \
      or a bare array of them from EventBridge Pipes), \
-     an API Gateway REST/HTTP API, function URL or Application Load Balancer request, or a \
+     an API Gateway REST/HTTP API, function URL or Application Load Balancer request, an \
+     Amazon Connect contact flow event, or a \
      StartTaskContact request in the shape of \
      `aws connect start-task-contact --generate-cli-skeleton`";
 

@@ -96,6 +96,7 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
         event: item,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }
 

@@ -84,6 +84,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         event: item,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }
 

@@ -142,6 +142,7 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
             event: item,
             direct: None,
             order_key: None,
+            linked_contact: None,
         });
     }
     Ok(Record {
@@ -156,5 +157,6 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
         event: item,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }

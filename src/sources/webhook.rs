@@ -469,5 +469,6 @@ fn webhook(
         event: payload,
         direct: None,
         order_key: None,
+        linked_contact: None,
     })
 }

@@ -1,0 +1,80 @@
+//! Amazon Connect contact flows ("Invoke AWS Lambda function" block): a flow asks for a
+//! follow-up task for the current contact, such as a callback request from an IVR. One record:
+//! `body` is the block's `Parameters`, `attributes` the contact's attributes, `meta` the
+//! contact's ids, channel, queue and instance. Its identity is the calling contact's ContactId
+//! (Connect assigns it): one task per contact and route, however often the flow runs the block.
+//! The task is linked to the calling contact (`RelatedContactId` by default, so it inherits its
+//! attributes; `CONTACT_FLOW_LINK=previous` for `PreviousContactId`) unless the route sets a
+//! link itself. Answered with the flat string map a flow reads (`ContactId`, `ClientToken`); a
+//! failure is an error, so the flow takes its error branch.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::connect::ConnectEvent;
+use serde_json::{json, Map, Value};
+
+use super::{async_answer, parse, single, Envelope, OpenContext, Source};
+use crate::error::BridgeError;
+use crate::record::{Body, Record, SourceKind};
+use crate::token::Identity;
+
+pub const SOURCE: Source = Source {
+    kinds: &[SourceKind::ContactFlow],
+    recognise,
+    open,
+    respond: async_answer,
+};
+
+fn recognise(obj: &Map<String, Value>) -> bool {
+    obj.get("Details")
+        .and_then(|d| d.get("ContactData"))
+        .is_some_and(Value::is_object)
+}
+
+fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    Ok(single(SourceKind::ContactFlow, flow_record(payload)))
+}
+
+fn flow_record(payload: Value) -> Result<Record, BridgeError> {
+    let event: ConnectEvent = parse(&payload, "contact flow event")?;
+    let contact = event.details.contact_data;
+    let contact_id = contact
+        .contact_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| {
+            BridgeError::InvalidEvent("contact flow event: ContactId is missing or empty".into())
+        })?;
+    let mut meta = Map::new();
+    meta.insert("contact_id".into(), json!(contact_id));
+    meta.insert(
+        "initial_contact_id".into(),
+        json!(contact.initial_contact_id),
+    );
+    meta.insert(
+        "previous_contact_id".into(),
+        json!(contact.previous_contact_id),
+    );
+    meta.insert("channel".into(), json!(contact.channel));
+    meta.insert("initiation_method".into(), json!(contact.initiation_method));
+    meta.insert("instance_arn".into(), json!(contact.instance_arn));
+    meta.insert(
+        "queue".into(),
+        json!(contact.queue.as_ref().and_then(|q| q.name.clone())),
+    );
+    let parameters: BTreeMap<String, String> = event.details.parameters.into_iter().collect();
+    Ok(Record {
+        kind: SourceKind::ContactFlow,
+        id: contact_id.clone(),
+        identity: Identity::Service(contact_id.clone()),
+        body: Body::value(json!(parameters)),
+        raw_body: None,
+        headers: BTreeMap::new(),
+        attributes: contact.attributes.into_iter().collect(),
+        meta,
+        event: payload,
+        direct: None,
+        order_key: None,
+        linked_contact: Some(contact_id),
+    })
+}
