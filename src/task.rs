@@ -165,10 +165,15 @@ impl ScheduledTime {
         });
         parsed
             .map(|t| {
-                ScheduledTime(DateTime::from_secs_and_nanos(
-                    t.timestamp(),
-                    t.timestamp_subsec_nanos(),
-                ))
+                // chrono keeps a leap second (`…:59:60`) as nanoseconds past 1e9, which
+                // aws-smithy-types refuses with a panic (`make fuzz` found it): it is the next
+                // second's start.
+                let (secs, nanos) = (t.timestamp(), t.timestamp_subsec_nanos());
+                let (secs, nanos) = match nanos.checked_sub(1_000_000_000) {
+                    Some(past) => (secs.saturating_add(1), past),
+                    None => (secs, nanos),
+                };
+                ScheduledTime(DateTime::from_secs_and_nanos(secs, nanos))
             })
             .map_err(|_| {
                 "is neither epoch seconds nor an ISO-8601 date-time (e.g. 2026-11-24T15:00:00Z)"
@@ -303,6 +308,22 @@ mod tests {
         );
         let t: ScheduledTime = serde_json::from_str("1798200000.5").unwrap();
         assert_eq!(serde_json::to_string(&t).unwrap(), "1798200000.5");
+    }
+
+    #[test]
+    fn a_leap_second_is_the_next_seconds_start() {
+        for text in ["2026-12-31T23:59:60Z", "2026-12-24T9:3:60-0430"] {
+            let t = ScheduledTime::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(t.0.subsec_nanos() < 1_000_000_000, "{text}");
+        }
+        assert_eq!(
+            ScheduledTime::parse("2026-12-31T23:59:60Z")
+                .unwrap()
+                .epoch_secs(),
+            ScheduledTime::parse("2027-01-01T00:00:00Z")
+                .unwrap()
+                .epoch_secs()
+        );
     }
 
     #[test]
