@@ -53,7 +53,9 @@ pub fn init() {
         layer
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // lambda_runtime's invoke span carries the requestId (and X-Ray trace id): each
+            // record's line names its invocation. Only ids live in spans.
+            .with_current_span(true)
             .with_span_list(false)
             .boxed()
     };

@@ -169,6 +169,9 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
             "{line}"
         );
         assert!(f["duration_ms"].is_number(), "{line}");
+        // Joined to its invocation by the runtime's request id.
+        let request_id = f["span"]["requestId"].as_str().unwrap_or_default();
+        assert!(request_id.starts_with("00000000-0000-4000-8000-"), "{line}");
         if f["outcome"] == "started" {
             assert!(
                 f["contact_id"].is_string() && f["client_token"].is_string(),
