@@ -60,7 +60,8 @@ $(VENV)/.peer: $(VENV)/bin/python bench/peer/requirements.txt
 
 # Coverage-guided fuzzing of the payload → request path, the time parser and the signature
 # check (fuzz/, libFuzzer through cargo fuzz on the nightly toolchain), each target for
-# FUZZ_SECONDS, growing fuzz/corpus/. Not in CI: building the targets with the sanitizer takes
+# FUZZ_SECONDS, growing fuzz/corpus/ (the payload target also reads events/ as seeds; shrink the
+# corpus with `cargo +nightly fuzz cmin TARGET` from fuzz/ before committing it). Not in CI: building the targets with the sanitizer takes
 # longer than CI's budget allows; `make test` replays the kept corpus (tests/fuzz_corpus.rs).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := payload scheduled_time signature
@@ -68,7 +69,8 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 		dict=""; [ -f dict/$$t.dict ] && dict="-dict=dict/$$t.dict"; \
-		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo +nightly fuzz run $$t corpus/$$t -- $$dict \
+		seeds=""; [ $$t = payload ] && seeds="../events"; \
+		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo +nightly fuzz run $$t corpus/$$t $$seeds -- $$dict \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
 	done
 
