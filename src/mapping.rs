@@ -247,6 +247,19 @@ impl Uses {
         event: true,
     };
 
+    /// The record's template context with only the parts these templates name.
+    fn narrow<'a>(&self, record: &'a Record) -> TemplateContext<'a> {
+        let full = record.template_context();
+        TemplateContext {
+            body: full.body.filter(|_| self.body),
+            headers: full.headers.filter(|_| self.headers),
+            attributes: full.attributes.filter(|_| self.attributes),
+            meta: full.meta.filter(|_| self.meta),
+            event: full.event.filter(|_| self.event),
+            ..full
+        }
+    }
+
     fn add(&mut self, template: &minijinja::Template<'_, '_>, source: &str) {
         // Included or imported templates, and `debug()`, see the context beyond the names this
         // template declares.
@@ -288,17 +301,8 @@ impl<'a> Context<'a> {
     }
 
     fn engine(&self) -> &minijinja::Value {
-        self.engine.get_or_init(|| {
-            let (full, uses) = (self.record.template_context(), self.uses);
-            minijinja::Value::from_serialize(TemplateContext {
-                body: full.body.filter(|_| uses.body),
-                headers: full.headers.filter(|_| uses.headers),
-                attributes: full.attributes.filter(|_| uses.attributes),
-                meta: full.meta.filter(|_| uses.meta),
-                event: full.event.filter(|_| uses.event),
-                ..full
-            })
-        })
+        self.engine
+            .get_or_init(|| minijinja::Value::from_serialize(self.uses.narrow(self.record)))
     }
 }
 
@@ -1043,16 +1047,8 @@ impl Mapping {
             field: "client_token".into(),
             message,
         };
-        let (full, uses) = (record.template_context(), template.uses);
-        let context = serde_json::to_value(TemplateContext {
-            body: full.body.filter(|_| uses.body),
-            headers: full.headers.filter(|_| uses.headers),
-            attributes: full.attributes.filter(|_| uses.attributes),
-            meta: full.meta.filter(|_| uses.meta),
-            event: full.event.filter(|_| uses.event),
-            ..full
-        })
-        .map_err(|_| error("the record cannot be read as a template context".into()))?;
+        let context = serde_json::to_value(template.uses.narrow(record))
+            .map_err(|_| error("the record cannot be read as a template context".into()))?;
         let context = minijinja::Value::from_serialize(without_blanks(context));
         let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
         let compiled = self

@@ -8,35 +8,18 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Options};
+use common::{event, start_function, EXAMPLE_MAPPING};
 use connect_standin::harness::LocalStack;
 use connect_standin::runtime_api::{Invocation, InvokeError};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn binary() -> std::path::PathBuf {
-    std::env::var_os("CTB_FUNCTION_BINARY")
-        .map(Into::into)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_connect-task-bridge").into())
-}
-
+/// The function with webhooks open (the samples' webhooks are unsigned), plus `extra`.
 async fn start(extra: &[(&str, &str)]) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let mut env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("CONNECT_CONTACT_FLOW_ID", FLOW),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("WEBHOOK_AUTH", "none"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    LocalStack::start(&binary(), connect, &env).await.unwrap()
+    let mut env = vec![("WEBHOOK_AUTH", "none")];
+    env.extend_from_slice(extra);
+    start_function(&env).await
 }
 
 fn response(result: Result<Invocation, InvokeError>) -> Value {

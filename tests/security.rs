@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Options};
+use common::{event, start_function, EXAMPLE_MAPPING};
 use connect_standin::harness::{peak_rss_mib, worst_case_sqs_batch, LocalStack};
 use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
@@ -17,26 +16,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// What the template gives the function (`MemorySize`, MB).
 const FUNCTION_MEMORY_MIB: f64 = 128.0;
 
-fn binary() -> std::path::PathBuf {
-    std::env::var_os("CTB_FUNCTION_BINARY")
-        .map(Into::into)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_connect-task-bridge").into())
-}
-
 async fn start(extra: &[(&str, &str)]) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let mut env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("CONNECT_CONTACT_FLOW_ID", FLOW),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    LocalStack::start(&binary(), connect, &env).await.unwrap()
+    start_function(extra).await
 }
 
 fn sqs_message(id: &str, body: &Value) -> Value {

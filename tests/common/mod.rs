@@ -22,6 +22,37 @@ pub const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 pub const FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 pub const EXAMPLE_MAPPING: &str = "examples/mapping.yaml";
 
+/// The function under test: the binary cargo built, or another build of it (CI points
+/// CTB_FUNCTION_BINARY at the `bootstrap` that `sam build` packaged; a defect's test can be run
+/// against an older build the same way).
+pub fn function_binary() -> PathBuf {
+    std::env::var_os("CTB_FUNCTION_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_connect-task-bridge").into())
+}
+
+/// The binary under a local Runtime API against a fresh stand-in that knows `INSTANCE`, with the
+/// instance, flow and task root set, then `extra` (later values win).
+pub async fn start_function(extra: &[(&str, &str)]) -> connect_standin::harness::LocalStack {
+    let mut options = connect_standin::connect::Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    let connect = connect_standin::connect::ConnectStandIn::start(options, 0)
+        .await
+        .unwrap();
+    let mut env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", INSTANCE),
+        ("CONNECT_CONTACT_FLOW_ID", FLOW),
+        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    connect_standin::harness::LocalStack::start(&function_binary(), connect, &env)
+        .await
+        .unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
