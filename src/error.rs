@@ -137,9 +137,38 @@ impl BridgeError {
         }
     }
 
-    /// Whether the error is Connect (or the call path) asking us to slow down.
+    /// The one classification of a failure beside its class: what it is owed to. The HTTP
+    /// status and Retry-After of a webhook, the throttle metric and the caller-or-us split all
+    /// follow from it (`Cause`), so no answer re-derives them from codes.
+    pub fn cause(&self) -> Cause {
+        match self {
+            BridgeError::Unauthorized => Cause::Unauthenticated,
+            BridgeError::Forbidden => Cause::Forbidden,
+            BridgeError::BodyTooLarge { .. } => Cause::TooLarge,
+            BridgeError::UnrecognisedPayload(_)
+            | BridgeError::InvalidEvent(_)
+            | BridgeError::NoRoute { .. }
+            | BridgeError::Validation { .. } => Cause::CallersInput,
+            BridgeError::Connect { code, class, .. } => match code.as_str() {
+                "ThrottlingException" => Cause::Throttled,
+                "InvalidParameterException" | "InvalidRequestException" => Cause::CallersInput,
+                "ServiceQuotaExceededException" => Cause::QuotaExhausted,
+                _ if *class == ErrorClass::Transient => Cause::Unavailable,
+                _ => Cause::Configuration,
+            },
+            BridgeError::DeadlineExceeded => Cause::OutOfTime,
+            BridgeError::Dispatch { code, .. } => match *code {
+                "DeadlineExceeded" | "TimeoutError" => Cause::OutOfTime,
+                _ => Cause::Unavailable,
+            },
+            BridgeError::FifoBlocked => Cause::Unavailable,
+            BridgeError::Render { .. } | BridgeError::Internal => Cause::Configuration,
+        }
+    }
+
+    /// Whether the error is Connect asking us to slow down.
     pub fn is_throttle(&self) -> bool {
-        matches!(self, BridgeError::Connect { code, .. } if code == "ThrottlingException")
+        self.cause() == Cause::Throttled
     }
 
     /// The message, unless it may quote event data: serde's messages for malformed input can
@@ -152,18 +181,63 @@ impl BridgeError {
     }
 
     /// Whether the fault lies with the caller's input (as opposed to our configuration or Connect).
-    /// Drives the 400-versus-5xx split of webhook answers.
     pub fn is_callers_fault(&self) -> bool {
+        matches!(
+            self.cause(),
+            Cause::CallersInput | Cause::TooLarge | Cause::Unauthenticated | Cause::Forbidden
+        )
+    }
+}
+
+/// What a failure is owed to (see `BridgeError::cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A webhook without a valid signature.
+    Unauthenticated,
+    /// A webhook its authentication mode refuses.
+    Forbidden,
+    /// A webhook body over the limit.
+    TooLarge,
+    /// The event or request itself: fix it, retrying cannot help.
+    CallersInput,
+    /// Connect's quota for the call is spent for now.
+    Throttled,
+    /// The invocation ran out of time for the call.
+    OutOfTime,
+    /// A Connect quota that is not a rate (ServiceQuotaExceeded).
+    QuotaExhausted,
+    /// Connect or the way to it failed; it may work later.
+    Unavailable,
+    /// Our configuration (mapping, flow, instance) or a defect of ours.
+    Configuration,
+}
+
+/// Seconds a throttled webhook caller should wait.
+pub const THROTTLE_RETRY_AFTER_SECS: u32 = 2;
+/// Seconds a caller should wait when we ran out of time or Connect's quota is exhausted.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
+
+impl Cause {
+    /// The HTTP status a webhook caller gets.
+    pub fn http_status(self) -> u16 {
         match self {
-            BridgeError::UnrecognisedPayload(_)
-            | BridgeError::InvalidEvent(_)
-            | BridgeError::BodyTooLarge { .. }
-            | BridgeError::NoRoute { .. }
-            | BridgeError::Validation { .. } => true,
-            BridgeError::Connect { code, .. } => {
-                code == "InvalidParameterException" || code == "InvalidRequestException"
-            }
-            _ => false,
+            Cause::Unauthenticated => 401,
+            Cause::Forbidden => 403,
+            Cause::TooLarge => 413,
+            Cause::CallersInput => 400,
+            Cause::Throttled => 429,
+            Cause::OutOfTime | Cause::QuotaExhausted => 503,
+            Cause::Unavailable => 502,
+            Cause::Configuration => 500,
+        }
+    }
+
+    /// How long a webhook caller should wait before retrying, when waiting helps.
+    pub fn retry_after_secs(self) -> Option<u32> {
+        match self {
+            Cause::Throttled => Some(THROTTLE_RETRY_AFTER_SECS),
+            Cause::OutOfTime | Cause::QuotaExhausted => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 }
@@ -228,6 +302,74 @@ mod tests {
         };
         assert_eq!(e.class(), ErrorClass::Transient);
         assert_eq!(BridgeError::DeadlineExceeded.class(), ErrorClass::Transient);
+    }
+
+    /// Every failure has one cause, and the webhook status follows from it alone.
+    #[test]
+    fn one_classification_gives_every_status() {
+        let connect = |code: &str, class| BridgeError::Connect {
+            code: code.into(),
+            message: String::new(),
+            class,
+        };
+        let cases: Vec<(BridgeError, Cause, u16)> = vec![
+            (BridgeError::Unauthorized, Cause::Unauthenticated, 401),
+            (BridgeError::Forbidden, Cause::Forbidden, 403),
+            (
+                BridgeError::BodyTooLarge { size: 2, limit: 1 },
+                Cause::TooLarge,
+                413,
+            ),
+            (
+                BridgeError::validation("Name", "x"),
+                Cause::CallersInput,
+                400,
+            ),
+            (
+                connect("InvalidParameterException", ErrorClass::Permanent),
+                Cause::CallersInput,
+                400,
+            ),
+            (
+                connect("ThrottlingException", ErrorClass::Transient),
+                Cause::Throttled,
+                429,
+            ),
+            (
+                connect("ServiceQuotaExceededException", ErrorClass::Transient),
+                Cause::QuotaExhausted,
+                503,
+            ),
+            (BridgeError::DeadlineExceeded, Cause::OutOfTime, 503),
+            (
+                BridgeError::Dispatch {
+                    code: "TimeoutError",
+                    message: String::new(),
+                },
+                Cause::OutOfTime,
+                503,
+            ),
+            (
+                connect("InternalServiceException", ErrorClass::Transient),
+                Cause::Unavailable,
+                502,
+            ),
+            (
+                connect("ResourceNotFoundException", ErrorClass::Permanent),
+                Cause::Configuration,
+                500,
+            ),
+            (BridgeError::Internal, Cause::Configuration, 500),
+        ];
+        for (err, cause, status) in cases {
+            assert_eq!(err.cause(), cause, "{err}");
+            assert_eq!(cause.http_status(), status, "{err}");
+        }
+        assert_eq!(
+            Cause::Throttled.retry_after_secs(),
+            Some(THROTTLE_RETRY_AFTER_SECS)
+        );
+        assert_eq!(Cause::Configuration.retry_after_secs(), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::{parse, single, Envelope, EnvelopeLimits, OpenContext, Source};
-use crate::error::{BridgeError, ErrorClass};
+use crate::error::{BridgeError, Cause};
 use crate::record::{digest_parts, parse_body, Body, Record, SourceKind};
 use crate::response::Outcome;
 use crate::token::Identity;
@@ -38,11 +38,6 @@ pub const SOURCE: Source = Source {
     open,
     respond,
 };
-
-/// Seconds a throttled webhook caller should wait.
-pub const THROTTLE_RETRY_AFTER_SECS: u32 = 2;
-/// Seconds a caller should wait when we ran out of time or Connect's quota is exhausted.
-pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
 
 fn recognise(obj: &Map<String, Value>) -> bool {
     let rest = obj.contains_key("httpMethod") && obj.contains_key("requestContext");
@@ -107,49 +102,23 @@ struct HttpAnswer {
 /// The status and message a webhook caller sees. Faults that are ours or Connect's are named
 /// only by their class: a caller has no use for our internals, and an attacker less.
 fn http_error(err: &BridgeError) -> HttpAnswer {
-    let answer = |status: u16, message: String, retry_after: Option<u32>| HttpAnswer {
-        status,
-        body: json!({"message": message, "code": err.code()}),
-        retry_after,
-    };
-    match err {
-        BridgeError::BodyTooLarge { .. } => answer(413, err.to_string(), None),
-        BridgeError::Unauthorized => answer(401, err.to_string(), None),
-        BridgeError::Forbidden => answer(403, err.to_string(), None),
-        e if e.is_throttle() => answer(
-            429,
-            "Amazon Connect is throttling task creation; retry later".into(),
-            Some(THROTTLE_RETRY_AFTER_SECS),
-        ),
-        e if e.is_callers_fault() => answer(400, e.to_string(), None),
-        BridgeError::DeadlineExceeded
-        | BridgeError::Dispatch {
-            code: "DeadlineExceeded",
-            ..
+    let cause = err.cause();
+    let message = match cause {
+        Cause::Unauthenticated | Cause::Forbidden | Cause::TooLarge | Cause::CallersInput => {
+            err.to_string()
         }
-        | BridgeError::Dispatch {
-            code: "TimeoutError",
-            ..
-        } => answer(
-            503,
-            "the task could not be created in time; retry later".into(),
-            Some(UNAVAILABLE_RETRY_AFTER_SECS),
-        ),
-        BridgeError::Connect { code, .. } if code == "ServiceQuotaExceededException" => answer(
-            503,
-            "an Amazon Connect quota is exhausted; retry later".into(),
-            Some(UNAVAILABLE_RETRY_AFTER_SECS),
-        ),
-        e if e.class() == ErrorClass::Transient => answer(
-            502,
-            "Amazon Connect is unavailable; retry later".into(),
-            None,
-        ),
-        _ => answer(
-            500,
-            "the task could not be created because of a configuration error".into(),
-            None,
-        ),
+        Cause::Throttled => "Amazon Connect is throttling task creation; retry later".into(),
+        Cause::OutOfTime => "the task could not be created in time; retry later".into(),
+        Cause::QuotaExhausted => "an Amazon Connect quota is exhausted; retry later".into(),
+        Cause::Unavailable => "Amazon Connect is unavailable; retry later".into(),
+        Cause::Configuration => {
+            "the task could not be created because of a configuration error".into()
+        }
+    };
+    HttpAnswer {
+        status: cause.http_status(),
+        body: json!({"message": message, "code": err.code()}),
+        retry_after: cause.retry_after_secs(),
     }
 }
 
