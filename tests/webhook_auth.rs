@@ -122,6 +122,14 @@ fn env(moto: &Moto, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
+/// The binary, configured for signed webhooks with the key in moto, against a fresh stand-in.
+async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
+    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
+    LocalStack::start(binary(), connect, &env(moto, extra))
+        .await
+        .unwrap()
+}
+
 fn with_header(mut request: Value, name: &str, value: &str) -> Value {
     request["headers"][name] = Value::String(value.to_string());
     request
@@ -141,10 +149,7 @@ fn status(result: Result<Invocation, InvokeError>) -> (u64, String) {
 async fn only_correctly_signed_webhooks_become_tasks() {
     let moto = start_moto().await;
     put_secret(&moto).await;
-    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
-    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
-        .await
-        .unwrap();
+    let mut stack = stack(&moto, &[]).await;
     let timeout = Duration::from_secs(20);
 
     let github = event("apigw-rest-github-issue");
@@ -206,10 +211,7 @@ async fn only_correctly_signed_webhooks_become_tasks() {
 #[tokio::test]
 async fn a_missing_secret_stops_the_cold_start() {
     let moto = start_moto().await;
-    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
-    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
-        .await
-        .unwrap();
+    let mut stack = stack(&moto, &[]).await;
     let result = stack
         .invoke(event("apigw-http-ticket"), Duration::from_secs(20))
         .await;
@@ -237,10 +239,7 @@ fn signed(request: Value, key: &[u8]) -> Value {
 async fn a_rotated_secret_is_picked_up_and_the_previous_key_still_passes() {
     let moto = start_moto().await;
     put_secret(&moto).await;
-    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
-    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
-        .await
-        .unwrap();
+    let mut stack = stack(&moto, &[]).await;
     let timeout = Duration::from_secs(20);
     let github = event("apigw-rest-github-issue");
     assert_eq!(
@@ -309,10 +308,7 @@ async fn a_rotated_secret_is_picked_up_and_the_previous_key_still_passes() {
 async fn an_unsigned_broken_body_gets_401_not_a_description_of_the_body() {
     let moto = start_moto().await;
     put_secret(&moto).await;
-    let connect = ConnectStandIn::start(Options::local(), 0).await.unwrap();
-    let mut stack = LocalStack::start(binary(), connect, &env(&moto, &[]))
-        .await
-        .unwrap();
+    let mut stack = stack(&moto, &[]).await;
     let timeout = Duration::from_secs(20);
     let mut broken = with_header(
         event("apigw-rest-github-issue"),
