@@ -61,7 +61,10 @@ async fn every_sample_event_sends_exactly_the_expected_requests() {
             }
             // Streams answer with a partial batch response; every change becomes its task,
             // the three changes of one item in order.
-            "kinesis-records" | "dynamodb-update" => {
+            "kinesis-records"
+            | "dynamodb-update"
+            | "pipes-sqs-batch"
+            | "sqs-eventbridge-wrapped" => {
                 assert_eq!(calls, expected, "{name}");
                 assert_eq!(batch_failures(&response), ids(&[]), "{name}");
             }

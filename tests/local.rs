@@ -107,7 +107,10 @@ async fn every_sample_creates_exactly_its_tasks_at_the_stand_in_and_redelivery_c
                         "f3b2c1d0-5e6f-4a7b-8c9d-0e1f2a3b4c5d".to_string()
                     ])
                 ),
-                "kinesis-records" | "dynamodb-update" => {
+                "kinesis-records"
+                | "dynamodb-update"
+                | "pipes-sqs-batch"
+                | "sqs-eventbridge-wrapped" => {
                     assert_eq!(failures(&answer), BTreeSet::new(), "{name}")
                 }
                 "sqs-standard-batch" => assert_eq!(
@@ -160,8 +163,9 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
         .into_iter()
         .filter(|l| l["outcome"].is_string())
         .collect();
-    // 14 samples: 11 single records (one a stream of one), three batches of 3.
-    assert_eq!(outcomes.len(), 20, "{logs:#?}");
+    // 16 samples: 12 single records (a stream of one, a queue of one), three batches of 3,
+    // a pipe of 2.
+    assert_eq!(outcomes.len(), 23, "{logs:#?}");
     for line in &outcomes {
         let f = line;
         assert!(
