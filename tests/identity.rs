@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{event, start_function, EXAMPLE_MAPPING};
+use common::{batch_failures, event, ids, response, start_function, EXAMPLE_MAPPING};
 use connect_standin::harness::LocalStack;
 use connect_standin::runtime_api::{Invocation, InvokeError};
 use serde_json::{json, Value};
@@ -20,26 +19,6 @@ async fn start(extra: &[(&str, &str)]) -> LocalStack {
     let mut env = vec![("WEBHOOK_AUTH", "none")];
     env.extend_from_slice(extra);
     start_function(&env).await
-}
-
-fn response(result: Result<Invocation, InvokeError>) -> Value {
-    match result {
-        Ok(Invocation::Response(v)) => v,
-        other => panic!("expected a response, got {other:?}"),
-    }
-}
-
-fn failures(answer: &Value) -> BTreeSet<String> {
-    answer["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch answer: {answer}"))
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn set(ids: &[&str]) -> BTreeSet<String> {
-    ids.iter().map(|s| s.to_string()).collect()
 }
 
 /// An SQS message; `group` and `dedup` set the FIFO attributes, `queue` names the queue.
@@ -88,13 +67,13 @@ async fn fifo_messages_sharing_a_deduplication_id_are_two_tasks() {
         message("m-2", "orders.fifo", Some("g-2"), Some("same-dedup"), json!({"n": 2})),
     ]});
     assert_eq!(
-        failures(&response(stack.invoke(batch.clone(), TIMEOUT).await)),
-        set(&[])
+        batch_failures(&response(stack.invoke(batch.clone(), TIMEOUT).await)),
+        ids(&[])
     );
     assert_eq!(stack.connect.tasks().len(), 2);
     // Redelivered (new receipt handles, higher receive count): no new task.
     let again = response(stack.invoke(redelivered(batch), TIMEOUT).await);
-    assert_eq!(failures(&again), set(&[]));
+    assert_eq!(batch_failures(&again), ids(&[]));
     assert_eq!(stack.connect.tasks().len(), 2);
     stack.stop().await;
 }
@@ -156,8 +135,8 @@ async fn a_webhook_caller_cannot_claim_a_queued_messages_task() {
     assert_eq!(attacker["statusCode"], 201);
     let batch = json!({"Records": [message("m-victim", "support", None, None, json!({"a": 1}))]});
     assert_eq!(
-        failures(&response(stack.invoke(batch, TIMEOUT).await)),
-        set(&[])
+        batch_failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        ids(&[])
     );
     let tasks = stack.connect.tasks();
     assert_eq!(tasks.len(), 2);
@@ -198,7 +177,7 @@ async fn a_fifo_failure_holds_back_its_own_group_only() {
         message("b-2", "support.fifo", Some("B"), Some("d4"), support("Bo", "")),
     ]});
     let answer = response(stack.invoke(batch, TIMEOUT).await);
-    assert_eq!(failures(&answer), set(&["a-1", "a-2"]));
+    assert_eq!(batch_failures(&answer), ids(&["a-1", "a-2"]));
     assert_eq!(stack.connect.tasks().len(), 2);
     stack.stop().await;
 }
@@ -212,8 +191,8 @@ async fn a_fair_queue_is_a_standard_queue() {
         message("f-2", "fair", Some("A"), None, support("Ana", "")),
     ]});
     assert_eq!(
-        failures(&response(stack.invoke(batch, TIMEOUT).await)),
-        set(&["f-1"])
+        batch_failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        ids(&["f-1"])
     );
     assert_eq!(stack.connect.tasks().len(), 1);
     stack.stop().await;
@@ -281,7 +260,7 @@ async fn an_event_delivered_directly_and_through_a_queue_is_one_task() {
         via_queue["Records"][0]["messageAttributes"] = json!({});
         via_queue["Records"][1]["messageAttributes"] = json!({});
         let answer = response(stack.invoke(via_queue, TIMEOUT).await);
-        assert_eq!(failures(&answer), set(&[]), "{mapping:?}");
+        assert_eq!(batch_failures(&answer), ids(&[]), "{mapping:?}");
         assert_eq!(stack.connect.tasks().len(), 2, "{mapping:?}: a second task");
         stack.stop().await;
     }
@@ -294,8 +273,8 @@ async fn a_body_that_is_not_an_event_stays_a_message() {
     let body = json!({"detail-type": "looks like one", "note": "but has no source or id"});
     let batch = json!({"Records": [message("m-x", "plain", None, None, body)]});
     assert_eq!(
-        failures(&response(stack.invoke(batch, TIMEOUT).await)),
-        set(&[])
+        batch_failures(&response(stack.invoke(batch, TIMEOUT).await)),
+        ids(&[])
     );
     let tasks = stack.connect.tasks();
     assert_eq!(tasks.len(), 1);
@@ -342,7 +321,7 @@ routes:
         record("B", "104", json!({"orderId": "b-2"})),
     ]});
     let answer = response(stack.invoke(batch.clone(), TIMEOUT).await);
-    assert_eq!(failures(&answer), set(&["101", "103"]));
+    assert_eq!(batch_failures(&answer), ids(&["101", "103"]));
     assert_eq!(stack.connect.tasks().len(), 2);
     response(stack.invoke(batch, TIMEOUT).await);
     assert_eq!(stack.connect.tasks().len(), 2);
@@ -360,13 +339,13 @@ async fn a_pipe_delivers_a_bare_array_of_records() {
         message("p-2", "support", None, None, support("Bo", past)),
     ]);
     let answer = response(stack.invoke(pipe.clone(), TIMEOUT).await);
-    assert_eq!(failures(&answer), set(&["p-2"]));
+    assert_eq!(batch_failures(&answer), ids(&["p-2"]));
     assert_eq!(stack.connect.tasks().len(), 1);
     // The same message through an event source mapping: no second task.
     let esm = json!({"Records": [pipe[0].clone()]});
     assert_eq!(
-        failures(&response(stack.invoke(esm, TIMEOUT).await)),
-        set(&[])
+        batch_failures(&response(stack.invoke(esm, TIMEOUT).await)),
+        ids(&[])
     );
     assert_eq!(stack.connect.tasks().len(), 1);
     stack.stop().await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event, start_function, EXAMPLE_MAPPING};
+use common::{batch_failures, event, ids, response, start_function, EXAMPLE_MAPPING};
 use connect_standin::harness::{peak_rss_mib, worst_case_sqs_batch, LocalStack};
 use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
@@ -42,22 +42,6 @@ fn support_request(callback_at: &str) -> Value {
     })
 }
 
-fn batch_failures(answer: &Value) -> Vec<String> {
-    answer["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch answer: {answer}"))
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn response(result: Result<Invocation, connect_standin::runtime_api::InvokeError>) -> Value {
-    match result {
-        Ok(Invocation::Response(v)) => v,
-        other => panic!("expected a response, got {other:?}"),
-    }
-}
-
 /// A callback time with a multi-byte character in its offset panicked the old hand-written
 /// parser; with `panic = "abort"` the whole batch died and came back until every message of it
 /// reached the DLQ. Now the record fails alone and the others get their tasks.
@@ -70,7 +54,7 @@ async fn a_record_that_once_panicked_fails_alone_and_the_process_serves_on() {
         sqs_message("good-2", &support_request("")),
     ]});
     let answer = response(stack.invoke(batch, TIMEOUT).await);
-    assert_eq!(batch_failures(&answer), ["poison"]);
+    assert_eq!(batch_failures(&answer), ids(&["poison"]));
     assert_eq!(stack.connect.tasks().len(), 2);
     // The same process answers the next event.
     let pid = stack.function.pid();
@@ -85,7 +69,7 @@ async fn ten_worst_case_messages_stay_within_the_function_memory() {
     let mut stack = start(&[]).await;
     let answer = response(stack.invoke(worst_case_sqs_batch(), TIMEOUT).await);
     // Each becomes a task: its description is the pretty body, cut at 4,096 characters.
-    assert_eq!(batch_failures(&answer), Vec::<String>::new());
+    assert_eq!(batch_failures(&answer), ids(&[]));
     assert_eq!(stack.connect.tasks().len(), 10);
     let peak = peak_rss_mib(stack.function.pid().unwrap()).unwrap();
     println!("peak RSS for 10 x 1 MiB nested SQS bodies: {peak:.1} MiB");
@@ -113,7 +97,7 @@ async fn no_log_level_writes_event_data() {
             sqs_message("ok", &support_request("")),
         ]});
         let answer = response(stack.invoke(batch, TIMEOUT).await);
-        assert_eq!(batch_failures(&answer), ["bad-time"], "{level}");
+        assert_eq!(batch_failures(&answer), ids(&["bad-time"]), "{level}");
         for name in common::event_names() {
             stack.invoke(event(&name), TIMEOUT).await.unwrap();
         }

@@ -174,7 +174,6 @@ struct HttpParts<'a> {
     method: String,
     path: String,
     headers: &'a aws_lambda_events::http::HeaderMap,
-    query: Value,
     body: Option<&'a str>,
     base64: bool,
     request_id: Option<String>,
@@ -208,7 +207,6 @@ fn rest_request(
             method: req.http_method.to_string(),
             path: req.path.clone().unwrap_or_default(),
             headers: &req.headers,
-            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -237,7 +235,6 @@ fn alb_request(
             method: req.http_method.to_string(),
             path: req.path.clone().unwrap_or_default(),
             headers,
-            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             // ALB gives no request id; the trace header names the request.
@@ -270,7 +267,6 @@ fn http_request(
                 .or(req.raw_path.clone())
                 .unwrap_or_default(),
             headers: &req.headers,
-            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -299,7 +295,6 @@ fn function_url(
                 .or(req.raw_path.clone())
                 .unwrap_or_default(),
             headers: &req.headers,
-            query: query(&payload),
             body: req.body.as_deref(),
             base64: req.is_base64_encoded,
             request_id: req.request_context.request_id.clone(),
@@ -423,7 +418,7 @@ fn webhook(
     let mut meta = serde_json::Map::new();
     meta.insert("method".into(), json!(parts.method));
     meta.insert("path".into(), json!(parts.path));
-    meta.insert("query".into(), parts.query);
+    meta.insert("query".into(), query(&payload));
     Ok(Record {
         kind: parts.kind,
         id: parts

@@ -53,6 +53,34 @@ pub async fn start_function(extra: &[(&str, &str)]) -> connect_standin::harness:
         .unwrap()
 }
 
+/// The function's answer to an invocation that must get one.
+pub fn response(
+    result: Result<
+        connect_standin::runtime_api::Invocation,
+        connect_standin::runtime_api::InvokeError,
+    >,
+) -> Value {
+    match result {
+        Ok(connect_standin::runtime_api::Invocation::Response(v)) => v,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// The ids a partial batch answer reports as failed.
+pub fn batch_failures(answer: &Value) -> std::collections::BTreeSet<String> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch answer: {answer}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A set of ids, to compare with `batch_failures`.
+pub fn ids(list: &[&str]) -> std::collections::BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
