@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use crate::connect::CallPolicy;
 use crate::error::ConfigError;
 use crate::mapping::Mapping;
+use crate::pace::PaceSetting;
 use crate::sources::EnvelopeLimits;
 use crate::task::TaskDefaults;
 use crate::tls::TlsRoots;
@@ -57,6 +58,22 @@ pub struct Config {
     pub webhook_auth: WebhookAuthSetting,
     /// How a task links to the contact its record names (`CONTACT_FLOW_LINK`).
     pub contact_link: ContactLink,
+    /// Connect's quota and how many environments share it (`CONNECT_REQUESTS_PER_SECOND`,
+    /// `CONNECT_BURST`, `CONNECT_CALLERS`).
+    pub pace: PaceSetting,
+    /// The task queue (`TASK_QUEUE_URL`): where queued webhooks and throttled direct requests go.
+    pub task_queue_url: Option<String>,
+    /// Whether webhooks are queued (202) or call Connect themselves (201) (`WEBHOOK_MODE`).
+    pub webhook_mode: WebhookMode,
+}
+
+/// What a webhook waits for (`WEBHOOK_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookMode {
+    /// Authenticated and checked at once, then put on the task queue: 202 with the client token.
+    Queued,
+    /// Calls Connect in the request: 201 with the ContactId, 429 when throttled.
+    Sync,
 }
 
 impl Config {
@@ -168,6 +185,28 @@ impl Config {
         };
         check_mapping_for(&mapping, &webhook_auth)?;
 
+        let pace = pace_setting(&get)?;
+        let task_queue_url = get("TASK_QUEUE_URL");
+        let webhook_mode = match get("WEBHOOK_MODE").map(|v| v.to_ascii_lowercase()) {
+            // Queued needs a queue: without one (local runs, tests) webhooks call Connect.
+            None if task_queue_url.is_some() => WebhookMode::Queued,
+            None => WebhookMode::Sync,
+            Some(v) if v == "sync" => WebhookMode::Sync,
+            Some(v) if v == "queued" && task_queue_url.is_some() => WebhookMode::Queued,
+            Some(v) if v == "queued" => {
+                return Err(ConfigError::Env {
+                    name: "WEBHOOK_MODE",
+                    message: "`queued` needs TASK_QUEUE_URL (the queue webhooks are put on)".into(),
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::Env {
+                    name: "WEBHOOK_MODE",
+                    message: "must be `queued` or `sync`".into(),
+                })
+            }
+        };
+
         if let Some(text) = get("TASK_MAPPING").filter(|t| t.len() > TASK_MAPPING_WARN_BYTES) {
             tracing::warn!(
                 bytes = text.len(),
@@ -191,6 +230,9 @@ impl Config {
             call_policy,
             webhook_auth,
             contact_link,
+            pace,
+            task_queue_url,
+            webhook_mode,
         })
     }
 
@@ -228,6 +270,39 @@ fn resolve(file: &str, task_root: Option<String>) -> PathBuf {
         Some(root) if path.is_relative() => PathBuf::from(root).join(path),
         _ => path,
     }
+}
+
+/// Connect's quota as the deployment states it. The defaults are Connect's default quota
+/// shared by two environments (the queue's smallest maximum concurrency).
+fn pace_setting(get: &impl Fn(&str) -> Option<String>) -> Result<PaceSetting, ConfigError> {
+    let defaults = PaceSetting::default();
+    let positive = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+        match get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or(ConfigError::Env {
+                    name,
+                    message: "must be a number above 0".into(),
+                }),
+        }
+    };
+    let rate = positive("CONNECT_REQUESTS_PER_SECOND", defaults.rate)?;
+    let burst = positive("CONNECT_BURST", defaults.burst)?;
+    let callers = number(get, "CONNECT_CALLERS", defaults.callers as usize)?;
+    if !(1..=1000).contains(&callers) {
+        return Err(ConfigError::Env {
+            name: "CONNECT_CALLERS",
+            message: "must be between 1 and 1000".into(),
+        });
+    }
+    Ok(PaceSetting {
+        rate,
+        burst,
+        callers: callers as u32,
+    })
 }
 
 /// Lambda holds all of a function's environment variables to 4 KB together; an inline mapping

@@ -4,7 +4,7 @@
 //! (`AWS_ENDPOINT_URL_CONNECT`) is honoured by aws-config itself, which is how tests and the
 //! local demo reach the stand-in with no code path special to it here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_connect::operation::start_task_contact::builders::StartTaskContactFluentBuilder;
@@ -13,6 +13,7 @@ use aws_sdk_connect::types::{Reference, ReferenceType, SegmentAttributeValue, Ta
 use aws_sdk_connect::Client;
 
 use crate::error::{BridgeError, ErrorClass};
+use crate::pace::Pacer;
 use crate::task::{SegmentValue, TaskRequest};
 use crate::tls::{https_client, TlsRoots};
 
@@ -141,6 +142,18 @@ impl Default for CallPolicy {
     }
 }
 
+impl CallPolicy {
+    /// The wait before attempt `attempt` (1: the second) after a fault: exponential from
+    /// `initial_backoff`, capped at `max_backoff`, with full jitter so retries of a batch spread.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
 /// The SDK configuration of a cold start: credentials, region and endpoint from the
 /// environment (`AWS_ENDPOINT_URL_CONNECT` included), retries and timeouts from `policy`.
 pub async fn load_sdk_config(
@@ -169,22 +182,93 @@ pub async fn load_sdk_config(
 /// `CONNECT_INSTANCE_ID` is an ARN (a stack deployed in another Region than the instance would
 /// otherwise call the wrong Region and find no instance), else the function's own.
 pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) -> Client {
-    let mut builder = aws_sdk_connect::config::Builder::from(sdk_config);
+    // Attempts are ours (`start_task`), each through the pacer.
+    let mut builder = aws_sdk_connect::config::Builder::from(sdk_config)
+        .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled());
     if let Some(region) = region {
         builder = builder.region(aws_sdk_connect::config::Region::new(region.to_string()));
     }
     Client::from_conf(builder.build())
 }
 
-/// Sends the request; `budget` bounds the whole call, retries included, so it cannot outlive
-/// the invocation.
+/// Sends the request, each attempt when the pace allows (`pacer`), until Connect answers, a
+/// failure that another attempt cannot mend, `max_attempts`, or `deadline` (the moment after
+/// which no call may start; None: no limit). The client token makes every attempt after the
+/// first safe: Connect answers a repeat with the task it already created.
+///
+/// Throttles are retried after the pacer's next turn (it slows down on each); Connect's faults
+/// and lost connections after a jittered backoff. The SDK's own retries are off for this call
+/// (`connect_client`): they would spend the quota behind the pacer's back.
 pub async fn start_task(
+    client: &Client,
+    req: &TaskRequest,
+    pacer: &Pacer,
+    deadline: Option<Instant>,
+    policy: &CallPolicy,
+) -> Result<String, BridgeError> {
+    let latest_start = deadline.map(|d| d.checked_sub(MIN_CALL_BUDGET).unwrap_or(d));
+    let mut last_error = None;
+    for attempt in 0..policy.max_attempts.max(1) {
+        if attempt > 0
+            && last_error
+                .as_ref()
+                .is_some_and(|e: &BridgeError| !e.is_throttle())
+        {
+            let backoff = policy.backoff(attempt);
+            if latest_start.is_some_and(|l| Instant::now() + backoff > l) {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+        }
+        // A call started with almost no time left would most likely be cut off after Connect
+        // created the task but before we could report it; better not to start it at all.
+        if latest_start.is_some_and(|l| Instant::now() >= l) {
+            return Err(last_error.unwrap_or(BridgeError::DeadlineExceeded));
+        }
+        let Some(slot) = pacer.reserve(latest_start) else {
+            break;
+        };
+        tokio::time::sleep(slot.wait).await;
+        let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match call_once(client, req, budget).await {
+            Ok(contact_id) => {
+                pacer.on_success();
+                return Ok(contact_id);
+            }
+            Err(err) => {
+                if err.is_throttle() {
+                    pacer.on_throttle();
+                }
+                if !worth_another_attempt(&err) {
+                    return Err(err);
+                }
+                last_error = Some(err);
+            }
+        }
+    }
+    Err(last_error.unwrap_or(BridgeError::Paced))
+}
+
+/// Failures a second attempt within the invocation may mend.
+fn worth_another_attempt(err: &BridgeError) -> bool {
+    match err {
+        BridgeError::Connect { code, .. } => {
+            matches!(
+                code.as_str(),
+                "ThrottlingException" | "InternalServiceException"
+            )
+        }
+        BridgeError::Dispatch { code, .. } => matches!(*code, "DispatchFailure" | "TimeoutError"),
+        _ => false,
+    }
+}
+
+/// One attempt; `budget` bounds it so it cannot outlive the invocation.
+async fn call_once(
     client: &Client,
     req: &TaskRequest,
     budget: Option<Duration>,
 ) -> Result<String, BridgeError> {
-    // A call started with almost no time left would most likely be cut off after Connect created
-    // the task but before we could report it; better not to start it at all.
     if budget.is_some_and(|b| b < MIN_CALL_BUDGET) {
         return Err(BridgeError::DeadlineExceeded);
     }
@@ -291,6 +375,7 @@ pub fn classify<R: std::fmt::Debug>(err: SdkError<StartTaskContactError, R>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pace::PaceSetting;
     use crate::task::{
         ScheduledTime, TaskAttachment as OurAttachment, TaskReference, CONTACT_EXPIRY,
     };
@@ -301,6 +386,87 @@ mod tests {
     };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::collections::BTreeMap;
+
+    fn unpaced() -> Pacer {
+        Pacer::new(PaceSetting {
+            rate: 1000.0,
+            burst: 1000.0,
+            callers: 1,
+        })
+    }
+
+    fn policy() -> CallPolicy {
+        CallPolicy {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..CallPolicy::default()
+        }
+    }
+
+    fn throttled() -> StartTaskContactError {
+        StartTaskContactError::ThrottlingException(
+            ThrottlingException::builder().message("slow down").build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_is_tried_again_at_the_next_turn_and_slows_the_pace() {
+        let errors = std::sync::Mutex::new(vec![throttled(), throttled()]);
+        let failing = mock!(Client::start_task_contact)
+            .match_requests(|r| r.client_token() == Some("tok"))
+            .sequence()
+            .error(move || errors.lock().unwrap().remove(0))
+            .times(2)
+            .output(|| StartTaskContactOutput::builder().contact_id("c-2").build())
+            .build();
+        let client = mock_client!(aws_sdk_connect, RuleMode::Sequential, [&failing], |c| c
+            .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
+        let pacer = Pacer::new(PaceSetting {
+            rate: 50.0,
+            burst: 5.0,
+            callers: 1,
+        });
+        let id = start_task(&client, &full_request(), &pacer, None, &policy())
+            .await
+            .unwrap();
+        assert_eq!(id, "c-2");
+        assert_eq!(failing.num_calls(), 3);
+        assert!(pacer.rate() < 50.0, "{}", pacer.rate());
+        assert_eq!(pacer.take_stats().throttles, 2);
+    }
+
+    #[tokio::test]
+    async fn attempts_stop_at_the_limit_and_at_the_deadline_with_the_last_error() {
+        let rule = mock!(Client::start_task_contact).then_error(throttled);
+        let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
+        let err = start_task(&client, &full_request(), &unpaced(), None, &policy())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ThrottlingException");
+        assert_eq!(rule.num_calls(), 3);
+
+        // A pace of one call per second leaves no second turn before a deadline 700 ms away:
+        // one call, then the record goes back as it is.
+        let slow = Pacer::new(PaceSetting {
+            rate: 1.0,
+            burst: 1.0,
+            callers: 1,
+        });
+        let deadline = Some(Instant::now() + Duration::from_millis(700));
+        let err = start_task(&client, &full_request(), &slow, deadline, &policy())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ThrottlingException");
+        assert_eq!(rule.num_calls(), 4);
+        // With no turn at all, nothing is called.
+        let err = start_task(&client, &full_request(), &slow, deadline, &policy())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "Paced");
+        assert!(err.is_throttle());
+        assert_eq!(rule.num_calls(), 4);
+    }
 
     fn full_request() -> TaskRequest {
         TaskRequest {
@@ -357,7 +523,9 @@ mod tests {
             })
             .then_output(|| StartTaskContactOutput::builder().contact_id("c-1").build());
         let client = mock_client!(aws_sdk_connect, [&rule]);
-        let id = start_task(&client, &full_request(), None).await.unwrap();
+        let id = start_task(&client, &full_request(), &unpaced(), None, &policy())
+            .await
+            .unwrap();
         assert_eq!(id, "c-1");
         assert_eq!(rule.num_calls(), 1);
     }
@@ -417,7 +585,11 @@ mod tests {
             // Retries are the SDK's business; here one attempt shows the classification.
             let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
                 .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
-            let err = start_task(&client, &full_request(), None)
+            let once = CallPolicy {
+                max_attempts: 1,
+                ..policy()
+            };
+            let err = start_task(&client, &full_request(), &unpaced(), None, &once)
                 .await
                 .unwrap_err();
             assert_eq!(err.code(), code);
@@ -431,7 +603,8 @@ mod tests {
         let rule = mock!(Client::start_task_contact)
             .then_output(|| StartTaskContactOutput::builder().contact_id("late").build());
         let client = mock_client!(aws_sdk_connect, [&rule]);
-        let err = start_task(&client, &full_request(), Some(Duration::from_millis(10)))
+        let soon = Some(Instant::now() + Duration::from_millis(10));
+        let err = start_task(&client, &full_request(), &unpaced(), soon, &policy())
             .await
             .unwrap_err();
         assert_eq!(err.class(), ErrorClass::Transient);

@@ -73,6 +73,13 @@ pub enum BridgeError {
     #[error("not attempted: an earlier message of this FIFO batch failed, and order must be kept")]
     FifoBlocked,
 
+    /// Not attempted: the pace kept to Connect's quota gives this record no turn before the
+    /// invocation ends. It goes back to its queue (or its caller) untried.
+    #[error(
+        "not attempted: the pace of Connect's quota leaves no call before the invocation ends"
+    )]
+    Paced,
+
     /// The invocation's deadline left no time to start another call.
     #[error("the invocation deadline is too close to start a call")]
     DeadlineExceeded,
@@ -114,6 +121,7 @@ impl BridgeError {
             BridgeError::Connect { class, .. } => *class,
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
+            | BridgeError::Paced
             | BridgeError::DeadlineExceeded => ErrorClass::Transient,
         }
     }
@@ -131,6 +139,7 @@ impl BridgeError {
             BridgeError::Dispatch { code, .. } => code,
             BridgeError::FifoBlocked => "FifoBlocked",
             BridgeError::DeadlineExceeded => "DeadlineExceeded",
+            BridgeError::Paced => "Paced",
             BridgeError::Unauthorized => "InvalidSignature",
             BridgeError::Forbidden => "Forbidden",
             BridgeError::Internal => "InternalError",
@@ -157,6 +166,7 @@ impl BridgeError {
                 _ => Cause::Configuration,
             },
             BridgeError::DeadlineExceeded => Cause::OutOfTime,
+            BridgeError::Paced => Cause::Throttled,
             BridgeError::Dispatch { code, .. } => match *code {
                 "DeadlineExceeded" | "TimeoutError" => Cause::OutOfTime,
                 _ => Cause::Unavailable,

@@ -11,14 +11,16 @@ use futures_util::stream::{self, StreamExt};
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, WebhookMode};
 use crate::connect::start_task;
 use crate::error::BridgeError;
 use crate::metrics;
+use crate::pace::Pacer;
 use crate::prepare::prepare;
+use crate::queue::{QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind};
 use crate::response::{respond, Outcome, Started};
-use crate::sources::{self, RecordError};
+use crate::sources::{self, RecordError, Storage};
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
@@ -42,14 +44,18 @@ pub fn plausible_deadline(deadline: SystemTime, process_start: SystemTime) -> Op
 /// Time kept back from the invocation deadline to write the response after the last call.
 pub const RESPONSE_MARGIN: Duration = Duration::from_millis(300);
 
-/// Everything built at cold start: the configuration, the Connect client and the webhook
-/// authentication (with its secret, for signatures).
+/// Everything built at cold start: the configuration, the Connect client, the pace of calls,
+/// the task queue and the webhook authentication (with its secret, for signatures).
 pub struct Bridge {
     pub config: Config,
     client: aws_sdk_connect::Client,
     auth: WebhookAuth,
     /// Where the signature secret is fetched again after a failed check.
     secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// This environment's share of Connect's quota; lives as long as the environment.
+    pacer: Pacer,
+    /// Where requests are queued and messages handed back; None: neither (tests, `send`).
+    queue: Option<TaskQueue>,
 }
 
 impl Bridge {
@@ -62,12 +68,26 @@ impl Bridge {
             WebhookAuthSetting::Authorizer => WebhookAuth::Authorizer,
             WebhookAuthSetting::Refuse | WebhookAuthSetting::Signature(_) => WebhookAuth::Refuse,
         };
+        let pacer = Pacer::new(config.pace);
         Bridge {
             config,
             client,
             auth,
             secrets: None,
+            pacer,
+            queue: None,
         }
+    }
+
+    /// Requests are queued on `queue` (webhooks in `queued` mode, throttled direct requests) and
+    /// queue messages the pace cannot serve are handed back through it.
+    pub fn with_queue(mut self, queue: TaskQueue) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    fn enqueuing(&self) -> Option<&TaskQueue> {
+        self.queue.as_ref().filter(|q| q.can_enqueue())
     }
 
     /// Webhooks must then carry a valid signature; other sources are unaffected. `secrets` is
@@ -127,6 +147,12 @@ impl Bridge {
             }
         };
         let kind = envelope.kind;
+        let messages: Vec<(String, QueueMessage)> = envelope
+            .records
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|r| r.queue_message.clone().map(|m| (r.id.clone(), m)))
+            .collect();
         let outcomes = if envelope.fifo {
             // Each order key (FIFO message group) in order, the keys side by side.
             let groups = group_by_order_key(envelope.records);
@@ -145,10 +171,37 @@ impl Bridge {
                 .collect::<Vec<_>>()
                 .await
         };
+        self.hand_back(&outcomes, messages).await;
         if let Some(namespace) = &self.config.metrics_namespace {
-            metrics::emit(namespace, kind, &outcomes);
+            metrics::emit(namespace, kind, &outcomes, &self.pacer.take_stats());
         }
         respond(kind, outcomes)
+    }
+
+    /// Queue messages that failed only for the pace (throttled, or no turn before the deadline)
+    /// come back when this environment's pace would reach them, one after the other, instead of
+    /// after the queue's whole visibility timeout.
+    async fn hand_back(&self, outcomes: &[Outcome], messages: Vec<(String, QueueMessage)>) {
+        let Some(queue) = &self.queue else { return };
+        let paced: Vec<QueueMessage> = outcomes
+            .iter()
+            .filter(|o| matches!(&o.result, Err(e) if e.is_throttle()))
+            .filter_map(|o| {
+                messages
+                    .iter()
+                    .find(|(id, _)| *id == o.record_id)
+                    .map(|(_, m)| m.clone())
+            })
+            .collect();
+        if paced.is_empty() {
+            return;
+        }
+        let delayed = paced
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, self.pacer.time_for(i + 1)))
+            .collect();
+        queue.postpone(delayed).await;
     }
 
     /// The records of one order key, one after the other; after the first failure the rest are
@@ -212,7 +265,7 @@ impl Bridge {
         record: Result<Record, RecordError>,
         deadline: Option<SystemTime>,
     ) -> (Outcome, Option<(String, String)>) {
-        let record = match record {
+        let mut record = match record {
             Err(RecordError { id, error, .. }) => {
                 let outcome = Outcome {
                     record_id: id,
@@ -223,6 +276,17 @@ impl Bridge {
             Ok(record) => record,
         };
         let prepared = prepare(&record, &self.config, DateTime::from(SystemTime::now()));
+        // What may go on the task queue: never a record that came from a queue.
+        let storage = match record.queue_message {
+            Some(_) => Storage::Never,
+            None => sources::storage_of(record.kind),
+        };
+        let queue_first =
+            storage == Storage::First && self.config.webhook_mode == WebhookMode::Queued;
+        let queue = self
+            .enqueuing()
+            .filter(|_| queue_first || storage == Storage::OnThrottle);
+        let payload = queue.map(|_| std::mem::take(&mut record.event));
         // The record (its event and parsed body, up to a few MiB) is not needed during the call:
         // dropped here, so the concurrent calls of a batch hold only their requests.
         let record_id = record.id.clone();
@@ -237,19 +301,40 @@ impl Bridge {
             }
             Ok(prepared) => prepared,
         };
-        let budget = deadline.map(|d| {
-            d.duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(RESPONSE_MARGIN)
-        });
         let client_token = prepared.client_token().to_string();
-        let result = start_task(&self.client, &prepared.request, budget)
-            .await
-            .map(|contact_id| Started {
-                contact_id,
-                client_token: client_token.clone(),
-                route: prepared.route.clone(),
-            });
+        let started = |contact_id| Started {
+            contact_id,
+            client_token: client_token.clone(),
+            route: prepared.route.clone(),
+        };
+        let result = match (queue, &payload) {
+            // Checked and rendered, so bad input has had its answer; the task follows from the
+            // queue at the pace Connect allows.
+            (Some(queue), Some(payload)) if queue_first => {
+                queue.enqueue(payload).await.map(|()| started(None))
+            }
+            _ => {
+                let latest = deadline.map(|d| {
+                    let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+                    Instant::now() + left.saturating_sub(RESPONSE_MARGIN)
+                });
+                let called = start_task(
+                    &self.client,
+                    &prepared.request,
+                    &self.pacer,
+                    latest,
+                    &self.config.call_policy,
+                )
+                .await;
+                match (called, queue, &payload) {
+                    (Err(e), Some(queue), Some(payload)) if e.is_throttle() => {
+                        // Throttled beyond what the invocation could wait: queued, not failed.
+                        queue.enqueue(payload).await.map(|()| started(None))
+                    }
+                    (called, _, _) => called.map(|id| started(Some(id))),
+                }
+            }
+        };
         let outcome = Outcome { record_id, result };
         (outcome, Some((prepared.route, client_token)))
     }
@@ -285,16 +370,27 @@ fn log_outcome(
 ) {
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     match &outcome.result {
-        Ok(started) => tracing::info!(
-            outcome = "started",
-            source = kind.as_str(),
-            record_id = %outcome.record_id,
-            route = %started.route,
-            client_token = %started.client_token,
-            contact_id = %started.contact_id,
-            duration_ms,
-            "task started"
-        ),
+        Ok(started) => match &started.contact_id {
+            Some(contact_id) => tracing::info!(
+                outcome = "started",
+                source = kind.as_str(),
+                record_id = %outcome.record_id,
+                route = %started.route,
+                client_token = %started.client_token,
+                contact_id = %contact_id,
+                duration_ms,
+                "task started"
+            ),
+            None => tracing::info!(
+                outcome = "queued",
+                source = kind.as_str(),
+                record_id = %outcome.record_id,
+                route = %started.route,
+                client_token = %started.client_token,
+                duration_ms,
+                "request queued for its task"
+            ),
+        },
         Err(err) => tracing::warn!(
             outcome = "failed",
             source = kind.as_str(),

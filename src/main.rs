@@ -5,6 +5,7 @@ use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::{connect_client, load_sdk_config};
 use connect_task_bridge::handler::{plausible_deadline, Bridge};
 use connect_task_bridge::logging;
+use connect_task_bridge::queue::TaskQueue;
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -57,6 +58,10 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         routes = ?config.mapping.route_names().collect::<Vec<_>>(),
         batch_concurrency = config.batch_concurrency,
         webhook_auth = config.webhook_auth.as_str(),
+        webhook_mode = ?config.webhook_mode,
+        connect_requests_per_second = config.pace.rate,
+        connect_burst = config.pace.burst,
+        connect_callers = config.pace.callers,
         "cold start"
     );
     let signature = match &config.webhook_auth {
@@ -76,7 +81,11 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         }
         _ => None,
     };
-    let mut bridge = Bridge::new(config, client);
+    let queue = TaskQueue::new(
+        aws_sdk_sqs::Client::new(&sdk_config),
+        config.task_queue_url.clone(),
+    );
+    let mut bridge = Bridge::new(config, client).with_queue(queue);
     if let Some((check, secrets)) = signature {
         bridge = bridge.with_signature_check(check, Some(secrets));
     }

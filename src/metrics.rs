@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::pace::PaceStats;
 use crate::record::SourceKind;
 use crate::response::Outcome;
 
@@ -16,6 +17,8 @@ pub const DEFAULT_NAMESPACE: &str = "ConnectTaskBridge";
 #[derive(Debug, Default, PartialEq)]
 pub struct Tally {
     pub started: u64,
+    /// Requests put on the task queue instead (their tasks follow from the queue).
+    pub queued: u64,
     pub failed: u64,
     pub throttled: u64,
     pub by_error: BTreeMap<(String, String), u64>,
@@ -26,6 +29,7 @@ impl Tally {
         let mut tally = Tally::default();
         for outcome in outcomes {
             match &outcome.result {
+                Ok(started) if started.contact_id.is_none() => tally.queued += 1,
                 Ok(_) => tally.started += 1,
                 Err(err) => {
                     tally.failed += 1;
@@ -48,6 +52,7 @@ pub fn documents(
     namespace: &str,
     source: SourceKind,
     tally: &Tally,
+    pace: &PaceStats,
     timestamp_ms: u64,
 ) -> Vec<Value> {
     let metric = |name: &str| json!({"Name": name, "Unit": "Count"});
@@ -57,13 +62,24 @@ pub fn documents(
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
                 "Dimensions": [["Source"], []],
-                "Metrics": [metric("TasksStarted"), metric("TasksFailed"), metric("Throttles")],
+                "Metrics": [
+                    metric("TasksStarted"),
+                    metric("TasksQueued"),
+                    metric("TasksFailed"),
+                    metric("Throttles"),
+                    metric("ConnectThrottles"),
+                    {"Name": "PacedWaitMs", "Unit": "Milliseconds"},
+                ],
             }],
         },
         "Source": source.as_str(),
         "TasksStarted": tally.started,
+        "TasksQueued": tally.queued,
         "TasksFailed": tally.failed,
+        // Records that failed for the pace or a throttle, and every call Connect throttled.
         "Throttles": tally.throttled,
+        "ConnectThrottles": pace.throttles,
+        "PacedWaitMs": pace.waited.as_millis() as u64,
     })];
     for ((class, code), count) in &tally.by_error {
         docs.push(json!({
@@ -84,13 +100,13 @@ pub fn documents(
 }
 
 /// Prints the invocation's EMF lines on stdout, where Lambda's log capture finds them.
-pub fn emit(namespace: &str, source: SourceKind, outcomes: &[Outcome]) {
+pub fn emit(namespace: &str, source: SourceKind, outcomes: &[Outcome], pace: &PaceStats) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
     let tally = Tally::of(outcomes);
-    for doc in documents(namespace, source, &tally, now) {
+    for doc in documents(namespace, source, &tally, pace, now) {
         println!("{doc}");
     }
 }
@@ -105,7 +121,7 @@ mod tests {
         Outcome {
             record_id: "r".into(),
             result: result.map(|_| Started {
-                contact_id: "c".into(),
+                contact_id: Some("c".into()),
                 client_token: "t".into(),
                 route: "r".into(),
             }),
@@ -128,7 +144,7 @@ mod tests {
         ];
         let tally = Tally::of(&outcomes);
         assert_eq!((tally.started, tally.failed, tally.throttled), (2, 3, 2));
-        let docs = documents("NS", SourceKind::Sqs, &tally, 1_000);
+        let docs = documents("NS", SourceKind::Sqs, &tally, &PaceStats::default(), 1_000);
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0]["Source"], "sqs");
         assert_eq!(docs[0]["TasksStarted"], 2);

@@ -129,6 +129,10 @@ pub struct Record {
     /// The contact the task is linked to unless the route links it itself (a contact flow's
     /// calling contact); how is `CONTACT_FLOW_LINK`.
     pub linked_contact: Option<String>,
+    /// The queue message the record arrived in (SQS only): it is handed back with a delay when
+    /// the pace cannot serve it in this invocation, and a record that has one is never queued
+    /// again.
+    pub queue_message: Option<crate::queue::QueueMessage>,
 }
 
 /// What templates and `when` expressions see of a record. A mapping whose templates never name

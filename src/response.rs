@@ -6,10 +6,11 @@ use serde_json::Value;
 use crate::error::BridgeError;
 use crate::record::SourceKind;
 
-/// A task Connect started (or had already started for this client token).
+/// A task Connect started (or had already started for this client token), or a request put on
+/// the task queue to become one (`contact_id` None).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {
-    pub contact_id: String,
+    pub contact_id: Option<String>,
     pub client_token: String,
     pub route: String,
 }
@@ -36,7 +37,7 @@ mod tests {
         Outcome {
             record_id: id.into(),
             result: Ok(Started {
-                contact_id: format!("c-{id}"),
+                contact_id: Some(format!("c-{id}")),
                 client_token: format!("t-{id}"),
                 route: "r".into(),
             }),

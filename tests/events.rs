@@ -278,6 +278,29 @@ fn connect_errors() -> Vec<(StartTaskContactError, &'static str, ErrorClass, u16
     ]
 }
 
+/// The example mapping with one attempt per call: a failure reaches the source as it is.
+fn single_attempt() -> connect_task_bridge::config::Config {
+    common::config_with(&[
+        ("TASK_MAPPING_FILE", common::EXAMPLE_MAPPING),
+        ("CONNECT_MAX_ATTEMPTS", "1"),
+    ])
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_tried_again_within_the_invocation() {
+    for code in ["ThrottlingException", "InternalServiceException"] {
+        let connect = failing_next_call(code);
+        let answer = connect
+            .bridge(example_config())
+            .handle(event("eventbridge-order-failed"), None)
+            .await
+            .unwrap();
+        assert!(answer["ContactId"].is_string(), "{code}: {answer}");
+        assert_eq!(connect.calls().len(), 2, "{code}");
+        assert_eq!(connect.task_count(), 1, "{code}");
+    }
+}
+
 /// A fresh Connect whose next call fails with the error of that code.
 fn failing_next_call(code: &str) -> FakeConnect {
     let (error, ..) = connect_errors().into_iter().find(|e| e.1 == code).unwrap();
@@ -293,7 +316,7 @@ async fn every_connect_error_reaches_each_source_in_its_own_shape() {
         // and finally hands the event to the on-failure destination.
         let connect = failing_next_call(code);
         let err = connect
-            .bridge(example_config())
+            .bridge(single_attempt())
             .handle(event("eventbridge-order-failed"), None)
             .await
             .unwrap_err();
@@ -306,7 +329,7 @@ async fn every_connect_error_reaches_each_source_in_its_own_shape() {
         // Webhook: the status tells the caller whether to fix the request or retry.
         let connect = failing_next_call(code);
         let response = connect
-            .bridge(example_config())
+            .bridge(single_attempt())
             .handle(event("apigw-rest-github-issue"), None)
             .await
             .unwrap();
@@ -332,6 +355,7 @@ async fn every_connect_error_reaches_each_source_in_its_own_shape() {
         let bridge = connect.bridge(common::config_with(&[
             ("TASK_MAPPING_FILE", common::EXAMPLE_MAPPING),
             ("BATCH_CONCURRENCY", "1"),
+            ("CONNECT_MAX_ATTEMPTS", "1"),
         ]));
         let response = bridge.handle(batch, None).await.unwrap();
         assert_eq!(
@@ -352,7 +376,7 @@ async fn a_fifo_batch_stops_at_a_connect_failure_and_keeps_its_order() {
     let mut batch = event("sqs-fifo-batch");
     batch["Records"].as_array_mut().unwrap().remove(1);
     let response = connect
-        .bridge(example_config())
+        .bridge(single_attempt())
         .handle(batch, None)
         .await
         .unwrap();

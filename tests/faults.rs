@@ -132,6 +132,9 @@ async fn run(scenario: &Scenario) -> Figures {
         ("WEBHOOK_AUTH".into(), "none".into()),
         ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
         ("TASK_MAPPING".into(), MAPPING.into()),
+        // Faults, not the pace (tests/surge.rs): calls go out as fast as the scenario sends them.
+        ("CONNECT_REQUESTS_PER_SECOND".into(), "1000".into()),
+        ("CONNECT_BURST".into(), "1000".into()),
     ];
     env.extend(
         scenario

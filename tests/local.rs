@@ -32,6 +32,12 @@ fn function_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("WEBHOOK_AUTH".to_string(), "none".to_string()),
         ("LAMBDA_TASK_ROOT".to_string(), root().display().to_string()),
         ("TASK_MAPPING_FILE".to_string(), EXAMPLE_MAPPING.to_string()),
+        // Unpaced: the pace is tested by itself (tests/surge.rs).
+        (
+            "CONNECT_REQUESTS_PER_SECOND".to_string(),
+            "1000".to_string(),
+        ),
+        ("CONNECT_BURST".to_string(), "1000".to_string()),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env

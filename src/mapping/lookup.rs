@@ -233,6 +233,7 @@ mod tests {
             direct: None,
             order_key: None,
             linked_contact: None,
+            queue_message: None,
         }
     }
 

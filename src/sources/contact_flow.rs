@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::connect::ConnectEvent;
 use serde_json::{json, Map, Value};
 
-use super::{async_answer, parse, single, Envelope, OpenContext, Source};
+use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
 use crate::token::Identity;
@@ -23,6 +23,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: async_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -76,5 +77,6 @@ fn flow_record(payload: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: Some(contact_id),
+        queue_message: None,
     })
 }

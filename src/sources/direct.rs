@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{async_answer, single, Envelope, OpenContext, Source};
+use super::{async_answer, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
 use crate::record::{canonical_json, digest_parts, Body, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
@@ -19,6 +19,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: async_answer,
+    storage: Storage::OnThrottle,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -61,5 +62,6 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         direct: Some(request),
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     batch_answer, is_records_of, parse, stream_envelope, take_records, Envelope, OpenContext,
-    Source,
+    Source, Storage,
 };
 use crate::error::BridgeError;
 use crate::record::{canonical_json, Body, Record, SourceKind};
@@ -23,6 +23,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: batch_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -77,6 +78,7 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }
 

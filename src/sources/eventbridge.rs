@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{async_answer, parse, single, Envelope, OpenContext, Source};
+use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
 use crate::token::Identity;
@@ -19,6 +19,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: async_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -64,6 +65,7 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }
 

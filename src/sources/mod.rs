@@ -35,6 +35,50 @@ pub struct Source {
     pub open: fn(Value, &OpenContext<'_>) -> Result<Envelope, BridgeError>,
     /// The answer the source expects from the outcome of every record.
     pub respond: fn(SourceKind, Vec<Outcome>) -> Result<Value, BridgeError>,
+    /// Whether its payloads go on the task queue rather than to Connect in the invocation.
+    pub storage: Storage,
+}
+
+/// When a source's payload is put on the task queue (storage-first, see `queue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Never: it is a queue or stream already, its sender retries by itself, or its caller needs
+    /// the task at once.
+    Never,
+    /// Before any call, when `WEBHOOK_MODE` is `queued` (webhooks): answered 202.
+    First,
+    /// When Connect throttles it (direct requests, often invoked asynchronously).
+    OnThrottle,
+}
+
+/// The storage rule of the source that produces `kind`.
+pub fn storage_of(kind: SourceKind) -> Storage {
+    REGISTRY
+        .iter()
+        .find(|s| s.kinds.contains(&kind))
+        .map_or(Storage::Never, |s| s.storage)
+}
+
+/// Reads a payload the function put on the task queue itself: one request of a source that is
+/// ever queued, opened as it was the first time (`ctx.now` is when it was queued).
+pub(crate) fn open_queued(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
+    let not_queueable = || {
+        BridgeError::InvalidEvent(
+            "a queued payload must be one webhook request or one direct request".into(),
+        )
+    };
+    let source = match &payload {
+        Value::Object(obj) => REGISTRY
+            .iter()
+            .find(|s| s.storage != Storage::Never && (s.recognise)(obj))
+            .ok_or_else(not_queueable)?,
+        _ => return Err(not_queueable()),
+    };
+    let mut envelope = (source.open)(payload, ctx)?;
+    match (envelope.records.pop(), envelope.records.is_empty()) {
+        (Some(record), true) => record.map_err(|e| e.error),
+        _ => Err(not_queueable()),
+    }
 }
 
 /// Every source, in the order they are tried (direct payloads last: they are recognised by
@@ -52,7 +96,11 @@ pub const REGISTRY: &[&Source] = &[
 ];
 
 /// What opening a payload needs besides the payload.
+#[derive(Clone, Copy)]
 pub struct OpenContext<'a> {
+    /// The moment checks that depend on time are made for: now, or when a queued payload was
+    /// queued.
+    pub now: std::time::SystemTime,
     pub limits: EnvelopeLimits,
     /// Who may call a webhook; checked before its body is read.
     pub auth: &'a WebhookAuth,
@@ -129,7 +177,8 @@ pub fn open(
         )));
     };
     if let Some(source) = REGISTRY.iter().find(|s| (s.recognise)(obj)) {
-        return (source.open)(payload, &OpenContext { limits, auth });
+        let now = std::time::SystemTime::now();
+        return (source.open)(payload, &OpenContext { now, limits, auth });
     }
     Err(unrecognised(obj))
 }
@@ -289,7 +338,12 @@ fn async_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, Brid
     let mut results = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         let started = outcome.result?;
-        results.push(serde_json::json!({"ContactId": started.contact_id, "ClientToken": started.client_token}));
+        results.push(match started.contact_id {
+            Some(contact_id) => {
+                serde_json::json!({"ContactId": contact_id, "ClientToken": started.client_token})
+            }
+            None => serde_json::json!({"Queued": true, "ClientToken": started.client_token}),
+        });
     }
     Ok(match results.len() {
         1 => results.remove(0),

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     async_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+    Storage,
 };
 use crate::error::BridgeError;
 use crate::record::{digest_parts, Body, Record, SourceKind};
@@ -21,6 +22,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: async_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -97,6 +99,7 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }
 

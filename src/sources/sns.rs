@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     async_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+    Storage,
 };
 use crate::error::BridgeError;
 use crate::record::{Body, Record, SourceKind};
@@ -21,6 +22,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: async_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -85,6 +87,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }
 

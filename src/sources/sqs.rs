@@ -5,15 +5,18 @@
 //! listing every failed message, permanent or transient, so it is retried or reaches the DLQ.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::SqsMessage;
 use serde_json::{json, Map, Value};
 
 use super::{
     batch_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
+    Storage,
 };
 use super::{eventbridge, sns};
 use crate::error::BridgeError;
+use crate::queue::{self, QueueMessage};
 use crate::record::{Body, Record, SourceKind};
 use crate::token::Identity;
 
@@ -22,13 +25,14 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond: batch_answer,
+    storage: Storage::Never,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
     is_records_of(obj, "aws:sqs")
 }
 
-fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     let items = take_records(payload);
     let first = items
         .first()
@@ -55,7 +59,7 @@ fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
                 .filter(|_| fifo)
                 .map(str::to_string);
             match id {
-                Some(id) => sqs_message(item)
+                Some(id) => sqs_message(item, ctx)
                     .map(|mut record| {
                         record.order_key = group.clone();
                         record
@@ -91,7 +95,7 @@ fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     })
 }
 
-fn sqs_message(item: Value) -> Result<Record, BridgeError> {
+fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
     let msg: SqsMessage = parse(&item, "SQS record")?;
     let id = msg.message_id.clone().unwrap_or_default();
     let attributes = msg
@@ -121,6 +125,39 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
         }
     }
     let body = msg.body.unwrap_or_default();
+    let queue_message = msg
+        .receipt_handle
+        .clone()
+        .map(|receipt_handle| QueueMessage {
+            queue_arn: queue_arn.clone(),
+            receipt_handle,
+        });
+    // A request the function queued itself (a webhook in `queued` mode, a throttled direct
+    // request) is opened as it was when it came in, judged at the time SQS says it was sent.
+    if let Some(payload) = queue::queued_payload(&body) {
+        let sent_at = msg
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .ok_or_else(|| {
+                BridgeError::InvalidEvent(
+                    "a queued request needs the SentTimestamp attribute".into(),
+                )
+            })?;
+        let mut record = super::open_queued(
+            payload?,
+            &OpenContext {
+                now: sent_at,
+                ..*ctx
+            },
+        )?;
+        record.id = id;
+        record.meta.insert("via".into(), json!("sqs"));
+        record.meta.insert("sqs".into(), Value::Object(meta));
+        record.queue_message = queue_message;
+        return Ok(record);
+    }
     // An EventBridge event (a rule whose target is the queue) or an SNS notification (a
     // subscription without raw delivery) is treated as that event, with its own identity; the
     // record keeps the messageId for the batch answer, and `meta.via` says how it arrived.
@@ -143,6 +180,7 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
             direct: None,
             order_key: None,
             linked_contact: None,
+            queue_message,
         });
     }
     Ok(Record {
@@ -158,5 +196,6 @@ fn sqs_message(item: Value) -> Result<Record, BridgeError> {
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message,
     })
 }

@@ -6,6 +6,7 @@
 //! status tells the caller whether to fix or retry.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
@@ -20,7 +21,7 @@ use aws_lambda_events::lambda_function_urls::{
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{parse, single, Envelope, EnvelopeLimits, OpenContext, Source};
+use super::{parse, single, Envelope, EnvelopeLimits, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
 use crate::record::{digest_parts, parse_body, Body, Record, SourceKind};
 use crate::response::Outcome;
@@ -37,6 +38,7 @@ pub const SOURCE: Source = Source {
     recognise,
     open,
     respond,
+    storage: Storage::First,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
@@ -50,6 +52,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 
 fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     let (limits, auth) = (ctx.limits, ctx.auth);
+    let auth = (auth, ctx.now);
     // An ALB request has `httpMethod` too: its `requestContext.elb` tells it from a REST API's.
     if payload.pointer("/requestContext/elb").is_some() {
         return Ok(single(SourceKind::Alb, alb_request(payload, limits, auth)));
@@ -80,10 +83,18 @@ fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeErro
         Some(Outcome {
             result: Ok(started),
             ..
-        }) => HttpAnswer {
-            status: 201,
-            body: json!({"contactId": started.contact_id, "clientToken": started.client_token}),
-            retry_after: None,
+        }) => match started.contact_id {
+            Some(contact_id) => HttpAnswer {
+                status: 201,
+                body: json!({"contactId": contact_id, "clientToken": started.client_token}),
+                retry_after: None,
+            },
+            // On the task queue: accepted, the task follows at the pace Connect allows.
+            None => HttpAnswer {
+                status: 202,
+                body: json!({"queued": true, "clientToken": started.client_token}),
+                retry_after: None,
+            },
         },
         Some(Outcome {
             result: Err(err), ..
@@ -198,7 +209,7 @@ fn reason(status: u16) -> &'static str {
 fn rest_request(
     payload: Value,
     limits: EnvelopeLimits,
-    auth: &WebhookAuth,
+    (auth, now): (&WebhookAuth, SystemTime),
 ) -> Result<Record, BridgeError> {
     let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
     webhook(
@@ -213,14 +224,14 @@ fn rest_request(
         },
         payload,
         limits,
-        auth,
+        (auth, now),
     )
 }
 
 fn alb_request(
     payload: Value,
     limits: EnvelopeLimits,
-    auth: &WebhookAuth,
+    (auth, now): (&WebhookAuth, SystemTime),
 ) -> Result<Record, BridgeError> {
     let req: AlbTargetGroupRequest = parse(&payload, "Application Load Balancer request")?;
     // With multi-value headers on, the target group sends `multiValueHeaders` instead.
@@ -245,14 +256,14 @@ fn alb_request(
         },
         payload,
         limits,
-        auth,
+        (auth, now),
     )
 }
 
 fn http_request(
     payload: Value,
     limits: EnvelopeLimits,
-    auth: &WebhookAuth,
+    (auth, now): (&WebhookAuth, SystemTime),
 ) -> Result<Record, BridgeError> {
     let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
     webhook(
@@ -273,14 +284,14 @@ fn http_request(
         },
         payload,
         limits,
-        auth,
+        (auth, now),
     )
 }
 
 fn function_url(
     payload: Value,
     limits: EnvelopeLimits,
-    auth: &WebhookAuth,
+    (auth, now): (&WebhookAuth, SystemTime),
 ) -> Result<Record, BridgeError> {
     let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
     webhook(
@@ -301,7 +312,7 @@ fn function_url(
         },
         payload,
         limits,
-        auth,
+        (auth, now),
     )
 }
 
@@ -329,7 +340,7 @@ fn webhook(
     parts: HttpParts<'_>,
     payload: Value,
     limits: EnvelopeLimits,
-    auth: &WebhookAuth,
+    (auth, now): (&WebhookAuth, SystemTime),
 ) -> Result<Record, BridgeError> {
     let raw = parts.body.unwrap_or_default();
     // Cheap early check: a base64 body decodes to at most 3/4 of its length.
@@ -368,7 +379,7 @@ fn webhook(
             body: decoded.as_deref().unwrap_or(raw.as_bytes()),
             request_context: payload.get("requestContext"),
         },
-        std::time::SystemTime::now(),
+        now,
     )?;
     let text = String::from_utf8(decoded?)
         .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?;
@@ -434,5 +445,6 @@ fn webhook(
         direct: None,
         order_key: None,
         linked_contact: None,
+        queue_message: None,
     })
 }

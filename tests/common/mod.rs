@@ -43,6 +43,9 @@ pub async fn start_function(extra: &[(&str, &str)]) -> connect_standin::harness:
         ("CONNECT_INSTANCE_ID", INSTANCE),
         ("CONNECT_CONTACT_FLOW_ID", FLOW),
         ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+        // Unpaced unless a test says otherwise: the pace is tested by itself (tests/surge.rs).
+        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
+        ("CONNECT_BURST", "1000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -122,6 +125,8 @@ pub fn config_with(vars: &[(&str, &str)]) -> Config {
         ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
         ("WEBHOOK_AUTH".into(), "none".into()),
         ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
+        ("CONNECT_REQUESTS_PER_SECOND".into(), "1000".into()),
+        ("CONNECT_BURST".into(), "1000".into()),
     ]);
     for (k, v) in vars {
         env.insert((*k).into(), (*v).into());

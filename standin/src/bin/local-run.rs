@@ -89,6 +89,9 @@ async fn run(args: Args) -> Result<(), String> {
         // A local demo: the sample webhooks are unsigned. A deployment must choose signature,
         // iam or authorizer (README, Security).
         ("WEBHOOK_AUTH".to_string(), "none".to_string()),
+        // The demo's stand-in models no quota; a deployment paces to Connect's (README, Bursts).
+        ("CONNECT_REQUESTS_PER_SECOND".to_string(), "50".to_string()),
+        ("CONNECT_BURST".to_string(), "50".to_string()),
     ];
     if let Some(m) = &args.mapping {
         let abs = std::fs::canonicalize(m).map_err(|e| format!("{}: {e}", m.display()))?;
