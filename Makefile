@@ -7,6 +7,7 @@
 #   make check [MAPPING=examples/mapping.yaml]   the configuration and mapping as a cold start reads them
 #   make lint    rustfmt and clippy, as CI checks them
 #   make test-faults   the fault matrix with its table
+#   make test-surge    bursts through the real binary at Connect's quota, with its table
 #   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
 #   make bench         benchmarks beside a Python + boto3 peer, printed as one table
 #   make fuzz          coverage-guided fuzzing (cargo fuzz, nightly), FUZZ_SECONDS per target
@@ -30,7 +31,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: schema check fuzz bench test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -48,11 +49,14 @@ test: $(VENV)/.moto
 # Benchmarks, one table: per-event CPU (criterion, in process), then cold start, an SQS batch
 # with 50 ms Connect latency, warm latency and peak RSS of the release binary under the local
 # runtime API beside the Python + boto3 peer under awslambdaric. Not timed tests: numbers.
-bench: release $(VENV)/.peer
+bench: release $(VENV)/.peer $(VENV)/.moto
 	$(CARGO) bench --bench pipeline -- --noplot
 	$(CARGO) build --release -p connect-standin --bin bench
 	$(CARGO_TARGET_DIR)/release/bench --function $(CARGO_TARGET_DIR)/release/connect-task-bridge \
 		--python $(VENV)/bin/python --peer-dir bench/peer --criterion $(CARGO_TARGET_DIR)/criterion
+	$(CARGO) build --release -p connect-standin --bin surge
+	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO_TARGET_DIR)/release/surge \
+		--function $(CARGO_TARGET_DIR)/release/connect-task-bridge --scale $(SURGE_SCALE) --root $(CURDIR)
 
 $(VENV)/.peer: $(VENV)/bin/python bench/peer/requirements.txt
 	$(PIP) install -q --only-binary awslambdaric -r bench/peer/requirements.txt
@@ -73,6 +77,12 @@ fuzz:
 		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo +nightly fuzz run $$t corpus/$$t $$seeds -- $$dict \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
 	done
+
+# The surge simulation over the full bursts (300 SQS messages, 300 EventBridge events, 40
+# webhooks, a shared quota, Connect faults), printing its table; `make test` runs it shortened.
+SURGE_SCALE ?= 5
+test-surge: build $(VENV)/.moto
+	MOTO_SERVER=$(VENV)/bin/moto_server $(BIN)/surge --function $(BIN)/connect-task-bridge --scale $(SURGE_SCALE) --root $(CURDIR)
 
 # The fault matrix alone, printing its table (it also runs in `make test`).
 test-faults:

@@ -158,8 +158,22 @@ impl Config {
                 message: format!("'{text}' is neither `amazon` nor `system`"),
             })?,
         };
+        let initial_backoff_ms = number(
+            &get,
+            "CONNECT_INITIAL_BACKOFF_MS",
+            defaults.initial_backoff.as_millis() as usize,
+        )?;
+        let max_backoff_ms = number(
+            &get,
+            "CONNECT_MAX_BACKOFF_MS",
+            defaults.max_backoff.as_millis() as usize,
+        )?;
         let call_policy = CallPolicy {
             max_attempts: max_attempts as u32,
+            initial_backoff: std::time::Duration::from_millis(initial_backoff_ms as u64),
+            max_backoff: std::time::Duration::from_millis(
+                max_backoff_ms.max(initial_backoff_ms) as u64
+            ),
             attempt_timeout: std::time::Duration::from_millis(attempt_ms.max(100) as u64),
             tls_roots,
             ..defaults

@@ -225,10 +225,18 @@ pub async fn start_task(
         if latest_start.is_some_and(|l| Instant::now() >= l) {
             return Err(last_error.unwrap_or(BridgeError::DeadlineExceeded));
         }
-        let Some(slot) = pacer.reserve(latest_start) else {
+        let Some(mut slot) = pacer.reserve(latest_start) else {
             break;
         };
         tokio::time::sleep(slot.wait).await;
+        // Booked at a rate a throttle has since trimmed: booked again at the new one.
+        while pacer.rebook(slot) {
+            let Some(again) = pacer.reserve(latest_start) else {
+                return Err(last_error.unwrap_or(BridgeError::Paced));
+            };
+            slot = again;
+            tokio::time::sleep(slot.wait).await;
+        }
         let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match call_once(client, req, budget).await {
             Ok(contact_id) => {
@@ -237,7 +245,7 @@ pub async fn start_task(
             }
             Err(err) => {
                 if err.is_throttle() {
-                    pacer.on_throttle();
+                    pacer.on_throttle(slot);
                 }
                 if !worth_another_attempt(&err) {
                     return Err(err);

@@ -5,28 +5,45 @@
 //! Each environment takes `rate / environments` calls per second (`CONNECT_REQUESTS_PER_SECOND`
 //! over `CONNECT_CALLERS`, which the template sets to the queue's maximum concurrency) with a
 //! burst of `burst / environments` (at least one). The pace adapts to other callers of the same
-//! quota: a throttle means Connect's bucket is empty, so the rate drops to what this
-//! environment actually got over the last few seconds (at most 0.8, at least half of what it
-//! asked), and
-//! creeps back up by a small share per success (a slow climb makes few throttles: Connect's
-//! own burst absorbs an overshoot for a while before the next one).
+//! quota, additive-increase/multiplicative-decrease as TCP does, counted in calls rather than
+//! seconds so that it behaves the same at any quota:
+//! - a throttle trims the rate by `TRIM`, once per congestion: calls booked before the last trim
+//!   were booked at the old rate, so they are booked again at the new one (`rebook`) and their
+//!   throttles say nothing new (as TCP reduces once per window); a throttle within `QUICK`
+//!   successes of the last trim means the trim was not enough, and trims by `TRIM_AGAIN`;
+//! - every success raises it by `INCREASE` of itself, up to the share, and by a quarter of that
+//!   near the rate that was last throttled (it probes the level that throttled slowly, and
+//!   forgets it once well past it: the other caller has gone).
+//!
+//! A slow climb makes few throttles: from a trim back to the level that throttled takes about
+//! 45 successful calls, and Connect's burst, refilled while we run below the level, absorbs
+//! the overshoot for a while longer; on average the rate stays within 10 % of what is left.
+//! Contention that takes half the quota costs three trims per environment.
 //!
 //! Waiting counts against the invocation: `reserve` refuses a wait that would end past the
 //! latest moment a call may start, and the record goes back to its queue untried.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Multiplier applied to the rate on a throttle, when the observed rate is higher.
-const DECREASE: f64 = 0.8;
+/// Multiplier on a throttle.
+const TRIM: f64 = 0.85;
+/// Multiplier on a throttle within `QUICK` successes of the last trim.
+const TRIM_AGAIN: f64 = 0.5;
+const QUICK: u32 = 5;
+/// Within this share of the last throttled rate, the climb slows to a quarter.
+const NEAR: f64 = 0.98;
+/// Share of a turn a call may be delayed by, at random.
+const JITTER: f64 = 0.2;
+/// This far past the last throttled rate, it is forgotten.
+const PAST: f64 = 1.05;
 /// Share of the current rate added per successful call.
-const INCREASE: f64 = 0.01;
-/// How far back successes are counted to estimate the rate that Connect granted.
-const WINDOW: Duration = Duration::from_secs(10);
-/// The rate never drops below this share of the configured one (one throttle too many must not
-/// stall the queue).
-const FLOOR: f64 = 0.05;
+const INCREASE: f64 = 0.004;
+/// The rate never drops below this share of the configured one: at 40 % a batch of 10 still
+/// fits the default 30 s timeout at one call per second per environment, and two
+/// environments at the floor leave a fifth of the quota to other callers. Another caller that
+/// takes more than that gets throttles, retried at our next turns, but the queue never stalls.
+const FLOOR: f64 = 0.4;
 
 /// Connect's quota and how many environments share it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,10 +80,14 @@ struct State {
     tokens: f64,
     at: Instant,
     rate: f64,
-    /// When recent calls succeeded (within `WINDOW`), for the rate Connect granted.
-    successes: VecDeque<Instant>,
-    started: Instant,
     stats: PaceStats,
+    /// Calls booked so far, and how many had been when the rate was last trimmed.
+    booked: u64,
+    booked_at_trim: u64,
+    /// Calls that succeeded since the last trim.
+    succeeded_since_trim: u32,
+    /// The rate that was last throttled, until the rate is well past it.
+    ceiling: Option<f64>,
 }
 
 /// What the pace did since the last `take_stats`: for the invocation's metrics.
@@ -78,10 +99,11 @@ pub struct PaceStats {
     pub waited: Duration,
 }
 
-/// A granted call: wait `wait`, then call.
+/// A granted call: wait `wait`, then call; `number` tells its answer's news from old news.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slot {
     pub wait: Duration,
+    pub number: u64,
 }
 
 impl Pacer {
@@ -92,7 +114,11 @@ impl Pacer {
     fn starting_at(setting: PaceSetting, now: Instant) -> Pacer {
         let callers = f64::from(setting.callers.max(1));
         let max_rate = (setting.rate / callers).max(f64::MIN_POSITIVE);
-        let burst = (setting.burst / callers).floor().max(1.0);
+        // One token of Connect's burst is left unused as headroom: at the full rate nothing
+        // else refills it, and calls that arrive close together (jitter, latency) would
+        // otherwise find it empty. The rest is shared, fractions kept: two environments with a
+        // burst of 5 hold 2 each.
+        let burst = ((setting.burst - 1.0) / callers).max(1.0);
         Pacer {
             max_rate,
             burst,
@@ -100,9 +126,11 @@ impl Pacer {
                 tokens: burst,
                 at: now,
                 rate: max_rate,
-                successes: VecDeque::new(),
-                started: now,
                 stats: PaceStats::default(),
+                booked: 0,
+                booked_at_trim: 0,
+                succeeded_since_trim: u32::MAX,
+                ceiling: None,
             }),
         }
     }
@@ -113,9 +141,20 @@ impl Pacer {
     }
 
     /// Books the next call. `latest`: the last moment the call may start (None: no limit).
+    /// The wait carries a jitter of up to a fifth of a turn: environments that started together
+    /// would otherwise call at the same instants, and the one whose calls arrive first would
+    /// never be throttled while the other takes every throttle (and every trim).
     /// Returns None, booking nothing, when the call's turn comes after `latest`.
     pub fn reserve(&self, latest: Option<Instant>) -> Option<Slot> {
-        self.reserve_at(Instant::now(), latest)
+        let now = Instant::now();
+        let slot = self.reserve_at(now, latest)?;
+        let turn = 1.0 / self.rate();
+        let jittered = slot.wait + Duration::from_secs_f64(turn * JITTER * fastrand::f64());
+        let wait = match latest {
+            Some(latest) => jittered.min(latest.saturating_duration_since(now)),
+            None => jittered,
+        };
+        Some(Slot { wait, ..slot })
     }
 
     fn reserve_at(&self, now: Instant, latest: Option<Instant>) -> Option<Slot> {
@@ -131,7 +170,11 @@ impl Pacer {
         }
         s.tokens -= 1.0;
         s.stats.waited += wait;
-        Some(Slot { wait })
+        s.booked += 1;
+        Some(Slot {
+            wait,
+            number: s.booked,
+        })
     }
 
     /// How long from now until `calls` more calls would have had their turn: when records
@@ -158,35 +201,50 @@ impl Pacer {
 
     fn on_success_at(&self, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.successes.push_back(now);
-        s.forget_before(now);
-        let rate = s.rate * (1.0 + INCREASE);
+        s.succeeded_since_trim = s.succeeded_since_trim.saturating_add(1);
         s.refill(now, self.burst);
-        s.rate = rate.min(self.max_rate);
+        let step = match s.ceiling {
+            Some(c) if s.rate >= c * NEAR => INCREASE / 4.0,
+            _ => INCREASE,
+        };
+        s.rate = (s.rate * (1.0 + step)).min(self.max_rate);
+        if s.ceiling.is_some_and(|c| s.rate > c * PAST) {
+            s.ceiling = None;
+        }
     }
 
-    /// Connect throttled a call: its bucket is empty, others share the quota.
-    pub fn on_throttle(&self) {
-        self.on_throttle_at(Instant::now());
+    /// Whether `slot` was booked before the rate was last trimmed: its call should be booked
+    /// again (its token is given back) rather than made at the old rate.
+    pub fn rebook(&self, slot: Slot) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.number > s.booked_at_trim {
+            return false;
+        }
+        s.tokens += 1.0;
+        true
     }
 
-    fn on_throttle_at(&self, now: Instant) {
+    /// Connect throttled the call of `slot`: its bucket is empty, others share the quota.
+    pub fn on_throttle(&self, slot: Slot) {
+        self.on_throttle_at(Instant::now(), slot);
+    }
+
+    fn on_throttle_at(&self, now: Instant, slot: Slot) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.stats.throttles += 1;
+        if slot.number <= s.booked_at_trim {
+            return;
+        }
         s.refill(now, self.burst);
-        s.forget_before(now);
-        let span = now.duration_since(s.started).min(WINDOW).as_secs_f64();
-        let granted = if span >= 1.0 {
-            s.successes.len() as f64 / span
+        let factor = if s.succeeded_since_trim >= QUICK {
+            TRIM
         } else {
-            f64::INFINITY
+            TRIM_AGAIN
         };
-        // Never more than half per throttle: a window with few calls says little.
-        let rate = (s.rate * DECREASE)
-            .min(granted)
-            .max(s.rate * 0.5)
-            .max(self.max_rate * FLOOR);
-        s.rate = rate;
+        s.ceiling = Some(s.rate);
+        s.rate = (s.rate * factor).max(self.max_rate * FLOOR);
+        s.booked_at_trim = s.booked;
+        s.succeeded_since_trim = 0;
         // Connect's bucket is empty: nothing is left of ours either.
         s.tokens = s.tokens.min(0.0);
     }
@@ -197,16 +255,6 @@ impl State {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(burst);
         self.at = self.at.max(now);
-    }
-
-    fn forget_before(&mut self, now: Instant) {
-        while self
-            .successes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
-            self.successes.pop_front();
-        }
     }
 }
 
@@ -233,7 +281,7 @@ mod tests {
     fn the_quota_is_shared_by_the_callers_burst_then_rate() {
         let t0 = Instant::now();
         let p = Pacer::starting_at(setting(2.0, 5.0, 2), t0);
-        // 1 call/s each, burst floor(5/2) = 2.
+        // 1 call/s each, burst (5 - 1) / 2 = 2: two at once, then one a second.
         let waits = book(&p, t0, 5);
         let expected = [0.0, 0.0, 1.0, 2.0, 3.0];
         for (w, e) in waits.iter().zip(expected) {
@@ -254,27 +302,50 @@ mod tests {
     }
 
     #[test]
-    fn a_throttle_drops_to_the_rate_granted_and_successes_climb_back_slowly() {
+    fn a_throttle_trims_once_per_congestion_and_deeper_when_the_trim_was_not_enough() {
         let t0 = Instant::now();
-        let p = Pacer::starting_at(setting(1.0, 2.0, 1), t0);
-        // Connect granted 0.5 call/s over the last 10 s (another caller took the rest).
-        for i in 0..5 {
-            p.on_success_at(t0 + Duration::from_secs(2 * i));
+        let p = Pacer::starting_at(setting(2.0, 3.0, 1), t0);
+        let first = p.reserve_at(t0, None).unwrap();
+        let second = p.reserve_at(t0, None).unwrap();
+        p.on_throttle_at(t0, first);
+        assert!((p.rate() - 1.7).abs() < 1e-9, "{}", p.rate());
+        // Booked before the trim: its throttle is old news...
+        p.on_throttle_at(t0, second);
+        assert!((p.rate() - 1.7).abs() < 1e-9, "{}", p.rate());
+        // ...and it is booked again, with the token it held, at the new rate.
+        assert!(p.rebook(second));
+        let again = p.reserve_at(t0, None).unwrap();
+        assert_eq!(again.wait, Duration::ZERO);
+        assert!(!p.rebook(again));
+        // The bucket is empty after a throttle: the next call waits its full turn.
+        let third = p.reserve_at(t0, None).unwrap();
+        assert!(
+            (third.wait.as_secs_f64() - 1.0 / 1.7).abs() < 1e-6,
+            "{third:?}"
+        );
+        // Throttled again within a few successes: the trim was not enough.
+        p.on_success_at(t0);
+        p.on_throttle_at(t0, again);
+        let deeper = 1.7 * 1.004 * 0.5;
+        assert!((p.rate() - deeper).abs() < 1e-9, "{}", p.rate());
+        assert_eq!(p.take_stats().throttles, 3);
+        // Climbing back: quickly to near the level that throttled, slowly there, quickly again
+        // once well past it.
+        let level = 1.7 * 1.004;
+        let (mut rate, mut ceiling) = (deeper, Some(level));
+        for _ in 0..300 {
+            p.on_success_at(t0);
+            rate *= match ceiling {
+                Some(c) if rate >= c * 0.98 => 1.001,
+                _ => 1.004,
+            };
+            rate = rate.min(2.0);
+            if ceiling.is_some_and(|c| rate > c * 1.05) {
+                ceiling = None;
+            }
+            assert!((p.rate() - rate).abs() < 1e-9, "{} {rate}", p.rate());
         }
-        p.on_throttle_at(t0 + Duration::from_secs(10));
-        let rate = p.rate();
-        assert!((rate - 0.5).abs() < 1e-9, "{rate}");
-        // An empty bucket after a throttle: the next call waits its full turn.
-        let w = p
-            .reserve_at(t0 + Duration::from_secs(10), None)
-            .unwrap()
-            .wait;
-        assert!((w.as_secs_f64() - 2.0).abs() < 1e-6, "{w:?}");
-        for i in 0..10 {
-            p.on_success_at(t0 + Duration::from_secs(12 + i));
-        }
-        let climbed = p.rate();
-        assert!(climbed > 0.5 && climbed < 0.56, "{climbed}");
+        assert_eq!(ceiling, None);
     }
 
     #[test]
@@ -282,9 +353,10 @@ mod tests {
         let t0 = Instant::now();
         let p = Pacer::starting_at(setting(2.0, 5.0, 2), t0);
         for i in 0..100 {
-            p.on_throttle_at(t0 + Duration::from_millis(i));
+            let slot = p.reserve_at(t0 + Duration::from_millis(i), None).unwrap();
+            p.on_throttle_at(t0 + Duration::from_millis(i), slot);
         }
-        assert!((p.rate() - 0.05).abs() < 1e-9, "{}", p.rate());
+        assert!((p.rate() - 0.4).abs() < 1e-9, "{}", p.rate());
         for i in 0..2000 {
             p.on_success_at(t0 + Duration::from_secs(1 + i));
         }

@@ -101,6 +101,22 @@ impl TaskQueue {
         self.url.is_some()
     }
 
+    /// Whether `queue_arn` names the task queue: the only queue whose messages the function
+    /// hands back (the only one its role may change visibilities on).
+    pub fn is_task_queue(&self, queue_arn: &str) -> bool {
+        let tail = |url: &str| {
+            let mut parts = url.trim_end_matches('/').rsplit('/');
+            (
+                parts.next().map(str::to_string),
+                parts.next().map(str::to_string),
+            )
+        };
+        match (&self.url, url_of(queue_arn)) {
+            (Some(ours), Some(theirs)) => tail(ours) == tail(&theirs),
+            _ => false,
+        }
+    }
+
     /// Puts `payload` on the task queue. Only an answer from SQS counts: a 2xx to the caller is
     /// given only for what is durably queued.
     pub async fn enqueue(&self, payload: &Value) -> Result<(), BridgeError> {
@@ -118,8 +134,8 @@ impl TaskQueue {
             .map_err(|e| BridgeError::Dispatch {
                 code: "EnqueueFailed",
                 message: format!(
-                    "the task queue did not take the request: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    "the task queue did not take the request ({})",
+                    error_code(&e)
                 ),
             })
     }
@@ -136,8 +152,12 @@ impl TaskQueue {
                 .push((message.receipt_handle, delay));
         }
         for (arn, entries) in by_queue {
+            // Queue names can carry business names: the log says how many, never which queue.
             let Some(url) = url_of(&arn) else {
-                tracing::warn!(queue_arn = %arn, "cannot hand messages back: not an SQS queue ARN");
+                tracing::warn!(
+                    messages = entries.len(),
+                    "cannot hand messages back: their event source is not an SQS queue ARN"
+                );
                 continue;
             };
             for chunk in entries.chunks(10) {
@@ -163,18 +183,38 @@ impl TaskQueue {
                 match sent {
                     Ok(out) if out.failed().is_empty() => {}
                     Ok(out) => tracing::warn!(
-                        queue_arn = %arn,
                         failed = out.failed().len(),
                         "some messages keep the queue's visibility timeout"
                     ),
                     Err(e) => tracing::warn!(
-                        queue_arn = %arn,
-                        error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
+                        messages = chunk.len(),
+                        error_code = error_code(&e),
                         "messages keep the queue's visibility timeout"
                     ),
                 }
             }
         }
+    }
+}
+
+/// What went wrong, by code only: SDK error texts can quote the queue's URL.
+fn error_code<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> &'static str {
+    use aws_sdk_sqs::error::SdkError;
+    match e {
+        SdkError::ServiceError(s) => match s.err().code() {
+            Some("AccessDenied") | Some("AccessDeniedException") => "AccessDenied",
+            Some("ReceiptHandleIsInvalid") => "ReceiptHandleIsInvalid",
+            Some(c) if c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist") => {
+                "QueueDoesNotExist"
+            }
+            _ => "ServiceError",
+        },
+        SdkError::TimeoutError(_) => "TimeoutError",
+        SdkError::DispatchFailure(_) => "DispatchFailure",
+        SdkError::ResponseError(_) => "ResponseError",
+        _ => "ConstructionFailure",
     }
 }
 
@@ -205,6 +245,23 @@ mod tests {
         }
         let wrong = "{\"connectTaskBridge\": {\"version\": 9, \"payload\": {}}}";
         assert!(queued_payload(wrong).unwrap().is_err());
+    }
+
+    #[test]
+    fn only_the_task_queue_is_the_task_queue() {
+        let client = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let queue = TaskQueue::new(
+            client.clone(),
+            Some("http://127.0.0.1:5000/123456789012/tasks".into()),
+        );
+        assert!(queue.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:tasks"));
+        assert!(!queue.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:tasks-dlq"));
+        assert!(!queue.is_task_queue("arn:aws:sqs:eu-west-1:999999999999:tasks"));
+        assert!(!TaskQueue::new(client, None).is_task_queue("arn:aws:sqs:eu-west-1:1:tasks"));
     }
 
     #[test]

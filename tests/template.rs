@@ -213,11 +213,24 @@ fn granted_actions(t: &Value) -> Vec<String> {
 #[test]
 fn nothing_is_granted_that_the_function_does_not_call() {
     let actions = granted_actions(&template());
-    // The function deletes what it handled by answering; it never changes a visibility itself.
-    assert!(
-        !actions.iter().any(|a| a == "sqs:ChangeMessageVisibility"),
-        "{actions:?}"
-    );
+    // Each SQS action is one the event source mapping (receive, delete, attributes) or the
+    // function's own code (send, change visibility: src/queue.rs) uses.
+    let queue_code =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/queue.rs")).unwrap();
+    for action in actions.iter().filter(|a| a.starts_with("sqs:")) {
+        let used = match action.as_str() {
+            "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => true,
+            "sqs:SendMessage" => queue_code.contains(".send_message()"),
+            "sqs:ChangeMessageVisibility" => {
+                queue_code.contains(".change_message_visibility_batch()")
+            }
+            _ => false,
+        };
+        assert!(
+            used,
+            "{action} is granted but nothing calls it: {actions:?}"
+        );
+    }
 }
 
 /// The function refuses webhooks unless WEBHOOK_AUTH says how they are authenticated; the
@@ -265,4 +278,63 @@ fn webhooks_fail_closed_in_the_template() {
     for param in ["WebhookTimestampHeader", "WebhookToleranceSeconds"] {
         assert!(!t["Parameters"][param].is_null(), "no parameter {param}");
     }
+}
+
+#[test]
+fn events_are_stored_first_and_the_pace_follows_the_quota() {
+    let t = template();
+    // EventBridge delivers into the task queue (only this rule may send), not to the function.
+    let target = &resource(&t, "EventRule")["Properties"]["Targets"][0];
+    assert_eq!(intrinsic(&target["Arn"]), "!GetAtt TaskQueue.Arn");
+    assert!(t["Resources"]["EventRulePermission"].is_null());
+    let policy = &resource(&t, "TaskQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(
+        scalar(&policy["Principal"]["Service"]),
+        "events.amazonaws.com"
+    );
+    assert_eq!(
+        intrinsic(&policy["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        "!GetAtt EventRule.Arn"
+    );
+    // The pace: the account quota, shared by the queue's concurrent environments; webhooks and
+    // throttled direct requests are queued.
+    let vars = &resource(&t, "BridgeFunction")["Properties"]["Environment"]["Variables"];
+    for (var, value) in [
+        (
+            "CONNECT_REQUESTS_PER_SECOND",
+            "!Ref ConnectRequestsPerSecond",
+        ),
+        ("CONNECT_BURST", "!Ref ConnectBurst"),
+        ("CONNECT_CALLERS", "!Ref SqsMaximumConcurrency"),
+        ("TASK_QUEUE_URL", "!Ref TaskQueue"),
+    ] {
+        assert_eq!(intrinsic(&vars[var]), value, "{var}");
+    }
+    let statements = format!("{:?}", resource(&t, "BridgeRole")["Properties"]["Policies"]);
+    for action in ["sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
+        assert!(statements.contains(action), "{action}");
+    }
+    // The defaults hold together (README, Bursts): a batch fits the function timeout even at
+    // the pace's floor (40 % of an environment's share), with the response margin kept.
+    let default = |p: &str| {
+        scalar(&t["Parameters"][p]["Default"])
+            .parse::<f64>()
+            .unwrap()
+    };
+    let share = default("ConnectRequestsPerSecond") / default("SqsMaximumConcurrency");
+    let timeout = default("FunctionTimeout");
+    let batch = default("SqsBatchSize");
+    assert!(
+        batch <= share * 0.4 * (timeout - 0.5),
+        "a batch of {batch} does not fit {timeout} s at the floor pace"
+    );
+    // A stuck queue, not a burst, raises the backlog alarm.
+    let alarm = &resource(&t, "TaskQueueBacklogAlarm")["Properties"];
+    assert_eq!(
+        scalar(&alarm["MetricName"]),
+        "ApproximateAgeOfOldestMessage"
+    );
+    assert_eq!(intrinsic(&alarm["Threshold"]), "!Ref BacklogAlarmSeconds");
+    let burst_drain = 300.0 / default("ConnectRequestsPerSecond");
+    assert!(default("BacklogAlarmSeconds") > burst_drain);
 }

@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{event, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
 use connect_standin::connect::{ConnectStandIn, Options};
 use connect_standin::harness::LocalStack;
+use connect_standin::moto::{moto_server, Moto};
 use connect_standin::runtime_api::{Invocation, InvokeError};
 use connect_task_bridge::webhook_auth::sign;
 use serde_json::Value;
@@ -18,58 +18,8 @@ use serde_json::Value;
 const SECRET: &str = "whsec-3f9a7c1e0b5d44e2a8c6d1f0e9b7a5c3";
 const SECRET_NAME: &str = "connect-task-bridge/webhook";
 
-/// moto's server, from the venv `make test` prepares (or MOTO_SERVER), stopped on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server() -> PathBuf {
-    let path = std::env::var_os("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test`, which installs moto[server] into .venv, or set MOTO_SERVER",
-        path.display()
-    );
-    path
-}
-
 async fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(moto_server())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    // Owned by the guard from here on, so a failed start still stops the process.
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return moto;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto_server did not listen on {}", moto.url);
+    Moto::start(&moto_server(&root())).await
 }
 
 fn secrets_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {

@@ -45,6 +45,9 @@ pub struct Faults {
     /// A token bucket like Connect's per-account quota: requests per second and burst.
     pub rate: Option<f64>,
     pub burst: Option<u32>,
+    /// Another caller of the same quota (another function, a person with the console), taking
+    /// this many tokens per second from the bucket before ours get any.
+    pub other_caller_rate: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +289,9 @@ fn take_from_bucket(inner: &mut Inner) -> bool {
     let burst = f64::from(inner.faults.burst.unwrap_or(1).max(1));
     let now = Instant::now();
     let (tokens, last) = inner.bucket.unwrap_or((burst, now));
-    let tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(burst);
+    let elapsed = now.duration_since(last).as_secs_f64();
+    let other = (elapsed * inner.faults.other_caller_rate).max(0.0);
+    let tokens = ((tokens + elapsed * rate).min(burst) - other).max(0.0);
     if tokens >= 1.0 {
         inner.bucket = Some((tokens - 1.0, now));
         true

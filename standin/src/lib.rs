@@ -7,9 +7,11 @@
 pub mod connect;
 pub mod harness;
 pub mod model;
+pub mod moto;
 pub mod rules;
 pub mod runtime_api;
 pub mod sigv4;
+pub mod surge;
 
 /// Dummy credentials and region the stand-in accepts and the harness gives the function.
 pub const LOCAL_ACCESS_KEY: &str = "AKIDLOCALSTANDIN0001";

@@ -80,6 +80,7 @@ PARAMETER_SETS = {
         "EnableFunctionUrl": "true",
         "FunctionUrlAuth": "AWS_IAM",
         "EnableEventBridge": "false",
+        "WebhookMode": "SYNC",
     },
 }
 
@@ -322,6 +323,11 @@ def check_function(url, resources, params, name):
         assert "WEBHOOK_SECRET_ID" not in env, env
     if params["WebhookTimestampHeader"]:
         assert env["WEBHOOK_TIMESTAMP_HEADER"] == params["WebhookTimestampHeader"], env
+    # Storage-first and the pace: the queue's URL, the quota and the environments sharing it.
+    assert env["WEBHOOK_MODE"] == params["WebhookMode"].lower(), env
+    assert env["TASK_QUEUE_URL"].endswith(resources["TaskQueue"]["PhysicalResourceId"].rsplit("/", 1)[-1]), env
+    assert env["CONNECT_CALLERS"] == str(params["SqsMaximumConcurrency"]), env
+    assert float(env["CONNECT_REQUESTS_PER_SECOND"]) == float(params["ConnectRequestsPerSecond"]), env
     # Lambda caps all of a function's variables at 4 KB together.
     size = sum(len(k) + len(v) for k, v in env.items())
     assert size < 4096, f"{name}: environment is {size} bytes"
@@ -337,6 +343,8 @@ def check_event_rule(url, resources, params, name):
     assert pattern == json.loads(params["EventPattern"]), f"{name}: {pattern}"
     targets = events.list_targets_by_rule(Rule=rule, EventBusName=params["EventBusName"])["Targets"]
     assert len(targets) == 1 and "DeadLetterConfig" in targets[0], f"{name}: {targets}"
+    # Storage-first: the rule delivers into the task queue, not to the function.
+    assert targets[0]["Arn"].split(":")[2] == "sqs", f"{name}: {targets}"
 
 
 def resolve(value, params, conditions):
@@ -447,9 +455,8 @@ def main():
                 requests = __import__("urllib.request").request
                 requests.urlopen(requests.Request(f"{url}/moto-api/reset", method="POST")).read()
                 translated, resources = deploy(name, template, params, url)
-                if params["EnableSqs"] == "true":
-                    queue_arn = check_queues(url, resources, params, name)
-                    check_event_source(url, resources, params, queue_arn, name)
+                queue_arn = check_queues(url, resources, params, name)
+                check_event_source(url, resources, params, queue_arn, name)
                 if params["EnableEventBridge"] == "true":
                     check_event_rule(url, resources, params, name)
                 check_iam(url, resources, params, name)

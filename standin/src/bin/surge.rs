@@ -1,0 +1,93 @@
+//! `make test-surge`: the surge simulation (see `connect_standin::surge`) over the issue's
+//! scenarios, printed as one Markdown table; exits 1 when a scenario misses a target.
+//!
+//! surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]
+
+use std::path::PathBuf;
+
+use connect_standin::moto::moto_server;
+use connect_standin::surge::{table, Scenario, Surge};
+
+#[tokio::main]
+async fn main() {
+    let mut function = None;
+    let mut scale = 5.0;
+    let mut burst = 300;
+    let mut webhooks = 40;
+    let mut root = PathBuf::from(".");
+    let mut only: Option<usize> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--function" => function = Some(PathBuf::from(value())),
+            "--scale" => {
+                scale = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--scale: a number"))
+            }
+            "--burst" => {
+                burst = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--burst: a count"))
+            }
+            "--webhooks" => {
+                webhooks = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--webhooks: a count"))
+            }
+            "--root" => root = PathBuf::from(value()),
+            "--only" => {
+                only = Some(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("--only: a scenario number")),
+                )
+            }
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let function = function.unwrap_or_else(|| usage("--function is required"));
+    let surge = Surge::start(&function, &moto_server(&root), scale).await;
+    println!(
+        "Surge simulation: template defaults (function timeout {} s, visibility {} s, maxReceiveCount {}, \
+         BatchSize {}, MaximumConcurrency {}, BatchConcurrency {}), Connect {}/s burst {}; time scaled 1/{scale} \
+         (webhooks 1/{}), figures unscaled.\n",
+        surge.defaults.function_timeout.as_secs(),
+        surge.defaults.visibility_timeout.as_secs(),
+        surge.defaults.max_receive_count,
+        surge.defaults.batch_size,
+        surge.defaults.maximum_concurrency,
+        surge.defaults.batch_concurrency,
+        surge.defaults.rate,
+        surge.defaults.burst,
+        scale.min(2.0),
+    );
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for (i, scenario) in Scenario::standard(burst, webhooks).iter().enumerate() {
+        if only.is_some_and(|n| n != i + 1) {
+            continue;
+        }
+        let report = surge.run(scenario, i).await;
+        for miss in report.misses() {
+            eprintln!("{}: {miss}", report.scenario);
+            failed = true;
+        }
+        reports.push(report);
+    }
+    print!("{}", table(&reports));
+    // Stops moto before exit (process::exit runs no destructors).
+    drop(surge);
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]");
+    std::process::exit(2);
+}

@@ -1,0 +1,82 @@
+//! moto's server on a loopback port: the AWS services the function uses besides Connect
+//! (Secrets Manager, SQS) as tests and the surge simulation need them. Found at MOTO_SERVER, else
+//! in the venv `make test` prepares; stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The moto_server executable: MOTO_SERVER, else `<root>/.venv/bin/moto_server`.
+pub fn moto_server(root: &Path) -> PathBuf {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which installs moto[server] into .venv, or set MOTO_SERVER",
+        path.display()
+    );
+    path
+}
+
+impl Moto {
+    /// Starts `server` on an ephemeral loopback port and waits until it listens.
+    pub async fn start(server: &Path) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        // Owned by the guard from here on, so a failed start still stops the process.
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not listen on {}", moto.url);
+    }
+
+    /// An SQS client for this server, with the local credentials and region.
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        let creds = aws_sdk_sqs::config::Credentials::new(
+            crate::LOCAL_ACCESS_KEY,
+            crate::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        );
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new(crate::LOCAL_REGION))
+            .credentials_provider(creds)
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+}

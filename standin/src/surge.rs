@@ -1,0 +1,741 @@
+//! The surge simulation: bursts of events through the real function binary, run as Lambda runs
+//! it (one process per execution environment), against the stand-in's token bucket, with the
+//! template's defaults and every duration divided by `scale` (rates multiplied by it) so that a
+//! burst of 300 drains in seconds instead of minutes. Figures are reported back in unscaled
+//! seconds.
+//!
+//! What is emulated, and the AWS behaviour each rule copies:
+//! - **The task queue** is SQS as moto serves it: a visibility timeout per received message, an
+//!   ApproximateReceiveCount kept per message, and the redrive policy that moves a message whose
+//!   receive count reached maxReceiveCount to the DLQ when it is received again (SQS's own rule).
+//!   ChangeMessageVisibility from the function goes to the same queue.
+//! - **The SQS event source mapping**: at most `MaximumConcurrency` invocations at a time (each
+//!   poller here owns one execution environment), a batch of up to `BatchSize` messages
+//!   received at once (no batching window: the template's default for batches of 10 or fewer),
+//!   messages named in `batchItemFailures` left on the queue and the rest deleted (partial batch
+//!   responses, `ReportBatchItemFailures`), and the whole batch left on the queue when the
+//!   function errors or times out (a timed-out environment is replaced: the next invocation is a
+//!   cold start). Pollers do not receive while every slot is busy, as MaximumConcurrency
+//!   promises.
+//! - **EventBridge**: a rule whose target is the task queue puts each event's JSON as the message
+//!   body (storage-first; the function unwraps it and keeps the event's identity).
+//! - **Webhooks**: concurrent callers, each request in an environment of its own (API Gateway
+//!   invokes synchronously and Lambda scales out per concurrent request); a caller does not
+//!   retry a refusal (GitHub does not retry a 429), so every refusal counts.
+//! - **Connect**: the stand-in's token bucket (2 calls per second, burst 5, scaled), optionally
+//!   shared with another caller that takes its share first, and optionally a share of
+//!   InternalServiceException answers (drawn after the bucket: a failed call spends a token).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
+use serde_json::{json, Value};
+
+use crate::connect::{ConnectStandIn, Faults, Options};
+use crate::harness::LocalFunction;
+use crate::moto::Moto;
+use crate::runtime_api::{Invocation, InvokeError};
+
+/// The instance and flow the simulated function is configured with.
+pub const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+pub const FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+/// moto's default account: the queue ARNs name it.
+const ACCOUNT: &str = "123456789012";
+
+/// Every task carries its event's key, so duplicates and losses are counted at the stand-in.
+const MAPPING: &str = r#"
+routes:
+  - name: surge
+    task:
+      name: "Surge {{ body.key }}"
+      attributes: { eventKey: "{{ body.key }}" }
+"#;
+
+/// The template's defaults (template.yaml), unscaled.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub function_timeout: Duration,
+    pub visibility_timeout: Duration,
+    pub max_receive_count: u32,
+    pub batch_size: i32,
+    pub maximum_concurrency: usize,
+    pub batch_concurrency: usize,
+    /// Connect's StartTaskContact quota: calls per second and burst.
+    pub rate: f64,
+    pub burst: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            function_timeout: Duration::from_secs(30),
+            visibility_timeout: Duration::from_secs(180),
+            max_receive_count: 10,
+            batch_size: 10,
+            maximum_concurrency: 2,
+            batch_concurrency: 2,
+            rate: 2.0,
+            burst: 5,
+        }
+    }
+}
+
+/// How the events arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Messages sent to the task queue at once.
+    Sqs,
+    /// Events an EventBridge rule puts on the task queue at once.
+    EventBridge,
+    /// Concurrent webhook requests (`WEBHOOK_MODE=queued`).
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub arrival: Arrival,
+    pub events: usize,
+    /// Share of the quota another caller takes (0..1).
+    pub other_caller_share: f64,
+    /// Share of calls Connect answers with InternalServiceException.
+    pub internal: f64,
+}
+
+impl Scenario {
+    /// The scenarios of the issue, with bursts of `burst` (300 in `make test-surge`) and
+    /// `webhooks` concurrent webhook calls (40).
+    pub fn standard(burst: usize, webhooks: usize) -> Vec<Scenario> {
+        let s = |name: &str, arrival, events, other, internal| Scenario {
+            name: name.to_string(),
+            arrival,
+            events,
+            other_caller_share: other,
+            internal,
+        };
+        vec![
+            s("SQS messages at once", Arrival::Sqs, burst, 0.0, 0.0),
+            s(
+                "EventBridge events at once (rule → queue)",
+                Arrival::EventBridge,
+                burst,
+                0.0,
+                0.0,
+            ),
+            s(
+                "webhook requests at once (queued)",
+                Arrival::Webhook,
+                webhooks,
+                0.0,
+                0.0,
+            ),
+            s(
+                "SQS, another caller takes half the quota",
+                Arrival::Sqs,
+                burst,
+                0.5,
+                0.0,
+            ),
+            s(
+                "SQS, 10 % InternalServiceException",
+                Arrival::Sqs,
+                burst,
+                0.0,
+                0.1,
+            ),
+        ]
+    }
+}
+
+/// What one scenario came to, in unscaled seconds.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scenario: String,
+    pub events: usize,
+    pub tasks: usize,
+    pub duplicates: usize,
+    /// In the DLQ.
+    pub parked: usize,
+    /// Webhook requests refused (not 2xx).
+    pub refused: usize,
+    pub lost: usize,
+    pub drain_secs: f64,
+    pub ideal_secs: f64,
+    pub calls: u64,
+    pub throttled: u64,
+    pub busy_secs: f64,
+    /// Messages received more than once (each extra receive counts).
+    pub extra_receives: u64,
+}
+
+impl Report {
+    pub fn throttled_share(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.throttled as f64 / self.calls as f64
+        }
+    }
+
+    /// The issue's targets; the reasons they are missed, if any.
+    pub fn misses(&self) -> Vec<String> {
+        self.misses_within(1.15, 0.05)
+    }
+
+    /// As `misses`, with the drain bound (× the ideal) and the throttled share given.
+    pub fn misses_within(&self, drain: f64, throttled: f64) -> Vec<String> {
+        let mut misses = Vec::new();
+        for (what, n) in [
+            ("duplicates", self.duplicates),
+            ("parked", self.parked),
+            ("refused", self.refused),
+            ("lost", self.lost),
+        ] {
+            if n > 0 {
+                misses.push(format!("{n} {what}"));
+            }
+        }
+        if self.drain_secs > drain * self.ideal_secs {
+            misses.push(format!(
+                "drained in {:.1} s, over {drain} × the ideal {:.1} s",
+                self.drain_secs, self.ideal_secs
+            ));
+        }
+        if self.throttled_share() > throttled {
+            misses.push(format!(
+                "{:.1} % of calls throttled",
+                100.0 * self.throttled_share()
+            ));
+        }
+        misses
+    }
+}
+
+/// Runs scenarios one after another, each with a fresh stand-in and queue.
+pub struct Surge {
+    pub binary: PathBuf,
+    pub moto: Moto,
+    pub scale: f64,
+    pub defaults: Defaults,
+}
+
+impl Surge {
+    pub async fn start(binary: &Path, moto_server: &Path, scale: f64) -> Surge {
+        Surge {
+            binary: binary.to_path_buf(),
+            moto: Moto::start(moto_server).await,
+            scale,
+            defaults: Defaults::default(),
+        }
+    }
+
+    /// The time scale of a scenario. Webhooks run at 2 at most: their burst is 40 processes at
+    /// once on this machine's cores (not 40 Lambda hosts), and their CPU time, multiplied by the
+    /// scale, would otherwise be most of what is measured.
+    pub fn scale_of(&self, scenario: &Scenario) -> f64 {
+        match scenario.arrival {
+            Arrival::Webhook => self.scale.min(2.0),
+            _ => self.scale,
+        }
+    }
+
+    pub async fn run(&self, scenario: &Scenario, serial: usize) -> Report {
+        let d = &self.defaults;
+        let scale = self.scale_of(scenario);
+        let scaled = |d: Duration| d.div_f64(scale);
+        let rate = d.rate * scale;
+        let connect = ConnectStandIn::start(
+            Options {
+                faults: Faults {
+                    rate: Some(rate),
+                    burst: Some(d.burst),
+                    other_caller_rate: rate * scenario.other_caller_share,
+                    internal: scenario.internal,
+                    ..Faults::default()
+                },
+                instances: vec![INSTANCE.to_string()],
+                ..Options::local()
+            },
+            0,
+        )
+        .await
+        .expect("the stand-in starts");
+
+        let sqs = self.moto.sqs_client();
+        let name = format!("surge-{}-{serial}", std::process::id());
+        let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
+        let dlq_arn = format!("arn:aws:sqs:{}:{ACCOUNT}:{name}-dlq", crate::LOCAL_REGION);
+        // SQS counts visibility in whole seconds.
+        let visibility = scaled(d.visibility_timeout).as_secs_f64().ceil().max(1.0);
+        let queue_url = create_queue(
+            &sqs,
+            &name,
+            &BTreeMap::from([
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    format!("{visibility}"),
+                ),
+                (
+                    QueueAttributeName::RedrivePolicy,
+                    json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d.max_receive_count})
+                        .to_string(),
+                ),
+            ]),
+        )
+        .await;
+        let queue_arn = format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", crate::LOCAL_REGION);
+
+        let env: Vec<(String, String)> = [
+            ("CONNECT_INSTANCE_ID", INSTANCE.to_string()),
+            ("CONNECT_CONTACT_FLOW_ID", FLOW.to_string()),
+            ("WEBHOOK_AUTH", "none".to_string()),
+            ("TASK_MAPPING", MAPPING.to_string()),
+            ("METRICS_NAMESPACE", "off".to_string()),
+            ("CONNECT_REQUESTS_PER_SECOND", format!("{rate}")),
+            ("CONNECT_BURST", d.burst.to_string()),
+            ("CONNECT_CALLERS", d.maximum_concurrency.to_string()),
+            ("BATCH_CONCURRENCY", d.batch_concurrency.to_string()),
+            // The function's backoff after a fault (200 ms to 2 s), scaled like every duration.
+            (
+                "CONNECT_INITIAL_BACKOFF_MS",
+                format!("{:.0}", 200.0 / scale),
+            ),
+            ("CONNECT_MAX_BACKOFF_MS", format!("{:.0}", 2000.0 / scale)),
+            ("TASK_QUEUE_URL", queue_url.clone()),
+            ("AWS_ENDPOINT_URL_SQS", self.moto.url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+
+        let timeout = scaled(d.function_timeout);
+        let keys: Vec<String> = (0..scenario.events)
+            .map(|i| format!("k{serial}-{i:04}"))
+            .collect();
+        // Webhook environments are started before the clock: API Gateway's callers meet warm
+        // and cold environments alike, and a cold start here takes milliseconds.
+        let webhook_functions = match scenario.arrival {
+            Arrival::Webhook => {
+                let mut functions = Vec::new();
+                for _ in &keys {
+                    functions.push(
+                        LocalFunction::start(&self.binary, &connect.url(), &env)
+                            .await
+                            .expect("the function starts"),
+                    );
+                }
+                functions
+            }
+            _ => Vec::new(),
+        };
+        let started = Instant::now();
+        let start_epoch = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let busy = Arc::new(AtomicU64::new(0));
+        let receives = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+
+        // The event source mapping: one poller per concurrent invocation.
+        let mut pollers = Vec::new();
+        for _ in 0..d.maximum_concurrency {
+            let poller = Poller {
+                binary: self.binary.clone(),
+                connect_url: connect.url(),
+                env: env.clone(),
+                sqs: sqs.clone(),
+                queue_url: queue_url.clone(),
+                queue_arn: queue_arn.clone(),
+                batch_size: d.batch_size,
+                timeout,
+                busy: Arc::clone(&busy),
+                receives: Arc::clone(&receives),
+                stop: Arc::clone(&stop),
+            };
+            pollers.push(tokio::spawn(poller.run()));
+        }
+
+        // The burst.
+        let mut refused = 0;
+        match scenario.arrival {
+            Arrival::Sqs => {
+                send_all(&sqs, &queue_url, keys.iter().map(|k| json!({"key": k}))).await
+            }
+            Arrival::EventBridge => {
+                send_all(&sqs, &queue_url, keys.iter().map(|k| eventbridge_event(k))).await
+            }
+            Arrival::Webhook => {
+                let timeout = scaled(Duration::from_secs(29)).min(scaled(d.function_timeout));
+                refused = webhook_burst(webhook_functions, timeout, &keys, &busy).await;
+                if std::env::var_os("SURGE_DEBUG").is_some() {
+                    eprintln!(
+                        "webhooks answered after {:.2} s",
+                        started.elapsed().as_secs_f64() * scale
+                    );
+                }
+            }
+        }
+
+        // Until every event has its task, is parked or was refused, and the queue is empty.
+        // The rate left to us: the quota less the other caller's share, of which only the calls
+        // Connect does not fail make tasks.
+        let ideal = (scenario.events.saturating_sub(d.burst as usize)) as f64
+            / (d.rate * (1.0 - scenario.other_caller_share) * (1.0 - scenario.internal));
+        let give_up = started + scaled(Duration::from_secs_f64(ideal * 4.0 + 120.0));
+        let parked = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let done_keys = task_keys(&connect).len();
+            let parked = queue_depth(&sqs, &dlq_url).await;
+            let left = queue_depth(&sqs, &queue_url).await;
+            if (done_keys + parked + refused >= scenario.events && left == 0)
+                || Instant::now() > give_up
+            {
+                break parked;
+            }
+        };
+        stop.store(true, Ordering::SeqCst);
+        for p in pollers {
+            let _ = p.await;
+        }
+
+        let tasks = connect.tasks();
+        let keys_done = task_keys(&connect);
+        let last = tasks
+            .iter()
+            .map(|t| t.created_at)
+            .fold(start_epoch, f64::max);
+        let stats = connect.stats();
+        if std::env::var_os("SURGE_DEBUG").is_some() {
+            let mut times: Vec<f64> = tasks
+                .iter()
+                .map(|t| (t.created_at - start_epoch) * scale)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "{}: task times {:?}",
+                scenario.name,
+                times.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>()
+            );
+        }
+        connect.stop().await;
+        let lost = scenario
+            .events
+            .saturating_sub(keys_done.len() + parked + refused);
+        Report {
+            scenario: scenario.name.clone(),
+            events: scenario.events,
+            tasks: tasks.len(),
+            duplicates: tasks.len() - keys_done.len(),
+            parked,
+            refused,
+            lost,
+            drain_secs: (last - start_epoch) * scale,
+            ideal_secs: ideal,
+            calls: stats.requests,
+            throttled: stats.throttled,
+            busy_secs: Duration::from_micros(busy.load(Ordering::SeqCst)).as_secs_f64() * scale,
+            extra_receives: receives
+                .load(Ordering::SeqCst)
+                .saturating_sub(scenario.events as u64),
+        }
+    }
+}
+
+fn task_keys(connect: &ConnectStandIn) -> BTreeSet<String> {
+    connect
+        .tasks()
+        .iter()
+        .filter_map(|t| t.request.pointer("/Attributes/eventKey"))
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &BTreeMap<QueueAttributeName, String>,
+) -> String {
+    let mut req = sqs.create_queue().queue_name(name);
+    for (k, v) in attributes {
+        req = req.attributes(k.clone(), v);
+    }
+    req.send()
+        .await
+        .expect("moto creates the queue")
+        .queue_url
+        .expect("a queue URL")
+}
+
+/// Visible plus in-flight messages.
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    let Ok(out) = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+    else {
+        return usize::MAX;
+    };
+    let attrs = out.attributes.unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()))
+    .sum()
+}
+
+async fn send_all(sqs: &aws_sdk_sqs::Client, url: &str, bodies: impl Iterator<Item = Value>) {
+    let bodies: Vec<Value> = bodies.collect();
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(body.to_string())
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect::<Vec<_>>();
+        sqs.send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("moto takes the batch");
+    }
+}
+
+fn eventbridge_event(key: &str) -> Value {
+    json!({
+        "version": "0", "id": format!("ev-{key}"), "detail-type": "Surge", "source": "surge",
+        "account": ACCOUNT, "time": "2026-11-25T10:00:00Z", "region": crate::LOCAL_REGION,
+        "resources": [], "detail": {"key": key}
+    })
+}
+
+fn webhook_request(key: &str) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "POST /tasks", "rawPath": "/tasks", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "idempotency-key": key},
+        "requestContext": {
+            "accountId": ACCOUNT, "apiId": "surge", "domainName": "surge.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "surge", "http": {"method": "POST", "path": "/tasks", "protocol": "HTTP/1.1",
+            "sourceIp": "192.0.2.1", "userAgent": "surge"}, "requestId": format!("req-{key}"),
+            "routeKey": "POST /tasks", "stage": "$default", "time": "25/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1_795_600_000_000u64
+        },
+        "body": json!({"key": key}).to_string(), "isBase64Encoded": false
+    })
+}
+
+/// Every request at once, each in an environment of its own (API Gateway's integration timeout
+/// bounds each); returns how many were refused.
+async fn webhook_burst(
+    functions: Vec<LocalFunction>,
+    timeout: Duration,
+    keys: &[String],
+    busy: &Arc<AtomicU64>,
+) -> usize {
+    let calls = functions
+        .into_iter()
+        .zip(keys.iter().cloned())
+        .map(|(mut f, key)| {
+            let busy = Arc::clone(busy);
+            tokio::spawn(async move {
+                let began = Instant::now();
+                let result = f.invoke(webhook_request(&key), timeout).await;
+                busy.fetch_add(began.elapsed().as_micros() as u64, Ordering::SeqCst);
+                f.stop().await;
+                match result {
+                    Ok(Invocation::Response(answer)) => {
+                        let status = answer["statusCode"].as_u64().unwrap_or(0);
+                        !(200..300).contains(&status)
+                    }
+                    _ => true,
+                }
+            })
+        });
+    let mut refused = 0;
+    for call in calls.collect::<Vec<_>>() {
+        if call.await.unwrap_or(true) {
+            refused += 1;
+        }
+    }
+    refused
+}
+
+/// One slot of the event source mapping with the execution environment it invokes.
+struct Poller {
+    binary: PathBuf,
+    connect_url: String,
+    env: Vec<(String, String)>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    batch_size: i32,
+    timeout: Duration,
+    busy: Arc<AtomicU64>,
+    receives: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Poller {
+    async fn start_function(&self) -> LocalFunction {
+        LocalFunction::start(&self.binary, &self.connect_url, &self.env)
+            .await
+            .expect("the function starts")
+    }
+
+    async fn run(self) {
+        let mut function = self.start_function().await;
+        while !self.stop.load(Ordering::SeqCst) {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.batch_size.min(10))
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                // Long polling, as Lambda's pollers do: answered as soon as a message arrives.
+                .wait_time_seconds(1)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Vec::new()
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            self.receives
+                .fetch_add(messages.len() as u64, Ordering::SeqCst);
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| esm_record(m, &self.queue_arn))
+                .collect();
+            let handles: BTreeMap<String, String> = messages
+                .iter()
+                .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
+                .collect();
+            let began = Instant::now();
+            let result = function
+                .invoke(json!({ "Records": records }), self.timeout)
+                .await;
+            self.busy
+                .fetch_add(began.elapsed().as_micros() as u64, Ordering::SeqCst);
+            let delete: Vec<String> = match result {
+                Ok(Invocation::Response(answer)) => {
+                    let failed: BTreeSet<String> = answer["batchItemFailures"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["itemIdentifier"].as_str())
+                        .map(str::to_string)
+                        .collect();
+                    handles
+                        .iter()
+                        .filter(|(id, _)| !failed.contains(*id))
+                        .map(|(_, h)| h.clone())
+                        .collect()
+                }
+                // An error or a timeout: the whole batch comes back after its visibility.
+                Ok(Invocation::Error { .. }) => Vec::new(),
+                Err(InvokeError::TimedOut) | Err(InvokeError::Exited(_)) => {
+                    function.stop().await;
+                    function = self.start_function().await;
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+            for chunk in delete.chunks(10) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(format!("d{i}"))
+                            .receipt_handle(h)
+                            .build()
+                            .expect("id and handle are set")
+                    })
+                    .collect::<Vec<_>>();
+                let _ = self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await;
+            }
+        }
+        function.stop().await;
+    }
+}
+
+/// A message in the shape Lambda's SQS event source mapping delivers it.
+pub fn esm_record(m: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = m
+        .attributes
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+        "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+        "awsRegion": crate::LOCAL_REGION
+    })
+}
+
+/// The ARN moto gives a queue of this name.
+pub fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", crate::LOCAL_REGION)
+}
+
+/// The table of a run, in Markdown.
+pub fn table(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "| scenario | events | tasks | duplicates | parked | refused | lost | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} |\n",
+            r.scenario,
+            r.events,
+            r.tasks,
+            r.duplicates,
+            r.parked,
+            r.refused,
+            r.lost,
+            r.drain_secs,
+            r.ideal_secs,
+            if r.ideal_secs > 0.0 { r.drain_secs / r.ideal_secs } else { 0.0 },
+            r.calls,
+            r.throttled,
+            100.0 * r.throttled_share(),
+            r.extra_receives,
+            r.busy_secs,
+            if r.tasks > 0 { r.busy_secs / r.tasks as f64 } else { 0.0 },
+        ));
+    }
+    out
+}

@@ -1,0 +1,215 @@
+//! Storage-first delivery through the binary, with the task queue served by moto: a queued
+//! webhook becomes the same task a synchronous one would (same client token), bad input is still
+//! refused at once, a direct request Connect throttles is queued rather than failed, and queue
+//! messages the pace cannot serve before the deadline come back at the next turn, not after the
+//! visibility timeout.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use common::{event, response, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
+use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use connect_standin::harness::LocalStack;
+use connect_standin::moto::{moto_server, Moto};
+use connect_standin::surge::{esm_record, queue_arn};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+}
+
+async fn queue(moto: &Moto, name: &str, visibility: u32) -> Queue {
+    let sqs = moto.sqs_client();
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queue {
+        sqs,
+        url,
+        arn: queue_arn(name),
+    }
+}
+
+impl Queue {
+    /// What the event source mapping would hand the function now.
+    async fn receive(&self) -> Vec<Value> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        out.messages
+            .unwrap_or_default()
+            .iter()
+            .map(|m| esm_record(m, &self.arn))
+            .collect()
+    }
+}
+
+async fn stack(connect: ConnectStandIn, extra: &[(&str, String)]) -> LocalStack {
+    let mut env: Vec<(String, String)> = vec![
+        ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
+        ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
+        ("WEBHOOK_AUTH".into(), "none".into()),
+        ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
+        ("TASK_MAPPING_FILE".into(), EXAMPLE_MAPPING.into()),
+        ("CONNECT_REQUESTS_PER_SECOND".into(), "1000".into()),
+        ("CONNECT_BURST".into(), "1000".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    LocalStack::start(&common::function_binary(), connect, &env)
+        .await
+        .unwrap()
+}
+
+async fn standin(faults: Faults) -> ConnectStandIn {
+    let mut options = Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    options.faults = faults;
+    ConnectStandIn::start(options, 0).await.unwrap()
+}
+
+fn queued_env(moto: &Moto, q: &Queue) -> Vec<(&'static str, String)> {
+    vec![
+        ("TASK_QUEUE_URL", q.url.clone()),
+        ("AWS_ENDPOINT_URL_SQS", moto.url.clone()),
+    ]
+}
+
+fn body(answer: &Value) -> Value {
+    serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_queued_webhook_becomes_the_task_a_synchronous_one_would_and_bad_input_is_refused_at_once(
+) {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let q = queue(&moto, "webhooks", 30).await;
+
+    let mut sync = stack(standin(Faults::default()).await, &[]).await;
+    let answer = response(sync.invoke(event("apigw-http-ticket"), TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    let sync_token = body(&answer)["clientToken"].clone();
+    sync.stop().await;
+
+    let mut queued = stack(standin(Faults::default()).await, &queued_env(&moto, &q)).await;
+    let answer = response(queued.invoke(event("apigw-http-ticket"), TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    assert_eq!(body(&answer)["clientToken"], sync_token);
+    assert_eq!(body(&answer)["queued"], true);
+    assert!(
+        queued.connect.tasks().is_empty(),
+        "no call before the queue"
+    );
+
+    // Bad input is answered at once and never queued.
+    let mut broken = event("apigw-http-ticket");
+    broken["body"] = json!("{not json");
+    let answer = response(queued.invoke(broken, TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 400, "{answer}");
+
+    // The queue holds exactly the one request; read back, it is that webhook's task.
+    let records = q.receive().await;
+    assert_eq!(records.len(), 1);
+    let answer = response(queued.invoke(json!({ "Records": records }), TIMEOUT).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let tasks = queued.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(json!(tasks[0].client_token), sync_token);
+    queued.stop().await;
+}
+
+#[tokio::test]
+async fn a_direct_request_connect_throttles_is_queued_and_becomes_its_task_later() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let q = queue(&moto, "direct", 30).await;
+    let throttling = Faults {
+        throttle: 1.0,
+        ..Faults::default()
+    };
+    let mut env = queued_env(&moto, &q);
+    env.push(("CONNECT_MAX_ATTEMPTS", "2".into()));
+    let mut stack = stack(standin(throttling).await, &env).await;
+    let direct = event("direct-cli-skeleton");
+    let answer = response(stack.invoke(direct, TIMEOUT).await);
+    assert_eq!(answer["Queued"], true, "{answer}");
+    let token = answer["ClientToken"].clone();
+    assert!(stack.connect.tasks().is_empty());
+
+    stack.connect.set_faults(Faults::default());
+    let records = q.receive().await;
+    assert_eq!(records.len(), 1);
+    let answer = response(stack.invoke(json!({ "Records": records }), TIMEOUT).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(json!(tasks[0].client_token), token);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn records_the_pace_cannot_serve_come_back_at_the_next_turn() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    // A visibility timeout of a minute: a record that waited for it would not be back soon.
+    let q = queue(&moto, "paced", 60).await;
+    for i in 0..5 {
+        q.sqs
+            .send_message()
+            .queue_url(&q.url)
+            .message_body(json!({"orderId": format!("o-{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut env = queued_env(&moto, &q);
+    env.extend([
+        ("CONNECT_REQUESTS_PER_SECOND", "1".to_string()),
+        ("CONNECT_BURST", "1".to_string()),
+        ("CONNECT_CALLERS", "1".to_string()),
+    ]);
+    let mut stack = stack(standin(Faults::default()).await, &env).await;
+    let records = q.receive().await;
+    assert_eq!(records.len(), 5);
+    // One call a second and 2.5 s to live: the first calls at once, the second and third wait
+    // their turns, the last two have none before the deadline.
+    let answer = response(
+        stack
+            .invoke(json!({ "Records": records }), Duration::from_millis(2500))
+            .await,
+    );
+    let failures = common::batch_failures(&answer);
+    assert!(
+        (1..=3).contains(&failures.len()),
+        "records without a turn are handed back: {answer}"
+    );
+    assert_eq!(stack.connect.tasks().len(), 5 - failures.len());
+    // Back within a couple of seconds (the next turn, rounded up to SQS's whole seconds), not
+    // after the minute of the visibility timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again = q.receive().await;
+    let ids: std::collections::BTreeSet<String> = again
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, failures);
+    stack.stop().await;
+}
