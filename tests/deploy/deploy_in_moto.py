@@ -46,6 +46,7 @@ CALLED = {
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
     "secretsmanager:GetSecretValue",
     "kms:Decrypt",
 }
