@@ -6,7 +6,6 @@
 //! status tells the caller whether to fix or retry.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
@@ -21,7 +20,7 @@ use aws_lambda_events::lambda_function_urls::{
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{parse, single, Envelope, EnvelopeLimits, OpenContext, Source, Storage};
+use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
 use crate::record::{digest_parts, parse_body, Body, Record, SourceKind};
 use crate::response::Outcome;
@@ -51,16 +50,14 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 }
 
 fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
-    let (limits, auth) = (ctx.limits, ctx.auth);
-    let auth = (auth, ctx.now);
     // An ALB request has `httpMethod` too: its `requestContext.elb` tells it from a REST API's.
     if payload.pointer("/requestContext/elb").is_some() {
-        return Ok(single(SourceKind::Alb, alb_request(payload, limits, auth)));
+        return Ok(single(SourceKind::Alb, alb_request(payload, ctx)));
     }
     if payload.get("httpMethod").is_some() {
         return Ok(single(
             SourceKind::ApiGatewayRest,
-            rest_request(payload, limits, auth),
+            rest_request(payload, ctx),
         ));
     }
     let is_function_url = payload
@@ -68,12 +65,9 @@ fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> 
         .and_then(Value::as_str)
         .is_some_and(|d| d.contains(".lambda-url."));
     Ok(if is_function_url {
-        single(SourceKind::FunctionUrl, function_url(payload, limits, auth))
+        single(SourceKind::FunctionUrl, function_url(payload, ctx))
     } else {
-        single(
-            SourceKind::ApiGatewayHttp,
-            http_request(payload, limits, auth),
-        )
+        single(SourceKind::ApiGatewayHttp, http_request(payload, ctx))
     })
 }
 
@@ -206,11 +200,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn rest_request(
-    payload: Value,
-    limits: EnvelopeLimits,
-    (auth, now): (&WebhookAuth, SystemTime),
-) -> Result<Record, BridgeError> {
+fn rest_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
     let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
     webhook(
         HttpParts {
@@ -223,16 +213,11 @@ fn rest_request(
             request_id: req.request_context.request_id.clone(),
         },
         payload,
-        limits,
-        (auth, now),
+        ctx,
     )
 }
 
-fn alb_request(
-    payload: Value,
-    limits: EnvelopeLimits,
-    (auth, now): (&WebhookAuth, SystemTime),
-) -> Result<Record, BridgeError> {
+fn alb_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
     let req: AlbTargetGroupRequest = parse(&payload, "Application Load Balancer request")?;
     // With multi-value headers on, the target group sends `multiValueHeaders` instead.
     let headers = if req.headers.is_empty() {
@@ -255,16 +240,11 @@ fn alb_request(
                 .map(str::to_string),
         },
         payload,
-        limits,
-        (auth, now),
+        ctx,
     )
 }
 
-fn http_request(
-    payload: Value,
-    limits: EnvelopeLimits,
-    (auth, now): (&WebhookAuth, SystemTime),
-) -> Result<Record, BridgeError> {
+fn http_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
     let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
     webhook(
         HttpParts {
@@ -283,16 +263,11 @@ fn http_request(
             request_id: req.request_context.request_id.clone(),
         },
         payload,
-        limits,
-        (auth, now),
+        ctx,
     )
 }
 
-fn function_url(
-    payload: Value,
-    limits: EnvelopeLimits,
-    (auth, now): (&WebhookAuth, SystemTime),
-) -> Result<Record, BridgeError> {
+fn function_url(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError> {
     let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
     webhook(
         HttpParts {
@@ -311,8 +286,7 @@ fn function_url(
             request_id: req.request_context.request_id.clone(),
         },
         payload,
-        limits,
-        (auth, now),
+        ctx,
     )
 }
 
@@ -339,9 +313,9 @@ fn query(payload: &Value) -> Value {
 fn webhook(
     parts: HttpParts<'_>,
     payload: Value,
-    limits: EnvelopeLimits,
-    (auth, now): (&WebhookAuth, SystemTime),
+    ctx: &OpenContext<'_>,
 ) -> Result<Record, BridgeError> {
+    let (limits, auth) = (ctx.limits, ctx.auth);
     let raw = parts.body.unwrap_or_default();
     // Cheap early check: a base64 body decodes to at most 3/4 of its length.
     let bound = if parts.base64 {
@@ -379,7 +353,7 @@ fn webhook(
             body: decoded.as_deref().unwrap_or(raw.as_bytes()),
             request_context: payload.get("requestContext"),
         },
-        now,
+        ctx.now,
     )?;
     let text = String::from_utf8(decoded?)
         .map_err(|_| BridgeError::InvalidEvent("body is not valid UTF-8".into()))?;
