@@ -3,6 +3,7 @@
 //! batch runs its records concurrently up to `BATCH_CONCURRENCY`; a FIFO batch runs in order and
 //! stops at the first failure.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -147,7 +148,7 @@ impl Bridge {
             }
         };
         let kind = envelope.kind;
-        let messages: Vec<(String, QueueMessage)> = envelope
+        let messages: HashMap<String, QueueMessage> = envelope
             .records
             .iter()
             .filter_map(|r| r.as_ref().ok())
@@ -187,7 +188,7 @@ impl Bridge {
     /// drain times up to 1.3 × the ideal in the surge simulation; leaving faulted ones to the
     /// visibility timeout, 1.8 ×.) Input and configuration errors keep the visibility timeout:
     /// retrying them soon cannot help.
-    async fn hand_back(&self, outcomes: &[Outcome], messages: Vec<(String, QueueMessage)>) {
+    async fn hand_back(&self, outcomes: &[Outcome], messages: HashMap<String, QueueMessage>) {
         let Some(queue) = &self.queue else { return };
         let next_turn = self.pacer.time_for(1);
         let after_fault = next_turn.max(self.config.call_policy.max_backoff);
@@ -203,9 +204,9 @@ impl Bridge {
                     Ok(_) => return None,
                 };
                 messages
-                    .iter()
-                    .find(|(id, m)| *id == o.record_id && queue.is_task_queue(&m.queue_arn))
-                    .map(|(_, m)| (m.clone(), delay))
+                    .get(&o.record_id)
+                    .filter(|m| queue.is_task_queue(&m.queue_arn))
+                    .map(|m| (m.clone(), delay))
             })
             .collect();
         if !delayed.is_empty() {

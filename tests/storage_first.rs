@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::{event, response, root, EXAMPLE_MAPPING, FLOW, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use common::{event, response, root, EXAMPLE_MAPPING};
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
 use connect_standin::moto::{moto_server, Moto};
 use connect_standin::surge::{esm_record, queue_arn};
@@ -65,27 +65,15 @@ impl Queue {
     }
 }
 
-async fn stack(connect: ConnectStandIn, extra: &[(&str, String)]) -> LocalStack {
-    let mut env: Vec<(String, String)> = vec![
-        ("CONNECT_INSTANCE_ID".into(), INSTANCE.into()),
-        ("CONNECT_CONTACT_FLOW_ID".into(), FLOW.into()),
-        ("WEBHOOK_AUTH".into(), "none".into()),
-        ("LAMBDA_TASK_ROOT".into(), root().display().to_string()),
-        ("TASK_MAPPING_FILE".into(), EXAMPLE_MAPPING.into()),
-        ("CONNECT_REQUESTS_PER_SECOND".into(), "1000".into()),
-        ("CONNECT_BURST".into(), "1000".into()),
+/// The binary against a fresh stand-in (common::start_function), with the example mapping,
+/// unauthenticated sample webhooks and `extra`.
+async fn stack(extra: &[(&str, String)]) -> LocalStack {
+    let mut env: Vec<(&str, &str)> = vec![
+        ("WEBHOOK_AUTH", "none"),
+        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING),
     ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    LocalStack::start(&common::function_binary(), connect, &env)
-        .await
-        .unwrap()
-}
-
-async fn standin(faults: Faults) -> ConnectStandIn {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.faults = faults;
-    ConnectStandIn::start(options, 0).await.unwrap()
+    env.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    common::start_function(&env).await
 }
 
 fn queued_env(moto: &Moto, q: &Queue) -> Vec<(&'static str, String)> {
@@ -105,13 +93,13 @@ async fn a_queued_webhook_becomes_the_task_a_synchronous_one_would_and_bad_input
     let moto = Moto::start(&moto_server(&root())).await;
     let q = queue(&moto, "webhooks", 30).await;
 
-    let mut sync = stack(standin(Faults::default()).await, &[]).await;
+    let mut sync = stack(&[]).await;
     let answer = response(sync.invoke(event("apigw-http-ticket"), TIMEOUT).await);
     assert_eq!(answer["statusCode"], 201, "{answer}");
     let sync_token = body(&answer)["clientToken"].clone();
     sync.stop().await;
 
-    let mut queued = stack(standin(Faults::default()).await, &queued_env(&moto, &q)).await;
+    let mut queued = stack(&queued_env(&moto, &q)).await;
     let answer = response(queued.invoke(event("apigw-http-ticket"), TIMEOUT).await);
     assert_eq!(answer["statusCode"], 202, "{answer}");
     assert_eq!(body(&answer)["clientToken"], sync_token);
@@ -148,7 +136,8 @@ async fn a_direct_request_connect_throttles_is_queued_and_becomes_its_task_later
     };
     let mut env = queued_env(&moto, &q);
     env.push(("CONNECT_MAX_ATTEMPTS", "2".into()));
-    let mut stack = stack(standin(throttling).await, &env).await;
+    let mut stack = stack(&env).await;
+    stack.connect.set_faults(throttling);
     let direct = event("direct-cli-skeleton");
     let answer = response(stack.invoke(direct, TIMEOUT).await);
     assert_eq!(answer["Queued"], true, "{answer}");
@@ -186,7 +175,7 @@ async fn records_the_pace_cannot_serve_come_back_at_the_next_turn() {
         ("CONNECT_BURST", "1".to_string()),
         ("CONNECT_CALLERS", "1".to_string()),
     ]);
-    let mut stack = stack(standin(Faults::default()).await, &env).await;
+    let mut stack = stack(&env).await;
     let records = q.receive().await;
     assert_eq!(records.len(), 5);
     // One call a second and 2.5 s to live: the first calls at once, the second and third wait

@@ -270,7 +270,7 @@ impl Surge {
         let sqs = self.moto.sqs_client();
         let name = format!("surge-{}-{serial}", std::process::id());
         let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
-        let dlq_arn = format!("arn:aws:sqs:{}:{ACCOUNT}:{name}-dlq", crate::LOCAL_REGION);
+        let dlq_arn = queue_arn(&format!("{name}-dlq"));
         // SQS counts visibility in whole seconds.
         let visibility = scaled(d.visibility_timeout).as_secs_f64().ceil().max(1.0);
         let queue_url = create_queue(
@@ -289,7 +289,7 @@ impl Surge {
             ]),
         )
         .await;
-        let queue_arn = format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", crate::LOCAL_REGION);
+        let queue_arn = queue_arn(&name);
 
         let env: Vec<(String, String)> = [
             ("CONNECT_INSTANCE_ID", INSTANCE.to_string()),
