@@ -167,6 +167,11 @@ pub struct Report {
     pub lost: usize,
     pub drain_secs: f64,
     pub ideal_secs: f64,
+    /// How long the emulation took to deliver the burst (send the messages, answer the webhook
+    /// requests). AWS takes it in parallel on many hosts; here 40 webhook processes share two
+    /// cores, and on a slower machine that alone was 4 s of a 40-event drain. It is allowed on
+    /// top of the drain bound, so the bound judges the pace and not this machine.
+    pub arrival_secs: f64,
     pub calls: u64,
     pub throttled: u64,
     pub busy_secs: f64,
@@ -201,10 +206,10 @@ impl Report {
                 misses.push(format!("{n} {what}"));
             }
         }
-        if self.drain_secs > drain * self.ideal_secs {
+        if self.drain_secs > drain * self.ideal_secs + self.arrival_secs {
             misses.push(format!(
-                "drained in {:.1} s, over {drain} × the ideal {:.1} s",
-                self.drain_secs, self.ideal_secs
+                "drained in {:.1} s, over {drain} × the ideal {:.1} s + the arrival {:.1} s",
+                self.drain_secs, self.ideal_secs, self.arrival_secs
             ));
         }
         if self.throttled_share() > throttled {
@@ -383,6 +388,8 @@ impl Surge {
             }
         }
 
+        let arrival_secs = started.elapsed().as_secs_f64() * scale;
+
         // Until every event has its task, is parked or was refused, and the queue is empty.
         // The rate left to us: the quota less the other caller's share, of which only the calls
         // Connect does not fail make tasks.
@@ -438,6 +445,7 @@ impl Surge {
             lost,
             drain_secs: (last - start_epoch) * scale,
             ideal_secs: ideal,
+            arrival_secs,
             calls: stats.requests,
             throttled: stats.throttled,
             busy_secs: Duration::from_micros(busy.load(Ordering::SeqCst)).as_secs_f64() * scale,
@@ -713,12 +721,12 @@ pub fn queue_arn(name: &str) -> String {
 /// The table of a run, in Markdown.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | events | tasks | duplicates | parked | refused | lost | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} |\n",
             r.scenario,
             r.events,
             r.tasks,
@@ -726,6 +734,7 @@ pub fn table(reports: &[Report]) -> String {
             r.parked,
             r.refused,
             r.lost,
+            r.arrival_secs,
             r.drain_secs,
             r.ideal_secs,
             if r.ideal_secs > 0.0 { r.drain_secs / r.ideal_secs } else { 0.0 },
