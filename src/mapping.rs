@@ -24,7 +24,7 @@
 //! ```
 //!
 //! Templates see `source`, `id`, `body`, `headers`, `attributes`, `meta` and `event` (see
-//! `Record::template_context`). Direct invocations do not go through routes: they are requests
+//! `context`). Direct invocations do not go through routes: they are requests
 //! already.
 
 use std::collections::BTreeMap;
@@ -35,15 +35,15 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-mod lookup;
+mod context;
 
 use crate::error::{BridgeError, ConfigError};
-use crate::record::{Record, SourceKind, TemplateContext};
+use crate::record::{Record, SourceKind};
 use crate::task::{
     ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
 };
 use crate::token::Identity;
-use lookup::Lookups;
+use context::RecordContext;
 
 /// Instructions one template render may execute; a loop over a huge range runs out long before
 /// it could hold up the invocation.
@@ -219,90 +219,30 @@ struct AttachmentDoc {
 #[derive(Debug, Clone)]
 enum Text {
     Literal(String),
-    /// Registered in the environment under `key`; `lookups` when it is only text and lookups,
-    /// which render without the engine.
+    /// Registered in the environment under `key`.
     Template {
         key: String,
-        lookups: Option<Lookups>,
     },
 }
 
-/// Which parts of the record the mapping's templates name, so the engine's context holds only
-/// those.
-#[derive(Debug, Default, Clone, Copy)]
-struct Uses {
-    body: bool,
-    headers: bool,
-    attributes: bool,
-    meta: bool,
-    event: bool,
-}
-
-impl Uses {
-    const ALL: Uses = Uses {
-        body: true,
-        headers: true,
-        attributes: true,
-        meta: true,
-        event: true,
-    };
-
-    /// The record's template context with only the parts these templates name.
-    fn narrow<'a>(&self, record: &'a Record) -> TemplateContext<'a> {
-        let full = record.template_context();
-        TemplateContext {
-            body: full.body.filter(|_| self.body),
-            headers: full.headers.filter(|_| self.headers),
-            attributes: full.attributes.filter(|_| self.attributes),
-            meta: full.meta.filter(|_| self.meta),
-            event: full.event.filter(|_| self.event),
-            ..full
-        }
-    }
-
-    fn add(&mut self, template: &minijinja::Template<'_, '_>, source: &str) {
-        // Included or imported templates, and `debug()`, see the context beyond the names this
-        // template declares.
-        if ["include", "import", "extends", "debug"]
-            .iter()
-            .any(|word| source.contains(word))
-        {
-            *self = Uses::ALL;
-            return;
-        }
-        for name in template.undeclared_variables(false) {
-            match name.as_str() {
-                "body" => self.body = true,
-                "headers" => self.headers = true,
-                "attributes" => self.attributes = true,
-                "meta" => self.meta = true,
-                "event" => self.event = true,
-                _ => {}
-            }
-        }
-    }
-}
-
-/// A record as templates see it. The engine's value is built on first need: a route whose
-/// templates are all literals and lookups never builds it.
+/// A record as templates see it, built on first need: a route whose fields are all literal
+/// never builds it.
 struct Context<'a> {
     record: &'a Record,
-    uses: Uses,
     engine: std::cell::OnceCell<minijinja::Value>,
 }
 
 impl<'a> Context<'a> {
-    fn new(record: &'a Record, uses: Uses) -> Context<'a> {
+    fn new(record: &'a Record) -> Context<'a> {
         Context {
             record,
-            uses,
             engine: std::cell::OnceCell::new(),
         }
     }
 
     fn engine(&self) -> &minijinja::Value {
         self.engine
-            .get_or_init(|| minijinja::Value::from_serialize(self.uses.narrow(self.record)))
+            .get_or_init(|| RecordContext::of(self.record, false))
     }
 }
 
@@ -346,8 +286,6 @@ struct IdentityTemplate {
     variables: Vec<String>,
     /// The top-level names it reads (`body`, `headers`), for the signature rule.
     roots: std::collections::BTreeSet<String>,
-    /// The record parts its context needs.
-    uses: Uses,
 }
 
 /// A segment-attribute structure whose text leaves are templates.
@@ -372,7 +310,6 @@ pub struct Mapping {
     env: Environment<'static>,
     /// Where `client_token` templates render: strict (see `identity_environment`).
     identity_env: Environment<'static>,
-    uses: Uses,
     routes: Vec<Route>,
 }
 
@@ -427,20 +364,6 @@ fn identity_environment() -> Environment<'static> {
         minijinja::escape_formatter(out, state, value)
     });
     env
-}
-
-/// The value with every null and blank string taken out of its objects, at any depth.
-fn without_blanks(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null() && !v.as_str().is_some_and(|s| s.trim().is_empty()))
-                .map(|(k, v)| (k, without_blanks(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(without_blanks).collect()),
-        other => other,
-    }
 }
 
 /// A writer that keeps the first `limit` bytes and refuses the rest, so that no filter or
@@ -559,7 +482,6 @@ fn describe_render(err: &minijinja::Error) -> String {
 struct Compiler {
     env: Environment<'static>,
     identity_env: Environment<'static>,
-    uses: Uses,
 }
 
 impl Compiler {
@@ -584,14 +506,11 @@ impl Compiler {
                     .into(),
             ));
         }
-        let mut uses = Uses::default();
-        uses.add(&template, &source);
         let roots = template.undeclared_variables(false).into_iter().collect();
         Ok(IdentityTemplate {
             key,
             variables,
             roots,
-            uses,
         })
     }
 
@@ -600,17 +519,14 @@ impl Compiler {
             return Ok(Text::Literal(source));
         }
         let key = format!("{route}/{field}");
-        let lookups = Lookups::parse(&source);
         self.env
-            .add_template_owned(key.clone(), source.clone())
+            .add_template_owned(key.clone(), source)
             .map_err(|e| ConfigError::Template {
                 route: route.to_string(),
                 field: field.to_string(),
                 message: describe(&e),
             })?;
-        let template = self.env.get_template(&key).expect("just added");
-        self.uses.add(&template, &source);
-        Ok(Text::Template { key, lookups })
+        Ok(Text::Template { key })
     }
 
     fn opt(
@@ -678,7 +594,6 @@ impl Mapping {
         let mut compiler = Compiler {
             env: environment(),
             identity_env: identity_environment(),
-            uses: Uses::default(),
         };
         let mut routes = Vec::with_capacity(doc.routes.len());
         let mut names = std::collections::HashSet::new();
@@ -706,7 +621,6 @@ impl Mapping {
         Ok(Mapping {
             env: compiler.env,
             identity_env: compiler.identity_env,
-            uses: compiler.uses,
             routes,
         })
     }
@@ -760,7 +674,7 @@ impl Mapping {
     /// Finds the first route matching the record and renders its request. The request carries no
     /// defaults and no client token yet: see `prepare`.
     pub fn apply(&self, record: &Record, now: DateTime) -> Result<Routed, BridgeError> {
-        let ctx = Context::new(record, self.uses);
+        let ctx = Context::new(record);
         for route in &self.routes {
             let matched = match &route.when {
                 None => true,
@@ -784,34 +698,28 @@ impl Mapping {
     ) -> Result<String, BridgeError> {
         match text {
             Text::Literal(s) => Ok(s.clone()),
-            Text::Template { key, lookups } => {
+            Text::Template { key } => {
                 let render_error = |message: String| BridgeError::Render {
                     route: route.name.clone(),
                     field: field.to_string(),
                     message,
                 };
-                let fast = lookups.as_ref().and_then(|l| l.render(ctx.record));
                 let too_long = || {
                     render_error(format!(
                         "rendered more than {MAX_RENDERED_BYTES} bytes, the most a field may"
                     ))
                 };
-                let out = match fast {
-                    Some(out) => out,
-                    None => {
-                        // The engine writes into a bounded buffer: a template that loops over a
-                        // large event stops at the limit instead of growing without one.
-                        let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
-                        let template = self
-                            .env
-                            .get_template(key)
-                            .map_err(|e| render_error(describe_render(&e)))?;
-                        match template.render_captured_to(ctx.engine(), &mut sink) {
-                            Err(_) if sink.full => return Err(too_long()),
-                            Err(e) => return Err(render_error(describe_render(&e))),
-                            Ok(_) => sink.into_string(),
-                        }
-                    }
+                // The engine writes into a bounded buffer: a template that loops over a large
+                // event stops at the limit instead of growing without one.
+                let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
+                let template = self
+                    .env
+                    .get_template(key)
+                    .map_err(|e| render_error(describe_render(&e)))?;
+                let out = match template.render_captured_to(ctx.engine(), &mut sink) {
+                    Err(_) if sink.full => return Err(too_long()),
+                    Err(e) => return Err(render_error(describe_render(&e))),
+                    Ok(_) => sink.into_string(),
                 };
                 if out.len() > MAX_RENDERED_BYTES {
                     return Err(too_long());
@@ -849,16 +757,14 @@ impl Mapping {
         if !when.sources.is_empty() && !when.sources.contains(&record.kind) {
             return Ok(false);
         }
-        let meta_str = |key: &str| record.meta.get(key).and_then(Value::as_str);
+        let event_type = record.meta.event_type();
         if !when.event_sources.is_empty()
-            && !meta_str("source").is_some_and(|s| {
-                record.kind == SourceKind::EventBridge && when.event_sources.iter().any(|e| e == s)
-            })
+            && !event_type.is_some_and(|(s, _)| when.event_sources.iter().any(|e| e == s))
         {
             return Ok(false);
         }
         if !when.detail_types.is_empty()
-            && !meta_str("detail_type").is_some_and(|s| when.detail_types.iter().any(|e| e == s))
+            && !event_type.is_some_and(|(_, d)| when.detail_types.iter().any(|e| e == d))
         {
             return Ok(false);
         }
@@ -1047,9 +953,7 @@ impl Mapping {
             field: "client_token".into(),
             message,
         };
-        let context = serde_json::to_value(template.uses.narrow(record))
-            .map_err(|_| error("the record cannot be read as a template context".into()))?;
-        let context = minijinja::Value::from_serialize(without_blanks(context));
+        let context = RecordContext::of(record, true);
         let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
         let compiled = self
             .identity_env
@@ -1381,8 +1285,8 @@ routes:
         connect:ContactExpiry: { ValueMap: { ExpiryDuration: { ValueInteger: "{{ 30 }}" } } }
 "#;
 
-    /// The engine's context holds only the parts some template names, yet every template still
-    /// sees what it names, whether it renders through the engine or as plain lookups.
+    /// Templates read the record lazily, through any depth, with the engine's own rules for
+    /// spelling values, loops and filters.
     #[test]
     fn templates_see_every_part_they_name() {
         let m = Mapping::parse(
@@ -1398,7 +1302,6 @@ routes:
 "#,
         )
         .unwrap();
-        assert!(m.uses.event && m.uses.meta && m.uses.body && !m.uses.headers);
         let r = eventbridge(
             "OrderFailed",
             json!({"orderId": "o-1", "tags": ["a", "b"], "flag": true}),
@@ -1408,7 +1311,7 @@ routes:
         assert_eq!(req.description.as_deref(), Some("SHOP.ORDERS/o-1/a,b"));
         let attrs = req.attributes.unwrap();
         assert_eq!(attrs["region"], "eu-west-1");
-        // A boolean is the engine's to spell, even in a template of lookups only.
+        // A boolean is spelt as the engine spells one.
         assert_eq!(attrs["flag"], "True");
 
         let m = Mapping::parse(
@@ -1422,8 +1325,7 @@ routes:
 "#,
         )
         .unwrap();
-        // An included template sees the whole context, whatever this one names.
-        assert!(m.uses.event && m.uses.headers && m.uses.attributes);
+        // An included template sees the whole context.
         let r = eventbridge("OrderFailed", json!({"orderId": "o-1"}));
         assert_eq!(apply(&m, &r).unwrap().request.name.as_deref(), Some("O-1"));
     }

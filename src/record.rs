@@ -2,8 +2,7 @@
 //! request, reduced to what routing, templates and the client token need, whatever its source.
 
 use std::collections::BTreeMap;
-
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -96,7 +95,7 @@ impl SourceKind {
     }
 }
 
-/// A record ready for routing. Everything a template can see is in here (see `template_context`).
+/// A record ready for routing. Everything a template can see is in here (see `mapping::context`).
 #[derive(Debug, Clone)]
 pub struct Record {
     pub kind: SourceKind,
@@ -118,9 +117,10 @@ pub struct Record {
     /// SQS / SNS message attributes with a string value.
     pub attributes: BTreeMap<String, String>,
     /// Source-specific fields: EventBridge source and detail-type, queue, topic, method, path...
-    pub meta: serde_json::Map<String, Value>,
-    /// The record exactly as it arrived.
-    pub event: Value,
+    /// A typed struct of the source's own; templates see it as `meta`.
+    pub meta: Arc<dyn SourceMeta>,
+    /// The record exactly as it arrived (shared with the templates that read it, not copied).
+    pub event: Arc<Value>,
     /// The request itself, for a direct invocation.
     pub direct: Option<TaskRequest>,
     /// Records with the same key are handled in order, and after a failure the later ones of
@@ -135,40 +135,32 @@ pub struct Record {
     pub queue_message: Option<crate::queue::QueueMessage>,
 }
 
-/// What templates and `when` expressions see of a record. A mapping whose templates never name
-/// a part leaves it out (`None`): converting the raw event for the engine when no template reads
-/// it is most of the cost of building the context.
-#[derive(Debug, serde::Serialize)]
-pub struct TemplateContext<'a> {
-    pub source: &'static str,
-    pub id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<&'a BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attributes: Option<&'a BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub meta: Option<&'a serde_json::Map<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<&'a Value>,
-}
-
-impl Record {
-    /// The value templates and `when` expressions are evaluated against, every part included.
-    /// Borrowed, not built: the template engine converts it once, without a deep copy first.
-    pub fn template_context(&self) -> TemplateContext<'_> {
-        TemplateContext {
-            source: self.kind.as_str(),
-            id: &self.id,
-            body: Some(self.body.get()),
-            headers: Some(&self.headers),
-            attributes: Some(&self.attributes),
-            meta: Some(&self.meta),
-            event: Some(&self.event),
-        }
+/// A source's fields of a record (`meta` in templates): each source has its own struct.
+pub trait SourceMeta: ToJson + std::fmt::Debug + Send + Sync {
+    /// The `source` and `detail-type` of an EventBridge event, however it arrived: what
+    /// `when.event_source` and `when.detail_type` match.
+    fn event_type(&self) -> Option<(&str, &str)> {
+        None
     }
 }
+
+/// The JSON templates see of a source's fields.
+pub trait ToJson {
+    fn to_json(&self) -> Value;
+}
+
+impl<T: Serialize> ToJson for T {
+    fn to_json(&self) -> Value {
+        // A struct of strings, numbers and lists always serialises.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// No fields (direct requests).
+#[derive(Debug, Serialize)]
+pub struct NoMeta {}
+
+impl SourceMeta for NoMeta {}
 
 /// A record's body, parsed on first use. A batch holds up to ten 1 MiB messages whose parsed
 /// JSON can take 30 times the text's size; parsing each only when its record is handled (and
@@ -178,7 +170,7 @@ pub struct Body {
     text: Option<String>,
     /// Where in the parsed text the body is (an event queued whole: its `detail`).
     pointer: Option<&'static str>,
-    parsed: OnceLock<Value>,
+    parsed: OnceLock<Arc<Value>>,
 }
 
 impl Body {
@@ -187,7 +179,7 @@ impl Body {
         Body {
             text: None,
             pointer: None,
-            parsed: OnceLock::from(value),
+            parsed: OnceLock::from(Arc::new(value)),
         }
     }
 
@@ -211,15 +203,24 @@ impl Body {
     }
 
     pub fn get(&self) -> &Value {
+        self.parsed_shared()
+    }
+
+    /// The parsed body, shared (templates hold it without a copy).
+    pub fn shared(&self) -> Arc<Value> {
+        Arc::clone(self.parsed_shared())
+    }
+
+    fn parsed_shared(&self) -> &Arc<Value> {
         self.parsed.get_or_init(|| {
             let text = self.text.as_deref().unwrap_or_default();
-            match self.pointer {
+            Arc::new(match self.pointer {
                 None => parse_body(text),
                 Some(pointer) => serde_json::from_str::<Value>(text)
                     .ok()
                     .and_then(|mut v| v.pointer_mut(pointer).map(Value::take))
                     .unwrap_or(Value::Null),
-            }
+            })
         })
     }
 }

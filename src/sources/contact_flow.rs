@@ -9,13 +9,15 @@
 //! failure is an error, so the flow takes its error branch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::connect::ConnectEvent;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind};
+use crate::record::{Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -46,23 +48,15 @@ fn flow_record(payload: Value) -> Result<Record, BridgeError> {
         .ok_or_else(|| {
             BridgeError::InvalidEvent("contact flow event: ContactId is missing or empty".into())
         })?;
-    let mut meta = Map::new();
-    meta.insert("contact_id".into(), json!(contact_id));
-    meta.insert(
-        "initial_contact_id".into(),
-        json!(contact.initial_contact_id),
-    );
-    meta.insert(
-        "previous_contact_id".into(),
-        json!(contact.previous_contact_id),
-    );
-    meta.insert("channel".into(), json!(contact.channel));
-    meta.insert("initiation_method".into(), json!(contact.initiation_method));
-    meta.insert("instance_arn".into(), json!(contact.instance_arn));
-    meta.insert(
-        "queue".into(),
-        json!(contact.queue.as_ref().and_then(|q| q.name.clone())),
-    );
+    let meta = ContactFlowMeta {
+        contact_id: contact_id.clone(),
+        initial_contact_id: contact.initial_contact_id.clone(),
+        previous_contact_id: contact.previous_contact_id.clone(),
+        channel: contact.channel.clone(),
+        initiation_method: contact.initiation_method.clone(),
+        instance_arn: contact.instance_arn.clone(),
+        queue: contact.queue.as_ref().and_then(|q| q.name.clone()),
+    };
     let parameters: BTreeMap<String, String> = event.details.parameters.into_iter().collect();
     Ok(Record {
         kind: SourceKind::ContactFlow,
@@ -72,11 +66,25 @@ fn flow_record(payload: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: contact.attributes.into_iter().collect(),
-        meta,
-        event: payload,
+        meta: Arc::new(meta),
+        event: Arc::new(payload),
         direct: None,
         order_key: None,
         linked_contact: Some(contact_id),
         queue_message: None,
     })
 }
+
+/// `meta` of a contact flow's request: the calling contact.
+#[derive(Debug, Serialize)]
+struct ContactFlowMeta {
+    contact_id: String,
+    initial_contact_id: Option<String>,
+    previous_contact_id: Option<String>,
+    channel: Option<String>,
+    initiation_method: Option<String>,
+    instance_arn: Option<String>,
+    queue: Option<String>,
+}
+
+impl SourceMeta for ContactFlowMeta {}

@@ -4,13 +4,14 @@
 //! identity is a digest of the canonical payload. Answered as EventBridge is.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{async_answer, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{canonical_json, digest_parts, Body, Record, SourceKind};
+use crate::record::{canonical_json, digest_parts, Body, NoMeta, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
 use crate::token::{is_reserved, Identity};
 
@@ -57,8 +58,8 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
-        meta: serde_json::Map::new(),
-        event: payload,
+        meta: Arc::new(NoMeta {}),
+        event: Arc::new(payload),
         direct: Some(request),
         order_key: None,
         linked_contact: None,

@@ -6,8 +6,10 @@
 //! number.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::EventRecord;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -15,7 +17,7 @@ use super::{
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{canonical_json, Body, Record, SourceKind};
+use crate::record::{canonical_json, Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -56,15 +58,13 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
     };
     let keys = image("Keys");
     let body = json!({"Keys": keys, "NewImage": image("NewImage"), "OldImage": image("OldImage")});
-    let mut meta = Map::new();
-    meta.insert("event_name".into(), json!(rec.event_name));
-    meta.insert("stream_arn".into(), json!(stream));
-    meta.insert("sequence_number".into(), json!(rec.change.sequence_number));
     let table = stream.split("/stream/").next().unwrap_or_default();
-    meta.insert(
-        "table".into(),
-        json!(table.rsplit('/').next().unwrap_or_default()),
-    );
+    let meta = DynamoDbMeta {
+        event_name: rec.event_name.clone(),
+        stream_arn: stream.clone(),
+        sequence_number: rec.change.sequence_number.clone(),
+        table: table.rsplit('/').next().unwrap_or_default().to_string(),
+    };
     Ok(Record {
         kind: SourceKind::DynamoDb,
         id: rec.change.sequence_number.clone().unwrap_or_default(),
@@ -73,8 +73,8 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
-        meta,
-        event: item,
+        meta: Arc::new(meta),
+        event: Arc::new(item),
         direct: None,
         order_key: None,
         linked_contact: None,
@@ -117,6 +117,17 @@ pub fn plain(value: &Value) -> Value {
         _ => inner.clone(),
     }
 }
+
+/// `meta` of a DynamoDB Streams record.
+#[derive(Debug, Serialize)]
+struct DynamoDbMeta {
+    event_name: String,
+    stream_arn: String,
+    sequence_number: Option<String>,
+    table: String,
+}
+
+impl SourceMeta for DynamoDbMeta {}
 
 #[cfg(test)]
 mod tests {

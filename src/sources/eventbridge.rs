@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::de::IgnoredAny;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind};
+use crate::record::{Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -41,17 +43,18 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         .ok_or_else(|| {
             BridgeError::InvalidEvent("EventBridge event: id is missing or empty".into())
         })?;
-    let mut meta = serde_json::Map::new();
-    meta.insert("source".into(), json!(event.source));
-    meta.insert("detail_type".into(), json!(event.detail_type));
-    meta.insert("account".into(), json!(event.account));
-    meta.insert("region".into(), json!(event.region));
-    // The time as EventBridge wrote it, not as re-formatted by a date library.
-    meta.insert(
-        "time".into(),
-        payload.get("time").cloned().unwrap_or(Value::Null),
-    );
-    meta.insert("resources".into(), json!(event.resources));
+    let meta = EventBridgeMeta {
+        source: event.source,
+        detail_type: event.detail_type,
+        account: event.account,
+        region: event.region,
+        // The time as EventBridge wrote it, not as re-formatted by a date library.
+        time: payload
+            .get("time")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resources: event.resources.unwrap_or_default(),
+    };
     Ok(Record {
         kind: SourceKind::EventBridge,
         identity: Identity::Service(id.clone()),
@@ -60,8 +63,8 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
-        meta,
-        event: payload,
+        meta: Arc::new(meta),
+        event: Arc::new(payload),
         direct: None,
         order_key: None,
         linked_contact: None,
@@ -100,19 +103,20 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             "EventBridge event in the message: id is missing or empty".into(),
         )));
     };
-    let mut meta = serde_json::Map::new();
-    meta.insert("source".into(), json!(header.source));
-    meta.insert("detail_type".into(), json!(header.detail_type));
-    meta.insert("account".into(), json!(header.account));
-    meta.insert("region".into(), json!(header.region));
-    meta.insert("time".into(), json!(header.time));
-    meta.insert("resources".into(), json!(header.resources));
+    let meta = EventBridgeMeta {
+        source: header.source,
+        detail_type: header.detail_type,
+        account: header.account,
+        region: header.region,
+        time: header.time,
+        resources: header.resources,
+    };
     Some(Ok(QueuedEvent {
         kind: SourceKind::EventBridge,
         identity: Identity::Service(id),
         body: Body::text_at(body.to_string(), "/detail"),
         attributes: BTreeMap::new(),
-        meta,
+        meta: Arc::new(meta),
     }))
 }
 
@@ -122,5 +126,22 @@ pub(super) struct QueuedEvent {
     pub identity: Identity,
     pub body: Body,
     pub attributes: BTreeMap<String, String>,
-    pub meta: serde_json::Map<String, Value>,
+    pub meta: Arc<dyn SourceMeta>,
+}
+
+/// `meta` of an EventBridge event.
+#[derive(Debug, Serialize)]
+struct EventBridgeMeta {
+    source: String,
+    detail_type: String,
+    account: Option<String>,
+    region: Option<String>,
+    time: Option<String>,
+    resources: Vec<String>,
+}
+
+impl SourceMeta for EventBridgeMeta {
+    fn event_type(&self) -> Option<(&str, &str)> {
+        Some((&self.source, &self.detail_type))
+    }
 }

@@ -5,17 +5,19 @@
 //! partial batch response naming failed records by sequence number.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::kinesis::KinesisEventRecord;
 use base64::Engine as _;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{
     batch_answer, is_records_of, parse, stream_envelope, take_records, Envelope, OpenContext,
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind};
+use crate::record::{Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -58,14 +60,12 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
     // Not UTF-8 (a binary record): templates see it base64-encoded, as it was sent.
     let text = String::from_utf8(data)
         .unwrap_or_else(|e| base64::engine::general_purpose::STANDARD.encode(e.into_bytes()));
-    let mut meta = Map::new();
-    meta.insert("stream_arn".into(), json!(stream));
-    meta.insert("partition_key".into(), json!(rec.kinesis.partition_key));
-    meta.insert("sequence_number".into(), json!(rec.kinesis.sequence_number));
-    meta.insert(
-        "shard_id".into(),
-        json!(event_id.split(':').next().unwrap_or_default()),
-    );
+    let meta = KinesisMeta {
+        stream_arn: stream.clone(),
+        partition_key: rec.kinesis.partition_key.clone(),
+        sequence_number: rec.kinesis.sequence_number.clone(),
+        shard_id: event_id.split(':').next().unwrap_or_default().to_string(),
+    };
     Ok(Record {
         kind: SourceKind::Kinesis,
         id: rec.kinesis.sequence_number.clone(),
@@ -74,11 +74,22 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
-        meta,
-        event: item,
+        meta: Arc::new(meta),
+        event: Arc::new(item),
         direct: None,
         order_key: None,
         linked_contact: None,
         queue_message: None,
     })
 }
+
+/// `meta` of a Kinesis record.
+#[derive(Debug, Serialize)]
+struct KinesisMeta {
+    stream_arn: String,
+    partition_key: String,
+    sequence_number: String,
+    shard_id: String,
+}
+
+impl SourceMeta for KinesisMeta {}

@@ -5,8 +5,10 @@
 //! is (S3 invokes asynchronously: retries, then the on-failure destination).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::s3::S3EventRecord;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -14,7 +16,7 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{digest_parts, Body, Record, SourceKind};
+use crate::record::{digest_parts, Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -77,15 +79,17 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
         "bucket": bucket, "key": key, "versionId": rec.s3.object.version_id,
         "size": rec.s3.object.size, "eTag": rec.s3.object.e_tag, "eventName": event_name,
     });
-    let mut meta = Map::new();
-    meta.insert("event_name".into(), json!(event_name));
-    meta.insert("bucket".into(), json!(bucket));
-    meta.insert("key".into(), json!(key));
-    meta.insert("region".into(), json!(rec.aws_region));
-    meta.insert(
-        "time".into(),
-        item.get("eventTime").cloned().unwrap_or(Value::Null),
-    );
+    let meta = S3Meta {
+        event_name,
+        bucket,
+        key,
+        region: rec.aws_region.clone(),
+        // As S3 wrote it, not as re-formatted by a date library.
+        time: item
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
     Ok(Record {
         kind: SourceKind::S3,
         id: identity.clone(),
@@ -94,14 +98,26 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes: BTreeMap::new(),
-        meta,
-        event: item,
+        meta: Arc::new(meta),
+        event: Arc::new(item),
         direct: None,
         order_key: None,
         linked_contact: None,
         queue_message: None,
     })
 }
+
+/// `meta` of an S3 event notification.
+#[derive(Debug, Serialize)]
+struct S3Meta {
+    event_name: String,
+    bucket: String,
+    key: String,
+    region: Option<String>,
+    time: Option<String>,
+}
+
+impl SourceMeta for S3Meta {}
 
 #[cfg(test)]
 mod tests {

@@ -2,17 +2,18 @@
 //! answered as EventBridge is (async retries, then the on-failure destination).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::sns::SnsRecord;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{
     async_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind};
+use crate::record::{Body, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 use super::eventbridge::QueuedEvent;
@@ -65,15 +66,15 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         .iter()
         .map(|(k, v)| (k.clone(), v.value.clone()))
         .collect();
-    let mut meta = serde_json::Map::new();
-    meta.insert("topic_arn".into(), json!(sns.topic_arn));
-    meta.insert("subject".into(), json!(sns.subject));
-    meta.insert(
-        "timestamp".into(),
-        item.pointer("/Sns/Timestamp")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
+    let meta = SnsMeta {
+        topic_arn: sns.topic_arn,
+        subject: sns.subject,
+        // As SNS wrote it, not as re-formatted by a date library.
+        timestamp: item
+            .pointer("/Sns/Timestamp")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
     Ok(Record {
         kind: SourceKind::Sns,
         id: sns.message_id.clone(),
@@ -82,8 +83,8 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
         raw_body: None,
         headers: BTreeMap::new(),
         attributes,
-        meta,
-        event: item,
+        meta: Arc::new(meta),
+        event: Arc::new(item),
         direct: None,
         order_key: None,
         linked_contact: None,
@@ -129,10 +130,11 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             "SNS notification in the message: MessageId is missing or empty".into(),
         )));
     }
-    let mut meta = serde_json::Map::new();
-    meta.insert("topic_arn".into(), json!(n.topic_arn));
-    meta.insert("subject".into(), json!(n.subject));
-    meta.insert("timestamp".into(), json!(n.timestamp));
+    let meta = SnsMeta {
+        topic_arn: n.topic_arn,
+        subject: n.subject,
+        timestamp: n.timestamp,
+    };
     Some(Ok(QueuedEvent {
         kind: SourceKind::Sns,
         identity: Identity::Service(n.message_id),
@@ -142,6 +144,16 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             .into_iter()
             .map(|(k, v)| (k, v.value))
             .collect(),
-        meta,
+        meta: Arc::new(meta),
     }))
 }
+
+/// `meta` of an SNS notification.
+#[derive(Debug, Serialize)]
+struct SnsMeta {
+    topic_arn: String,
+    subject: Option<String>,
+    timestamp: Option<String>,
+}
+
+impl SourceMeta for SnsMeta {}

@@ -5,9 +5,11 @@
 //! listing every failed message, permanent or transient, so it is retried or reaches the DLQ.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::SqsMessage;
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -17,7 +19,7 @@ use super::{
 use super::{eventbridge, sns};
 use crate::error::BridgeError;
 use crate::queue::{self, QueueMessage};
-use crate::record::{Body, Record, SourceKind};
+use crate::record::{Body, Record, SourceKind, SourceMeta, ToJson};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -108,22 +110,14 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
     // per-group deduplication), so two different messages can share it.
     let identity = Identity::Service(id.clone());
     let queue_arn = msg.event_source_arn.clone().unwrap_or_default();
-    let mut meta = serde_json::Map::new();
-    meta.insert(
-        "queue_name".into(),
-        json!(queue_arn.rsplit(':').next().unwrap_or_default()),
-    );
-    meta.insert("queue_arn".into(), json!(queue_arn));
-    meta.insert("fifo".into(), json!(queue_arn.ends_with(".fifo")));
-    for (key, name) in [
-        ("MessageGroupId", "message_group_id"),
-        ("SentTimestamp", "sent_timestamp"),
-        ("ApproximateReceiveCount", "receive_count"),
-    ] {
-        if let Some(v) = msg.attributes.get(key) {
-            meta.insert(name.into(), json!(v));
-        }
-    }
+    let meta = SqsMeta {
+        queue_name: queue_arn.rsplit(':').next().unwrap_or_default().to_string(),
+        fifo: queue_arn.ends_with(".fifo"),
+        queue_arn: queue_arn.clone(),
+        message_group_id: msg.attributes.get("MessageGroupId").cloned(),
+        sent_timestamp: msg.attributes.get("SentTimestamp").cloned(),
+        receive_count: msg.attributes.get("ApproximateReceiveCount").cloned(),
+    };
     let body = msg.body.unwrap_or_default();
     let queue_message = msg
         .receipt_handle
@@ -153,8 +147,10 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
             },
         )?;
         record.id = id;
-        record.meta.insert("via".into(), json!("sqs"));
-        record.meta.insert("sqs".into(), Value::Object(meta));
+        record.meta = Arc::new(ViaSqs {
+            inner: record.meta,
+            sqs: meta,
+        });
         record.queue_message = queue_message;
         return Ok(record);
     }
@@ -164,9 +160,6 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
     let queued = eventbridge::from_queued(&body).or_else(|| sns::from_queued(&body));
     if let Some(inner) = queued {
         let inner = inner?;
-        let mut inner_meta = inner.meta;
-        inner_meta.insert("via".into(), json!("sqs"));
-        inner_meta.insert("sqs".into(), Value::Object(meta));
         return Ok(Record {
             kind: inner.kind,
             id,
@@ -175,8 +168,11 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
             raw_body: None,
             headers: BTreeMap::new(),
             attributes: inner.attributes,
-            meta: inner_meta,
-            event: item,
+            meta: Arc::new(ViaSqs {
+                inner: inner.meta,
+                sqs: meta,
+            }),
+            event: Arc::new(item),
             direct: None,
             order_key: None,
             linked_contact: None,
@@ -191,11 +187,53 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
         raw_body: None,
         headers: BTreeMap::new(),
         attributes,
-        meta,
-        event: item,
+        meta: Arc::new(meta),
+        event: Arc::new(item),
         direct: None,
         order_key: None,
         linked_contact: None,
         queue_message,
     })
+}
+
+/// `meta` of an SQS message.
+#[derive(Debug, Serialize)]
+struct SqsMeta {
+    queue_name: String,
+    queue_arn: String,
+    fifo: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receive_count: Option<String>,
+}
+
+impl SourceMeta for SqsMeta {}
+
+/// `meta` of an event of another source that arrived in an SQS message: that source's fields,
+/// `via: sqs` and the message's own under `sqs`.
+#[derive(Debug)]
+struct ViaSqs {
+    inner: Arc<dyn SourceMeta>,
+    sqs: SqsMeta,
+}
+
+impl Serialize for ViaSqs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = match self.inner.to_json() {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        fields.insert("via".into(), json!("sqs"));
+        fields.insert("sqs".into(), self.sqs.to_json());
+        fields.serialize(serializer)
+    }
+}
+
+impl SourceMeta for ViaSqs {
+    fn event_type(&self) -> Option<(&str, &str)> {
+        self.inner.event_type()
+    }
 }

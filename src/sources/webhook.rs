@@ -6,6 +6,7 @@
 //! status tells the caller whether to fix or retry.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
@@ -18,11 +19,12 @@ use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
-use crate::record::{digest_parts, parse_body, Body, Record, SourceKind};
+use crate::record::{digest_parts, parse_body, Body, Record, SourceKind, SourceMeta};
 use crate::response::Outcome;
 use crate::token::Identity;
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
@@ -293,8 +295,8 @@ fn function_url(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeE
 /// The query parameters as templates see them (`meta.query`): name → first value. Read from the
 /// payload rather than through aws_lambda_events' QueryMap, whose iterator indexes the first
 /// value without checking and panics on a parameter with an empty list (found by `make fuzz`).
-fn query(payload: &Value) -> Value {
-    let mut out = serde_json::Map::new();
+fn query(payload: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
     if let Some(Value::Object(params)) = payload.get("queryStringParameters") {
         for (name, value) in params {
             let first = match value {
@@ -303,12 +305,23 @@ fn query(payload: &Value) -> Value {
                 _ => None,
             };
             if let Some(v) = first {
-                out.insert(name.clone(), Value::String(v.to_string()));
+                out.insert(name.clone(), v.to_string());
             }
         }
     }
-    Value::Object(out)
+    out
 }
+
+/// `meta` of a webhook request.
+#[derive(Debug, Serialize)]
+struct WebhookMeta {
+    method: String,
+    path: String,
+    /// Name → first value.
+    query: BTreeMap<String, String>,
+}
+
+impl SourceMeta for WebhookMeta {}
 
 fn webhook(
     parts: HttpParts<'_>,
@@ -400,10 +413,11 @@ fn webhook(
             ]),
         },
     };
-    let mut meta = serde_json::Map::new();
-    meta.insert("method".into(), json!(parts.method));
-    meta.insert("path".into(), json!(parts.path));
-    meta.insert("query".into(), query(&payload));
+    let meta = WebhookMeta {
+        query: query(&payload),
+        method: parts.method,
+        path: parts.path,
+    };
     Ok(Record {
         kind: parts.kind,
         id: parts
@@ -414,8 +428,8 @@ fn webhook(
         raw_body: Some(text),
         headers,
         attributes: BTreeMap::new(),
-        meta,
-        event: payload,
+        meta: Arc::new(meta),
+        event: Arc::new(payload),
         direct: None,
         order_key: None,
         linked_contact: None,
