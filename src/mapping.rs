@@ -38,7 +38,7 @@ use serde_json::Value;
 mod context;
 
 use crate::error::{BridgeError, ConfigError};
-use crate::record::{Record, SourceKind};
+use crate::record::{Content, Record, SourceKind};
 use crate::task::{
     ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
 };
@@ -229,20 +229,22 @@ enum Text {
 /// never builds it.
 struct Context<'a> {
     record: &'a Record,
+    content: &'a Content,
     engine: std::cell::OnceCell<minijinja::Value>,
 }
 
 impl<'a> Context<'a> {
-    fn new(record: &'a Record) -> Context<'a> {
+    fn new(record: &'a Record, content: &'a Content) -> Context<'a> {
         Context {
             record,
+            content,
             engine: std::cell::OnceCell::new(),
         }
     }
 
     fn engine(&self) -> &minijinja::Value {
         self.engine
-            .get_or_init(|| RecordContext::of(self.record, false))
+            .get_or_init(|| RecordContext::of(self.record, self.content, false))
     }
 }
 
@@ -673,15 +675,20 @@ impl Mapping {
 
     /// Finds the first route matching the record and renders its request. The request carries no
     /// defaults and no client token yet: see `prepare`.
-    pub fn apply(&self, record: &Record, now: DateTime) -> Result<Routed, BridgeError> {
-        let ctx = Context::new(record);
+    pub fn apply(
+        &self,
+        record: &Record,
+        content: &Content,
+        now: DateTime,
+    ) -> Result<Routed, BridgeError> {
+        let ctx = Context::new(record, content);
         for route in &self.routes {
             let matched = match &route.when {
                 None => true,
-                Some(when) => self.matches(route, when, record, &ctx)?,
+                Some(when) => self.matches(route, when, &ctx)?,
             };
             if matched {
-                return self.render_route(route, record, &ctx, now);
+                return self.render_route(route, &ctx, now);
             }
         }
         Err(BridgeError::NoRoute {
@@ -747,17 +754,12 @@ impl Mapping {
         }
     }
 
-    fn matches(
-        &self,
-        route: &Route,
-        when: &When,
-        record: &Record,
-        ctx: &Context<'_>,
-    ) -> Result<bool, BridgeError> {
+    fn matches(&self, route: &Route, when: &When, ctx: &Context<'_>) -> Result<bool, BridgeError> {
+        let (record, content) = (ctx.record, ctx.content);
         if !when.sources.is_empty() && !when.sources.contains(&record.kind) {
             return Ok(false);
         }
-        let event_type = record.meta.event_type();
+        let event_type = content.meta.event_type();
         if !when.event_sources.is_empty()
             && !event_type.is_some_and(|(s, _)| when.event_sources.iter().any(|e| e == s))
         {
@@ -769,12 +771,16 @@ impl Mapping {
             return Ok(false);
         }
         for (name, values) in &when.headers {
-            if !record.headers.get(name).is_some_and(|v| values.contains(v)) {
+            if !content
+                .headers
+                .get(name)
+                .is_some_and(|v| values.contains(v))
+            {
                 return Ok(false);
             }
         }
         for (name, values) in &when.attributes {
-            if !record
+            if !content
                 .attributes
                 .get(name)
                 .is_some_and(|v| values.contains(v))
@@ -783,7 +789,9 @@ impl Mapping {
             }
         }
         for (path, values) in &when.body {
-            let found = path.iter().try_fold(record.body.get(), |v, key| v.get(key));
+            let found = path
+                .iter()
+                .try_fold(content.body.get(), |v, key| v.get(key));
             if !found
                 .is_some_and(|actual| values.iter().any(|expected| same_value(actual, expected)))
             {
@@ -800,10 +808,10 @@ impl Mapping {
     fn render_route(
         &self,
         route: &Route,
-        record: &Record,
         ctx: &Context<'_>,
         now: DateTime,
     ) -> Result<Routed, BridgeError> {
+        let record = ctx.record;
         let field_error = |field: &str, message: String| BridgeError::Render {
             route: route.name.clone(),
             field: field.to_string(),
@@ -922,7 +930,7 @@ impl Mapping {
         let identity = match &route.client_token {
             None => record.identity.clone(),
             Some(template) => {
-                let key = self.render_identity(route, template, record)?;
+                let key = self.render_identity(route, template, ctx)?;
                 // A webhook under signature checking keeps its token route-less (see `token`).
                 match record.identity {
                     Identity::Signed { .. } => Identity::Signed {
@@ -946,14 +954,14 @@ impl Mapping {
         &self,
         route: &Route,
         template: &IdentityTemplate,
-        record: &Record,
+        ctx: &Context<'_>,
     ) -> Result<String, BridgeError> {
         let error = |message: String| BridgeError::Render {
             route: route.name.clone(),
             field: "client_token".into(),
             message,
         };
-        let context = RecordContext::of(record, true);
+        let context = RecordContext::of(ctx.record, ctx.content, true);
         let mut sink = Bounded::new(MAX_RENDERED_BYTES + 1);
         let compiled = self
             .identity_env
@@ -1249,7 +1257,7 @@ mod tests {
     }
 
     fn apply(mapping: &Mapping, r: &Record) -> Result<Routed, BridgeError> {
-        mapping.apply(r, DateTime::from_secs(NOW))
+        mapping.apply(r, r.content().unwrap(), DateTime::from_secs(NOW))
     }
 
     const ORDERS: &str = r#"

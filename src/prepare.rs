@@ -6,7 +6,7 @@ use aws_smithy_types::DateTime;
 
 use crate::config::{Config, ContactLink};
 use crate::error::BridgeError;
-use crate::record::Record;
+use crate::record::{Record, Work};
 use crate::sources::open;
 use crate::task::TaskRequest;
 use crate::token::client_token;
@@ -56,14 +56,14 @@ pub fn prepare_payload(
 }
 
 pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepared, BridgeError> {
-    let (route, mut request, identity) = match &record.direct {
-        Some(direct) => (
+    let (route, mut request, identity) = match &record.work {
+        Work::Direct(direct) => (
             DIRECT_ROUTE.to_string(),
-            direct.clone(),
+            (**direct).clone(),
             record.identity.clone(),
         ),
-        None => {
-            let routed = config.mapping.apply(record, now)?;
+        Work::Route(content) => {
+            let routed = config.mapping.apply(record, content, now)?;
             (routed.route, routed.request, routed.identity)
         }
     };

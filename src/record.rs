@@ -95,7 +95,8 @@ impl SourceKind {
     }
 }
 
-/// A record ready for routing. Everything a template can see is in here (see `mapping::context`).
+/// One unit of work from a source, whatever the source: its identity, ordering and answer
+/// bookkeeping, and the work itself (an event to route, or a request already).
 #[derive(Debug, Clone)]
 pub struct Record {
     pub kind: SourceKind,
@@ -105,24 +106,9 @@ pub struct Record {
     /// What makes this record the same record when it is delivered again, and who chose it; the
     /// client token is derived from it unless the route names its own key (see `token`).
     pub identity: Identity,
-    /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
-    /// JSON, else the text itself. Null for a direct invocation, whose request is used as it is
-    /// and never rendered (`direct`; the payload is in `event`).
-    pub body: Body,
-    /// The body exactly as received, after base64 decoding (webhooks only): what a signature
-    /// covers.
-    pub raw_body: Option<String>,
-    /// HTTP headers with lower-case names (webhooks only).
-    pub headers: BTreeMap<String, String>,
-    /// SQS / SNS message attributes with a string value.
-    pub attributes: BTreeMap<String, String>,
-    /// Source-specific fields: EventBridge source and detail-type, queue, topic, method, path...
-    /// A typed struct of the source's own; templates see it as `meta`.
-    pub meta: Arc<dyn SourceMeta>,
     /// The record exactly as it arrived (shared with the templates that read it, not copied).
     pub event: Arc<Value>,
-    /// The request itself, for a direct invocation.
-    pub direct: Option<TaskRequest>,
+    pub work: Work,
     /// Records with the same key are handled in order, and after a failure the later ones of
     /// that key fail too (a FIFO message group). None: no order to keep.
     pub order_key: Option<String>,
@@ -133,6 +119,95 @@ pub struct Record {
     /// the pace cannot serve it in this invocation, and a record that has one is never queued
     /// again.
     pub queue_message: Option<crate::queue::QueueMessage>,
+}
+
+/// What a record asks for.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// An event for the mapping's routes: what its templates see.
+    Route(Content),
+    /// A StartTaskContact request already (a direct invocation): sent as it is, never rendered.
+    Direct(Box<TaskRequest>),
+}
+
+/// What routes and templates see of an event besides `source`, `id` and `event` (see
+/// `mapping::context`).
+#[derive(Debug, Clone)]
+pub struct Content {
+    /// The payload: EventBridge `detail`, a message body or webhook body parsed as JSON when it is
+    /// JSON, else the text itself.
+    pub body: Body,
+    /// HTTP headers with lower-case names (webhooks only).
+    pub headers: BTreeMap<String, String>,
+    /// SQS / SNS message attributes with a string value.
+    pub attributes: BTreeMap<String, String>,
+    /// Source-specific fields: EventBridge source and detail-type, queue, topic, method, path...
+    /// A typed struct of the source's own; templates see it as `meta`.
+    pub meta: Arc<dyn SourceMeta>,
+}
+
+impl Content {
+    /// A body and the source's fields, with no headers or attributes.
+    pub fn new(body: Body, meta: Arc<dyn SourceMeta>) -> Content {
+        Content {
+            body,
+            headers: BTreeMap::new(),
+            attributes: BTreeMap::new(),
+            meta,
+        }
+    }
+}
+
+impl Record {
+    /// An event to route, with no order to keep, no linked contact and no queue message (a
+    /// source sets those it has).
+    pub fn event(
+        kind: SourceKind,
+        id: String,
+        identity: Identity,
+        event: Arc<Value>,
+        content: Content,
+    ) -> Record {
+        Record::new(kind, id, identity, event, Work::Route(content))
+    }
+
+    /// A request to send as it is.
+    pub fn direct(
+        kind: SourceKind,
+        id: String,
+        identity: Identity,
+        event: Arc<Value>,
+        request: TaskRequest,
+    ) -> Record {
+        Record::new(kind, id, identity, event, Work::Direct(Box::new(request)))
+    }
+
+    fn new(
+        kind: SourceKind,
+        id: String,
+        identity: Identity,
+        event: Arc<Value>,
+        work: Work,
+    ) -> Record {
+        Record {
+            kind,
+            id,
+            identity,
+            event,
+            work,
+            order_key: None,
+            linked_contact: None,
+            queue_message: None,
+        }
+    }
+
+    /// What templates see, for an event to route.
+    pub fn content(&self) -> Option<&Content> {
+        match &self.work {
+            Work::Route(content) => Some(content),
+            Work::Direct(_) => None,
+        }
+    }
 }
 
 /// A source's fields of a record (`meta` in templates): each source has its own struct.
@@ -155,12 +230,6 @@ impl<T: Serialize> ToJson for T {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
-
-/// No fields (direct requests).
-#[derive(Debug, Serialize)]
-pub struct NoMeta {}
-
-impl SourceMeta for NoMeta {}
 
 /// A record's body, parsed on first use. A batch holds up to ten 1 MiB messages whose parsed
 /// JSON can take 30 times the text's size; parsing each only when its record is handled (and

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value as Template};
 use serde_json::Value;
 
-use crate::record::Record;
+use crate::record::{Content, Record};
 
 /// The names a template can read at the top level (see `Record::template_context`).
 pub(super) const ROOTS: [&str; 7] = [
@@ -40,7 +40,7 @@ pub(super) struct RecordContext {
 
 impl RecordContext {
     /// `strict` hides nulls and blank strings (identity templates).
-    pub(super) fn of(record: &Record, strict: bool) -> Template {
+    pub(super) fn of(record: &Record, content: &Content, strict: bool) -> Template {
         let map = |m: &std::collections::BTreeMap<String, String>| {
             Arc::new(Value::Object(
                 m.iter()
@@ -51,10 +51,10 @@ impl RecordContext {
         Template::from_object(RecordContext {
             source: record.kind.as_str(),
             id: record.id.clone(),
-            body: record.body.shared(),
-            headers: map(&record.headers),
-            attributes: map(&record.attributes),
-            meta: Arc::new(record.meta.to_json()),
+            body: content.body.shared(),
+            headers: map(&content.headers),
+            attributes: map(&content.attributes),
+            meta: Arc::new(content.meta.to_json()),
             event: Arc::clone(&record.event),
             strict,
         })

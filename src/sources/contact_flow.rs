@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind, SourceMeta};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -59,19 +59,17 @@ fn flow_record(payload: Value) -> Result<Record, BridgeError> {
     };
     let parameters: BTreeMap<String, String> = event.details.parameters.into_iter().collect();
     Ok(Record {
-        kind: SourceKind::ContactFlow,
-        id: contact_id.clone(),
-        identity: Identity::Service(contact_id.clone()),
-        body: Body::value(json!(parameters)),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: contact.attributes.into_iter().collect(),
-        meta: Arc::new(meta),
-        event: Arc::new(payload),
-        direct: None,
-        order_key: None,
-        linked_contact: Some(contact_id),
-        queue_message: None,
+        linked_contact: Some(contact_id.clone()),
+        ..Record::event(
+            SourceKind::ContactFlow,
+            contact_id.clone(),
+            Identity::Service(contact_id),
+            Arc::new(payload),
+            Content {
+                attributes: contact.attributes.into_iter().collect(),
+                ..Content::new(Body::value(json!(parameters)), Arc::new(meta))
+            },
+        )
     })
 }
 

@@ -3,7 +3,6 @@
 //! defaults; its own ClientToken is sent unchanged (our ctb<N>- prefixes refused), else its
 //! identity is a digest of the canonical payload. Answered as EventBridge is.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{canonical_json, digest_parts, Body, NoMeta, Record, SourceKind};
+use crate::record::{canonical_json, digest_parts, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
 use crate::token::{is_reserved, Identity};
 
@@ -50,19 +49,11 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
             value: digest_parts(&[canonical_json(&payload).as_bytes()]),
         },
     };
-    Ok(Record {
-        kind: SourceKind::Direct,
-        id: identity.value().to_string(),
+    Ok(Record::direct(
+        SourceKind::Direct,
+        identity.value().to_string(),
         identity,
-        body: Body::value(Value::Null),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        meta: Arc::new(NoMeta {}),
-        event: Arc::new(payload),
-        direct: Some(request),
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+        Arc::new(payload),
+        request,
+    ))
 }

@@ -5,7 +5,6 @@
 //! item fail too. Answered with a partial batch response naming failed records by sequence
 //! number.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::EventRecord;
@@ -17,7 +16,7 @@ use super::{
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{canonical_json, Body, Record, SourceKind, SourceMeta};
+use crate::record::{canonical_json, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -65,21 +64,13 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
         sequence_number: rec.change.sequence_number.clone(),
         table: table.rsplit('/').next().unwrap_or_default().to_string(),
     };
-    Ok(Record {
-        kind: SourceKind::DynamoDb,
-        id: rec.change.sequence_number.clone().unwrap_or_default(),
-        identity: Identity::Service(format!("{stream}/{}", rec.event_id)),
-        body: Body::value(body),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        meta: Arc::new(meta),
-        event: Arc::new(item),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+    Ok(Record::event(
+        SourceKind::DynamoDb,
+        rec.change.sequence_number.clone().unwrap_or_default(),
+        Identity::Service(format!("{stream}/{}", rec.event_id)),
+        Arc::new(item),
+        Content::new(Body::value(body), Arc::new(meta)),
+    ))
 }
 
 /// DynamoDB JSON (`{"S": "x"}`, `{"N": "1"}`, `{"M": {...}}`, ...) as plain JSON values. Numbers

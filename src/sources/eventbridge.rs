@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind, SourceMeta};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -55,21 +55,13 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
             .map(str::to_string),
         resources: event.resources.unwrap_or_default(),
     };
-    Ok(Record {
-        kind: SourceKind::EventBridge,
-        identity: Identity::Service(id.clone()),
-        id,
-        body: Body::value(event.detail),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        meta: Arc::new(meta),
-        event: Arc::new(payload),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+    Ok(Record::event(
+        SourceKind::EventBridge,
+        id.clone(),
+        Identity::Service(id),
+        Arc::new(payload),
+        Content::new(Body::value(event.detail), Arc::new(meta)),
+    ))
 }
 
 /// What an EventBridge event's identity and `meta` are made of, read without building its

@@ -4,7 +4,6 @@
 //! handled in order; after a failure the later ones of that key fail too. Answered with a
 //! partial batch response naming failed records by sequence number.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::kinesis::KinesisEventRecord;
@@ -17,7 +16,7 @@ use super::{
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind, SourceMeta};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -66,21 +65,13 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
         sequence_number: rec.kinesis.sequence_number.clone(),
         shard_id: event_id.split(':').next().unwrap_or_default().to_string(),
     };
-    Ok(Record {
-        kind: SourceKind::Kinesis,
-        id: rec.kinesis.sequence_number.clone(),
-        identity: Identity::Service(format!("{stream}/{event_id}")),
-        body: Body::text(text),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        meta: Arc::new(meta),
-        event: Arc::new(item),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+    Ok(Record::event(
+        SourceKind::Kinesis,
+        rec.kinesis.sequence_number.clone(),
+        Identity::Service(format!("{stream}/{event_id}")),
+        Arc::new(item),
+        Content::new(Body::text(text), Arc::new(meta)),
+    ))
 }
 
 /// `meta` of a Kinesis record.

@@ -411,9 +411,15 @@ mod tests {
         assert_eq!(env.kind, SourceKind::EventBridge);
         let r = only(env);
         assert_eq!(r.identity, Identity::Service("ev-1".into()));
-        assert_eq!(r.body["orderId"], "o-9");
-        assert_eq!(r.meta.to_json()["detail_type"], "OrderFailed");
-        assert_eq!(r.meta.to_json()["time"], "2026-11-24T10:00:00Z");
+        assert_eq!(r.content().unwrap().body["orderId"], "o-9");
+        assert_eq!(
+            r.content().unwrap().meta.to_json()["detail_type"],
+            "OrderFailed"
+        );
+        assert_eq!(
+            r.content().unwrap().meta.to_json()["time"],
+            "2026-11-24T10:00:00Z"
+        );
     }
 
     #[test]
@@ -430,8 +436,8 @@ mod tests {
         assert_eq!(r.id, "m-1");
         assert_eq!(r.identity, Identity::Service("m-1".into()));
         assert_eq!(r.order_key.as_deref(), Some("g"));
-        assert_eq!(r.attributes["team"], "billing");
-        assert_eq!(r.meta.to_json()["queue_name"], "q.fifo");
+        assert_eq!(r.content().unwrap().attributes["team"], "billing");
+        assert_eq!(r.content().unwrap().meta.to_json()["queue_name"], "q.fifo");
     }
 
     #[test]
@@ -453,7 +459,7 @@ mod tests {
         .unwrap();
         assert_eq!(env.kind, SourceKind::ApiGatewayHttp);
         let r = only(env);
-        assert_eq!(r.body, json!({"a": 1}));
+        assert_eq!(r.content().unwrap().body, json!({"a": 1}));
         assert_eq!(
             r.identity,
             Identity::Caller {
@@ -461,7 +467,10 @@ mod tests {
                 value: "key-1".into()
             }
         );
-        assert_eq!(r.headers["content-type"], "application/json");
+        assert_eq!(
+            r.content().unwrap().headers["content-type"],
+            "application/json"
+        );
     }
 
     #[test]
@@ -509,7 +518,7 @@ mod tests {
         let a = only(open_default(json!({"Name": "n", "Description": "d"})).unwrap());
         let b = only(open_default(json!({"Description": "d", "Name": "n"})).unwrap());
         assert_eq!(a.identity, b.identity);
-        assert!(a.direct.is_some());
+        assert!(matches!(a.work, crate::record::Work::Direct(_)));
     }
 
     #[test]
@@ -541,12 +550,18 @@ mod tests {
             "body": "hi", "isBase64Encoded": false
         });
         let r = only(open_default(req.clone()).unwrap());
-        assert_eq!(r.meta.to_json()["query"], json!({"many": "a", "one": "x"}));
+        assert_eq!(
+            r.content().unwrap().meta.to_json()["query"],
+            json!({"many": "a", "one": "x"})
+        );
         req["httpMethod"] = json!("POST");
         req["requestContext"]["httpMethod"] = json!("POST");
         req.as_object_mut().unwrap().remove("version");
         let r = only(open_default(req).unwrap());
-        assert_eq!(r.meta.to_json()["query"], json!({"many": "a", "one": "x"}));
+        assert_eq!(
+            r.content().unwrap().meta.to_json()["query"],
+            json!({"many": "a", "one": "x"})
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! The key arrives URL-encoded and is decoded before templates see it. Answered as EventBridge
 //! is (S3 invokes asynchronously: retries, then the on-failure destination).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::s3::S3EventRecord;
@@ -16,7 +15,7 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{digest_parts, Body, Record, SourceKind, SourceMeta};
+use crate::record::{digest_parts, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -90,21 +89,13 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
             .and_then(Value::as_str)
             .map(str::to_string),
     };
-    Ok(Record {
-        kind: SourceKind::S3,
-        id: identity.clone(),
-        identity: Identity::Service(identity),
-        body: Body::value(body),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        meta: Arc::new(meta),
-        event: Arc::new(item),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+    Ok(Record::event(
+        SourceKind::S3,
+        identity.clone(),
+        Identity::Service(identity),
+        Arc::new(item),
+        Content::new(Body::value(body), Arc::new(meta)),
+    ))
 }
 
 /// `meta` of an S3 event notification.

@@ -13,7 +13,7 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Record, SourceKind, SourceMeta};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 use super::eventbridge::QueuedEvent;
@@ -75,21 +75,16 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
             .and_then(Value::as_str)
             .map(str::to_string),
     };
-    Ok(Record {
-        kind: SourceKind::Sns,
-        id: sns.message_id.clone(),
-        identity: Identity::Service(sns.message_id),
-        body: Body::text(sns.message),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes,
-        meta: Arc::new(meta),
-        event: Arc::new(item),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+    Ok(Record::event(
+        SourceKind::Sns,
+        sns.message_id.clone(),
+        Identity::Service(sns.message_id),
+        Arc::new(item),
+        Content {
+            attributes,
+            ..Content::new(Body::text(sns.message), Arc::new(meta))
+        },
+    ))
 }
 
 /// An SNS notification as SNS writes it into an SQS queue (a subscription without raw

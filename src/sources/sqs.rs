@@ -4,7 +4,6 @@
 //! standard queue's, fair queues included, in any order). Answered with a partial batch response
 //! listing every failed message, permanent or transient, so it is retried or reaches the DLQ.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,7 +18,7 @@ use super::{
 use super::{eventbridge, sns};
 use crate::error::BridgeError;
 use crate::queue::{self, QueueMessage};
-use crate::record::{Body, Record, SourceKind, SourceMeta, ToJson};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta, ToJson, Work};
 use crate::token::Identity;
 
 pub const SOURCE: Source = Source {
@@ -147,10 +146,12 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
             },
         )?;
         record.id = id;
-        record.meta = Arc::new(ViaSqs {
-            inner: record.meta,
-            sqs: meta,
-        });
+        if let Work::Route(content) = &mut record.work {
+            content.meta = Arc::new(ViaSqs {
+                inner: Arc::clone(&content.meta),
+                sqs: meta,
+            });
+        }
         record.queue_message = queue_message;
         return Ok(record);
     }
@@ -161,38 +162,37 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
     if let Some(inner) = queued {
         let inner = inner?;
         return Ok(Record {
-            kind: inner.kind,
-            id,
-            identity: inner.identity,
-            body: inner.body,
-            raw_body: None,
-            headers: BTreeMap::new(),
-            attributes: inner.attributes,
-            meta: Arc::new(ViaSqs {
-                inner: inner.meta,
-                sqs: meta,
-            }),
-            event: Arc::new(item),
-            direct: None,
-            order_key: None,
-            linked_contact: None,
             queue_message,
+            ..Record::event(
+                inner.kind,
+                id,
+                inner.identity,
+                Arc::new(item),
+                Content {
+                    attributes: inner.attributes,
+                    ..Content::new(
+                        inner.body,
+                        Arc::new(ViaSqs {
+                            inner: inner.meta,
+                            sqs: meta,
+                        }),
+                    )
+                },
+            )
         });
     }
     Ok(Record {
-        kind: SourceKind::Sqs,
-        id,
-        identity,
-        body: Body::text(body),
-        raw_body: None,
-        headers: BTreeMap::new(),
-        attributes,
-        meta: Arc::new(meta),
-        event: Arc::new(item),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
         queue_message,
+        ..Record::event(
+            SourceKind::Sqs,
+            id,
+            identity,
+            Arc::new(item),
+            Content {
+                attributes,
+                ..Content::new(Body::text(body), Arc::new(meta))
+            },
+        )
     })
 }
 

@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 
 use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
-use crate::record::{digest_parts, parse_body, Body, Record, SourceKind, SourceMeta};
+use crate::record::{digest_parts, parse_body, Body, Content, Record, SourceKind, SourceMeta};
 use crate::response::Outcome;
 use crate::token::Identity;
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
@@ -418,21 +418,16 @@ fn webhook(
         method: parts.method,
         path: parts.path,
     };
-    Ok(Record {
-        kind: parts.kind,
-        id: parts
+    Ok(Record::event(
+        parts.kind,
+        parts
             .request_id
             .unwrap_or_else(|| identity.value().to_string()),
         identity,
-        body: Body::value(body),
-        raw_body: Some(text),
-        headers,
-        attributes: BTreeMap::new(),
-        meta: Arc::new(meta),
-        event: Arc::new(payload),
-        direct: None,
-        order_key: None,
-        linked_contact: None,
-        queue_message: None,
-    })
+        Arc::new(payload),
+        Content {
+            headers,
+            ..Content::new(Body::value(body), Arc::new(meta))
+        },
+    ))
 }
