@@ -33,15 +33,13 @@ use aws_smithy_types::DateTime;
 use minijinja::{Environment, UndefinedBehavior};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 mod context;
 
 use crate::error::{BridgeError, ConfigError};
 use crate::record::{Content, Record, SourceKind};
-use crate::task::{
-    ScheduledTime, SegmentValue, TaskAttachment, TaskReference, TaskRequest, CONTACT_EXPIRY,
-};
+use crate::task::{ScheduledTime, SegmentValue, TaskRequest, CONTACT_EXPIRY};
 use crate::token::Identity;
 use context::RecordContext;
 
@@ -94,9 +92,11 @@ struct RouteDoc {
     /// What a record must be to take this route; absent: every record (the catch-all, last).
     #[serde(default)]
     when: Option<WhenDoc>,
-    /// The StartTaskContact members, as templates.
+    /// The StartTaskContact members, as templates (read as a tree, checked against the request
+    /// type when the mapping is compiled).
     #[serde(default)]
-    task: TaskDoc,
+    #[schemars(with = "TaskDoc")]
+    task: Map<String, Value>,
     /// A business key: events that render the same key are one task (`order-{{ body.orderId }}`).
     /// Every part must be present: a missing, null or empty one fails the record.
     #[serde(default)]
@@ -145,9 +145,10 @@ struct WhenDoc {
     expr: Option<String>,
 }
 
-/// A number or a text in the document; both become template sources.
-#[derive(Debug, Deserialize, JsonSchema)]
+/// A number or a text in the document; both become template sources (schema only).
+#[derive(JsonSchema)]
 #[serde(untagged)]
+#[allow(dead_code)]
 enum Scalar {
     Text(String),
     Int(i64),
@@ -155,61 +156,34 @@ enum Scalar {
     Bool(bool),
 }
 
-impl Scalar {
-    fn into_source(self) -> String {
-        match self {
-            Scalar::Text(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// The `task:` block as editors see it (only its schema is used): the request's members in
+/// snake_case, every text a template, plus two shorthands.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
 struct TaskDoc {
-    /// The task's name (at most 1,024 characters), a template.
-    name: Option<String>,
-    /// The description (at most 4,096 characters), a template.
-    description: Option<String>,
-    contact_flow_id: Option<String>,
-    task_template_id: Option<String>,
-    quick_connect_id: Option<String>,
-    previous_contact_id: Option<String>,
-    related_contact_id: Option<String>,
-    /// Contact attributes (keys: letters, digits, `-`, `_`), values templates.
-    #[serde(default)]
-    attributes: BTreeMap<String, Scalar>,
-    /// References shown to the agent: URL, NUMBER, STRING, DATE (epoch) or EMAIL.
-    #[serde(default)]
-    references: BTreeMap<String, ReferenceDoc>,
-    /// When the task is due: epoch seconds or ISO-8601, at most 90 days ahead.
-    scheduled_time: Option<Scalar>,
+    #[serde(flatten)]
+    request: TaskRequest,
     /// Schedule the task this long after the event is handled: seconds, or `90s`, `15m`, `2h`, `1d`.
     delay: Option<Scalar>,
     /// Shorthand for the `connect:ContactExpiry` segment attribute.
     expiry_minutes: Option<Scalar>,
-    /// In the SDK's shape (`{ValueString: ...}`, `{ValueMap: {...}}`); every text leaf is a template.
-    segment_attributes: Option<Value>,
-    /// Up to 5 files: `{file_name, s3_url}` (a pre-signed URL).
-    #[serde(default)]
-    attachments: Vec<AttachmentDoc>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ReferenceDoc {
-    #[serde(rename = "type")]
-    kind: String,
-    value: Scalar,
-}
+/// The shorthands a `task:` block may hold besides the request's members.
+const SHORTHANDS: [&str; 2] = ["delay", "expiry_minutes"];
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AttachmentDoc {
-    file_name: String,
-    s3_url: String,
+/// The member names a `task:` block may use, from the request type's schema.
+fn task_members() -> &'static [String] {
+    static MEMBERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    MEMBERS.get_or_init(|| {
+        let schema = schemars::schema_for!(TaskRequest);
+        schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,21 +237,24 @@ struct When {
 struct Route {
     name: String,
     when: Option<When>,
-    name_t: Option<Text>,
-    description: Option<Text>,
-    contact_flow_id: Option<Text>,
-    task_template_id: Option<Text>,
-    quick_connect_id: Option<Text>,
-    previous_contact_id: Option<Text>,
-    related_contact_id: Option<Text>,
-    attributes: Vec<(String, Text)>,
-    references: Vec<(String, String, Text)>,
-    scheduled_time: Option<Text>,
+    /// The request's members (snake_case), as one tree of templates.
+    task: Vec<(String, Node)>,
     delay: Option<Text>,
     expiry_minutes: Option<Text>,
-    segment_attributes: Option<SegmentTemplate>,
-    attachments: Vec<(Text, Text)>,
     client_token: Option<IdentityTemplate>,
+}
+
+/// A `task:` block compiled: its structure, with a template at every text leaf.
+#[derive(Debug)]
+enum Node {
+    /// A leaf and the field it fills (`task.attributes.orderId`), for errors. Numbers and
+    /// booleans written in the mapping are text too: the request type reads them from text.
+    Text {
+        field: String,
+        text: Text,
+    },
+    Map(Vec<(String, Node)>),
+    List(Vec<Node>),
 }
 
 /// A route's `client_token`: the identity of its events, so nothing in it may be missing.
@@ -288,15 +265,6 @@ struct IdentityTemplate {
     variables: Vec<String>,
     /// The top-level names it reads (`body`, `headers`), for the signature rule.
     roots: std::collections::BTreeSet<String>,
-}
-
-/// A segment-attribute structure whose text leaves are templates.
-#[derive(Debug)]
-enum SegmentTemplate {
-    Text(Text),
-    Other(Value),
-    Array(Vec<SegmentTemplate>),
-    Object(Vec<(String, SegmentTemplate)>),
 }
 
 /// What routing produced for a record.
@@ -540,31 +508,44 @@ impl Compiler {
         source.map(|s| self.text(route, field, s)).transpose()
     }
 
-    fn segment(
+    /// One value of a `task:` block as a tree; `None` for a null (the member is left unset).
+    fn node(
         &mut self,
         route: &str,
-        field: &str,
+        field: String,
         value: Value,
-    ) -> Result<SegmentTemplate, ConfigError> {
-        Ok(match value {
-            Value::String(s) => SegmentTemplate::Text(self.text(route, field, s)?),
-            Value::Array(items) => SegmentTemplate::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| self.segment(route, &format!("{field}[{i}]"), v))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => SegmentTemplate::Object(
-                map.into_iter()
-                    .map(|(k, v)| {
-                        let sub = self.segment(route, &format!("{field}.{k}"), v)?;
-                        Ok((k, sub))
-                    })
-                    .collect::<Result<_, ConfigError>>()?,
-            ),
-            other => SegmentTemplate::Other(other),
-        })
+    ) -> Result<Option<Node>, ConfigError> {
+        Ok(Some(match value {
+            Value::Null => return Ok(None),
+            Value::String(source) => Node::Text {
+                text: self.text(route, &field, source)?,
+                field,
+            },
+            Value::Bool(b) => Node::Text {
+                text: Text::Literal(b.to_string()),
+                field,
+            },
+            Value::Number(n) => Node::Text {
+                text: Text::Literal(n.to_string()),
+                field,
+            },
+            Value::Array(items) => {
+                let mut nodes = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    nodes.extend(self.node(route, format!("{field}[{i}]"), item)?);
+                }
+                Node::List(nodes)
+            }
+            Value::Object(map) => {
+                let mut entries = Vec::with_capacity(map.len());
+                for (key, item) in map {
+                    if let Some(node) = self.node(route, format!("{field}.{key}"), item)? {
+                        entries.push((key, node));
+                    }
+                }
+                Node::Map(entries)
+            }
+        }))
     }
 }
 
@@ -812,121 +793,7 @@ impl Mapping {
         now: DateTime,
     ) -> Result<Routed, BridgeError> {
         let record = ctx.record;
-        let field_error = |field: &str, message: String| BridgeError::Render {
-            route: route.name.clone(),
-            field: field.to_string(),
-            message,
-        };
-        let mut request = TaskRequest {
-            name: self.render_opt(route, "task.name", &route.name_t, ctx)?,
-            description: self.render_opt(route, "task.description", &route.description, ctx)?,
-            contact_flow_id: self.render_opt(
-                route,
-                "task.contact_flow_id",
-                &route.contact_flow_id,
-                ctx,
-            )?,
-            task_template_id: self.render_opt(
-                route,
-                "task.task_template_id",
-                &route.task_template_id,
-                ctx,
-            )?,
-            quick_connect_id: self.render_opt(
-                route,
-                "task.quick_connect_id",
-                &route.quick_connect_id,
-                ctx,
-            )?,
-            previous_contact_id: self.render_opt(
-                route,
-                "task.previous_contact_id",
-                &route.previous_contact_id,
-                ctx,
-            )?,
-            related_contact_id: self.render_opt(
-                route,
-                "task.related_contact_id",
-                &route.related_contact_id,
-                ctx,
-            )?,
-            ..Default::default()
-        };
-        if !route.attributes.is_empty() {
-            let mut attributes = BTreeMap::new();
-            for (key, text) in &route.attributes {
-                let value = self.render(route, &format!("task.attributes.{key}"), text, ctx)?;
-                attributes.insert(key.clone(), value);
-            }
-            request.attributes = Some(attributes);
-        }
-        if !route.references.is_empty() {
-            let mut references = BTreeMap::new();
-            for (key, kind, text) in &route.references {
-                let value = self.render(route, &format!("task.references.{key}"), text, ctx)?;
-                references.insert(
-                    key.clone(),
-                    TaskReference {
-                        value,
-                        kind: kind.clone(),
-                        ..Default::default()
-                    },
-                );
-            }
-            request.references = Some(references);
-        }
-        if let Some(text) =
-            self.render_opt(route, "task.scheduled_time", &route.scheduled_time, ctx)?
-        {
-            request.scheduled_time = Some(
-                ScheduledTime::parse(&text).map_err(|e| field_error("task.scheduled_time", e))?,
-            );
-        } else if let Some(text) = self.render_opt(route, "task.delay", &route.delay, ctx)? {
-            let secs = parse_delay(&text).map_err(|e| field_error("task.delay", e))?;
-            request.scheduled_time = Some(ScheduledTime::from_epoch_secs(
-                now.secs().saturating_add(secs),
-            ));
-        }
-        let mut segments: BTreeMap<String, SegmentValue> = BTreeMap::new();
-        if let Some(template) = &route.segment_attributes {
-            let value = self.render_segment(route, "task.segment_attributes", template, ctx)?;
-            segments = serde_json::from_value(value)
-                .map_err(|e| field_error("task.segment_attributes", e.to_string()))?;
-        }
-        if let Some(text) =
-            self.render_opt(route, "task.expiry_minutes", &route.expiry_minutes, ctx)?
-        {
-            let minutes: i64 = text.trim().parse().map_err(|_| {
-                field_error(
-                    "task.expiry_minutes",
-                    "is not a whole number of minutes".to_string(),
-                )
-            })?;
-            segments.insert(CONTACT_EXPIRY.into(), SegmentValue::contact_expiry(minutes));
-        }
-        if !segments.is_empty() {
-            request.segment_attributes = Some(segments);
-        }
-        if !route.attachments.is_empty() {
-            let mut attachments = Vec::with_capacity(route.attachments.len());
-            for (i, (file_name, s3_url)) in route.attachments.iter().enumerate() {
-                attachments.push(TaskAttachment {
-                    file_name: self.render(
-                        route,
-                        &format!("task.attachments[{i}].file_name"),
-                        file_name,
-                        ctx,
-                    )?,
-                    s3_url: self.render(
-                        route,
-                        &format!("task.attachments[{i}].s3_url"),
-                        s3_url,
-                        ctx,
-                    )?,
-                });
-            }
-            request.attachments = Some(attachments);
-        }
+        let request = self.render_task(route, ctx, now)?;
         let identity = match &route.client_token {
             None => record.identity.clone(),
             Some(template) => {
@@ -945,6 +812,106 @@ impl Mapping {
             route: route.name.clone(),
             request,
             identity,
+        })
+    }
+
+    /// Renders the route's `task:` tree and reads it as the request. A top-level text that
+    /// renders blank leaves its member unset, so a template over an optional event field
+    /// (`{{ body.previousContactId }}`) does not send an empty id.
+    fn render_task(
+        &self,
+        route: &Route,
+        ctx: &Context<'_>,
+        now: DateTime,
+    ) -> Result<TaskRequest, BridgeError> {
+        let field_error = |field: &str, message: String| BridgeError::Render {
+            route: route.name.clone(),
+            field: field.to_string(),
+            message,
+        };
+        let mut members = Map::with_capacity(route.task.len());
+        for (key, node) in &route.task {
+            let value = self.render_node(route, node, ctx)?;
+            let blank = match &value {
+                Value::String(s) => s.trim().is_empty(),
+                Value::Object(m) => m.is_empty(),
+                _ => false,
+            };
+            if !blank {
+                members.insert(key.clone(), value);
+            }
+        }
+        let members = Value::Object(members);
+        let mut request = TaskRequest::deserialize(&members).map_err(|_| {
+            // Which member: each read alone. serde's message can quote the rendered value
+            // (event data), so the error names the member and the rule only.
+            let member = members.as_object().and_then(|m| {
+                m.iter().find(|(k, v)| {
+                    TaskRequest::deserialize(&Value::Object(Map::from_iter([(
+                        (*k).clone(),
+                        (*v).clone(),
+                    )])))
+                    .is_err()
+                })
+            });
+            match member {
+                Some((key, Value::String(text))) if key == "scheduled_time" => field_error(
+                    "task.scheduled_time",
+                    ScheduledTime::parse(text).err().unwrap_or_default(),
+                ),
+                Some((key, _)) => field_error(
+                    &format!("task.{key}"),
+                    "does not fit the StartTaskContact member (its type or shape)".into(),
+                ),
+                None => field_error("task", "does not fit the StartTaskContact request".into()),
+            }
+        })?;
+        if request.scheduled_time.is_none() {
+            if let Some(text) = self.render_opt(route, "task.delay", &route.delay, ctx)? {
+                let secs = parse_delay(&text).map_err(|e| field_error("task.delay", e))?;
+                request.scheduled_time = Some(ScheduledTime::from_epoch_secs(
+                    now.secs().saturating_add(secs),
+                ));
+            }
+        }
+        if let Some(text) =
+            self.render_opt(route, "task.expiry_minutes", &route.expiry_minutes, ctx)?
+        {
+            let minutes: i64 = text.trim().parse().map_err(|_| {
+                field_error(
+                    "task.expiry_minutes",
+                    "is not a whole number of minutes".to_string(),
+                )
+            })?;
+            request
+                .segment_attributes
+                .get_or_insert_with(BTreeMap::new)
+                .insert(CONTACT_EXPIRY.into(), SegmentValue::contact_expiry(minutes));
+        }
+        Ok(request)
+    }
+
+    fn render_node(
+        &self,
+        route: &Route,
+        node: &Node,
+        ctx: &Context<'_>,
+    ) -> Result<Value, BridgeError> {
+        Ok(match node {
+            Node::Text { field, text } => Value::String(self.render(route, field, text, ctx)?),
+            Node::Map(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                for (key, node) in entries {
+                    map.insert(key.clone(), self.render_node(route, node, ctx)?);
+                }
+                Value::Object(map)
+            }
+            Node::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|node| self.render_node(route, node, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 
@@ -1019,55 +986,6 @@ impl Mapping {
         }
         Ok(())
     }
-
-    fn render_segment(
-        &self,
-        route: &Route,
-        field: &str,
-        template: &SegmentTemplate,
-        ctx: &Context<'_>,
-    ) -> Result<Value, BridgeError> {
-        Ok(match template {
-            SegmentTemplate::Text(text) => {
-                let out = self.render(route, field, text, ctx)?;
-                // Templates always render text; a ValueInteger written as a template must still
-                // reach Connect as a number.
-                if field.ends_with(".ValueInteger") {
-                    match out.trim().parse::<i64>() {
-                        Ok(i) => Value::from(i),
-                        Err(_) => {
-                            return Err(BridgeError::Render {
-                                route: route.name.clone(),
-                                field: field.to_string(),
-                                message: "is not an integer".to_string(),
-                            })
-                        }
-                    }
-                } else {
-                    Value::String(out)
-                }
-            }
-            SegmentTemplate::Other(v) => v.clone(),
-            SegmentTemplate::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| self.render_segment(route, &format!("{field}[{i}]"), t, ctx))
-                    .collect::<Result<_, _>>()?,
-            ),
-            SegmentTemplate::Object(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, t)| {
-                        Ok((
-                            k.clone(),
-                            self.render_segment(route, &format!("{field}.{k}"), t, ctx)?,
-                        ))
-                    })
-                    .collect::<Result<_, BridgeError>>()?,
-            ),
-        })
-    }
 }
 
 fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> {
@@ -1119,60 +1037,46 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
             })
         }
     };
-    let t = doc.task;
-    let mut attributes = Vec::new();
-    for (key, value) in t.attributes {
-        let text = c.text(r, &format!("task.attributes.{key}"), value.into_source())?;
-        attributes.push((key, text));
+    let mut block = doc.task;
+    for key in block.keys() {
+        if !task_members().contains(key) && !SHORTHANDS.contains(&key.as_str()) {
+            return Err(mapping_error(format!(
+                "task.{key}: unknown member; a task has {} and the shorthands {}",
+                task_members().join(", "),
+                SHORTHANDS.join(", ")
+            )));
+        }
     }
-    let mut references = Vec::new();
-    for (key, reference) in t.references {
-        let text = c.text(
-            r,
-            &format!("task.references.{key}"),
-            reference.value.into_source(),
-        )?;
-        references.push((key, reference.kind, text));
-    }
-    if t.scheduled_time.is_some() && t.delay.is_some() {
+    let shorthand = |block: &mut Map<String, Value>, key: &str| match block.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+        Some(_) => Err(mapping_error(format!(
+            "task.{key}: must be text or a number"
+        ))),
+    };
+    let delay = shorthand(&mut block, "delay")?;
+    let expiry_minutes = shorthand(&mut block, "expiry_minutes")?;
+    if block.get("scheduled_time").is_some_and(|v| !v.is_null()) && delay.is_some() {
         return Err(mapping_error(
             "task: give scheduled_time or delay, not both".into(),
         ));
     }
-    let segment_attributes = t
-        .segment_attributes
-        .map(|v| c.segment(r, "task.segment_attributes", v))
-        .transpose()?;
-    let mut attachments = Vec::new();
-    for (i, a) in t.attachments.into_iter().enumerate() {
-        attachments.push((
-            c.text(r, &format!("task.attachments[{i}].file_name"), a.file_name)?,
-            c.text(r, &format!("task.attachments[{i}].s3_url"), a.s3_url)?,
-        ));
+    // The block's shape is checked now, with every template standing in as "0" (which every
+    // member that takes text, a number or a time accepts): a misspelt or misplaced member fails
+    // the cold start, not the first event.
+    let probe = probe(&Value::Object(block.clone()));
+    TaskRequest::deserialize(&probe).map_err(|e| mapping_error(format!("task: {e}")))?;
+    let mut task = Vec::with_capacity(block.len());
+    for (key, value) in block {
+        if let Some(node) = c.node(r, format!("task.{key}"), value)? {
+            task.push((key, node));
+        }
     }
     Ok(Route {
-        name_t: c.opt(r, "task.name", t.name)?,
-        description: c.opt(r, "task.description", t.description)?,
-        contact_flow_id: c.opt(r, "task.contact_flow_id", t.contact_flow_id)?,
-        task_template_id: c.opt(r, "task.task_template_id", t.task_template_id)?,
-        quick_connect_id: c.opt(r, "task.quick_connect_id", t.quick_connect_id)?,
-        previous_contact_id: c.opt(r, "task.previous_contact_id", t.previous_contact_id)?,
-        related_contact_id: c.opt(r, "task.related_contact_id", t.related_contact_id)?,
-        attributes,
-        references,
-        scheduled_time: c.opt(
-            r,
-            "task.scheduled_time",
-            t.scheduled_time.map(Scalar::into_source),
-        )?,
-        delay: c.opt(r, "task.delay", t.delay.map(Scalar::into_source))?,
-        expiry_minutes: c.opt(
-            r,
-            "task.expiry_minutes",
-            t.expiry_minutes.map(Scalar::into_source),
-        )?,
-        segment_attributes,
-        attachments,
+        task,
+        delay: c.opt(r, "task.delay", delay)?,
+        expiry_minutes: c.opt(r, "task.expiry_minutes", expiry_minutes)?,
         client_token: doc
             .client_token
             .map(|source| c.identity(r, source))
@@ -1180,6 +1084,23 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
         when,
         name: doc.name,
     })
+}
+
+/// The block with every text that holds template syntax replaced by "0", and numbers and
+/// booleans as text (as they are rendered).
+fn probe(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.contains("{{") || s.contains("{%") => Value::String("0".into()),
+        Value::Number(_) | Value::Bool(_) => Value::String(value.to_string()),
+        Value::Array(items) => Value::Array(items.iter().map(probe).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), probe(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// `when.body` compares event values with values written in YAML; `"42"` in the mapping matches
@@ -1223,6 +1144,7 @@ pub fn parse_delay(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::sources::{open, EnvelopeLimits};
+    use crate::task::TaskReference;
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
@@ -1472,7 +1394,21 @@ routes:
         let err = Mapping::parse("routes:\n  - name: r1\n    task:\n      nmae: x\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("nmae"), "{err}");
+        assert!(err.contains("r1") && err.contains("task.nmae"), "{err}");
+
+        // The block's shape is checked against the request type at load: a reference without
+        // its type, an attachment member misspelt, a segment value that is no value at all.
+        for block in [
+            "references: { order: { value: x } }",
+            "attachments: [ { file_name: a, s3url: b } ]",
+            "segment_attributes: { 'connect:ContactExpiry': { ValueMaps: {} } }",
+            "instance_id: other",
+            "client_token: x",
+        ] {
+            let doc = format!("routes:\n  - name: r1\n    task: {{ {block} }}\n");
+            let err = Mapping::parse(&doc).unwrap_err().to_string();
+            assert!(err.contains("r1") && err.contains("task"), "{block}: {err}");
+        }
 
         let err =
             Mapping::parse("routes:\n  - name: all\n  - name: never\n    when: {source: sqs}\n")
@@ -1494,6 +1430,43 @@ routes:
             .unwrap_err()
             .to_string();
         assert!(err.contains("twice"), "{err}");
+    }
+
+    /// A rendered value that does not fit its member fails the record naming the member and
+    /// the rule, never the value (event data).
+    #[test]
+    fn misfits_at_render_time_name_the_member_not_the_value() {
+        let m = Mapping::parse(
+            r#"
+routes:
+  - name: r
+    task:
+      name: n
+      segment_attributes:
+        connect:ContactExpiry: { ValueMap: { ExpiryDuration: { ValueInteger: "{{ body.minutes }}" } } }
+"#,
+        )
+        .unwrap();
+        let r = sqs(r#"{"minutes": "call +44 7700 900123"}"#, json!({}));
+        let err = apply(&m, &r).unwrap_err().to_string();
+        assert!(err.contains("task.segment_attributes"), "{err}");
+        assert!(!err.contains("7700"), "{err}");
+        let r = sqs(r#"{"minutes": 30}"#, json!({}));
+        let segments = apply(&m, &r).unwrap().request.segment_attributes.unwrap();
+        assert_eq!(segments[CONTACT_EXPIRY], SegmentValue::contact_expiry(30));
+
+        let m = Mapping::parse(
+            "routes:\n  - name: t\n    task: { scheduled_time: \"{{ body.due }}\" }\n",
+        )
+        .unwrap();
+        let r = sqs(r#"{"due": "next tuesday, 7700"}"#, json!({}));
+        let err = apply(&m, &r).unwrap_err().to_string();
+        assert!(
+            err.contains("task.scheduled_time")
+                && err.contains("ISO-8601")
+                && !err.contains("7700"),
+            "{err}"
+        );
     }
 
     #[test]

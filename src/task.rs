@@ -9,38 +9,90 @@
 use std::collections::BTreeMap;
 
 use aws_smithy_types::DateTime;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The request. A mapping's `task:` block is this type written in snake_case, every text a
+/// template (the aliases; `schema` shows the mapping's view): adding a member here and to the SDK
+/// call (`connect::build_call`) is all a new member needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schemars(rename_all = "snake_case", deny_unknown_fields)]
 pub struct TaskRequest {
+    /// From the configuration, never from a mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub instance_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "contact_flow_id"
+    )]
     pub contact_flow_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "previous_contact_id"
+    )]
     pub previous_contact_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "related_contact_id"
+    )]
     pub related_contact_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Contact attributes (keys: letters, digits, `-`, `_`).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "attributes")]
     pub attributes: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The task's name (at most 1,024 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "name")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// References shown to the agent: URL, NUMBER, STRING, DATE (epoch) or EMAIL.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "references")]
     pub references: Option<BTreeMap<String, TaskReference>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The description (at most 4,096 characters).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "description"
+    )]
     pub description: Option<String>,
+    /// From the record's identity or the route's `client_token`, never from a `task:` block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub client_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the task is due: epoch seconds or ISO-8601, at most 90 days ahead.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "scheduled_time"
+    )]
     pub scheduled_time: Option<ScheduledTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "task_template_id"
+    )]
     pub task_template_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "quick_connect_id"
+    )]
     pub quick_connect_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// In the SDK's shape (`{ValueString: ...}`, `{ValueMap: {...}}`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "segment_attributes"
+    )]
     pub segment_attributes: Option<BTreeMap<String, SegmentValue>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Up to 5 files: `{file_name, s3_url}` (a pre-signed URL).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "attachments"
+    )]
     pub attachments: Option<Vec<TaskAttachment>>,
 }
 
@@ -65,30 +117,42 @@ pub const MEMBER_NAMES: &[&str] = &[
 
 /// A reference shown to the agent. `Status`, `Arn` and `StatusReason` exist in the model (the CLI
 /// skeleton prints them), so a skeleton-shaped payload carrying them is accepted and passed on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schemars(rename_all = "snake_case", deny_unknown_fields)]
 pub struct TaskReference {
-    #[serde(default)]
+    #[serde(default, alias = "value")]
     pub value: String,
-    #[serde(rename = "Type")]
+    #[serde(rename = "Type", alias = "type")]
+    #[schemars(rename = "type")]
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "status")]
     pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "arn")]
     pub arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "status_reason"
+    )]
     pub status_reason: Option<String>,
 }
 
 /// A segment attribute value (e.g. `connect:ContactExpiry`). The model allows any combination of
 /// members; Connect expects exactly one, which validation checks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SegmentValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_string: Option<String>,
-    /// Held wide so that an out-of-range integer is reported by validation, not by serde.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Held wide so that an out-of-range integer is reported by validation, not by serde. Read
+    /// from a number or from text (a template renders text).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer_or_text"
+    )]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub value_integer: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_list: Option<Vec<SegmentValue>>,
@@ -117,12 +181,33 @@ impl SegmentValue {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schemars(rename_all = "snake_case", deny_unknown_fields)]
 pub struct TaskAttachment {
+    #[serde(alias = "file_name")]
     pub file_name: String,
-    #[serde(rename = "S3Url")]
+    #[serde(rename = "S3Url", alias = "s3_url")]
+    #[schemars(rename = "s3_url")]
     pub s3_url: String,
+}
+
+/// An integer, or text holding one.
+fn integer_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Int(i) => Ok(Some(i)),
+        Raw::Text(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("ValueInteger is not an integer")),
+    }
 }
 
 /// A point in time, read from epoch seconds (integer or fractional) or an ISO-8601 / RFC 3339
@@ -193,6 +278,19 @@ impl Serialize for ScheduledTime {
         } else {
             serializer.serialize_f64(self.0.as_secs_f64())
         }
+    }
+}
+
+impl JsonSchema for ScheduledTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScheduledTime".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Epoch seconds, or an ISO-8601 / RFC 3339 date-time",
+            "type": ["string", "number"]
+        })
     }
 }
 
