@@ -126,7 +126,8 @@ impl<T> OneOrMany<T> {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WhenDoc {
-    /// eventbridge, sqs, sns, apigw_rest, apigw_http, function_url, webhook (the three HTTP kinds).
+    /// A source kind (`eventbridge`, `sqs`, `kinesis`, ...: the README lists them), or `webhook` for
+    /// every HTTP kind. `connect-task-bridge check` lists which kinds each route can match.
     source: Option<OneOrMany<String>>,
     /// EventBridge `source`.
     event_source: Option<OneOrMany<String>>,
@@ -626,9 +627,7 @@ impl Mapping {
                         w.sources.iter().map(|k| k.as_str()).collect()
                     }
                     // Direct payloads are requests already: no route renders them.
-                    _ => SourceKind::ALL
-                        .iter()
-                        .filter(|k| **k != SourceKind::Direct)
+                    _ => crate::sources::routable_kinds()
                         .map(|k| k.as_str())
                         .collect(),
                 };
@@ -996,8 +995,10 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
         Some(w) => {
             let mut sources = Vec::new();
             for name in w.source.map(OneOrMany::into_vec).unwrap_or_default() {
-                let kinds = SourceKind::parse_selector(&name).ok_or_else(|| {
-                    let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                let kinds = crate::sources::kinds_named(&name).ok_or_else(|| {
+                    let known: Vec<&str> = crate::sources::all_kinds()
+                        .map(SourceKind::as_str)
+                        .collect();
                     mapping_error(format!(
                         "when.source: unknown source '{name}'; use one of {}, webhook",
                         known.join(", ")

@@ -144,7 +144,13 @@ mod tests {
         ];
         let tally = Tally::of(&outcomes);
         assert_eq!((tally.started, tally.failed, tally.throttled), (2, 3, 2));
-        let docs = documents("NS", SourceKind::Sqs, &tally, &PaceStats::default(), 1_000);
+        let docs = documents(
+            "NS",
+            SourceKind::new("sqs"),
+            &tally,
+            &PaceStats::default(),
+            1_000,
+        );
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0]["Source"], "sqs");
         assert_eq!(docs[0]["TasksStarted"], 2);

@@ -11,87 +11,37 @@ use sha2::{Digest, Sha256};
 use crate::task::TaskRequest;
 use crate::token::Identity;
 
-/// Where a record came from. The names are what mappings match on and logs show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    EventBridge,
-    Sqs,
-    Sns,
-    /// API Gateway REST API (payload format 1.0).
-    ApiGatewayRest,
-    /// API Gateway HTTP API (payload format 2.0).
-    ApiGatewayHttp,
-    FunctionUrl,
-    /// Application Load Balancer target group.
-    Alb,
-    Kinesis,
-    /// DynamoDB Streams.
-    DynamoDb,
-    /// S3 event notifications.
-    S3,
-    /// An Amazon Connect contact flow's "Invoke AWS Lambda function" block.
-    ContactFlow,
-    Direct,
+/// Where a record came from: the name mappings match on (`when.source`) and logs show. Each
+/// source module declares its own kinds; `sources::REGISTRY` is the one list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceKind {
+    name: &'static str,
+    /// An HTTP kind, which `when.source: webhook` stands for.
+    http: bool,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 12] = [
-        SourceKind::EventBridge,
-        SourceKind::Sqs,
-        SourceKind::Sns,
-        SourceKind::ApiGatewayRest,
-        SourceKind::ApiGatewayHttp,
-        SourceKind::FunctionUrl,
-        SourceKind::Alb,
-        SourceKind::Kinesis,
-        SourceKind::DynamoDb,
-        SourceKind::S3,
-        SourceKind::ContactFlow,
-        SourceKind::Direct,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::EventBridge => "eventbridge",
-            SourceKind::Sqs => "sqs",
-            SourceKind::Sns => "sns",
-            SourceKind::ApiGatewayRest => "apigw_rest",
-            SourceKind::ApiGatewayHttp => "apigw_http",
-            SourceKind::FunctionUrl => "function_url",
-            SourceKind::Alb => "alb",
-            SourceKind::Kinesis => "kinesis",
-            SourceKind::DynamoDb => "dynamodb",
-            SourceKind::S3 => "s3",
-            SourceKind::ContactFlow => "contact_flow",
-            SourceKind::Direct => "direct",
-        }
+    pub const fn new(name: &'static str) -> SourceKind {
+        SourceKind { name, http: false }
     }
 
-    /// Accepts the names above plus `webhook`, which stands for the three HTTP kinds.
-    pub fn parse_selector(name: &str) -> Option<Vec<SourceKind>> {
-        if name == "webhook" {
-            return Some(vec![
-                SourceKind::ApiGatewayRest,
-                SourceKind::ApiGatewayHttp,
-                SourceKind::FunctionUrl,
-                SourceKind::Alb,
-            ]);
-        }
-        SourceKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == name)
-            .map(|k| vec![k])
+    /// A kind of webhook request.
+    pub const fn http(name: &'static str) -> SourceKind {
+        SourceKind { name, http: true }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.name
     }
 
     pub fn is_webhook(self) -> bool {
-        matches!(
-            self,
-            SourceKind::ApiGatewayRest
-                | SourceKind::ApiGatewayHttp
-                | SourceKind::FunctionUrl
-                | SourceKind::Alb
-        )
+        self.http
+    }
+}
+
+impl Serialize for SourceKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name)
     }
 }
 
@@ -406,15 +356,5 @@ mod tests {
     fn digest_is_length_prefixed() {
         assert_ne!(digest_parts(&[b"ab", b"c"]), digest_parts(&[b"a", b"bc"]));
         assert_eq!(digest_parts(&[b"x"]).len(), 64);
-    }
-
-    #[test]
-    fn source_selectors() {
-        assert_eq!(SourceKind::parse_selector("webhook").unwrap().len(), 4);
-        assert_eq!(
-            SourceKind::parse_selector("sqs").unwrap(),
-            vec![SourceKind::Sqs]
-        );
-        assert!(SourceKind::parse_selector("kafka").is_none());
     }
 }

@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn sqs_lists_every_failure_permanent_or_transient() {
         let v = respond(
-            SourceKind::Sqs,
+            SourceKind::new("sqs"),
             vec![
                 ok("a"),
                 failed("b", throttled()),
@@ -78,9 +78,9 @@ mod tests {
 
     #[test]
     fn async_sources_return_the_contact_or_an_error() {
-        let v = respond(SourceKind::EventBridge, vec![ok("a")]).unwrap();
+        let v = respond(SourceKind::new("eventbridge"), vec![ok("a")]).unwrap();
         assert_eq!(v, json!({"ContactId": "c-a", "ClientToken": "t-a"}));
-        let err = respond(SourceKind::Sns, vec![failed("a", throttled())]).unwrap_err();
+        let err = respond(SourceKind::new("sns"), vec![failed("a", throttled())]).unwrap_err();
         assert!(err.is_throttle());
     }
 
@@ -90,13 +90,13 @@ mod tests {
 
     #[test]
     fn webhook_statuses() {
-        let v = respond(SourceKind::ApiGatewayHttp, vec![ok("a")]).unwrap();
+        let v = respond(SourceKind::http("apigw_http"), vec![ok("a")]).unwrap();
         assert_eq!(v["statusCode"], 201);
         let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
         assert_eq!(body, json!({"contactId": "c-a", "clientToken": "t-a"}));
 
         let v = webhook(
-            SourceKind::ApiGatewayRest,
+            SourceKind::http("apigw_rest"),
             BridgeError::validation("Name", "is required"),
         );
         assert_eq!(v["statusCode"], 400);
@@ -105,17 +105,20 @@ mod tests {
             "{v}"
         );
 
-        let v = webhook(SourceKind::FunctionUrl, throttled());
+        let v = webhook(SourceKind::http("function_url"), throttled());
         assert_eq!(v["statusCode"], 429);
         assert_eq!(v["headers"]["retry-after"], "2");
 
         let v = webhook(
-            SourceKind::ApiGatewayHttp,
+            SourceKind::http("apigw_http"),
             BridgeError::BodyTooLarge { size: 10, limit: 4 },
         );
         assert_eq!(v["statusCode"], 413);
 
-        let v = webhook(SourceKind::ApiGatewayHttp, BridgeError::DeadlineExceeded);
+        let v = webhook(
+            SourceKind::http("apigw_http"),
+            BridgeError::DeadlineExceeded,
+        );
         assert_eq!(v["statusCode"], 503);
         assert_eq!(v["headers"]["retry-after"], "5");
 
@@ -124,7 +127,7 @@ mod tests {
             message: "stack trace at line 3".into(),
             class: ErrorClass::Transient,
         };
-        let v = webhook(SourceKind::ApiGatewayHttp, internal);
+        let v = webhook(SourceKind::http("apigw_http"), internal);
         assert_eq!(v["statusCode"], 502);
         assert!(!v["body"].as_str().unwrap().contains("stack trace"));
 
@@ -133,7 +136,7 @@ mod tests {
             message: "flow arn:aws:connect:... not found".into(),
             class: ErrorClass::Permanent,
         };
-        let v = webhook(SourceKind::ApiGatewayHttp, missing);
+        let v = webhook(SourceKind::http("apigw_http"), missing);
         assert_eq!(v["statusCode"], 500);
         assert!(!v["body"].as_str().unwrap().contains("arn:"));
     }

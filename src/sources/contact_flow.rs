@@ -20,8 +20,11 @@ use crate::error::BridgeError;
 use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: contact_flow`.
+pub const KIND: SourceKind = SourceKind::new("contact_flow");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::ContactFlow],
+    kinds: &[KIND],
     recognise,
     open,
     respond: async_answer,
@@ -35,7 +38,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 }
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
-    Ok(single(SourceKind::ContactFlow, flow_record(payload)))
+    Ok(single(KIND, flow_record(payload)))
 }
 
 fn flow_record(payload: Value) -> Result<Record, BridgeError> {
@@ -61,7 +64,7 @@ fn flow_record(payload: Value) -> Result<Record, BridgeError> {
     Ok(Record {
         linked_contact: Some(contact_id.clone()),
         ..Record::event(
-            SourceKind::ContactFlow,
+            KIND,
             contact_id.clone(),
             Identity::Service(contact_id),
             Arc::new(payload),

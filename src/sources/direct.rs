@@ -14,8 +14,11 @@ use crate::record::{canonical_json, digest_parts, Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
 use crate::token::{is_reserved, Identity};
 
+/// Its records' kind: `when.source: direct`.
+pub const KIND: SourceKind = SourceKind::new("direct");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::Direct],
+    kinds: &[KIND],
     recognise,
     open,
     respond: async_answer,
@@ -27,7 +30,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 }
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
-    Ok(single(SourceKind::Direct, direct(payload)))
+    Ok(single(KIND, direct(payload)))
 }
 
 fn direct(payload: Value) -> Result<Record, BridgeError> {
@@ -50,7 +53,7 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         },
     };
     Ok(Record::direct(
-        SourceKind::Direct,
+        KIND,
         identity.value().to_string(),
         identity,
         Arc::new(payload),

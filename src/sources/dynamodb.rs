@@ -19,8 +19,11 @@ use crate::error::BridgeError;
 use crate::record::{canonical_json, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: dynamodb`.
+pub const KIND: SourceKind = SourceKind::new("dynamodb");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::DynamoDb],
+    kinds: &[KIND],
     recognise,
     open,
     respond: batch_answer,
@@ -33,7 +36,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     stream_envelope(
-        SourceKind::DynamoDb,
+        KIND,
         take_records(payload),
         "/dynamodb/SequenceNumber",
         |item| item.pointer("/dynamodb/Keys").map(canonical_json),
@@ -65,7 +68,7 @@ fn change_record(item: Value) -> Result<Record, BridgeError> {
         table: table.rsplit('/').next().unwrap_or_default().to_string(),
     };
     Ok(Record::event(
-        SourceKind::DynamoDb,
+        KIND,
         rec.change.sequence_number.clone().unwrap_or_default(),
         Identity::Service(format!("{stream}/{}", rec.event_id)),
         Arc::new(item),

@@ -16,8 +16,11 @@ use crate::error::BridgeError;
 use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: eventbridge`.
+pub const KIND: SourceKind = SourceKind::new("eventbridge");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::EventBridge],
+    kinds: &[KIND],
     recognise,
     open,
     respond: async_answer,
@@ -29,7 +32,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 }
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
-    Ok(single(SourceKind::EventBridge, eventbridge(payload)))
+    Ok(single(KIND, eventbridge(payload)))
 }
 
 fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
@@ -56,7 +59,7 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
         resources: event.resources.unwrap_or_default(),
     };
     Ok(Record::event(
-        SourceKind::EventBridge,
+        KIND,
         id.clone(),
         Identity::Service(id),
         Arc::new(payload),
@@ -104,7 +107,7 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
         resources: header.resources,
     };
     Some(Ok(QueuedEvent {
-        kind: SourceKind::EventBridge,
+        kind: KIND,
         identity: Identity::Service(id),
         body: Body::text_at(body.to_string(), "/detail"),
         attributes: BTreeMap::new(),

@@ -19,8 +19,11 @@ use crate::error::BridgeError;
 use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: kinesis`.
+pub const KIND: SourceKind = SourceKind::new("kinesis");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::Kinesis],
+    kinds: &[KIND],
     recognise,
     open,
     respond: batch_answer,
@@ -33,7 +36,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     stream_envelope(
-        SourceKind::Kinesis,
+        KIND,
         take_records(payload),
         "/kinesis/sequenceNumber",
         |item| {
@@ -66,7 +69,7 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
         shard_id: event_id.split(':').next().unwrap_or_default().to_string(),
     };
     Ok(Record::event(
-        SourceKind::Kinesis,
+        KIND,
         rec.kinesis.sequence_number.clone(),
         Identity::Service(format!("{stream}/{event_id}")),
         Arc::new(item),

@@ -95,6 +95,24 @@ pub const REGISTRY: &[&Source] = &[
     &direct::SOURCE,
 ];
 
+/// Every kind of record the registered sources produce.
+pub fn all_kinds() -> impl Iterator<Item = SourceKind> {
+    REGISTRY.iter().flat_map(|s| s.kinds.iter().copied())
+}
+
+/// The kinds a route can match: all but direct requests, which are requests already.
+pub fn routable_kinds() -> impl Iterator<Item = SourceKind> {
+    all_kinds().filter(|k| *k != direct::KIND)
+}
+
+/// The kinds a `when.source` name selects: a kind's own name, or `webhook` for every HTTP kind.
+pub fn kinds_named(name: &str) -> Option<Vec<SourceKind>> {
+    let kinds: Vec<SourceKind> = all_kinds()
+        .filter(|k| k.as_str() == name || (name == "webhook" && k.is_webhook()))
+        .collect();
+    (!kinds.is_empty()).then_some(kinds)
+}
+
 /// What opening a payload needs besides the payload.
 #[derive(Clone, Copy)]
 pub struct OpenContext<'a> {
@@ -408,7 +426,7 @@ mod tests {
             "resources": [], "detail": {"orderId": "o-9"}
         }))
         .unwrap();
-        assert_eq!(env.kind, SourceKind::EventBridge);
+        assert_eq!(env.kind, eventbridge::KIND);
         let r = only(env);
         assert_eq!(r.identity, Identity::Service("ev-1".into()));
         assert_eq!(r.content().unwrap().body["orderId"], "o-9");
@@ -457,7 +475,7 @@ mod tests {
             "body": "eyJhIjoxfQ==", "isBase64Encoded": true
         }))
         .unwrap();
-        assert_eq!(env.kind, SourceKind::ApiGatewayHttp);
+        assert_eq!(env.kind, webhook::HTTP);
         let r = only(env);
         assert_eq!(r.content().unwrap().body, json!({"a": 1}));
         assert_eq!(
@@ -485,7 +503,7 @@ mod tests {
         };
         let a = only(open_default(event("one")).unwrap());
         let b = only(open_default(event("two")).unwrap());
-        assert_eq!(a.kind, SourceKind::FunctionUrl);
+        assert_eq!(a.kind, webhook::FUNCTION_URL);
         assert_ne!(a.identity, b.identity);
         assert_eq!(
             a.identity,
@@ -569,5 +587,20 @@ mod tests {
         let env = open_default(json!({"Name": "n", "Descripton": "d"})).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(err.to_string().contains("Descripton"), "{err}");
+    }
+
+    #[test]
+    fn source_selectors() {
+        assert_eq!(kinds_named("webhook").unwrap().len(), 4);
+        assert_eq!(kinds_named("sqs").unwrap(), vec![sqs::KIND]);
+        assert!(kinds_named("kafka").is_none());
+        assert!(routable_kinds().all(|k| k != direct::KIND));
+        let names: Vec<&str> = all_kinds().map(SourceKind::as_str).collect();
+        let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "a kind's name is one source's: {names:?}"
+        );
     }
 }

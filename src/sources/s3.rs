@@ -18,8 +18,11 @@ use crate::error::BridgeError;
 use crate::record::{digest_parts, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: s3`.
+pub const KIND: SourceKind = SourceKind::new("s3");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::S3],
+    kinds: &[KIND],
     recognise,
     open,
     respond: async_answer,
@@ -32,7 +35,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     Ok(Envelope {
-        kind: SourceKind::S3,
+        kind: KIND,
         fifo: false,
         records: take_records(payload)
             .into_iter()
@@ -90,7 +93,7 @@ fn s3_record(item: Value) -> Result<Record, BridgeError> {
             .map(str::to_string),
     };
     Ok(Record::event(
-        SourceKind::S3,
+        KIND,
         identity.clone(),
         Identity::Service(identity),
         Arc::new(item),

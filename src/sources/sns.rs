@@ -18,8 +18,11 @@ use crate::token::Identity;
 
 use super::eventbridge::QueuedEvent;
 
+/// Its records' kind: `when.source: sns`.
+pub const KIND: SourceKind = SourceKind::new("sns");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::Sns],
+    kinds: &[KIND],
     recognise,
     open,
     respond: async_answer,
@@ -33,7 +36,7 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     let items = take_records(payload);
     Ok(Envelope {
-        kind: SourceKind::Sns,
+        kind: KIND,
         fifo: false,
         records: items
             .into_iter()
@@ -76,7 +79,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
             .map(str::to_string),
     };
     Ok(Record::event(
-        SourceKind::Sns,
+        KIND,
         sns.message_id.clone(),
         Identity::Service(sns.message_id),
         Arc::new(item),
@@ -131,7 +134,7 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
         timestamp: n.timestamp,
     };
     Some(Ok(QueuedEvent {
-        kind: SourceKind::Sns,
+        kind: KIND,
         identity: Identity::Service(n.message_id),
         body: Body::text(n.message),
         attributes: n

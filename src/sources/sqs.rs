@@ -21,8 +21,11 @@ use crate::queue::{self, QueueMessage};
 use crate::record::{Body, Content, Record, SourceKind, SourceMeta, ToJson, Work};
 use crate::token::Identity;
 
+/// Its records' kind: `when.source: sqs`.
+pub const KIND: SourceKind = SourceKind::new("sqs");
+
 pub const SOURCE: Source = Source {
-    kinds: &[SourceKind::Sqs],
+    kinds: &[KIND],
     recognise,
     open,
     respond: batch_answer,
@@ -90,7 +93,7 @@ fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> 
         return Err(BridgeError::InvalidEvent(bad.error.to_string()));
     }
     Ok(Envelope {
-        kind: SourceKind::Sqs,
+        kind: KIND,
         fifo,
         records,
     })
@@ -184,7 +187,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
     Ok(Record {
         queue_message,
         ..Record::event(
-            SourceKind::Sqs,
+            KIND,
             id,
             identity,
             Arc::new(item),

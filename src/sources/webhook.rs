@@ -29,13 +29,16 @@ use crate::response::Outcome;
 use crate::token::Identity;
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
 
+/// API Gateway REST API (payload format 1.0).
+pub const REST: SourceKind = SourceKind::http("apigw_rest");
+/// API Gateway HTTP API (payload format 2.0).
+pub const HTTP: SourceKind = SourceKind::http("apigw_http");
+pub const FUNCTION_URL: SourceKind = SourceKind::http("function_url");
+/// Application Load Balancer target group.
+pub const ALB: SourceKind = SourceKind::http("alb");
+
 pub const SOURCE: Source = Source {
-    kinds: &[
-        SourceKind::ApiGatewayRest,
-        SourceKind::ApiGatewayHttp,
-        SourceKind::FunctionUrl,
-        SourceKind::Alb,
-    ],
+    kinds: &[REST, HTTP, FUNCTION_URL, ALB],
     recognise,
     open,
     respond,
@@ -54,22 +57,19 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
     // An ALB request has `httpMethod` too: its `requestContext.elb` tells it from a REST API's.
     if payload.pointer("/requestContext/elb").is_some() {
-        return Ok(single(SourceKind::Alb, alb_request(payload, ctx)));
+        return Ok(single(ALB, alb_request(payload, ctx)));
     }
     if payload.get("httpMethod").is_some() {
-        return Ok(single(
-            SourceKind::ApiGatewayRest,
-            rest_request(payload, ctx),
-        ));
+        return Ok(single(REST, rest_request(payload, ctx)));
     }
     let is_function_url = payload
         .pointer("/requestContext/domainName")
         .and_then(Value::as_str)
         .is_some_and(|d| d.contains(".lambda-url."));
     Ok(if is_function_url {
-        single(SourceKind::FunctionUrl, function_url(payload, ctx))
+        single(FUNCTION_URL, function_url(payload, ctx))
     } else {
-        single(SourceKind::ApiGatewayHttp, http_request(payload, ctx))
+        single(HTTP, http_request(payload, ctx))
     })
 }
 
@@ -139,14 +139,14 @@ impl HttpAnswer {
         let body = self.body.to_string();
         let status = i64::from(self.status);
         let response = match kind {
-            SourceKind::ApiGatewayRest => {
+            REST => {
                 let mut r = ApiGatewayProxyResponse::default();
                 r.status_code = status;
                 r.headers = headers;
                 r.body = Some(HttpBody::Text(body));
                 serde_json::to_value(r)
             }
-            SourceKind::Alb => {
+            ALB => {
                 // ALB needs the status line's text and says whether the body is base64.
                 let mut r = AlbTargetGroupResponse::default();
                 r.status_code = status;
@@ -156,7 +156,7 @@ impl HttpAnswer {
                 r.is_base64_encoded = false;
                 serde_json::to_value(r)
             }
-            SourceKind::FunctionUrl => {
+            FUNCTION_URL => {
                 let mut r = LambdaFunctionUrlResponse::default();
                 r.status_code = status;
                 r.headers = headers;
@@ -206,7 +206,7 @@ fn rest_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeE
     let req: ApiGatewayProxyRequest = parse(&payload, "API Gateway REST request")?;
     webhook(
         HttpParts {
-            kind: SourceKind::ApiGatewayRest,
+            kind: REST,
             method: req.http_method.to_string(),
             path: req.path.clone().unwrap_or_default(),
             headers: &req.headers,
@@ -229,7 +229,7 @@ fn alb_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeEr
     };
     webhook(
         HttpParts {
-            kind: SourceKind::Alb,
+            kind: ALB,
             method: req.http_method.to_string(),
             path: req.path.clone().unwrap_or_default(),
             headers,
@@ -250,7 +250,7 @@ fn http_request(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeE
     let req: ApiGatewayV2httpRequest = parse(&payload, "API Gateway HTTP API request")?;
     webhook(
         HttpParts {
-            kind: SourceKind::ApiGatewayHttp,
+            kind: HTTP,
             method: req.request_context.http.method.to_string(),
             path: req
                 .request_context
@@ -273,7 +273,7 @@ fn function_url(payload: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeE
     let req: LambdaFunctionUrlRequest = parse(&payload, "function URL request")?;
     webhook(
         HttpParts {
-            kind: SourceKind::FunctionUrl,
+            kind: FUNCTION_URL,
             method: req.request_context.http.method.clone().unwrap_or_default(),
             path: req
                 .request_context
