@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::lifecycle;
 use crate::model::model;
 use crate::rules;
 use crate::sigv4::Signer;
@@ -84,6 +85,16 @@ pub struct Task {
     pub created_at: f64,
     /// The request as received (the stand-in is a local tool: it keeps everything).
     pub request: Value,
+    /// QUEUED, CONNECTED (an agent accepted it) or ENDED.
+    pub state: String,
+    /// Members UpdateContact / UpdateContactSchedule changed since (Name, Description, ...).
+    pub current: serde_json::Map<String, Value>,
+    /// User-defined attributes as they stand now.
+    pub attributes: serde_json::Map<String, Value>,
+    pub tags: serde_json::Map<String, Value>,
+    /// Lifecycle calls that changed it.
+    pub updates: u32,
+    pub disconnect_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -100,22 +111,26 @@ pub struct Stats {
     pub quota_exceeded: u64,
     pub auth_failures: u64,
     pub hung: u64,
+    /// Valid StopContact, UpdateContact* and TagContact requests.
+    pub lifecycle_requests: u64,
 }
 
-struct Inner {
-    tasks: Vec<Task>,
+pub(crate) struct Inner {
+    pub(crate) tasks: Vec<Task>,
+    /// Contact events, in the order they happened.
+    pub(crate) events: Vec<Value>,
     by_token: HashMap<String, usize>,
     per_previous: HashMap<String, u32>,
-    stats: Stats,
+    pub(crate) stats: Stats,
     faults: Faults,
     rng: fastrand::Rng,
     bucket: Option<(f64, Instant)>,
 }
 
-struct Shared {
-    signer: Signer,
+pub(crate) struct Shared {
+    pub(crate) signer: Signer,
     instances: Vec<String>,
-    inner: Mutex<Inner>,
+    pub(crate) inner: Mutex<Inner>,
 }
 
 /// A running stand-in on a loopback port. Dropping it stops the server.
@@ -136,6 +151,7 @@ impl ConnectStandIn {
             instances: options.instances,
             inner: Mutex::new(Inner {
                 tasks: Vec::new(),
+                events: Vec::new(),
                 by_token: HashMap::new(),
                 per_previous: HashMap::new(),
                 stats: Stats::default(),
@@ -146,6 +162,29 @@ impl ConnectStandIn {
         });
         let app = Router::new()
             .route("/contact/task", put(start_task_contact))
+            .route("/contact/stop", post(lifecycle::stop_contact))
+            .route(
+                "/contact/attributes",
+                post(lifecycle::update_contact_attributes),
+            )
+            .route(
+                "/contact/attributes/{instance}/{contact}",
+                get(lifecycle::get_contact_attributes),
+            )
+            .route(
+                "/contact/schedule",
+                post(lifecycle::update_contact_schedule),
+            )
+            .route("/contact/tags", post(lifecycle::tag_contact))
+            .route(
+                "/contacts/{instance}/{contact}",
+                post(lifecycle::update_contact),
+            )
+            .route(
+                "/admin/contacts/{contact}/{action}",
+                post(lifecycle::admin_contact),
+            )
+            .route("/admin/events", get(lifecycle::admin_events))
             .route("/admin/tasks", get(admin_tasks))
             .route("/admin/stats", get(admin_stats))
             .route("/admin/faults", get(admin_get_faults).put(admin_set_faults))
@@ -167,6 +206,11 @@ impl ConnectStandIn {
 
     pub fn tasks(&self) -> Vec<Task> {
         self.shared.inner.lock().unwrap().tasks.clone()
+    }
+
+    /// The contact events so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared.inner.lock().unwrap().events.clone()
     }
 
     pub fn stats(&self) -> Stats {
@@ -198,7 +242,7 @@ impl Drop for ConnectStandIn {
     }
 }
 
-fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Json(json!({"message": message.into()}))).into_response();
     response.headers_mut().insert(
@@ -208,7 +252,7 @@ fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
     response
 }
 
-fn now_secs() -> f64 {
+pub(crate) fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -371,12 +415,27 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
     }
     let contact_id = uuid_like(&mut inner.rng);
     let index = inner.tasks.len();
-    inner.tasks.push(Task {
+    let attributes = request
+        .get("Attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let task = Task {
         contact_id: contact_id.clone(),
         client_token: token.clone(),
         created_at: now_secs(),
         request,
-    });
+        state: lifecycle::QUEUED.into(),
+        current: serde_json::Map::new(),
+        attributes,
+        tags: serde_json::Map::new(),
+        updates: 0,
+        disconnect_reason: None,
+    };
+    inner
+        .events
+        .push(lifecycle::contact_event(&task, "INITIATED", None));
+    inner.tasks.push(task);
     if let Some(token) = token {
         inner.by_token.insert(token, index);
     }
@@ -384,7 +443,7 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
     Json(json!({"ContactId": contact_id})).into_response()
 }
 
-fn uuid_like(rng: &mut fastrand::Rng) -> String {
+pub(crate) fn uuid_like(rng: &mut fastrand::Rng) -> String {
     let hex: String = (0..32)
         .map(|_| char::from_digit(rng.u32(0..16), 16).expect("a hex digit"))
         .collect();
@@ -426,6 +485,7 @@ async fn admin_set_faults(
 async fn admin_reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     let mut inner = shared.inner.lock().unwrap();
     inner.tasks.clear();
+    inner.events.clear();
     inner.by_token.clear();
     inner.per_previous.clear();
     inner.stats = Stats::default();

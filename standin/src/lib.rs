@@ -6,6 +6,7 @@
 
 pub mod connect;
 pub mod harness;
+pub mod lifecycle;
 pub mod model;
 pub mod moto;
 pub mod rules;
@@ -17,6 +18,8 @@ pub mod surge;
 pub const LOCAL_ACCESS_KEY: &str = "AKIDLOCALSTANDIN0001";
 pub const LOCAL_SECRET_KEY: &str = "local-secret-key-for-the-connect-stand-in";
 pub const LOCAL_REGION: &str = "eu-west-1";
+/// The account the local services pretend to be.
+pub const ACCOUNT: &str = "123456789012";
 
 /// Serves `app` on `listener` in a task of its own until the sender fires or is dropped; the
 /// handle ends once in-flight requests are answered.

@@ -1,5 +1,6 @@
-//! Checks a request body against the StartTaskContact model itself: the official model slice is
-//! embedded and walked shape by shape (required members, unions, enums, lengths, patterns, list
+//! Checks a request body against Connect's model itself: the official model slices
+//! (StartTaskContact, and the operations that act on a task afterwards) are embedded and walked
+//! shape by shape (required members, unions, enums, lengths, patterns, list
 //! sizes, integer ranges). Nothing here is shared with the function's validator, which is written
 //! by hand from the same contract: two readings of the model must agree.
 
@@ -13,34 +14,57 @@ use serde_json::Value;
 /// `../shared/connect/` when this stand-in was written.
 pub const MODEL_JSON: &str = include_str!("../model/start-task-contact.model.json");
 
+/// The slice for StopContact, UpdateContact, UpdateContactAttributes, UpdateContactSchedule,
+/// GetContactAttributes, TagContact and DescribeContact.
+pub const LIFECYCLE_MODEL_JSON: &str = include_str!("../model/task-lifecycle.model.json");
+
 pub struct Model {
     shapes: serde_json::Map<String, Value>,
     input: String,
+    /// Input shape by operation (the lifecycle slice).
+    inputs: HashMap<String, String>,
     patterns: HashMap<String, Regex>,
+}
+
+fn load(text: &str) -> Model {
+    let doc: Value = serde_json::from_str(text).expect("the embedded model is JSON");
+    let shapes = doc["shapes"].as_object().expect("model has shapes").clone();
+    let input = doc["operation"]["input"]["shape"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let inputs = doc["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(op, o)| Some((op.clone(), o["input"]["shape"].as_str()?.to_string())))
+        .collect();
+    // A pattern the regex crate cannot compile (look-around: a tag key's `^(?!aws:)`) is
+    // checked by `rules` instead.
+    let patterns = shapes
+        .iter()
+        .filter_map(|(name, s)| {
+            let p = s.get("pattern")?.as_str()?;
+            Some((name.clone(), Regex::new(p).ok()?))
+        })
+        .collect();
+    Model {
+        shapes,
+        input,
+        inputs,
+        patterns,
+    }
+}
+
+/// The lifecycle slice.
+pub fn lifecycle() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| load(LIFECYCLE_MODEL_JSON))
 }
 
 pub fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let doc: Value = serde_json::from_str(MODEL_JSON).expect("the embedded model is JSON");
-        let shapes = doc["shapes"].as_object().expect("model has shapes").clone();
-        let input = doc["operation"]["input"]["shape"]
-            .as_str()
-            .expect("operation names its input")
-            .to_string();
-        let patterns = shapes
-            .iter()
-            .filter_map(|(name, s)| {
-                let p = s.get("pattern")?.as_str()?;
-                Some((name.clone(), Regex::new(p).expect("model pattern compiles")))
-            })
-            .collect();
-        Model {
-            shapes,
-            input,
-            patterns,
-        }
-    })
+    MODEL.get_or_init(|| load(MODEL_JSON))
 }
 
 impl Model {
@@ -48,6 +72,16 @@ impl Model {
     pub fn violations(&self, body: &Value) -> Vec<String> {
         let mut out = Vec::new();
         self.check(&self.input, body, "", &mut out);
+        out
+    }
+
+    /// As `violations`, for one operation of the lifecycle slice.
+    pub fn violations_of(&self, operation: &str, body: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.inputs.get(operation) {
+            Some(input) => self.check(input, body, "", &mut out),
+            None => out.push(format!("{operation}: not in the model")),
+        }
         out
     }
 

@@ -46,7 +46,7 @@ use crate::runtime_api::{Invocation, InvokeError};
 pub const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 pub const FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 /// moto's default account: the queue ARNs name it.
-const ACCOUNT: &str = "123456789012";
+use crate::ACCOUNT;
 
 /// Every task carries its event's key, so duplicates and losses are counted at the stand-in.
 const MAPPING: &str = r#"

@@ -1,0 +1,424 @@
+//! What happens to a task after StartTaskContact, as Connect serves it: StopContact,
+//! UpdateContact, UpdateContactAttributes, UpdateContactSchedule, GetContactAttributes and
+//! TagContact (restJson1, SigV4, checked against the lifecycle model slice), and the contact
+//! events Connect publishes to EventBridge. An agent's part is played through admin endpoints
+//! (`POST /admin/contacts/{id}/{accept|complete|expire}`); the events a task produced are at
+//! `GET /admin/events`, for a test or the demo to deliver to the function as EventBridge would.
+//!
+//! Disconnect reasons follow the contact record's data model: `API` when StopContact ended the
+//! task, `EXPIRED` when it expired, `AGENT_DISCONNECT` when an agent completed it.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::connect::{error, now_secs, uuid_like, Shared, Task};
+use crate::model::lifecycle;
+
+/// A task's state, as the stand-in tracks it.
+pub const QUEUED: &str = "QUEUED";
+pub const CONNECTED: &str = "CONNECTED";
+pub const ENDED: &str = "ENDED";
+
+/// Verifies the signature and the body against the operation's model; the parsed body (with
+/// the URI's members merged in) or the error answer. (The error is the answer itself, built
+/// once per request: boxing it would buy nothing.)
+#[allow(clippy::result_large_err)]
+fn accept(
+    shared: &Shared,
+    operation: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    uri_members: &[(&str, &str)],
+) -> Result<Map<String, Value>, Response> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Err(e) = shared
+        .signer
+        .verify(method.as_str(), path, headers, body, SystemTime::now())
+    {
+        shared.inner.lock().unwrap().stats.auth_failures += 1;
+        return Err(error(e.status, e.code, e.message));
+    }
+    let mut request = if body.is_empty() {
+        Map::new()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(error(
+                    400,
+                    "InvalidRequestException",
+                    "The request body is not a JSON object",
+                ))
+            }
+        }
+    };
+    for (name, value) in uri_members {
+        request.insert((*name).to_string(), json!(value));
+    }
+    let mut problems = lifecycle().violations_of(operation, &Value::Object(request.clone()));
+    if let Some(tags) = request.get("Tags").and_then(Value::as_object) {
+        if tags.keys().any(|k| k.starts_with("aws:")) {
+            problems.push("Tags: a key must not start with aws:".into());
+        }
+    }
+    if !problems.is_empty() {
+        shared.inner.lock().unwrap().stats.invalid += 1;
+        return Err(error(
+            400,
+            "InvalidParameterException",
+            format!(
+                "{} validation error(s) detected: {}",
+                problems.len(),
+                problems.join("; ")
+            ),
+        ));
+    }
+    shared.inner.lock().unwrap().stats.lifecycle_requests += 1;
+    Ok(request)
+}
+
+/// The task `ContactId` names on the instance, or the answer Connect gives when there is none.
+#[allow(clippy::result_large_err)]
+fn find<'a>(
+    tasks: &'a mut [Task],
+    request: &Map<String, Value>,
+    id_member: &str,
+) -> Result<&'a mut Task, Response> {
+    let id = request
+        .get(id_member)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let instance = request
+        .get("InstanceId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    tasks
+        .iter_mut()
+        .find(|t| t.contact_id == id && t.request["InstanceId"] == instance)
+        .ok_or_else(|| error(404, "ResourceNotFoundException", "Contact not found"))
+}
+
+fn ended_error() -> Response {
+    error(
+        410,
+        "ContactNotFoundException",
+        "The contact is no longer active",
+    )
+}
+
+fn ok() -> Response {
+    Json(json!({})).into_response()
+}
+
+pub(crate) async fn stop_contact(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match accept(&shared, "StopContact", &method, &uri, &headers, &body, &[]) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let inner = &mut *inner;
+    let task = match find(&mut inner.tasks, &request, "ContactId") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    if task.state == ENDED {
+        return ended_error();
+    }
+    let event = end(task, "API");
+    inner.events.push(event);
+    ok()
+}
+
+pub(crate) async fn update_contact(
+    State(shared): State<Arc<Shared>>,
+    Path((instance, contact)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let members = [
+        ("InstanceId", instance.as_str()),
+        ("ContactId", contact.as_str()),
+    ];
+    let request = match accept(
+        &shared,
+        "UpdateContact",
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &members,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let inner = &mut *inner;
+    let task = match find(&mut inner.tasks, &request, "ContactId") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    if task.state == ENDED {
+        return ended_error();
+    }
+    for member in ["Name", "Description", "References", "SegmentAttributes"] {
+        if let Some(value) = request.get(member) {
+            task.current.insert(member.to_string(), value.clone());
+        }
+    }
+    task.updates += 1;
+    let event = contact_event(task, "CONTACT_DATA_UPDATED", None);
+    inner.events.push(event);
+    ok()
+}
+
+pub(crate) async fn update_contact_attributes(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match accept(
+        &shared,
+        "UpdateContactAttributes",
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &[],
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let task = match find(&mut inner.tasks, &request, "InitialContactId") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    // Attributes can be updated after the contact ended (the contact record is updated).
+    if let Some(Value::Object(attributes)) = request.get("Attributes") {
+        for (k, v) in attributes {
+            task.attributes.insert(k.clone(), v.clone());
+        }
+    }
+    task.updates += 1;
+    ok()
+}
+
+pub(crate) async fn update_contact_schedule(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match accept(
+        &shared,
+        "UpdateContactSchedule",
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &[],
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let violations = crate::rules::violations(
+        &json!({"InstanceId": "i", "Name": "n", "ScheduledTime": request["ScheduledTime"]}),
+        now_secs(),
+    );
+    if !violations.is_empty() {
+        return error(400, "InvalidParameterException", violations.join("; "));
+    }
+    let mut inner = shared.inner.lock().unwrap();
+    let task = match find(&mut inner.tasks, &request, "ContactId") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    if task.state == ENDED {
+        return ended_error();
+    }
+    task.current
+        .insert("ScheduledTime".into(), request["ScheduledTime"].clone());
+    task.updates += 1;
+    ok()
+}
+
+pub(crate) async fn tag_contact(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match accept(&shared, "TagContact", &method, &uri, &headers, &body, &[]) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let task = match find(&mut inner.tasks, &request, "ContactId") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    if let Some(Value::Object(tags)) = request.get("Tags") {
+        for (k, v) in tags {
+            task.tags.insert(k.clone(), v.clone());
+        }
+    }
+    task.updates += 1;
+    ok()
+}
+
+pub(crate) async fn get_contact_attributes(
+    State(shared): State<Arc<Shared>>,
+    Path((instance, contact)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let members = [
+        ("InstanceId", instance.as_str()),
+        ("InitialContactId", contact.as_str()),
+    ];
+    let request = match accept(
+        &shared,
+        "GetContactAttributes",
+        &method,
+        &uri,
+        &headers,
+        &Bytes::new(),
+        &members,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    match find(&mut inner.tasks, &request, "InitialContactId") {
+        Ok(task) => Json(json!({"Attributes": task.attributes})).into_response(),
+        Err(e) => e,
+    }
+}
+
+/// An agent's part: `accept` (CONNECTED_TO_AGENT), `complete` (DISCONNECTED by the agent, then
+/// COMPLETED), `expire` (DISCONNECTED, EXPIRED). A body `{"attributes": {...}}` sets contact
+/// attributes first, as a flow or the agent would. Answers the events it produced.
+pub(crate) async fn admin_contact(
+    State(shared): State<Arc<Shared>>,
+    Path((contact, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let set: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut inner = shared.inner.lock().unwrap();
+    let inner = &mut *inner;
+    let Some(task) = inner.tasks.iter_mut().find(|t| t.contact_id == contact) else {
+        return error(404, "ResourceNotFoundException", "Contact not found");
+    };
+    if let Some(Value::Object(attributes)) = set.get("attributes") {
+        for (k, v) in attributes {
+            task.attributes.insert(k.clone(), v.clone());
+        }
+    }
+    if task.state == ENDED {
+        return error(409, "InvalidRequestException", "The contact has ended");
+    }
+    let events = match action.as_str() {
+        "accept" => {
+            task.state = CONNECTED.into();
+            vec![contact_event(task, "CONNECTED_TO_AGENT", None)]
+        }
+        "complete" => {
+            let disconnected = end(task, "AGENT_DISCONNECT");
+            vec![
+                disconnected,
+                contact_event(task, "COMPLETED", Some("AGENT_DISCONNECT")),
+            ]
+        }
+        "expire" => vec![end(task, "EXPIRED")],
+        _ => return error(400, "InvalidRequestException", "accept, complete or expire"),
+    };
+    inner.events.extend(events.iter().cloned());
+    Json(json!({ "events": events })).into_response()
+}
+
+pub(crate) async fn admin_events(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "events": shared.inner.lock().unwrap().events.clone() }))
+}
+
+/// Ends the task and gives its DISCONNECTED event.
+fn end(task: &mut Task, reason: &str) -> Value {
+    task.state = ENDED.into();
+    task.disconnect_reason = Some(reason.to_string());
+    contact_event(task, "DISCONNECTED", Some(reason))
+}
+
+/// A contact event as Connect puts it on the default bus: no user-defined attributes.
+pub(crate) fn contact_event(task: &Task, event_type: &str, reason: Option<&str>) -> Value {
+    let instance = task.request["InstanceId"].as_str().unwrap_or_default();
+    let mut rng = fastrand::Rng::new();
+    let mut detail = json!({
+        "eventType": event_type,
+        "contactId": task.contact_id,
+        "initialContactId": task.contact_id,
+        "channel": "TASK",
+        "initiationMethod": "API",
+        "instanceArn": format!("arn:aws:connect:{}:{}:instance/{instance}", crate::LOCAL_REGION, crate::ACCOUNT),
+        "initiationTimestamp": iso(task.created_at),
+        "tags": task.tags,
+    });
+    if let Some(previous) = task.request.get("PreviousContactId") {
+        detail["previousContactId"] = previous.clone();
+    }
+    if let Some(related) = task.request.get("RelatedContactId") {
+        detail["relatedContactId"] = related.clone();
+    }
+    if let Some(reason) = reason {
+        detail["disconnectReason"] = json!(reason);
+        detail["disconnectTimestamp"] = json!(iso(now_secs()));
+    }
+    json!({
+        "version": "0",
+        "id": uuid_like(&mut rng),
+        "detail-type": "Amazon Connect Contact Event",
+        "source": "aws.connect",
+        "account": crate::ACCOUNT,
+        "time": iso(now_secs()),
+        "region": crate::LOCAL_REGION,
+        "resources": [detail["instanceArn"].clone(), json!(format!("{}/contact/{}", detail["instanceArn"].as_str().unwrap_or_default(), task.contact_id))],
+        "detail": detail,
+    })
+}
+
+fn iso(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times() {
+        assert_eq!(iso(0.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_800_000_000.5), "2027-01-15T08:00:00.500Z");
+    }
+}
