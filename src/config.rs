@@ -65,6 +65,11 @@ pub struct Config {
     pub task_queue_url: Option<String>,
     /// Whether webhooks are queued (202) or call Connect themselves (201) (`WEBHOOK_MODE`).
     pub webhook_mode: WebhookMode,
+    /// The task table (`TASK_TABLE`, DynamoDB): business keys held while tasks are open,
+    /// actions on open tasks, contact events heard.
+    pub task_table: Option<String>,
+    /// Where a `Connect Task Completed` event goes when a task ends (`COMPLETION_EVENT_BUS`).
+    pub completion_event_bus: Option<String>,
 }
 
 /// What a webhook waits for (`WEBHOOK_MODE`).
@@ -221,6 +226,23 @@ impl Config {
             }
         };
 
+        let task_table = get("TASK_TABLE");
+        if task_table.is_none() {
+            if let Some(route) = mapping.route_needing_table() {
+                return Err(ConfigError::Mapping(format!(
+                    "route '{route}' updates, reschedules, stops or tags a task by its key, or waits for it (task_token): that needs the task table; set TASK_TABLE (the template's EnableLifecycle creates it)"
+                )));
+            }
+        }
+        let completion_event_bus = get("COMPLETION_EVENT_BUS");
+        if completion_event_bus.is_some() && task_table.is_none() {
+            return Err(ConfigError::Env {
+                name: "COMPLETION_EVENT_BUS",
+                message: "needs TASK_TABLE: completions are known only for tasks in the table"
+                    .into(),
+            });
+        }
+
         if let Some(text) = get("TASK_MAPPING").filter(|t| t.len() > TASK_MAPPING_WARN_BYTES) {
             tracing::warn!(
                 bytes = text.len(),
@@ -247,6 +269,8 @@ impl Config {
             pace,
             task_queue_url,
             webhook_mode,
+            task_table,
+            completion_event_bus,
         })
     }
 

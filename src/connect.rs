@@ -23,28 +23,7 @@ pub fn build_call(
     client: &Client,
     req: &TaskRequest,
 ) -> Result<StartTaskContactFluentBuilder, BridgeError> {
-    let references = req
-        .references
-        .as_ref()
-        .map(|refs| {
-            refs.iter()
-                .map(|(key, r)| {
-                    let mut b = Reference::builder()
-                        .value(&r.value)
-                        .r#type(ReferenceType::from(r.kind.as_str()))
-                        .set_arn(r.arn.clone())
-                        .set_status_reason(r.status_reason.clone());
-                    if let Some(status) = &r.status {
-                        b = b.status(status.as_str().into());
-                    }
-                    let reference = b.build().map_err(|e| {
-                        BridgeError::validation(format!("References.{key}"), e.to_string())
-                    })?;
-                    Ok((key.clone(), reference))
-                })
-                .collect::<Result<_, BridgeError>>()
-        })
-        .transpose()?;
+    let references = sdk_references(req)?;
     let attachments = req
         .attachments
         .as_ref()
@@ -64,12 +43,7 @@ pub fn build_call(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let segment_attributes = req.segment_attributes.as_ref().map(|segments| {
-        segments
-            .iter()
-            .map(|(k, v)| (k.clone(), segment_value(v)))
-            .collect()
-    });
+    let segment_attributes = sdk_segments(req);
     Ok(client
         .start_task_contact()
         .set_instance_id(req.instance_id.clone())
@@ -90,6 +64,45 @@ pub fn build_call(
         .set_quick_connect_id(req.quick_connect_id.clone())
         .set_segment_attributes(segment_attributes)
         .set_attachments(attachments))
+}
+
+/// The request's references as the SDK takes them (StartTaskContact, UpdateContact).
+pub fn sdk_references(
+    req: &TaskRequest,
+) -> Result<Option<std::collections::HashMap<String, Reference>>, BridgeError> {
+    req.references
+        .as_ref()
+        .map(|refs| {
+            refs.iter()
+                .map(|(key, r)| {
+                    let mut b = Reference::builder()
+                        .value(&r.value)
+                        .r#type(ReferenceType::from(r.kind.as_str()))
+                        .set_arn(r.arn.clone())
+                        .set_status_reason(r.status_reason.clone());
+                    if let Some(status) = &r.status {
+                        b = b.status(status.as_str().into());
+                    }
+                    let reference = b.build().map_err(|e| {
+                        BridgeError::validation(format!("References.{key}"), e.to_string())
+                    })?;
+                    Ok((key.clone(), reference))
+                })
+                .collect::<Result<_, BridgeError>>()
+        })
+        .transpose()
+}
+
+/// The request's segment attributes as the SDK takes them.
+pub fn sdk_segments(
+    req: &TaskRequest,
+) -> Option<std::collections::HashMap<String, SegmentAttributeValue>> {
+    req.segment_attributes.as_ref().map(|segments| {
+        segments
+            .iter()
+            .map(|(k, v)| (k.clone(), segment_value(v)))
+            .collect()
+    })
 }
 
 fn segment_value(v: &SegmentValue) -> SegmentAttributeValue {
@@ -191,14 +204,8 @@ pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) 
     Client::from_conf(builder.build())
 }
 
-/// Sends the request, each attempt when the pace allows (`pacer`), until Connect answers, a
-/// failure that another attempt cannot mend, `max_attempts`, or `deadline` (the moment after
-/// which no call may start; None: no limit). The client token makes every attempt after the
-/// first safe: Connect answers a repeat with the task it already created.
-///
-/// Throttles are retried after the pacer's next turn (it slows down on each); Connect's faults
-/// and lost connections after a jittered backoff. The SDK's own retries are off for this call
-/// (`connect_client`): they would spend the quota behind the pacer's back.
+/// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and
+/// nothing starts that could not finish before `deadline`.
 pub async fn start_task(
     client: &Client,
     req: &TaskRequest,
@@ -206,22 +213,41 @@ pub async fn start_task(
     deadline: Option<Instant>,
     policy: &CallPolicy,
 ) -> Result<String, BridgeError> {
+    paced(pacer, deadline, policy, |budget| {
+        call_once(client, req, budget)
+    })
+    .await
+}
+
+/// One call of any Connect operation through `pacer`: each attempt waits for its turn, failures
+/// worth it are retried with `policy`'s backoff, throttles trim the pace, and no attempt starts
+/// that could not finish before `deadline`. `attempt` gets the time left for it.
+pub async fn paced<T, F, Fut>(
+    pacer: &Pacer,
+    deadline: Option<Instant>,
+    policy: &CallPolicy,
+    mut attempt: F,
+) -> Result<T, BridgeError>
+where
+    F: FnMut(Option<Duration>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BridgeError>>,
+{
     let latest_start = deadline.map(|d| d.checked_sub(MIN_CALL_BUDGET).unwrap_or(d));
     let mut last_error = None;
-    for attempt in 0..policy.max_attempts.max(1) {
-        if attempt > 0
+    for attempt_no in 0..policy.max_attempts.max(1) {
+        if attempt_no > 0
             && last_error
                 .as_ref()
                 .is_some_and(|e: &BridgeError| !e.is_throttle())
         {
-            let backoff = policy.backoff(attempt);
+            let backoff = policy.backoff(attempt_no);
             if latest_start.is_some_and(|l| Instant::now() + backoff > l) {
                 break;
             }
             tokio::time::sleep(backoff).await;
         }
         // A call started with almost no time left would most likely be cut off after Connect
-        // created the task but before we could report it; better not to start it at all.
+        // acted but before we could report it; better not to start it at all.
         if latest_start.is_some_and(|l| Instant::now() >= l) {
             return Err(last_error.unwrap_or(BridgeError::DeadlineExceeded));
         }
@@ -238,10 +264,26 @@ pub async fn start_task(
             tokio::time::sleep(slot.wait).await;
         }
         let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match call_once(client, req, budget).await {
-            Ok(contact_id) => {
+        if budget.is_some_and(|b| b < MIN_CALL_BUDGET) {
+            return Err(BridgeError::DeadlineExceeded);
+        }
+        let result = match budget {
+            None => attempt(None).await,
+            Some(budget) => match tokio::time::timeout(budget, attempt(Some(budget))).await {
+                Ok(result) => result,
+                Err(_) => Err(BridgeError::Dispatch {
+                    code: "DeadlineExceeded",
+                    message: format!(
+                        "no answer within the {} ms the invocation had left",
+                        budget.as_millis()
+                    ),
+                }),
+            },
+        };
+        match result {
+            Ok(value) => {
                 pacer.on_success();
-                return Ok(contact_id);
+                return Ok(value);
             }
             Err(err) => {
                 if err.is_throttle() {
@@ -271,36 +313,63 @@ fn worth_another_attempt(err: &BridgeError) -> bool {
     }
 }
 
-/// One attempt; `budget` bounds it so it cannot outlive the invocation.
+/// One attempt (`paced` bounds its time).
 async fn call_once(
     client: &Client,
     req: &TaskRequest,
-    budget: Option<Duration>,
+    _budget: Option<Duration>,
 ) -> Result<String, BridgeError> {
-    if budget.is_some_and(|b| b < MIN_CALL_BUDGET) {
-        return Err(BridgeError::DeadlineExceeded);
-    }
-    let call = build_call(client, req)?.send();
-    let output = match budget {
-        None => call.await,
-        Some(budget) => match tokio::time::timeout(budget, call).await {
-            Ok(result) => result,
-            Err(_) => {
-                return Err(BridgeError::Dispatch {
-                    code: "DeadlineExceeded",
-                    message: format!(
-                        "no answer within the {} ms the invocation had left",
-                        budget.as_millis()
-                    ),
-                })
-            }
-        },
-    };
-    let output = output.map_err(classify)?;
+    let output = build_call(client, req)?.send().await.map_err(classify)?;
     output.contact_id.ok_or_else(|| BridgeError::Dispatch {
         code: "ResponseError",
         message: "Connect answered without a ContactId".into(),
     })
+}
+
+/// Sorts the error of any Connect operation by its code (the lifecycle operations share
+/// StartTaskContact's error vocabulary, plus ContactNotFoundException for a contact that has
+/// ended and LimitExceededException for too many reschedules).
+pub fn classify_operation<E, R>(err: SdkError<E, R>) -> BridgeError
+where
+    E: ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let err = service.into_err();
+            let code = err.code().unwrap_or("UnknownError").to_string();
+            let message = err
+                .message()
+                .map_or_else(|| err.to_string(), str::to_string);
+            let class = match code.as_str() {
+                "ThrottlingException" | "InternalServiceException" => ErrorClass::Transient,
+                c if c.contains("Throttl") || c.contains("Unavailable") => ErrorClass::Transient,
+                _ => ErrorClass::Permanent,
+            };
+            BridgeError::Connect {
+                code,
+                message,
+                class,
+            }
+        }
+        SdkError::TimeoutError(_) => BridgeError::Dispatch {
+            code: "TimeoutError",
+            message: "the call to Connect timed out".into(),
+        },
+        SdkError::DispatchFailure(e) => BridgeError::Dispatch {
+            code: "DispatchFailure",
+            message: format!("{:?}", e.as_connector_error()),
+        },
+        SdkError::ResponseError(e) => BridgeError::Dispatch {
+            code: "ResponseError",
+            message: format!("unreadable response: {:?}", e.raw()),
+        },
+        other => BridgeError::Connect {
+            code: "ConstructionFailure".into(),
+            message: format!("{other:?}"),
+            class: ErrorClass::Permanent,
+        },
+    }
 }
 
 /// Sorts an SDK error into our permanent/transient classes.

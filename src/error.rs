@@ -93,6 +93,24 @@ pub enum BridgeError {
     #[error("forbidden")]
     Forbidden,
 
+    /// The task table (`TASK_TABLE`) failed; only the service's error code is kept.
+    #[error("the task table failed ({code})")]
+    Store { code: String, class: ErrorClass },
+
+    /// Another delivery is starting the task of the same business key right now; this one is
+    /// answered once that one has finished (a retry finds its task).
+    #[error("another delivery is starting the task of this business key")]
+    KeyBusy,
+
+    /// An action on a business key that has no open task, on a route whose `if_missing` is
+    /// `fail`.
+    #[error("no open task for this business key (route '{route}' has if_missing: fail)")]
+    NoOpenTask { route: String },
+
+    /// Telling the waiting workflow (Step Functions, the completion event bus) failed.
+    #[error("notifying the task's workflow failed ({code})")]
+    Notify { code: String },
+
     /// A defect of ours hit while handling this record (a panic, caught). The record fails alone;
     /// retrying the same input would hit the same defect.
     #[error("internal error while handling this record")]
@@ -117,8 +135,10 @@ impl BridgeError {
             | BridgeError::Validation { .. }
             | BridgeError::Unauthorized
             | BridgeError::Forbidden
-            | BridgeError::Internal => ErrorClass::Permanent,
-            BridgeError::Connect { class, .. } => *class,
+            | BridgeError::Internal
+            | BridgeError::NoOpenTask { .. } => ErrorClass::Permanent,
+            BridgeError::Connect { class, .. } | BridgeError::Store { class, .. } => *class,
+            BridgeError::KeyBusy | BridgeError::Notify { .. } => ErrorClass::Transient,
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
             | BridgeError::Paced
@@ -143,6 +163,10 @@ impl BridgeError {
             BridgeError::Unauthorized => "InvalidSignature",
             BridgeError::Forbidden => "Forbidden",
             BridgeError::Internal => "InternalError",
+            BridgeError::Store { code, .. } => code,
+            BridgeError::KeyBusy => "KeyBusy",
+            BridgeError::NoOpenTask { .. } => "NoOpenTask",
+            BridgeError::Notify { code } => code,
         }
     }
 
@@ -173,6 +197,12 @@ impl BridgeError {
             },
             BridgeError::FifoBlocked => Cause::Unavailable,
             BridgeError::Render { .. } | BridgeError::Internal => Cause::Configuration,
+            BridgeError::Store { class, .. } if *class == ErrorClass::Transient => {
+                Cause::Unavailable
+            }
+            BridgeError::Store { .. } => Cause::Configuration,
+            BridgeError::KeyBusy | BridgeError::Notify { .. } => Cause::Unavailable,
+            BridgeError::NoOpenTask { .. } => Cause::CallersInput,
         }
     }
 

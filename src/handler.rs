@@ -15,13 +15,16 @@ use serde_json::Value;
 use crate::config::{Config, WebhookMode};
 use crate::connect::start_task;
 use crate::error::{BridgeError, Cause};
+use crate::lifecycle::{Acted, Action, CallContext, Did, Lifecycle};
 use crate::metrics;
-use crate::pace::Pacer;
+use crate::pace::{PaceSetting, Pacer};
 use crate::prepare::prepare;
 use crate::queue::{QueueMessage, TaskQueue};
-use crate::record::{Record, SourceKind};
+use crate::record::{Record, SourceKind, Work};
 use crate::response::{respond, Outcome, Started};
 use crate::sources::{self, RecordError, Storage};
+use crate::table::TaskTable;
+use crate::token::client_token;
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
@@ -57,6 +60,8 @@ pub struct Bridge {
     pacer: Pacer,
     /// Where requests are queued and messages handed back; None: neither (tests, `send`).
     queue: Option<TaskQueue>,
+    /// Business keys, actions on open tasks, contact events (see `lifecycle`).
+    lifecycle: Lifecycle,
 }
 
 impl Bridge {
@@ -70,6 +75,7 @@ impl Bridge {
             WebhookAuthSetting::Refuse | WebhookAuthSetting::Signature(_) => WebhookAuth::Refuse,
         };
         let pacer = Pacer::new(config.pace);
+        let lifecycle = Lifecycle::new(None, None, None, Pacer::new(lifecycle_pace(&config)));
         Bridge {
             config,
             client,
@@ -77,6 +83,29 @@ impl Bridge {
             secrets: None,
             pacer,
             queue: None,
+            lifecycle,
+        }
+    }
+
+    /// The task table and the workflows to notify (`TASK_TABLE`, Step Functions,
+    /// `COMPLETION_EVENT_BUS`).
+    pub fn with_lifecycle(
+        mut self,
+        table: Option<TaskTable>,
+        sfn: Option<aws_sdk_sfn::Client>,
+        bus: Option<(aws_sdk_eventbridge::Client, String)>,
+    ) -> Self {
+        self.lifecycle = Lifecycle::new(table, sfn, bus, Pacer::new(lifecycle_pace(&self.config)));
+        self
+    }
+
+    fn call_context(&self, deadline: Option<Instant>) -> CallContext<'_> {
+        CallContext {
+            client: &self.client,
+            start_pace: &self.pacer,
+            policy: &self.config.call_policy,
+            deadline,
+            instance_id: &self.config.defaults.instance_id,
         }
     }
 
@@ -285,6 +314,37 @@ impl Bridge {
             }
             Ok(record) => record,
         };
+        let latest = deadline.map(|d| {
+            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left.saturating_sub(RESPONSE_MARGIN)
+        });
+        if let Work::Heard(ending) = &record.work {
+            let result = match ending {
+                None => Ok(Acted {
+                    did: Did::Ignored,
+                    contact_id: None,
+                    client_token: None,
+                }),
+                Some(ending) => {
+                    self.lifecycle
+                        .hear(&self.call_context(latest), ending)
+                        .await
+                }
+            };
+            let outcome = Outcome {
+                record_id: record.id.clone(),
+                result: result.map(|acted| Started {
+                    contact_id: acted.contact_id,
+                    client_token: acted.client_token.unwrap_or_default(),
+                    route: "contact_event".into(),
+                    did: acted.did,
+                }),
+            };
+            return (outcome, None);
+        }
+        // What the table remembers of the event that opened a task (its redelivery after the
+        // task ended is recognised by it).
+        let origin = client_token("origin", "", &record.identity);
         let prepared = prepare(&record, &self.config, DateTime::from(SystemTime::now()));
         // What may go on the task queue: never a record that came from a queue.
         let storage = match record.queue_message {
@@ -312,36 +372,60 @@ impl Bridge {
             Ok(prepared) => prepared,
         };
         let client_token = prepared.client_token().to_string();
-        let started = |contact_id| Started {
-            contact_id,
+        let queued = || Started {
+            contact_id: None,
             client_token: client_token.clone(),
             route: prepared.route.clone(),
+            did: Did::Queued,
         };
+        let acted = |acted: Acted| Started {
+            contact_id: acted.contact_id,
+            client_token: acted.client_token.unwrap_or_else(|| client_token.clone()),
+            route: prepared.route.clone(),
+            did: acted.did,
+        };
+        let plan = &prepared.plan;
+        let through_table =
+            plan.needs_table() || (plan.key.is_some() && self.lifecycle.table.is_some());
         let result = match (queue, &payload) {
             // Checked and rendered, so bad input has had its answer; the task follows from the
             // queue at the pace Connect allows.
             (Some(queue), Some(payload)) if queue_first => {
-                queue.enqueue(payload).await.map(|()| started(None))
+                queue.enqueue(payload).await.map(|()| queued())
             }
             _ => {
-                let latest = deadline.map(|d| {
-                    let left = d.duration_since(SystemTime::now()).unwrap_or_default();
-                    Instant::now() + left.saturating_sub(RESPONSE_MARGIN)
-                });
-                let called = start_task(
-                    &self.client,
-                    &prepared.request,
-                    &self.pacer,
-                    latest,
-                    &self.config.call_policy,
-                )
-                .await;
+                let call = self.call_context(latest);
+                let called = match (through_table, plan.action) {
+                    (false, _) => start_task(
+                        &self.client,
+                        &prepared.request,
+                        &self.pacer,
+                        latest,
+                        &self.config.call_policy,
+                    )
+                    .await
+                    .map(|contact_id| Acted {
+                        did: Did::Started,
+                        contact_id: Some(contact_id),
+                        client_token: None,
+                    }),
+                    (true, Action::Start) => {
+                        self.lifecycle
+                            .start(&call, &prepared.route, &prepared.request, plan, &origin)
+                            .await
+                    }
+                    (true, _) => {
+                        self.lifecycle
+                            .act(&call, &prepared.route, &prepared.request, plan, &origin)
+                            .await
+                    }
+                };
                 match (called, queue, &payload) {
                     (Err(e), Some(queue), Some(payload)) if e.is_throttle() => {
                         // Throttled beyond what the invocation could wait: queued, not failed.
-                        queue.enqueue(payload).await.map(|()| started(None))
+                        queue.enqueue(payload).await.map(|()| queued())
                     }
-                    (called, _, _) => called.map(|id| started(Some(id))),
+                    (called, _, _) => called.map(acted),
                 }
             }
         };
@@ -349,6 +433,19 @@ impl Bridge {
         (outcome, Some((prepared.route, client_token)))
     }
 }
+
+/// The pace of the lifecycle operations: their own quota (10/s, burst 15, per account and
+/// Region), shared by the same environments as StartTaskContact's.
+fn lifecycle_pace(config: &Config) -> PaceSetting {
+    PaceSetting {
+        rate: LIFECYCLE_RATE,
+        burst: LIFECYCLE_BURST,
+        callers: config.pace.callers,
+    }
+}
+
+const LIFECYCLE_RATE: f64 = 10.0;
+const LIFECYCLE_BURST: f64 = 15.0;
 
 /// A record as the envelope gives it: ready to route, or already failed.
 type Unit = Result<Record, RecordError>;
@@ -382,7 +479,7 @@ fn log_outcome(
     match &outcome.result {
         Ok(started) => match &started.contact_id {
             Some(contact_id) => tracing::info!(
-                outcome = "started",
+                outcome = started.did.as_str(),
                 source = kind.as_str(),
                 record_id = %outcome.record_id,
                 route = %started.route,
@@ -392,13 +489,13 @@ fn log_outcome(
                 "task started"
             ),
             None => tracing::info!(
-                outcome = "queued",
+                outcome = started.did.as_str(),
                 source = kind.as_str(),
                 record_id = %outcome.record_id,
                 route = %started.route,
                 client_token = %started.client_token,
                 duration_ms,
-                "request queued for its task"
+                "no contact to name"
             ),
         },
         Err(err) => tracing::warn!(

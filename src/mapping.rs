@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 mod context;
 
 use crate::error::{BridgeError, ConfigError};
+use crate::lifecycle::{Action, IfMissing, Plan};
 use crate::record::{Content, Record, SourceKind};
 use crate::task::{ScheduledTime, SegmentValue, TaskRequest, CONTACT_EXPIRY};
 use crate::token::Identity;
@@ -97,10 +98,31 @@ struct RouteDoc {
     #[serde(default)]
     #[schemars(with = "TaskDoc")]
     task: Map<String, Value>,
-    /// A business key: events that render the same key are one task (`order-{{ body.orderId }}`).
-    /// Every part must be present: a missing, null or empty one fails the record.
+    /// The identity of the route's events (`order-{{ body.orderId }}`): events that render the
+    /// same one are one task, within Connect's client-token window. Every part must be present:
+    /// a missing, null or empty one fails the record. (For a key that holds while the task is
+    /// open, and that later events can act on, use `key`.)
     #[serde(default)]
     client_token: Option<String>,
+    /// What the route does: start (default), update, reschedule, stop or tag the key's task.
+    #[serde(default)]
+    action: Action,
+    /// A business key (`order-{{ body.orderId }}`): at most one open task per key (with
+    /// TASK_TABLE for as long as it is open), and what update/reschedule/stop/tag routes find
+    /// the task by. Rendered strictly, like `client_token`.
+    #[serde(default)]
+    key: Option<String>,
+    /// update/reschedule/stop/tag: what to do when the key has no open task (ignore, the
+    /// default; fail; start, for update and reschedule).
+    #[serde(default)]
+    if_missing: Option<IfMissing>,
+    /// start: a Step Functions task token waiting for the task (`{{ body.taskToken }}`), told
+    /// when the task completes. Kept in the task table, never in the task.
+    #[serde(default)]
+    task_token: Option<String>,
+    /// tag: the tags (at most 6), values templates.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
 }
 
 // One value or a list of them; a record matches when it equals any. `Many` comes first because
@@ -243,6 +265,11 @@ struct Route {
     delay: Option<Text>,
     expiry_minutes: Option<Text>,
     client_token: Option<IdentityTemplate>,
+    action: Action,
+    key: Option<IdentityTemplate>,
+    if_missing: IfMissing,
+    task_token: Option<Text>,
+    tags: Vec<(String, Text)>,
 }
 
 /// A `task:` block compiled: its structure, with a template at every text leaf.
@@ -262,6 +289,8 @@ enum Node {
 #[derive(Debug)]
 struct IdentityTemplate {
     key: String,
+    /// `client_token` or `key`.
+    field: &'static str,
     /// Every variable path it reads (`body.orderId`), for the error that names them.
     variables: Vec<String>,
     /// The top-level names it reads (`body`, `headers`), for the signature rule.
@@ -273,8 +302,10 @@ struct IdentityTemplate {
 pub struct Routed {
     pub route: String,
     pub request: TaskRequest,
-    /// What the client token is derived from: the route's `client_token` or the record identity.
+    /// What the client token is derived from: the route's `client_token` or the record identity
+    /// (a business key's token is derived from the key: see `lifecycle`).
     pub identity: Identity,
+    pub plan: Plan,
 }
 
 pub struct Mapping {
@@ -458,13 +489,18 @@ struct Compiler {
 impl Compiler {
     /// A `client_token` template: compiled into the strict identity environment, with the
     /// variables it reads (for the error that names them) and the record parts it needs.
-    fn identity(&mut self, route: &str, source: String) -> Result<IdentityTemplate, ConfigError> {
+    fn identity(
+        &mut self,
+        route: &str,
+        field: &'static str,
+        source: String,
+    ) -> Result<IdentityTemplate, ConfigError> {
         let error = |message: String| ConfigError::Template {
             route: route.to_string(),
-            field: "client_token".into(),
+            field: field.into(),
             message,
         };
-        let key = format!("{route}/client_token");
+        let key = format!("{route}/{field}");
         self.identity_env
             .add_template_owned(key.clone(), source.clone())
             .map_err(|e| error(describe(&e)))?;
@@ -480,6 +516,7 @@ impl Compiler {
         let roots = template.undeclared_variables(false).into_iter().collect();
         Ok(IdentityTemplate {
             key,
+            field,
             variables,
             roots,
         })
@@ -649,6 +686,14 @@ impl Mapping {
             .collect()
     }
 
+    /// The first route that cannot work without the task table.
+    pub fn route_needing_table(&self) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| r.action != Action::Start || r.task_token.is_some())
+            .map(|r| r.name.as_str())
+    }
+
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
     }
@@ -807,10 +852,30 @@ impl Mapping {
                 }
             }
         };
+        let key = route
+            .key
+            .as_ref()
+            .map(|template| self.render_identity(route, template, ctx))
+            .transpose()?;
+        let task_token = self.render_opt(route, "task_token", &route.task_token, ctx)?;
+        let mut tags = BTreeMap::new();
+        for (name, text) in &route.tags {
+            tags.insert(
+                name.clone(),
+                self.render(route, &format!("tags.{name}"), text, ctx)?,
+            );
+        }
         Ok(Routed {
             route: route.name.clone(),
             request,
             identity,
+            plan: Plan {
+                action: route.action,
+                key,
+                if_missing: route.if_missing,
+                task_token,
+                tags,
+            },
         })
     }
 
@@ -924,7 +989,7 @@ impl Mapping {
     ) -> Result<String, BridgeError> {
         let error = |message: String| BridgeError::Render {
             route: route.name.clone(),
-            field: "client_token".into(),
+            field: template.field.into(),
             message,
         };
         let context = RecordContext::of(ctx.record, ctx.content, true);
@@ -963,34 +1028,33 @@ impl Mapping {
                 .when
                 .as_ref()
                 .is_none_or(|w| w.sources.is_empty() || w.sources.iter().any(|k| k.is_webhook()));
-            let Some(template) = &route.client_token else {
-                continue;
-            };
-            let unsigned: Vec<&str> = template
-                .roots
-                .iter()
-                .map(String::as_str)
-                .filter(|root| !SIGNED.contains(root))
-                .collect();
-            if can_match_webhook && !unsigned.is_empty() {
-                return Err(ConfigError::Template {
+            for template in route.client_token.iter().chain(&route.key) {
+                let unsigned: Vec<&str> = template
+                    .roots
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|root| !SIGNED.contains(root))
+                    .collect();
+                if can_match_webhook && !unsigned.is_empty() {
+                    return Err(ConfigError::Template {
                     route: route.name.clone(),
-                    field: "client_token".into(),
+                    field: template.field.into(),
                     message: format!(
                         "reads {} , which a webhook's signature does not cover; with WEBHOOK_AUTH=signature a webhook's identity may come only from its body (or restrict the route's `when.source` to other sources)",
                         unsigned.join(", ")
                     ),
                 });
+                }
             }
         }
         Ok(())
     }
 }
 
-fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> {
+fn compile_route(c: &mut Compiler, mut doc: RouteDoc) -> Result<Route, ConfigError> {
     let r = doc.name.as_str();
     let mapping_error = |message: String| ConfigError::Mapping(format!("route '{r}': {message}"));
-    let when = match doc.when {
+    let when = match doc.when.take() {
         None => None,
         Some(w) => {
             let mut sources = Vec::new();
@@ -1038,7 +1102,7 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
             })
         }
     };
-    let mut block = doc.task;
+    let mut block = std::mem::take(&mut doc.task);
     for key in block.keys() {
         if !task_members().contains(key) && !SHORTHANDS.contains(&key.as_str()) {
             return Err(mapping_error(format!(
@@ -1074,17 +1138,100 @@ fn compile_route(c: &mut Compiler, doc: RouteDoc) -> Result<Route, ConfigError> 
             task.push((key, node));
         }
     }
+    check_action(&doc, &task, delay.is_some(), expiry_minutes.is_some())
+        .map_err(|m| mapping_error(m.to_string()))?;
+    let mut tags = Vec::with_capacity(doc.tags.len());
+    for (name, source) in doc.tags {
+        let text = c.text(r, &format!("tags.{name}"), source)?;
+        tags.push((name, text));
+    }
     Ok(Route {
         task,
         delay: c.opt(r, "task.delay", delay)?,
         expiry_minutes: c.opt(r, "task.expiry_minutes", expiry_minutes)?,
         client_token: doc
             .client_token
-            .map(|source| c.identity(r, source))
+            .map(|source| c.identity(r, "client_token", source))
             .transpose()?,
+        action: doc.action,
+        key: doc
+            .key
+            .map(|source| c.identity(r, "key", source))
+            .transpose()?,
+        if_missing: doc.if_missing.unwrap_or_default(),
+        task_token: c.opt(r, "task_token", doc.task_token)?,
+        tags,
         when,
         name: doc.name,
     })
+}
+
+/// What each action may say: a route that could not do what it says fails the cold start.
+fn check_action(
+    doc: &RouteDoc,
+    task: &[(String, Node)],
+    delay: bool,
+    expiry: bool,
+) -> Result<(), &'static str> {
+    let members: Vec<&str> = task.iter().map(|(k, _)| k.as_str()).collect();
+    let only = |allowed: &[&str]| members.iter().all(|m| allowed.contains(m));
+    if doc.key.is_some() && doc.client_token.is_some() {
+        return Err("give `key` or `client_token`, not both (a key is the task's identity)");
+    }
+    if doc.action != Action::Start && doc.key.is_none() {
+        return Err("update, reschedule, stop and tag find the task by `key`: give one");
+    }
+    if doc.action == Action::Start && doc.if_missing.is_some() {
+        return Err("`if_missing` is for update, reschedule, stop and tag");
+    }
+    let may_start = doc.action == Action::Start || doc.if_missing == Some(IfMissing::Start);
+    if doc.if_missing == Some(IfMissing::Start)
+        && !matches!(doc.action, Action::Update | Action::Reschedule)
+    {
+        return Err("`if_missing: start` is for update and reschedule");
+    }
+    if doc.task_token.is_some() && !may_start {
+        return Err("`task_token` belongs to a route that starts the task");
+    }
+    if !doc.tags.is_empty() && doc.action != Action::Tag {
+        return Err("`tags` are for `action: tag`");
+    }
+    match doc.action {
+        Action::Start => Ok(()),
+        Action::Update if may_start => Ok(()),
+        Action::Update => {
+            if only(&[
+                "name",
+                "description",
+                "references",
+                "segment_attributes",
+                "attributes",
+            ]) && !delay
+            {
+                Ok(())
+            } else {
+                Err("an update sets name, description, references, segment_attributes, attributes or expiry_minutes only")
+            }
+        }
+        Action::Reschedule if !(members.contains(&"scheduled_time") || delay) => {
+            Err("a reschedule needs task.scheduled_time or task.delay")
+        }
+        Action::Reschedule if may_start => Ok(()),
+        Action::Reschedule => {
+            if only(&["scheduled_time"]) && !expiry {
+                Ok(())
+            } else {
+                Err("a reschedule sets scheduled_time (or delay) only")
+            }
+        }
+        Action::Stop | Action::Tag if !members.is_empty() || delay || expiry => {
+            Err("stop and tag take no task: block")
+        }
+        Action::Tag if doc.tags.is_empty() || doc.tags.len() > 6 => {
+            Err("`action: tag` needs `tags` (at most 6)")
+        }
+        Action::Stop | Action::Tag => Ok(()),
+    }
 }
 
 /// The block with every text that holds template syntax replaced by "0", and numbers and

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::lifecycle::Did;
 use crate::pace::PaceStats;
 use crate::record::SourceKind;
 use crate::response::Outcome;
@@ -29,7 +30,7 @@ impl Tally {
         let mut tally = Tally::default();
         for outcome in outcomes {
             match &outcome.result {
-                Ok(started) if started.contact_id.is_none() => tally.queued += 1,
+                Ok(started) if started.did == Did::Queued => tally.queued += 1,
                 Ok(_) => tally.started += 1,
                 Err(err) => {
                     tally.failed += 1;
@@ -124,6 +125,7 @@ mod tests {
                 contact_id: Some("c".into()),
                 client_token: "t".into(),
                 route: "r".into(),
+                did: Did::Started,
             }),
         }
     }

@@ -6,11 +6,12 @@ use aws_smithy_types::DateTime;
 
 use crate::config::{Config, ContactLink};
 use crate::error::BridgeError;
+use crate::lifecycle::{business_token, Action, Plan};
 use crate::record::{Record, Work};
 use crate::sources::open;
 use crate::task::TaskRequest;
 use crate::token::client_token;
-use crate::validate::validate;
+use crate::validate::{validate, validate_action};
 use crate::webhook_auth::WebhookAuth;
 
 /// Route name used for direct invocations, which bypass the mapping.
@@ -21,6 +22,8 @@ pub struct Prepared {
     pub route: String,
     /// Complete and validated; `client_token` is always set.
     pub request: TaskRequest,
+    /// The action, business key and waiting workflow (see `lifecycle`).
+    pub plan: Plan,
 }
 
 impl Prepared {
@@ -56,16 +59,24 @@ pub fn prepare_payload(
 }
 
 pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepared, BridgeError> {
-    let (route, mut request, identity) = match &record.work {
-        Work::Direct(direct) => (
+    let (route, mut request, identity, plan) = match &record.work {
+        Work::Direct {
+            request,
+            task_token,
+        } => (
             DIRECT_ROUTE.to_string(),
-            (**direct).clone(),
+            (**request).clone(),
             record.identity.clone(),
+            Plan {
+                task_token: task_token.clone(),
+                ..Plan::default()
+            },
         ),
         Work::Route(content) => {
             let routed = config.mapping.apply(record, content, now)?;
-            (routed.route, routed.request, routed.identity)
+            (routed.route, routed.request, routed.identity, routed.plan)
         }
+        Work::Heard(_) => return Err(BridgeError::Internal),
     };
     request.apply_defaults(&config.defaults);
     if let Some(contact) = &record.linked_contact {
@@ -79,10 +90,21 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
     }
     if request.client_token.is_none() {
         let instance = request.instance_id.as_deref().unwrap_or_default();
-        request.client_token = Some(client_token(instance, &route, &identity));
+        request.client_token = Some(match &plan.key {
+            // The key's first task; the task table names later generations.
+            Some(key) => business_token(instance, key, 1),
+            None => client_token(instance, &route, &identity),
+        });
     }
-    validate(&request, now)?;
-    Ok(Prepared { route, request })
+    match plan.action {
+        Action::Start => validate(&request, now)?,
+        _ => validate_action(&request, &plan, now)?,
+    }
+    Ok(Prepared {
+        route,
+        request,
+        plan,
+    })
 }
 
 #[cfg(test)]

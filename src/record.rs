@@ -76,8 +76,15 @@ pub struct Record {
 pub enum Work {
     /// An event for the mapping's routes: what its templates see.
     Route(Content),
-    /// A StartTaskContact request already (a direct invocation): sent as it is, never rendered.
-    Direct(Box<TaskRequest>),
+    /// A StartTaskContact request already (a direct invocation): sent as it is, never rendered;
+    /// with the Step Functions task token that waits for it, if any.
+    Direct {
+        request: Box<TaskRequest>,
+        task_token: Option<String>,
+    },
+    /// A contact event Connect published about a task: the lifecycle hears how it ended (None:
+    /// not about a task).
+    Heard(Option<crate::lifecycle::Ending>),
 }
 
 /// What routes and templates see of an event besides `source`, `id` and `event` (see
@@ -128,11 +135,27 @@ impl Record {
         identity: Identity,
         event: Arc<Value>,
         request: TaskRequest,
+        task_token: Option<String>,
     ) -> Record {
-        Record::new(kind, id, identity, event, Work::Direct(Box::new(request)))
+        let work = Work::Direct {
+            request: Box::new(request),
+            task_token,
+        };
+        Record::new(kind, id, identity, event, work)
     }
 
-    fn new(
+    /// A contact event for the lifecycle.
+    pub fn heard(
+        kind: SourceKind,
+        id: String,
+        identity: Identity,
+        event: Arc<Value>,
+        ending: Option<crate::lifecycle::Ending>,
+    ) -> Record {
+        Record::new(kind, id, identity, event, Work::Heard(ending))
+    }
+
+    pub(crate) fn new(
         kind: SourceKind,
         id: String,
         identity: Identity,
@@ -155,7 +178,7 @@ impl Record {
     pub fn content(&self) -> Option<&Content> {
         match &self.work {
             Work::Route(content) => Some(content),
-            Work::Direct(_) => None,
+            Work::Direct { .. } | Work::Heard(_) => None,
         }
     }
 }

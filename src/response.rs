@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::BridgeError;
+use crate::lifecycle::Did;
 use crate::record::SourceKind;
 
 /// A task Connect started (or had already started for this client token), or a request put on
@@ -13,6 +14,8 @@ pub struct Started {
     pub contact_id: Option<String>,
     pub client_token: String,
     pub route: String,
+    /// What was done: started, queued, or a lifecycle action (see `lifecycle::Did`).
+    pub did: Did,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ mod tests {
                 contact_id: Some(format!("c-{id}")),
                 client_token: format!("t-{id}"),
                 route: "r".into(),
+                did: Did::Started,
             }),
         }
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use aws_smithy_types::DateTime;
 
 use crate::error::BridgeError;
+use crate::lifecycle::{Action, Plan};
 use crate::task::{SegmentValue, TaskRequest};
 
 pub const MAX_INSTANCE_ID: usize = 100;
@@ -215,6 +216,81 @@ pub fn validate(req: &TaskRequest, now: DateTime) -> Result<(), BridgeError> {
             }
             v.length(&format!("Attachments[{i}].S3Url"), &a.s3_url, 1, MAX_S3_URL);
         }
+    }
+    v.into_result()
+}
+
+/// Tags per TagContact call, and their key and value lengths (lifecycle model slice).
+const MAX_TAGS: usize = 6;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// Checks what an update, reschedule or tag sends (the lifecycle model slice's shapes, and the
+/// rules they share with StartTaskContact) before the call.
+pub fn validate_action(req: &TaskRequest, plan: &Plan, now: DateTime) -> Result<(), BridgeError> {
+    let mut v = Violations::default();
+    match &req.instance_id {
+        Some(id) => v.length("InstanceId", id, 1, MAX_INSTANCE_ID),
+        None => v.add("InstanceId", "is required"),
+    }
+    match plan.action {
+        Action::Update => {
+            v.optional("Name", &req.name, 0, MAX_NAME);
+            v.optional("Description", &req.description, 0, MAX_DESCRIPTION);
+            if let Some(attributes) = &req.attributes {
+                check_attributes(&mut v, attributes);
+            }
+            if let Some(references) = &req.references {
+                check_references(&mut v, references);
+            }
+            if let Some(segments) = &req.segment_attributes {
+                for (name, value) in segments {
+                    let field = format!("SegmentAttributes.{name}");
+                    v.length(&field, name, 1, MAX_SEGMENT_NAME);
+                    check_segment_value(&mut v, &field, value, 0);
+                }
+            }
+        }
+        Action::Reschedule => match &req.scheduled_time {
+            None => v.add("ScheduledTime", "is required to reschedule"),
+            Some(time) => {
+                let secs = time.epoch_secs();
+                if secs < now.secs() {
+                    v.add("ScheduledTime", "is in the past");
+                } else if secs > now.secs() + MAX_SCHEDULE_AHEAD_SECS {
+                    v.add(
+                        "ScheduledTime",
+                        format!("must be at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+                    );
+                }
+            }
+        },
+        Action::Tag => {
+            if plan.tags.is_empty() || plan.tags.len() > MAX_TAGS {
+                v.add("Tags", format!("must hold 1 to {MAX_TAGS} tags"));
+            }
+            for (key, value) in &plan.tags {
+                let field = format!("Tags.{}", shorten(key));
+                v.length(&field, key, 1, MAX_TAG_KEY);
+                if key.starts_with("aws:")
+                    || !key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-=._:/".contains(c))
+                {
+                    v.add(
+                        &field,
+                        "key may contain only letters, digits and + - = . _ : / and must not start with aws:",
+                    );
+                }
+                if value.chars().count() > MAX_TAG_VALUE {
+                    v.add(
+                        &field,
+                        format!("value must be at most {MAX_TAG_VALUE} characters"),
+                    );
+                }
+            }
+        }
+        Action::Start | Action::Stop => {}
     }
     v.into_result()
 }

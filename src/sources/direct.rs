@@ -34,8 +34,28 @@ fn open(payload: Value, _: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
 }
 
 fn direct(payload: Value) -> Result<Record, BridgeError> {
-    let request = TaskRequest::deserialize(&payload)
-        .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
+    // A Step Functions task (`lambda:invoke.waitForTaskToken`) adds its token beside the
+    // members: kept for the task table, never sent to Connect.
+    let task_token = match payload.get("TaskToken") {
+        None => None,
+        Some(Value::String(token)) if !token.trim().is_empty() => Some(token.clone()),
+        Some(_) => {
+            return Err(BridgeError::InvalidEvent(
+                "TaskToken must be a non-empty string".into(),
+            ))
+        }
+    };
+    let request = match &task_token {
+        None => TaskRequest::deserialize(&payload),
+        Some(_) => {
+            let mut members = payload.clone();
+            if let Some(obj) = members.as_object_mut() {
+                obj.remove("TaskToken");
+            }
+            TaskRequest::deserialize(&members)
+        }
+    }
+    .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
     let identity = match &request.client_token {
         Some(token) if is_reserved(token) => {
             return Err(BridgeError::InvalidEvent(
@@ -58,5 +78,6 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
         identity,
         Arc::new(payload),
         request,
+        task_token,
     ))
 }

@@ -11,10 +11,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::BridgeError;
+use crate::lifecycle::Did;
 use crate::record::{Record, SourceKind};
 use crate::response::Outcome;
 use crate::webhook_auth::WebhookAuth;
 
+mod contact_event;
 mod contact_flow;
 mod direct;
 mod dynamodb;
@@ -81,9 +83,10 @@ pub(crate) fn open_queued(payload: Value, ctx: &OpenContext<'_>) -> Result<Recor
     }
 }
 
-/// Every source, in the order they are tried (direct payloads last: they are recognised by
-/// member names alone).
+/// Every source, in the order they are tried (Connect's contact events before other EventBridge
+/// events; direct payloads last: they are recognised by member names alone).
 pub const REGISTRY: &[&Source] = &[
+    &contact_event::SOURCE,
     &eventbridge::SOURCE,
     &sqs::SOURCE,
     &sns::SOURCE,
@@ -356,11 +359,16 @@ fn async_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, Brid
     let mut results = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         let started = outcome.result?;
-        results.push(match started.contact_id {
-            Some(contact_id) => {
+        results.push(match (started.did, started.contact_id) {
+            (Did::Queued, _) => {
+                serde_json::json!({"Queued": true, "ClientToken": started.client_token})
+            }
+            (Did::Started, Some(contact_id)) => {
                 serde_json::json!({"ContactId": contact_id, "ClientToken": started.client_token})
             }
-            None => serde_json::json!({"Queued": true, "ClientToken": started.client_token}),
+            (did, contact_id) => serde_json::json!({
+                "Outcome": did.as_str(), "ContactId": contact_id, "ClientToken": started.client_token
+            }),
         });
     }
     Ok(match results.len() {
@@ -536,7 +544,7 @@ mod tests {
         let a = only(open_default(json!({"Name": "n", "Description": "d"})).unwrap());
         let b = only(open_default(json!({"Description": "d", "Name": "n"})).unwrap());
         assert_eq!(a.identity, b.identity);
-        assert!(matches!(a.work, crate::record::Work::Direct(_)));
+        assert!(matches!(a.work, crate::record::Work::Direct { .. }));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 
 use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
+use crate::lifecycle::Did;
 use crate::record::{digest_parts, parse_body, Body, Content, Record, SourceKind, SourceMeta};
 use crate::response::Outcome;
 use crate::token::Identity;
@@ -79,16 +80,21 @@ fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeErro
         Some(Outcome {
             result: Ok(started),
             ..
-        }) => match started.contact_id {
-            Some(contact_id) => HttpAnswer {
+        }) => match (started.did, started.contact_id) {
+            // On the task queue: accepted, the task follows at the pace Connect allows.
+            (Did::Queued, _) => HttpAnswer {
+                status: 202,
+                body: json!({"queued": true, "clientToken": started.client_token}),
+                retry_after: None,
+            },
+            (Did::Started, Some(contact_id)) => HttpAnswer {
                 status: 201,
                 body: json!({"contactId": contact_id, "clientToken": started.client_token}),
                 retry_after: None,
             },
-            // On the task queue: accepted, the task follows at the pace Connect allows.
-            None => HttpAnswer {
-                status: 202,
-                body: json!({"queued": true, "clientToken": started.client_token}),
+            (did, contact_id) => HttpAnswer {
+                status: 200,
+                body: json!({"outcome": did.as_str(), "contactId": contact_id, "clientToken": started.client_token}),
                 retry_after: None,
             },
         },

@@ -1,0 +1,668 @@
+//! The task lifecycle: what a route does besides opening a task (`action`), the business key
+//! that names a task across events, the task table that remembers it, and what happens when
+//! Connect says the task ended (its contact events): the table is updated and the workflow
+//! that waits for the task is told (Step Functions, the completion event bus).
+//!
+//! Guarantees (README, "Lifecycle"): a start with a key opens at most one task per key while it
+//! is open (claimed in the table before the call, same client token on a retry); each action is
+//! idempotent under redelivery (stopping a stopped task is success, an update reapplied is
+//! harmless); a task's workflow is notified once, whatever the order or number of its events.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+
+use crate::connect::{classify_operation, paced, sdk_references, sdk_segments, CallPolicy};
+use crate::error::BridgeError;
+use crate::pace::Pacer;
+use crate::record::digest_parts;
+use crate::table::{task_pk, Claimed, Opened, State, TaskItem, TaskTable};
+use crate::task::TaskRequest;
+
+/// What a route does with its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// StartTaskContact (with a key: at most one open task per key).
+    #[default]
+    Start,
+    /// UpdateContact (name, description, references, segment attributes) and
+    /// UpdateContactAttributes (attributes) on the key's open task.
+    Update,
+    /// UpdateContactSchedule (scheduled_time or delay) on the key's open task.
+    Reschedule,
+    /// StopContact on the key's open task.
+    Stop,
+    /// TagContact (`tags`) on the key's open task.
+    Tag,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Update => "update",
+            Action::Reschedule => "reschedule",
+            Action::Stop => "stop",
+            Action::Tag => "tag",
+        }
+    }
+}
+
+/// What an action does when its key has no open task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IfMissing {
+    /// Success, nothing done (the task ended already, or never was).
+    #[default]
+    Ignore,
+    /// A permanent failure of the record (NoOpenTask).
+    Fail,
+    /// Open the task from the route's `task:` block (update and reschedule routes).
+    Start,
+}
+
+/// What a record asks of the lifecycle besides its request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    /// The business key (rendered `key`).
+    pub key: Option<String>,
+    pub if_missing: IfMissing,
+    /// The Step Functions task token waiting for the task (never sent to Connect).
+    pub task_token: Option<String>,
+    /// For `tag`.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Plan {
+    /// Whether the plan needs the task table.
+    pub fn needs_table(&self) -> bool {
+        self.action != Action::Start || self.task_token.is_some()
+    }
+}
+
+/// What the lifecycle did for a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Did {
+    Started,
+    /// Put on the task queue: the task follows at Connect's pace.
+    Queued,
+    /// The key's task exists (open, or opened by this very event): no call.
+    Replayed,
+    Updated,
+    Rescheduled,
+    Stopped,
+    Tagged,
+    /// Nothing to do (no open task and `if_missing: ignore`; a contact event about a contact
+    /// the table does not know, or already heard).
+    Ignored,
+    /// A contact event ended a task and its workflow was told.
+    Heard,
+}
+
+impl Did {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Did::Started => "started",
+            Did::Queued => "queued",
+            Did::Replayed => "replayed",
+            Did::Updated => "updated",
+            Did::Rescheduled => "rescheduled",
+            Did::Stopped => "stopped",
+            Did::Tagged => "tagged",
+            Did::Ignored => "ignored",
+            Did::Heard => "heard",
+        }
+    }
+}
+
+/// The result of an action: what was done and the task it was done to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acted {
+    pub did: Did,
+    pub contact_id: Option<String>,
+    pub client_token: Option<String>,
+}
+
+/// How a task ended, from its contact event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub contact_id: String,
+    /// DISCONNECTED or COMPLETED.
+    pub event_type: String,
+    pub disconnect_reason: Option<String>,
+}
+
+impl Ending {
+    /// Connect's disconnect reasons for a task (the contact record's data model): `EXPIRED`
+    /// when it expired, `API` when StopContact ended it; anything else (an agent, a flow)
+    /// completed it.
+    fn state(&self) -> State {
+        match self.disconnect_reason.as_deref() {
+            Some("EXPIRED") => State::Expired,
+            Some("API") => State::Stopped,
+            _ => State::Completed,
+        }
+    }
+}
+
+/// The clients and the table the lifecycle needs, built once at cold start.
+pub struct Lifecycle {
+    pub table: Option<TaskTable>,
+    sfn: Option<aws_sdk_sfn::Client>,
+    bus: Option<(aws_sdk_eventbridge::Client, String)>,
+    /// StopContact, UpdateContact*, UpdateContactSchedule, TagContact and GetContactAttributes
+    /// have their own quota (10/s, burst 15, per account): their own pace.
+    pacer: Pacer,
+}
+
+/// What a call needs from the invocation.
+pub struct CallContext<'a> {
+    pub client: &'a aws_sdk_connect::Client,
+    /// StartTaskContact's pace.
+    pub start_pace: &'a Pacer,
+    pub policy: &'a CallPolicy,
+    pub deadline: Option<Instant>,
+    pub instance_id: &'a str,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The client token of a business key's `generation`-th task: independent of the route (every
+/// route that names the key means the same task) and of the event.
+pub fn business_token(instance_id: &str, key: &str, generation: u64) -> String {
+    format!(
+        "ctb3-{}",
+        digest_parts(&[
+            instance_id.as_bytes(),
+            b"business-key",
+            key.as_bytes(),
+            generation.to_string().as_bytes(),
+        ])
+    )
+}
+
+impl Lifecycle {
+    pub fn new(
+        table: Option<TaskTable>,
+        sfn: Option<aws_sdk_sfn::Client>,
+        bus: Option<(aws_sdk_eventbridge::Client, String)>,
+        pacer: Pacer,
+    ) -> Lifecycle {
+        Lifecycle {
+            table,
+            sfn,
+            bus,
+            pacer,
+        }
+    }
+
+    /// Opens the task of a keyed (or awaited) start through the table: claims the key, calls
+    /// StartTaskContact with the key's token, records the task. `origin` is the event's
+    /// identity; `payload_hash` what the request says.
+    pub async fn start(
+        &self,
+        call: &CallContext<'_>,
+        route: &str,
+        request: &TaskRequest,
+        plan: &Plan,
+        origin: &str,
+    ) -> Result<Acted, BridgeError> {
+        let table = self.table.as_ref().ok_or_else(no_table)?;
+        let token = request.client_token.clone().unwrap_or_default();
+        let pk = task_pk(plan.key.as_deref().unwrap_or(&token));
+        let payload_hash = digest_parts(&[serde_json::to_string(request)
+            .unwrap_or_default()
+            .as_bytes()]);
+        let now = now_secs();
+        let claim_until = call
+            .deadline
+            .map(|d| now + d.saturating_duration_since(Instant::now()).as_secs() as i64 + 10)
+            .unwrap_or(now + 120);
+        match table.claim(&pk, origin, now, claim_until).await? {
+            Claimed::Busy => Err(BridgeError::KeyBusy),
+            Claimed::Existing(item) => {
+                if item.state == State::Open
+                    && item.payload_hash.as_deref() != Some(payload_hash.as_str())
+                {
+                    // The key's task stands; the later event is answered with it. Said so,
+                    // and counted (KeyReused), never a second task.
+                    tracing::warn!(
+                        route,
+                        contact_id = item.contact_id.as_deref(),
+                        "a business key that has an open task came with a different request; answered with the open task"
+                    );
+                }
+                Ok(Acted {
+                    did: Did::Replayed,
+                    contact_id: item.contact_id,
+                    client_token: item.client_token,
+                })
+            }
+            Claimed::Fresh { generation } => {
+                let mut request = request.clone();
+                if let Some(key) = &plan.key {
+                    request.client_token = Some(business_token(call.instance_id, key, generation));
+                }
+                let token = request.client_token.clone().unwrap_or_default();
+                let started = crate::connect::start_task(
+                    call.client,
+                    &request,
+                    call.start_pace,
+                    call.deadline,
+                    call.policy,
+                )
+                .await;
+                match started {
+                    Ok(contact_id) => {
+                        let opened = Opened {
+                            contact_id: &contact_id,
+                            client_token: &token,
+                            route,
+                            payload_hash: &payload_hash,
+                            task_token: plan.task_token.as_deref(),
+                        };
+                        table.opened(&pk, generation, &opened, now_secs()).await?;
+                        Ok(Acted {
+                            did: Did::Started,
+                            contact_id: Some(contact_id),
+                            client_token: Some(token),
+                        })
+                    }
+                    Err(e) => {
+                        // The next delivery takes over at once, with the same token.
+                        if let Err(release) = table.release(&pk, generation).await {
+                            tracing::warn!(error_code = release.code(), "claim not released");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// An action on the key's open task (update, reschedule, stop, tag).
+    pub async fn act(
+        &self,
+        call: &CallContext<'_>,
+        route: &str,
+        request: &TaskRequest,
+        plan: &Plan,
+        origin: &str,
+    ) -> Result<Acted, BridgeError> {
+        let table = self.table.as_ref().ok_or_else(no_table)?;
+        let key = plan.key.as_deref().unwrap_or_default();
+        let item = table.get(&task_pk(key)).await?;
+        let item = match item {
+            Some(item) if item.state == State::Open => item,
+            Some(item) if item.state == State::Starting => return Err(BridgeError::KeyBusy),
+            // Stopping a task that has ended is done already.
+            Some(item) if plan.action == Action::Stop => {
+                return Ok(Acted {
+                    did: Did::Stopped,
+                    contact_id: item.contact_id,
+                    client_token: item.client_token,
+                })
+            }
+            _ => {
+                return match plan.if_missing {
+                    IfMissing::Ignore => Ok(Acted {
+                        did: Did::Ignored,
+                        contact_id: None,
+                        client_token: None,
+                    }),
+                    IfMissing::Fail => Err(BridgeError::NoOpenTask {
+                        route: route.to_string(),
+                    }),
+                    IfMissing::Start => {
+                        let started = Plan {
+                            action: Action::Start,
+                            ..plan.clone()
+                        };
+                        Box::pin(self.start(call, route, request, &started, origin)).await
+                    }
+                }
+            }
+        };
+        let contact_id = item.contact_id.clone().unwrap_or_default();
+        let instance = call.instance_id;
+        let client = call.client;
+        let did = match plan.action {
+            Action::Start => unreachable!("starts go through `start`"),
+            Action::Update => {
+                let touches_contact = request.name.is_some()
+                    || request.description.is_some()
+                    || request.references.is_some()
+                    || request.segment_attributes.is_some();
+                if touches_contact {
+                    let references = sdk_references(request)?;
+                    self.paced(call, || {
+                        client
+                            .update_contact()
+                            .instance_id(instance)
+                            .contact_id(&contact_id)
+                            .set_name(request.name.clone())
+                            .set_description(request.description.clone())
+                            .set_references(references.clone())
+                            .set_segment_attributes(sdk_segments(request))
+                            .send()
+                    })
+                    .await?;
+                }
+                if let Some(attributes) = &request.attributes {
+                    self.paced(call, || {
+                        client
+                            .update_contact_attributes()
+                            .instance_id(instance)
+                            .initial_contact_id(&contact_id)
+                            .set_attributes(Some(attributes.clone().into_iter().collect()))
+                            .send()
+                    })
+                    .await?;
+                }
+                Did::Updated
+            }
+            Action::Reschedule => {
+                let when = request.scheduled_time.ok_or_else(|| {
+                    BridgeError::validation("ScheduledTime", "a reschedule needs a time")
+                })?;
+                self.paced(call, || {
+                    client
+                        .update_contact_schedule()
+                        .instance_id(instance)
+                        .contact_id(&contact_id)
+                        .scheduled_time(when.0)
+                        .send()
+                })
+                .await?;
+                Did::Rescheduled
+            }
+            Action::Tag => {
+                self.paced(call, || {
+                    client
+                        .tag_contact()
+                        .instance_id(instance)
+                        .contact_id(&contact_id)
+                        .set_tags(Some(plan.tags.clone().into_iter().collect()))
+                        .send()
+                })
+                .await?;
+                Did::Tagged
+            }
+            Action::Stop => {
+                let stopped = self
+                    .paced(call, || {
+                        client
+                            .stop_contact()
+                            .instance_id(instance)
+                            .contact_id(&contact_id)
+                            .send()
+                    })
+                    .await;
+                match stopped {
+                    Ok(_) => {}
+                    // It ended meanwhile (an agent, the clock): stopped is what was asked.
+                    Err(BridgeError::Connect { code, .. })
+                        if code == "ContactNotFoundException" => {}
+                    Err(e) => return Err(e),
+                }
+                let ending = Ending {
+                    contact_id: contact_id.clone(),
+                    event_type: "DISCONNECTED".into(),
+                    disconnect_reason: Some("API".into()),
+                };
+                self.finish(call, table, &item, &ending).await?;
+                Did::Stopped
+            }
+        };
+        Ok(Acted {
+            did,
+            contact_id: Some(contact_id),
+            client_token: item.client_token,
+        })
+    }
+
+    /// A contact event: a task the table knows has ended. Marks it and tells its workflow,
+    /// once; events about other contacts, other states or tasks already heard are ignored.
+    pub async fn hear(
+        &self,
+        call: &CallContext<'_>,
+        ending: &Ending,
+    ) -> Result<Acted, BridgeError> {
+        let ignored = Acted {
+            did: Did::Ignored,
+            contact_id: Some(ending.contact_id.clone()),
+            client_token: None,
+        };
+        let Some(table) = &self.table else {
+            return Ok(ignored);
+        };
+        if !matches!(ending.event_type.as_str(), "DISCONNECTED" | "COMPLETED") {
+            return Ok(ignored);
+        }
+        let Some(item) = table.by_contact(&ending.contact_id).await? else {
+            return Ok(ignored);
+        };
+        let told = self.finish(call, table, &item, ending).await?;
+        Ok(Acted {
+            did: if told { Did::Heard } else { Did::Ignored },
+            contact_id: Some(ending.contact_id.clone()),
+            client_token: item.client_token,
+        })
+    }
+
+    /// Ends `item` as `ending` says and notifies its workflow, unless that was done already.
+    /// True when this call notified.
+    async fn finish(
+        &self,
+        call: &CallContext<'_>,
+        table: &TaskTable,
+        item: &TaskItem,
+        ending: &Ending,
+    ) -> Result<bool, BridgeError> {
+        let now = now_secs();
+        let state = ending.state();
+        let ours = if item.state == State::Open {
+            table
+                .end(item, state, ending.disconnect_reason.as_deref(), now)
+                .await?
+        } else {
+            false
+        };
+        // Ended by another delivery whose notification did not finish: taken over once its
+        // claim ran out.
+        let (ours, item) = if ours {
+            (true, item.clone())
+        } else {
+            match table.get(&item.pk).await? {
+                Some(fresh) if fresh.generation == item.generation => {
+                    (table.claim_notification(&fresh, now).await?, fresh)
+                }
+                _ => (false, item.clone()),
+            }
+        };
+        if !ours {
+            return Ok(false);
+        }
+        let (state, reason) = if item.state.ended() {
+            (item.state, item.disconnect_reason.clone())
+        } else {
+            (state, ending.disconnect_reason.clone())
+        };
+        self.notify(call, &item, state, reason.as_deref()).await?;
+        table.notified(&item).await?;
+        Ok(true)
+    }
+
+    async fn notify(
+        &self,
+        call: &CallContext<'_>,
+        item: &TaskItem,
+        state: State,
+        reason: Option<&str>,
+    ) -> Result<(), BridgeError> {
+        let contact_id = item.contact_id.clone().unwrap_or_default();
+        let key = item.pk.strip_prefix("task#").unwrap_or(&item.pk);
+        let outcome = json!({
+            "contactId": contact_id,
+            "key": key,
+            "outcome": state.as_str(),
+            "disconnectReason": reason,
+        });
+        if let (Some(token), Some(sfn)) = (&item.task_token, &self.sfn) {
+            let sent = if state == State::Completed {
+                // Contact events do not carry the attributes: read them back.
+                let client = call.client;
+                let attributes = self
+                    .paced(call, || {
+                        client
+                            .get_contact_attributes()
+                            .instance_id(call.instance_id)
+                            .initial_contact_id(&contact_id)
+                            .send()
+                    })
+                    .await
+                    .map(|out| out.attributes.unwrap_or_default())
+                    .unwrap_or_default();
+                let mut output = outcome.clone();
+                output["attributes"] =
+                    json!(attributes.into_iter().collect::<BTreeMap<String, String>>());
+                sfn.send_task_success()
+                    .task_token(token)
+                    .output(output.to_string())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code().map(str::to_string))
+            } else {
+                sfn.send_task_failure()
+                    .task_token(token)
+                    .error(if state == State::Expired {
+                        "TaskExpired"
+                    } else {
+                        "TaskStopped"
+                    })
+                    .cause(outcome.to_string())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code().map(str::to_string))
+            };
+            match sent {
+                Ok(()) => {}
+                // The workflow stopped waiting, or was told already: nothing left to tell.
+                Err(Some(code))
+                    if matches!(
+                        code.as_str(),
+                        "TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken"
+                    ) =>
+                {
+                    tracing::warn!(error_code = code, "the waiting workflow is gone");
+                }
+                Err(code) => {
+                    return Err(BridgeError::Notify {
+                        code: code.unwrap_or_else(|| "StepFunctionsUnreachable".into()),
+                    })
+                }
+            }
+        }
+        if let Some((events, bus)) = &self.bus {
+            let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(bus)
+                .source("connect-task-bridge")
+                .detail_type("Connect Task Completed")
+                .detail(outcome.to_string())
+                .build();
+            let out = events
+                .put_events()
+                .entries(entry)
+                .send()
+                .await
+                .map_err(|e| BridgeError::Notify {
+                    code: e.code().unwrap_or("EventBridgeUnreachable").to_string(),
+                })?;
+            if out.failed_entry_count > 0 {
+                return Err(BridgeError::Notify {
+                    code: "PutEventsFailedEntry".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A lifecycle call through its own pace.
+    async fn paced<T, E, R, F, Fut>(
+        &self,
+        call: &CallContext<'_>,
+        mut attempt: F,
+    ) -> Result<T, BridgeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_connect::error::SdkError<E, R>>>,
+        E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
+        R: std::fmt::Debug,
+    {
+        paced(&self.pacer, call.deadline, call.policy, |_| {
+            let fut = attempt();
+            async move { fut.await.map_err(classify_operation) }
+        })
+        .await
+    }
+}
+
+fn no_table() -> BridgeError {
+    BridgeError::Store {
+        code: "NoTaskTable".into(),
+        class: crate::error::ErrorClass::Permanent,
+    }
+}
+
+/// A contact event's detail, as far as the lifecycle reads it.
+pub fn ending_of(detail: &Value) -> Option<Ending> {
+    Some(Ending {
+        contact_id: detail.get("contactId")?.as_str()?.to_string(),
+        event_type: detail.get("eventType")?.as_str()?.to_string(),
+        disconnect_reason: detail
+            .get("disconnectReason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn business_tokens_depend_on_key_and_generation_only() {
+        let a = business_token("inst", "order-1", 1);
+        assert!(a.starts_with("ctb3-") && a.len() == 69);
+        assert_eq!(a, business_token("inst", "order-1", 1));
+        assert_ne!(a, business_token("inst", "order-1", 2));
+        assert_ne!(a, business_token("inst", "order-2", 1));
+        assert_ne!(a, business_token("other", "order-1", 1));
+    }
+
+    #[test]
+    fn disconnect_reasons_say_how_a_task_ended() {
+        let ending = |reason: Option<&str>| Ending {
+            contact_id: "c".into(),
+            event_type: "DISCONNECTED".into(),
+            disconnect_reason: reason.map(str::to_string),
+        };
+        assert_eq!(ending(Some("EXPIRED")).state(), State::Expired);
+        assert_eq!(ending(Some("API")).state(), State::Stopped);
+        assert_eq!(ending(Some("AGENT_DISCONNECT")).state(), State::Completed);
+        assert_eq!(ending(None).state(), State::Completed);
+    }
+}

@@ -1,0 +1,497 @@
+//! The task table (`TASK_TABLE`, DynamoDB): a durable record of the tasks the function opened,
+//! so that a business key has at most one open task for as long as the task is open (not just
+//! for Connect's client-token window), later events can act on the task by key, and Connect's
+//! contact events can be traced back to the task and the workflow waiting for it.
+//!
+//! The table's shape is part of the interface: a string partition key `pk` and nothing else
+//! required; TTL on the numeric attribute `expires_at`. Two kinds of item:
+//!
+//! - `task#<key>`: one per business key (or, for a keyless task a workflow waits for, per client
+//!   token): `state` (starting, open, completed, stopped, expired), `generation` (how many tasks
+//!   the key has had: the client token derives from key and generation), `contact_id`,
+//!   `client_token`, `route`, `origin` (the identity of the event that opened it: its redelivery
+//!   is recognised after the task ended), `payload_hash`, `task_token` (never in the task's
+//!   attributes: agents see those), `claim_until`, `disconnect_reason`, `notified`,
+//!   `notify_until`, timestamps.
+//! - `contact#<ContactId>`: `task` names the task item (contact events carry only the ContactId).
+//!
+//! Written the way Powertools' idempotency utility writes its records: a start is claimed
+//! (`starting`, with `claim_until`) by a conditional write before the call and completed after
+//! it, so two concurrent deliveries of one key make one call; a claim left by a crash between
+//! the call and the write expires and is taken over with the same generation, hence the same
+//! client token, and Connect answers with the task it already created. Ending a task and
+//! notifying its workflow are claimed the same way, so a completion delivered twice (or out of
+//! order) notifies once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::error::{BridgeError, ErrorClass};
+
+/// How long an open task's items are kept: a task lives at most 90 days (`connect:ContactExpiry`)
+/// plus the 7 of its default expiry.
+const OPEN_TTL_SECS: i64 = 100 * 86_400;
+/// How long an ended task's items are kept: SQS keeps a message 14 days, so a start event
+/// redelivered within them still finds the task it opened.
+const ENDED_TTL_SECS: i64 = 15 * 86_400;
+/// How long a notification claim holds off another notifier.
+const NOTIFY_CLAIM_SECS: i64 = 60;
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Open,
+    Completed,
+    Stopped,
+    Expired,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Open => "open",
+            State::Completed => "completed",
+            State::Stopped => "stopped",
+            State::Expired => "expired",
+        }
+    }
+
+    fn parse(text: &str) -> Option<State> {
+        Some(match text {
+            "starting" => State::Starting,
+            "open" => State::Open,
+            "completed" => State::Completed,
+            "stopped" => State::Stopped,
+            "expired" => State::Expired,
+            _ => return None,
+        })
+    }
+
+    pub fn ended(self) -> bool {
+        matches!(self, State::Completed | State::Stopped | State::Expired)
+    }
+}
+
+/// A task item as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskItem {
+    pub pk: String,
+    pub state: State,
+    pub generation: u64,
+    pub contact_id: Option<String>,
+    pub client_token: Option<String>,
+    pub route: Option<String>,
+    pub origin: Option<String>,
+    pub payload_hash: Option<String>,
+    pub task_token: Option<String>,
+    pub claim_until: i64,
+    pub disconnect_reason: Option<String>,
+    pub notified: bool,
+    pub notify_until: i64,
+}
+
+/// What claiming a start gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claimed {
+    /// Ours to start, with this generation's client token.
+    Fresh { generation: u64 },
+    /// A task exists for the key that this event must not duplicate: the open one, or the one
+    /// this very event opened before (a redelivery after the task ended).
+    Existing(Box<TaskItem>),
+    /// Another delivery is starting the key's task right now.
+    Busy,
+}
+
+/// What the table learns when a task has been opened.
+#[derive(Debug, Clone)]
+pub struct Opened<'a> {
+    pub contact_id: &'a str,
+    pub client_token: &'a str,
+    pub route: &'a str,
+    pub payload_hash: &'a str,
+    pub task_token: Option<&'a str>,
+}
+
+pub struct TaskTable {
+    client: Client,
+    name: String,
+}
+
+/// The partition key of a task: its business key, or its client token when it has none.
+pub fn task_pk(key: &str) -> String {
+    format!("task#{key}")
+}
+
+fn contact_pk(contact_id: &str) -> String {
+    format!("contact#{contact_id}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The table's error as a record failure: throttling and service faults are transient, a
+/// missing table or a denied call is the deployment's (permanent). Only the code is kept: a
+/// message could echo item values.
+fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BridgeError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let code = err.code().unwrap_or("TaskTableUnreachable").to_string();
+    let class = match code.as_str() {
+        "ResourceNotFoundException" | "AccessDeniedException" | "ValidationException" => {
+            ErrorClass::Permanent
+        }
+        _ => ErrorClass::Transient,
+    };
+    BridgeError::Store { code, class }
+}
+
+fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
+impl TaskTable {
+    pub fn new(client: Client, name: String) -> TaskTable {
+        TaskTable { client, name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The task item, read consistently.
+    pub async fn get(&self, pk: &str) -> Result<Option<TaskItem>, BridgeError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.as_ref().and_then(|item| read_item(pk, item)))
+    }
+
+    /// The task item a contact belongs to, if the function opened it.
+    pub async fn by_contact(&self, contact_id: &str) -> Result<Option<TaskItem>, BridgeError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(contact_pk(contact_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(task) = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("task"))
+            .and_then(|v| v.as_s().ok())
+        else {
+            return Ok(None);
+        };
+        let item = self.get(task).await?;
+        // A key's later generation is another contact: this event is about an earlier one.
+        Ok(item.filter(|i| i.contact_id.as_deref() == Some(contact_id)))
+    }
+
+    /// Claims the start of `pk`'s task for the event whose identity is `origin` (see `Claimed`).
+    pub async fn claim(
+        &self,
+        pk: &str,
+        origin: &str,
+        now: i64,
+        claim_until: i64,
+    ) -> Result<Claimed, BridgeError> {
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .item("pk", s(pk))
+            .item("state", s(State::Starting.as_str()))
+            .item("generation", n(1))
+            .item("origin", s(origin))
+            .item("claim_until", n(claim_until))
+            .item("created_at", n(now))
+            .item("updated_at", n(now))
+            .item("expires_at", n(now + OPEN_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match created {
+            Ok(_) => return Ok(Claimed::Fresh { generation: 1 }),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        let Some(item) = self.get(pk).await? else {
+            // Gone between the two calls (TTL): the next delivery claims it afresh.
+            return Ok(Claimed::Busy);
+        };
+        match item.state {
+            State::Open => Ok(Claimed::Existing(Box::new(item))),
+            State::Starting if item.claim_until > now => Ok(Claimed::Busy),
+            // A claim left behind (a crash between the call and the write, or a failed call):
+            // taken over with the same generation, so the same client token.
+            State::Starting => {
+                let taken = self
+                    .client
+                    .update_item()
+                    .table_name(&self.name)
+                    .key("pk", s(pk))
+                    .update_expression("SET claim_until = :until, updated_at = :now")
+                    .condition_expression("#s = :starting AND claim_until = :old")
+                    .expression_attribute_names("#s", "state")
+                    .expression_attribute_values(":until", n(claim_until))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":starting", s(State::Starting.as_str()))
+                    .expression_attribute_values(":old", n(item.claim_until))
+                    .send()
+                    .await;
+                match taken {
+                    Ok(_) => Ok(Claimed::Fresh {
+                        generation: item.generation,
+                    }),
+                    Err(e) if is_condition_failure(&e) => Ok(Claimed::Busy),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+            // Ended: this event's own task (a redelivery), or the key's next task.
+            _ if item.origin.as_deref() == Some(origin) => Ok(Claimed::Existing(Box::new(item))),
+            ended => {
+                let next = item.generation + 1;
+                let taken = self
+                    .client
+                    .update_item()
+                    .table_name(&self.name)
+                    .key("pk", s(pk))
+                    .update_expression(
+                        "SET #s = :starting, generation = :next, origin = :origin, \
+                         claim_until = :until, updated_at = :now, expires_at = :expires, \
+                         notified = :false \
+                         REMOVE contact_id, client_token, task_token, disconnect_reason, notify_until",
+                    )
+                    .condition_expression("#s = :ended AND generation = :generation")
+                    .expression_attribute_names("#s", "state")
+                    .expression_attribute_values(":starting", s(State::Starting.as_str()))
+                    .expression_attribute_values(":next", n(next as i64))
+                    .expression_attribute_values(":origin", s(origin))
+                    .expression_attribute_values(":until", n(claim_until))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":expires", n(now + OPEN_TTL_SECS))
+                    .expression_attribute_values(":false", AttributeValue::Bool(false))
+                    .expression_attribute_values(":ended", s(ended.as_str()))
+                    .expression_attribute_values(":generation", n(item.generation as i64))
+                    .send()
+                    .await;
+                match taken {
+                    Ok(_) => Ok(Claimed::Fresh { generation: next }),
+                    Err(e) if is_condition_failure(&e) => Ok(Claimed::Busy),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+        }
+    }
+
+    /// Records the task a claim opened, and the contact's pointer back to it.
+    pub async fn opened(
+        &self,
+        pk: &str,
+        generation: u64,
+        opened: &Opened<'_>,
+        now: i64,
+    ) -> Result<(), BridgeError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .condition_expression("#s = :starting AND generation = :generation")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":starting", s(State::Starting.as_str()))
+            .expression_attribute_values(":generation", n(generation as i64))
+            .expression_attribute_values(":open", s(State::Open.as_str()))
+            .expression_attribute_values(":contact", s(opened.contact_id))
+            .expression_attribute_values(":token", s(opened.client_token))
+            .expression_attribute_values(":route", s(opened.route))
+            .expression_attribute_values(":hash", s(opened.payload_hash))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + OPEN_TTL_SECS));
+        let mut set = "SET #s = :open, contact_id = :contact, client_token = :token, \
+                       route = :route, payload_hash = :hash, updated_at = :now, \
+                       expires_at = :expires"
+            .to_string();
+        if let Some(token) = opened.task_token {
+            set.push_str(", task_token = :task_token");
+            update = update.expression_attribute_values(":task_token", s(token));
+        }
+        match update.update_expression(set).send().await {
+            Ok(_) => {}
+            // Another delivery finished it first (both calls met the same task).
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .item("pk", s(contact_pk(opened.contact_id)))
+            .item("task", s(pk))
+            .item("expires_at", n(now + OPEN_TTL_SECS))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Lets the next delivery take a claim over at once (the call failed: nothing was opened,
+    /// or the same client token will meet what was).
+    pub async fn release(&self, pk: &str, generation: u64) -> Result<(), BridgeError> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .update_expression("SET claim_until = :zero")
+            .condition_expression("#s = :starting AND generation = :generation")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":starting", s(State::Starting.as_str()))
+            .expression_attribute_values(":generation", n(generation as i64))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Moves an open task to `state` (ended) and claims its notification. True when this call
+    /// made the move; false when the task had ended already (a duplicate or late event).
+    pub async fn end(
+        &self,
+        item: &TaskItem,
+        state: State,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, BridgeError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(&item.pk))
+            .condition_expression("#s = :open AND generation = :generation")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":open", s(State::Open.as_str()))
+            .expression_attribute_values(":generation", n(item.generation as i64))
+            .expression_attribute_values(":ended", s(state.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":notify_until", n(now + NOTIFY_CLAIM_SECS))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":expires", n(now + ENDED_TTL_SECS));
+        let mut set = "SET #s = :ended, updated_at = :now, notified = :false, \
+                       notify_until = :notify_until, expires_at = :expires"
+            .to_string();
+        if let Some(reason) = reason {
+            set.push_str(", disconnect_reason = :reason");
+            update = update.expression_attribute_values(":reason", s(reason));
+        }
+        match update.update_expression(set).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Claims the notification of an ended task whose notifier did not finish (its claim ran
+    /// out). True: ours to send.
+    pub async fn claim_notification(&self, item: &TaskItem, now: i64) -> Result<bool, BridgeError> {
+        if !item.state.ended() || item.notified || item.notify_until > now {
+            return Ok(false);
+        }
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(&item.pk))
+            .update_expression("SET notify_until = :until")
+            .condition_expression(
+                "generation = :generation AND notified = :false AND notify_until = :old",
+            )
+            .expression_attribute_values(":until", n(now + NOTIFY_CLAIM_SECS))
+            .expression_attribute_values(":generation", n(item.generation as i64))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":old", n(item.notify_until))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The task's workflow has been told.
+    pub async fn notified(&self, item: &TaskItem) -> Result<(), BridgeError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(&item.pk))
+            .update_expression("SET notified = :true")
+            .condition_expression("generation = :generation")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":generation", n(item.generation as i64))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if is_condition_failure(&e) {
+                    Ok(())
+                } else {
+                    Err(store_error(e))
+                }
+            })
+    }
+}
+
+fn read_item(pk: &str, item: &HashMap<String, AttributeValue>) -> Option<TaskItem> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    Some(TaskItem {
+        pk: pk.to_string(),
+        state: State::parse(&text("state")?)?,
+        generation: number("generation").unwrap_or(1).max(1) as u64,
+        contact_id: text("contact_id"),
+        client_token: text("client_token"),
+        route: text("route"),
+        origin: text("origin"),
+        payload_hash: text("payload_hash"),
+        task_token: text("task_token"),
+        claim_until: number("claim_until").unwrap_or(0),
+        disconnect_reason: text("disconnect_reason"),
+        notified: item
+            .get("notified")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        notify_until: number("notify_until").unwrap_or(0),
+    })
+}
