@@ -24,6 +24,12 @@ use crate::record::digest_parts;
 use crate::table::{task_pk, Claimed, Opened, State, TaskItem, TaskTable};
 use crate::task::TaskRequest;
 
+/// How long past its invocation's deadline a claim holds: Lambda has ended the invocation by
+/// then, so a claim still `starting` is a crash's, and the next delivery takes it over.
+const CLAIM_MARGIN_SECS: i64 = 2;
+/// A claim's hold when the invocation has no deadline (local runs).
+const UNBOUNDED_CLAIM_SECS: i64 = 120;
+
 /// What a route does with its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -227,8 +233,11 @@ impl Lifecycle {
         let now = now_secs();
         let claim_until = call
             .deadline
-            .map(|d| now + d.saturating_duration_since(Instant::now()).as_secs() as i64 + 10)
-            .unwrap_or(now + 120);
+            .map(|d| {
+                now + d.saturating_duration_since(Instant::now()).as_secs() as i64
+                    + CLAIM_MARGIN_SECS
+            })
+            .unwrap_or(now + UNBOUNDED_CLAIM_SECS);
         match table.claim(&pk, origin, now, claim_until).await? {
             Claimed::Busy => Err(BridgeError::KeyBusy),
             Claimed::Existing(item) => {

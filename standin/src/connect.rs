@@ -208,6 +208,24 @@ impl ConnectStandIn {
         self.shared.inner.lock().unwrap().tasks.clone()
     }
 
+    /// Plays the agent or the clock on a task (`accept`, `complete`, `expire`; see
+    /// `POST /admin/contacts/{id}/{action}`), after setting `attributes` on it; the contact
+    /// events that caused.
+    pub fn agent(
+        &self,
+        contact_id: &str,
+        action: &str,
+        attributes: Value,
+    ) -> Result<Vec<Value>, String> {
+        lifecycle::play(
+            &self.shared,
+            contact_id,
+            action,
+            &json!({ "attributes": attributes }),
+        )
+        .map_err(|(_, code, message)| format!("{code}: {message}"))
+    }
+
     /// The contact events so far.
     pub fn events(&self) -> Vec<Value> {
         self.shared.inner.lock().unwrap().events.clone()

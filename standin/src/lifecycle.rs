@@ -241,10 +241,14 @@ pub(crate) async fn update_contact_schedule(
         Ok(r) => r,
         Err(e) => return e,
     };
-    let violations = crate::rules::violations(
-        &json!({"InstanceId": "i", "Name": "n", "ScheduledTime": request["ScheduledTime"]}),
+    // StartTaskContact's rules for the time (not in the past, at most 90 days ahead).
+    let violations: Vec<String> = crate::rules::violations(
+        &json!({"ScheduledTime": request["ScheduledTime"]}),
         now_secs(),
-    );
+    )
+    .into_iter()
+    .filter(|v| v.starts_with("ScheduledTime"))
+    .collect();
     if !violations.is_empty() {
         return error(400, "InvalidParameterException", violations.join("; "));
     }
@@ -326,10 +330,23 @@ pub(crate) async fn admin_contact(
     body: Bytes,
 ) -> Response {
     let set: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match play(&shared, &contact, &action, &set) {
+        Ok(events) => Json(json!({ "events": events })).into_response(),
+        Err((status, code, message)) => error(status, code, message),
+    }
+}
+
+/// See `admin_contact`; the events, or the error's status, code and message.
+pub(crate) fn play(
+    shared: &Shared,
+    contact: &str,
+    action: &str,
+    set: &Value,
+) -> Result<Vec<Value>, (u16, &'static str, &'static str)> {
     let mut inner = shared.inner.lock().unwrap();
     let inner = &mut *inner;
     let Some(task) = inner.tasks.iter_mut().find(|t| t.contact_id == contact) else {
-        return error(404, "ResourceNotFoundException", "Contact not found");
+        return Err((404, "ResourceNotFoundException", "Contact not found"));
     };
     if let Some(Value::Object(attributes)) = set.get("attributes") {
         for (k, v) in attributes {
@@ -337,9 +354,9 @@ pub(crate) async fn admin_contact(
         }
     }
     if task.state == ENDED {
-        return error(409, "InvalidRequestException", "The contact has ended");
+        return Err((409, "InvalidRequestException", "The contact has ended"));
     }
-    let events = match action.as_str() {
+    let events = match action {
         "accept" => {
             task.state = CONNECTED.into();
             vec![contact_event(task, "CONNECTED_TO_AGENT", None)]
@@ -352,10 +369,10 @@ pub(crate) async fn admin_contact(
             ]
         }
         "expire" => vec![end(task, "EXPIRED")],
-        _ => return error(400, "InvalidRequestException", "accept, complete or expire"),
+        _ => return Err((400, "InvalidRequestException", "accept, complete or expire")),
     };
     inner.events.extend(events.iter().cloned());
-    Json(json!({ "events": events })).into_response()
+    Ok(events)
 }
 
 pub(crate) async fn admin_events(State(shared): State<Arc<Shared>>) -> Json<Value> {

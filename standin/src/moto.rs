@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
 pub struct Moto {
     child: Child,
     pub url: String,
+    recording: PathBuf,
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
 
@@ -39,8 +44,15 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
+        // Each server records into a file of its own (tests run side by side).
+        let recording = std::env::temp_dir().join(format!(
+            "moto-recording-{}-{port}.jsonl",
+            std::process::id()
+        ));
         let child = Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .env("MOTO_ENABLE_RECORDING", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -49,6 +61,7 @@ impl Moto {
         let moto = Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            recording,
         };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -60,6 +73,37 @@ impl Moto {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("moto_server did not listen on {}", moto.url);
+    }
+
+    /// The requests the server has received (moto's recorder, on from the start): the
+    /// `X-Amz-Target` (or the URL) and the JSON body of each.
+    pub fn recorded(&self) -> Vec<(String, serde_json::Value)> {
+        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .map(|entry| {
+                let headers = &entry["headers"];
+                let target = headers["X-Amz-Target"]
+                    .as_str()
+                    .or(headers["x-amz-target"].as_str())
+                    .or(entry["url"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let body = entry["body"].as_str().unwrap_or_default();
+                let body = if entry["body_encoded"] == true {
+                    BASE64
+                        .decode(body)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                } else {
+                    Some(body.to_string())
+                };
+                let body = body
+                    .and_then(|b| serde_json::from_str(&b).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                (target, body)
+            })
+            .collect()
     }
 
     /// An SQS client for this server, with the local credentials and region.

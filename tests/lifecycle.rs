@@ -1,0 +1,409 @@
+//! The task lifecycle through the binary: the stand-in plays Connect (and the agent), moto's
+//! server plays DynamoDB (the task table), Step Functions and EventBridge. Each action with
+//! redelivery; concurrent deliveries of one key make one call; a crash between the call and the
+//! table write is recovered by the next delivery with the same client token; a completion
+//! delivered twice and out of order notifies once; a task that expires fails its workflow.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{batch_failures, response, root};
+use connect_standin::connect::Faults;
+use connect_standin::harness::LocalStack;
+use connect_standin::moto::{moto_server, Moto};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const TABLE: &str = "tasks";
+
+const MAPPING: &str = r#"
+routes:
+  - name: order-failed
+    when: { detail_type: OrderFailed }
+    key: "order-{{ body.orderId }}"
+    task_token: "{{ body.taskToken }}"
+    task:
+      name: "Order {{ body.orderId }} failed"
+      attributes: { orderId: "{{ body.orderId }}" }
+  - name: order-note
+    when: { detail_type: OrderNote }
+    action: update
+    key: "order-{{ body.orderId }}"
+    task:
+      description: "{{ body.note }}"
+      attributes: { note: "{{ body.note }}" }
+  - name: order-delayed
+    when: { detail_type: OrderDelayed }
+    action: reschedule
+    key: "order-{{ body.orderId }}"
+    task: { delay: 2h }
+  - name: order-priority
+    when: { detail_type: OrderPriority }
+    action: tag
+    key: "order-{{ body.orderId }}"
+    tags: { priority: "{{ body.priority }}" }
+  - name: order-recovered
+    when: { detail_type: OrderRecovered }
+    action: stop
+    key: "order-{{ body.orderId }}"
+  - name: order-audit
+    when: { detail_type: OrderAudit }
+    action: update
+    key: "order-{{ body.orderId }}"
+    if_missing: fail
+    task: { description: audited }
+  - name: queued-order
+    when: { source: sqs }
+    key: "order-{{ body.orderId }}"
+    task: { name: "Order {{ body.orderId }}" }
+"#;
+
+fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
+    let creds = aws_sdk_dynamodb::config::Credentials::new(
+        connect_standin::LOCAL_ACCESS_KEY,
+        connect_standin::LOCAL_SECRET_KEY,
+        None,
+        None,
+        "local",
+    );
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new(
+            connect_standin::LOCAL_REGION,
+        ))
+        .credentials_provider(creds)
+        .endpoint_url(&moto.url)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// The table as the template creates it: a string `pk`, nothing else.
+async fn create_table(moto: &Moto) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamodb(moto)
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
+    create_table(moto).await;
+    let mut env: Vec<(&str, &str)> = vec![
+        ("TASK_MAPPING", MAPPING),
+        ("TASK_TABLE", TABLE),
+        ("COMPLETION_EVENT_BUS", "default"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
+        ("AWS_ENDPOINT_URL_SFN", &moto.url),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", &moto.url),
+        ("WEBHOOK_AUTH", "none"),
+    ];
+    env.extend_from_slice(extra);
+    common::start_function(&env).await
+}
+
+fn order_event(id: &str, detail_type: &str, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": detail_type, "source": "shop.orders",
+        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "eu-west-1",
+        "resources": [], "detail": detail
+    })
+}
+
+/// What the function sent moto for `target` (e.g. `AWSStepFunctions.SendTaskSuccess`).
+fn sent(moto: &Moto, target: &str) -> Vec<Value> {
+    moto.recorded()
+        .into_iter()
+        .filter(|(t, _)| t == target)
+        .map(|(_, body)| body)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_action_finds_the_keys_task_and_redelivery_changes_nothing() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    let failed = order_event(
+        "ev-1",
+        "OrderFailed",
+        json!({"orderId": "o-1", "taskToken": "token-1"}),
+    );
+
+    // Start, then the same event again, then another event for the same order: one task.
+    let first = response(stack.invoke(failed.clone(), TIMEOUT).await);
+    let contact = first["ContactId"].as_str().unwrap().to_string();
+    let again = response(stack.invoke(failed.clone(), TIMEOUT).await);
+    assert_eq!(again["Outcome"], "replayed", "{again}");
+    assert_eq!(again["ContactId"], contact.as_str());
+    let other = order_event(
+        "ev-2",
+        "OrderFailed",
+        json!({"orderId": "o-1", "taskToken": "token-1"}),
+    );
+    let other = response(stack.invoke(other, TIMEOUT).await);
+    assert_eq!(other["ContactId"], contact.as_str(), "{other}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    // The task token stays in the table: the agent never sees it.
+    let task = &stack.connect.tasks()[0];
+    assert!(!task.request.to_string().contains("token-1"));
+
+    // Update, twice: harmless.
+    let note = order_event(
+        "ev-3",
+        "OrderNote",
+        json!({"orderId": "o-1", "note": "customer called"}),
+    );
+    for _ in 0..2 {
+        let answer = response(stack.invoke(note.clone(), TIMEOUT).await);
+        assert_eq!(answer["Outcome"], "updated", "{answer}");
+    }
+    let task = &stack.connect.tasks()[0];
+    assert_eq!(task.current["Description"], "customer called");
+    assert_eq!(task.attributes["note"], "customer called");
+    assert_eq!(task.attributes["orderId"], "o-1");
+
+    // Reschedule and tag.
+    let delayed = order_event("ev-4", "OrderDelayed", json!({"orderId": "o-1"}));
+    let answer = response(stack.invoke(delayed, TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "rescheduled", "{answer}");
+    assert!(stack.connect.tasks()[0].current["ScheduledTime"].is_number());
+    let priority = order_event(
+        "ev-5",
+        "OrderPriority",
+        json!({"orderId": "o-1", "priority": "high"}),
+    );
+    let answer = response(stack.invoke(priority, TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "tagged", "{answer}");
+    assert_eq!(stack.connect.tasks()[0].tags["priority"], "high");
+
+    // Stop, twice: stopped once, the workflow told once that it was stopped.
+    let recovered = order_event("ev-6", "OrderRecovered", json!({"orderId": "o-1"}));
+    for _ in 0..2 {
+        let answer = response(stack.invoke(recovered.clone(), TIMEOUT).await);
+        assert_eq!(answer["Outcome"], "stopped", "{answer}");
+    }
+    let task = &stack.connect.tasks()[0];
+    assert_eq!(task.state, "ENDED");
+    assert_eq!(task.disconnect_reason.as_deref(), Some("API"));
+    let failures = sent(&moto, "AWSStepFunctions.SendTaskFailure");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["taskToken"], "token-1");
+    assert_eq!(failures[0]["error"], "TaskStopped");
+    let completions = sent(&moto, "AWSEvents.PutEvents");
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    let detail: Value =
+        serde_json::from_str(completions[0]["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["outcome"], "stopped");
+    assert_eq!(detail["key"], "order-o-1");
+    assert_eq!(detail["contactId"], contact.as_str());
+
+    // Connect's own DISCONNECTED event for the stop comes later: already heard.
+    let events = stack.connect.events();
+    let disconnected = events
+        .iter()
+        .find(|e| e["detail"]["eventType"] == "DISCONNECTED")
+        .unwrap()
+        .clone();
+    let answer = response(stack.invoke(disconnected, TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "ignored", "{answer}");
+    assert_eq!(sent(&moto, "AWSStepFunctions.SendTaskFailure").len(), 1);
+
+    // Actions on a key with no open task: ignored, or failed where the route says so.
+    let answer = response(stack.invoke(note.clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "ignored", "{answer}");
+    let audit = order_event("ev-7", "OrderAudit", json!({"orderId": "o-1"}));
+    match stack.invoke(audit, TIMEOUT).await {
+        Ok(connect_standin::runtime_api::Invocation::Error { error_type, .. }) => {
+            assert_eq!(error_type, "permanent.NoOpenTask")
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+
+    // The order fails again later: a new event opens the key's next task; the first event,
+    // redelivered now, is not a new task.
+    let later = order_event("ev-8", "OrderFailed", json!({"orderId": "o-1"}));
+    let answer = response(stack.invoke(later, TIMEOUT).await);
+    let second = answer["ContactId"].as_str().unwrap().to_string();
+    assert_ne!(second, contact);
+    let answer = response(stack.invoke(failed, TIMEOUT).await);
+    assert_eq!(answer["ContactId"], second.as_str(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 2);
+    let tokens: BTreeSet<_> = stack
+        .connect
+        .tasks()
+        .iter()
+        .map(|t| t.client_token.clone().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 2, "each generation has its own token");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_key_make_one_call() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[("BATCH_CONCURRENCY", "10")]).await;
+    // Some latency, so that the deliveries overlap at Connect.
+    stack.connect.set_faults(Faults {
+        delay_ms: 300,
+        ..Faults::default()
+    });
+    let records: Vec<Value> = (0..8)
+        .map(|i| {
+            json!({
+                "messageId": format!("m-{i}"), "receiptHandle": format!("r-{i}"),
+                "body": "{\"orderId\": \"o-9\"}", "attributes": {"SentTimestamp": "1"},
+                "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:orders"
+            })
+        })
+        .collect();
+    let answer = response(
+        stack
+            .invoke(json!({ "Records": records.clone() }), TIMEOUT)
+            .await,
+    );
+    assert_eq!(stack.connect.stats().requests, 1, "one call for one key");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    // Those that met the claim in flight come back (batch item failures) and find the task.
+    let busy = batch_failures(&answer);
+    assert!(busy.len() < 8, "{answer}");
+    let retry: Vec<Value> = records
+        .into_iter()
+        .filter(|r| busy.contains(r["messageId"].as_str().unwrap()))
+        .collect();
+    if !retry.is_empty() {
+        let answer = response(stack.invoke(json!({ "Records": retry }), TIMEOUT).await);
+        assert!(batch_failures(&answer).is_empty(), "{answer}");
+    }
+    assert_eq!(stack.connect.stats().requests, 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_the_call_and_the_table_write_is_recovered_with_the_same_token() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    // Connect creates the task and is slow to answer; the process dies before it does (an
+    // out-of-memory kill, a host failure): nothing after the call ran.
+    stack.connect.set_faults(Faults {
+        hang: 1.0,
+        hang_ms: 5_000,
+        ..Faults::default()
+    });
+    let failed = order_event("ev-c", "OrderFailed", json!({"orderId": "o-c"}));
+    let pid = stack.function.pid().unwrap();
+    let connect = &stack.connect;
+    let killer = async {
+        while connect.tasks().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    };
+    let (crashed, ()) = tokio::join!(
+        stack
+            .function
+            .invoke(failed.clone(), Duration::from_secs(2)),
+        killer
+    );
+    assert!(crashed.is_err(), "{crashed:?}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.connect.set_faults(Faults::default());
+    stack.cold_start().await.unwrap();
+
+    // Within the claim (its invocation's deadline and a margin) the next delivery waits.
+    let answer = stack.invoke(failed.clone(), TIMEOUT).await;
+    assert!(
+        matches!(&answer, Ok(connect_standin::runtime_api::Invocation::Error { error_type, .. }) if error_type.ends_with("KeyBusy")),
+        "{answer:?}"
+    );
+    // The claim holds until its invocation's deadline has surely passed, then is taken over.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let answer = response(stack.invoke(failed, TIMEOUT).await);
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1, "{answer}");
+    assert_eq!(answer["ContactId"], tasks[0].contact_id.as_str());
+    assert_eq!(
+        stack.connect.stats().replayed,
+        1,
+        "the same token met the same task"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_completion_heard_twice_and_out_of_order_notifies_once() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    // A Step Functions task (waitForTaskToken) invokes the function directly.
+    let direct = json!({"Name": "Call the customer back", "TaskToken": "token-d"});
+    let answer = response(stack.invoke(direct, TIMEOUT).await);
+    let contact = answer["ContactId"].as_str().unwrap().to_string();
+
+    // The agent accepts, adds a note, completes: DISCONNECTED then COMPLETED, delivered
+    // COMPLETED first, then DISCONNECTED, then COMPLETED again.
+    let accepted = stack.connect.events();
+    let completed = stack
+        .connect
+        .agent(&contact, "complete", json!({"outcome": "reached"}))
+        .unwrap();
+    let (disconnected, completed) = (completed[0].clone(), completed[1].clone());
+    let mut told = Vec::new();
+    for event in [completed.clone(), disconnected, completed] {
+        let answer = response(stack.invoke(event, TIMEOUT).await);
+        told.push(answer["Outcome"].as_str().unwrap().to_string());
+    }
+    assert_eq!(told, ["heard", "ignored", "ignored"]);
+    // Events about the task's start, and about contacts the table does not know: ignored.
+    for event in accepted {
+        let answer = response(stack.invoke(event, TIMEOUT).await);
+        assert_eq!(answer["Outcome"], "ignored", "{answer}");
+    }
+
+    let successes = sent(&moto, "AWSStepFunctions.SendTaskSuccess");
+    assert_eq!(successes.len(), 1, "{successes:?}");
+    assert_eq!(successes[0]["taskToken"], "token-d");
+    let output: Value = serde_json::from_str(successes[0]["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["contactId"], contact.as_str());
+    assert_eq!(output["outcome"], "completed");
+    assert_eq!(output["disconnectReason"], "AGENT_DISCONNECT");
+    assert_eq!(output["attributes"]["outcome"], "reached");
+    assert_eq!(sent(&moto, "AWSEvents.PutEvents").len(), 1);
+
+    // Another task expires: its workflow is told it failed.
+    let direct = json!({"Name": "Another", "TaskToken": "token-e"});
+    let answer = response(stack.invoke(direct, TIMEOUT).await);
+    let contact = answer["ContactId"].as_str().unwrap().to_string();
+    let expired = stack
+        .connect
+        .agent(&contact, "expire", Value::Null)
+        .unwrap();
+    let answer = response(stack.invoke(expired[0].clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "heard", "{answer}");
+    let failures = sent(&moto, "AWSStepFunctions.SendTaskFailure");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["error"], "TaskExpired");
+    stack.stop().await;
+}
