@@ -391,6 +391,35 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    /// Without a task table, everything works as before, and a mapping that needs one is
+    /// refused at cold start with a message that says so.
+    #[test]
+    fn lifecycle_routes_need_the_task_table() {
+        let stop = "routes:\n  - name: recovered\n    when: {detail_type: OrderRecovered}\n    action: stop\n    key: \"order-{{ body.orderId }}\"\n  - name: rest\n    task: {name: n}\n";
+        let base = [
+            ("CONNECT_INSTANCE_ID", "i"),
+            ("CONNECT_CONTACT_FLOW_ID", "f"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars)
+        };
+        let err = with(&[("TASK_MAPPING", stop)]).unwrap_err().to_string();
+        assert!(
+            err.contains("recovered") && err.contains("TASK_TABLE"),
+            "{err}"
+        );
+        assert!(with(&[("TASK_MAPPING", stop), ("TASK_TABLE", "tasks")]).is_ok());
+        // A keyed start works without the table (Connect's token window holds the key).
+        let keyed = "routes:\n  - name: k\n    key: \"{{ id }}\"\n    task: {name: n}\n";
+        assert!(with(&[("TASK_MAPPING", keyed)]).is_ok());
+        let err = with(&[("COMPLETION_EVENT_BUS", "default")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TASK_TABLE"), "{err}");
+    }
+
     #[test]
     fn instance_arn_or_id() {
         let arn =

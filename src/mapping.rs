@@ -1617,6 +1617,53 @@ routes:
         );
     }
 
+    /// What each action may say is checked at load, naming the route.
+    #[test]
+    fn actions_say_only_what_they_can_do() {
+        let route = |body: &str| format!("routes:\n  - name: r1\n{body}");
+        for (body, needle) in [
+            ("    action: stop\n", "key"),
+            (
+                "    action: stop\n    key: k{{ id }}\n    task: {name: n}\n",
+                "no task",
+            ),
+            (
+                "    action: update\n    key: k{{ id }}\n    task: {contact_flow_id: f}\n",
+                "update sets",
+            ),
+            (
+                "    action: reschedule\n    key: k{{ id }}\n",
+                "scheduled_time",
+            ),
+            ("    action: tag\n    key: k{{ id }}\n", "tags"),
+            (
+                "    key: k{{ id }}\n    client_token: t{{ id }}\n    task: {name: n}\n",
+                "not both",
+            ),
+            ("    if_missing: fail\n    task: {name: n}\n", "if_missing"),
+            (
+                "    action: stop\n    key: k{{ id }}\n    if_missing: start\n",
+                "update and reschedule",
+            ),
+            (
+                "    action: stop\n    key: k{{ id }}\n    task_token: \"{{ id }}\"\n",
+                "task_token",
+            ),
+            ("    tags: {a: b}\n    task: {name: n}\n", "action: tag"),
+            (
+                "    key: \"literal\"\n    task: {name: n}\n",
+                "reads nothing",
+            ),
+        ] {
+            let err = Mapping::parse(&route(body)).unwrap_err().to_string();
+            assert!(err.contains("r1") && err.contains(needle), "{body}: {err}");
+        }
+        let ok = Mapping::parse(&route(
+            "    action: reschedule\n    key: k{{ id }}\n    if_missing: start\n    task: {name: n, delay: 1h}\n",
+        ));
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
     #[test]
     fn json_documents_are_accepted() {
         let m = Mapping::parse(r#"{"routes": [{"name": "j", "task": {"name": "{{ source }}"}}]}"#)

@@ -83,8 +83,11 @@ fn no_iam_statement_grants_on_every_resource() {
     }
 }
 
+/// Connect's operations are granted on the configured instance only: StartTaskContact on its
+/// contacts, flows, templates and quick connects; the lifecycle's operations (with
+/// EnableLifecycle) on its contacts.
 #[test]
-fn connect_is_reachable_only_for_start_task_contact_on_the_configured_instance() {
+fn connect_is_reachable_only_on_the_configured_instance() {
     let t = template();
     let mut all = Vec::new();
     statements(&t["Resources"], &mut all);
@@ -96,18 +99,49 @@ fn connect_is_reachable_only_for_start_task_contact_on_the_configured_instance()
                 .any(|a| scalar(a).starts_with("connect:"))
         })
         .collect();
-    assert_eq!(connect.len(), 1);
-    assert_eq!(as_list(&connect[0]["Action"]).len(), 1);
+    assert_eq!(connect.len(), 2);
     assert_eq!(scalar(&connect[0]["Action"]), "connect:StartTaskContact");
-    for r in as_list(&connect[0]["Resource"]) {
-        let Value::Tagged(sub) = &r else {
-            panic!("connect resource is not built from the instance: {r:?}")
-        };
-        assert_eq!(sub.tag.to_string(), "!Sub");
-        let pattern = scalar(&sub.value[0]);
-        assert!(pattern.starts_with("${InstanceArn}/"), "{pattern}");
-        let instance = format!("{:?}", sub.value[1]["InstanceArn"]);
-        assert!(instance.contains("ConnectInstanceId"), "{instance}");
+    let lifecycle: Vec<String> = as_list(&connect[1]["Action"]).iter().map(scalar).collect();
+    assert_eq!(
+        lifecycle,
+        [
+            "connect:StopContact",
+            "connect:UpdateContact",
+            "connect:UpdateContactAttributes",
+            "connect:UpdateContactSchedule",
+            "connect:TagContact",
+            "connect:GetContactAttributes"
+        ]
+    );
+    for statement in connect {
+        for r in as_list(&statement["Resource"]) {
+            let Value::Tagged(sub) = &r else {
+                panic!("connect resource is not built from the instance: {r:?}")
+            };
+            assert_eq!(sub.tag.to_string(), "!Sub");
+            let pattern = scalar(&sub.value[0]);
+            assert!(pattern.starts_with("${InstanceArn}/"), "{pattern}");
+            let instance = format!("{:?}", sub.value[1]["InstanceArn"]);
+            assert!(instance.contains("ConnectInstanceId"), "{instance}");
+        }
+    }
+    // The lifecycle's grants only on its own contacts.
+    assert_eq!(
+        scalar(&as_list(&connect_lifecycle_resource(&t))[0]),
+        "${InstanceArn}/contact/*"
+    );
+}
+
+fn connect_lifecycle_resource(t: &Value) -> Value {
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    let statement = all
+        .into_iter()
+        .find(|s| scalar(&s["Sid"]) == "ActOnThisInstancesTasks")
+        .expect("the lifecycle statement");
+    match &statement["Resource"] {
+        Value::Tagged(sub) => sub.value[0].clone(),
+        other => other.clone(),
     }
 }
 
@@ -287,7 +321,9 @@ fn events_are_stored_first_and_the_pace_follows_the_quota() {
     let target = &resource(&t, "EventRule")["Properties"]["Targets"][0];
     assert_eq!(intrinsic(&target["Arn"]), "!GetAtt TaskQueue.Arn");
     assert!(t["Resources"]["EventRulePermission"].is_null());
-    let policy = &resource(&t, "TaskQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0];
+    let mut policy = Vec::new();
+    statements(&resource(&t, "TaskQueuePolicy")["Properties"], &mut policy);
+    let policy = &policy[0];
     assert_eq!(
         scalar(&policy["Principal"]["Service"]),
         "events.amazonaws.com"

@@ -59,3 +59,17 @@ fn contact_event(payload: Value) -> Result<Record, BridgeError> {
         ending,
     ))
 }
+
+/// A contact event carried whole in an SQS message body (the template's rule targets the task
+/// queue): opened as delivered directly, with the event's own identity. None when the body is
+/// not one.
+pub(super) fn from_queued(body: &str) -> Option<Result<Record, BridgeError>> {
+    if !body.contains("\"aws.connect\"") || !body.contains("Amazon Connect Contact Event") {
+        return None;
+    }
+    let payload: Value = serde_json::from_str(body).ok()?;
+    payload
+        .as_object()
+        .is_some_and(recognise)
+        .then(|| contact_event(payload))
+}

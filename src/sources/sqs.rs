@@ -15,7 +15,7 @@ use super::{
     batch_answer, is_records_of, parse, take_records, Envelope, OpenContext, RecordError, Source,
     Storage,
 };
-use super::{eventbridge, sns};
+use super::{contact_event, eventbridge, sns};
 use crate::error::BridgeError;
 use crate::queue::{self, QueueMessage};
 use crate::record::{Body, Content, Record, SourceKind, SourceMeta, ToJson, Work};
@@ -155,6 +155,13 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
                 sqs: meta,
             });
         }
+        record.queue_message = queue_message;
+        return Ok(record);
+    }
+    // Connect's contact events (the lifecycle's rule targets the queue): heard, not routed.
+    if let Some(event) = contact_event::from_queued(&body) {
+        let mut record = event?;
+        record.id = id;
         record.queue_message = queue_message;
         return Ok(record);
     }

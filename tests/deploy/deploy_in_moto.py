@@ -49,6 +49,19 @@ CALLED = {
     "sqs:ChangeMessageVisibility",
     "secretsmanager:GetSecretValue",
     "kms:Decrypt",
+    # The task lifecycle (EnableLifecycle).
+    "connect:StopContact",
+    "connect:UpdateContact",
+    "connect:UpdateContactAttributes",
+    "connect:UpdateContactSchedule",
+    "connect:TagContact",
+    "connect:GetContactAttributes",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "events:PutEvents",
 }
 
 PARAMETER_SETS = {
@@ -66,6 +79,9 @@ PARAMETER_SETS = {
         "FunctionUrlAuth": "NONE",
         "SqsBatchSize": "50",
         "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
+        "EnableLifecycle": "true",
+        "CompletionEventBusName": "default",
+        "WaitingStateMachineArns": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:orders",
     },
     "signed webhooks, secret as a full ARN": {
         "ConnectInstanceId": INSTANCE_ID,
@@ -394,6 +410,26 @@ def condition(name, params, conditions):
     return bool(resolve(conditions[name], params, conditions))
 
 
+def check_task_table(url, resources, params, name, translated):
+    """The table's shape is the function's interface: `pk` (string) only, TTL on `expires_at`,
+    on demand, point-in-time recovery; the function finds it by TASK_TABLE. (moto's
+    CloudFormation does not apply TTL or point-in-time recovery: those are read from the
+    template as deployed.)"""
+    props = translated["Resources"]["TaskTable"]["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}, props
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, props
+    table = resources["TaskTable"]["PhysicalResourceId"]
+    ddb = client("dynamodb", url)
+    described = ddb.describe_table(TableName=table)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}], described
+    assert described["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert described.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST", described
+    function = resources["BridgeFunction"]["PhysicalResourceId"]
+    env = client("lambda", url).get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    assert env.get("TASK_TABLE") == table, env
+    assert env.get("COMPLETION_EVENT_BUS") == params["CompletionEventBusName"], env
+
+
 def check_statically(translated, params, name):
     """What moto does not deploy, read from the translated template as resolved for `params`."""
     conditions = translated.get("Conditions", {})
@@ -462,6 +498,10 @@ def main():
                     check_event_rule(url, resources, params, name)
                 check_iam(url, resources, params, name)
                 check_function(url, resources, params, name)
+                if params["EnableLifecycle"] == "true":
+                    check_task_table(url, resources, params, name, translated)
+                else:
+                    assert "TaskTable" not in resources, f"{name}: a table nobody asked for"
                 check_statically(translated, params, name)
                 print(f"deployed into moto: {name}: CREATE_COMPLETE, {len(resources)} resources; checks passed")
             except AssertionError as e:
