@@ -72,8 +72,12 @@ fn load_config(mapping_path: Option<&str>) -> Result<Config, String> {
     if let Some(path) = mapping_path {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         config.mapping = Mapping::parse(&text).map_err(|e| e.to_string())?;
-        crate::config::check_mapping_for(&config.mapping, &config.webhook_auth)
-            .map_err(|e| e.to_string())?;
+        crate::config::check_mapping_for(
+            &config.mapping,
+            &config.webhook_auth,
+            config.task_table.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     Ok(config)
 }

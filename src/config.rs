@@ -202,7 +202,6 @@ impl Config {
                 })
             }
         };
-        check_mapping_for(&mapping, &webhook_auth)?;
 
         let pace = pace_setting(&get)?;
         let task_queue_url = get("TASK_QUEUE_URL");
@@ -227,13 +226,7 @@ impl Config {
         };
 
         let task_table = get("TASK_TABLE");
-        if task_table.is_none() {
-            if let Some(route) = mapping.route_needing_table() {
-                return Err(ConfigError::Mapping(format!(
-                    "route '{route}' updates, reschedules, stops or tags a task by its key, or waits for it (task_token): that needs the task table; set TASK_TABLE (the template's EnableLifecycle creates it)"
-                )));
-            }
-        }
+        check_mapping_for(&mapping, &webhook_auth, task_table.as_deref())?;
         let completion_event_bus = get("COMPLETION_EVENT_BUS");
         if completion_event_bus.is_some() && task_table.is_none() {
             return Err(ConfigError::Env {
@@ -279,9 +272,21 @@ impl Config {
     }
 }
 
-/// What a mapping must satisfy under the webhook authentication in force: with signatures, a
-/// webhook's identity may come only from its signed body.
-pub fn check_mapping_for(mapping: &Mapping, auth: &WebhookAuthSetting) -> Result<(), ConfigError> {
+/// What a mapping must satisfy under the configuration in force: with signatures, a webhook's
+/// identity may come only from its signed body; routes that act on a task by its key, or wait
+/// for it, need the task table.
+pub fn check_mapping_for(
+    mapping: &Mapping,
+    auth: &WebhookAuthSetting,
+    task_table: Option<&str>,
+) -> Result<(), ConfigError> {
+    if task_table.is_none() {
+        if let Some(route) = mapping.route_needing_table() {
+            return Err(ConfigError::Mapping(format!(
+                "route '{route}' updates, reschedules, stops or tags a task by its key, or waits for it (task_token): that needs the task table; set TASK_TABLE (the template's EnableLifecycle creates it)"
+            )));
+        }
+    }
     match auth {
         WebhookAuthSetting::Signature(_) => mapping.check_signed_webhook_identity(),
         _ => Ok(()),

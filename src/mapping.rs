@@ -673,9 +673,14 @@ impl Mapping {
                 } else {
                     "catch-all"
                 };
-                let token = match &route.client_token {
-                    Some(t) => format!("client_token from {}", t.variables.join(", ")),
-                    None => "client token from each record's identity".to_string(),
+                let token = match (&route.key, &route.client_token) {
+                    (Some(k), _) => format!(
+                        "{} by key from {}",
+                        route.action.as_str(),
+                        k.variables.join(", ")
+                    ),
+                    (None, Some(t)) => format!("client_token from {}", t.variables.join(", ")),
+                    (None, None) => "client token from each record's identity".to_string(),
                 };
                 format!(
                     "'{}' ({condition}): sources {}; {token}",

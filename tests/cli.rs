@@ -110,6 +110,22 @@ fn check_lists_the_routes_or_names_what_is_wrong() {
     let (code, _, err) = check(&[], &[("BATCH_CONCURRENCY", "0")]);
     assert_eq!(code, 1);
     assert!(err.contains("BATCH_CONCURRENCY"), "{err}");
+
+    // A mapping given with --mapping is held to what the cold start holds it to: lifecycle
+    // routes need the task table.
+    let lifecycle = ["--mapping", "examples/lifecycle.yaml"];
+    let (code, _, err) = check(&lifecycle, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("order-failed") && err.contains("TASK_TABLE"),
+        "{err}"
+    );
+    let (code, out, err) = check(&lifecycle, &[("TASK_TABLE", "tasks")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("route 'order-recovered'") && out.contains("stop by key from body.orderId"),
+        "{out}"
+    );
 }
 
 /// The schema editors validate mappings with is generated from the types the function reads a

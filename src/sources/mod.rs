@@ -103,9 +103,10 @@ pub fn all_kinds() -> impl Iterator<Item = SourceKind> {
     REGISTRY.iter().flat_map(|s| s.kinds.iter().copied())
 }
 
-/// The kinds a route can match: all but direct requests, which are requests already.
+/// The kinds a route can match: all but direct requests (requests already) and Connect's
+/// contact events (heard by the lifecycle, never routed).
 pub fn routable_kinds() -> impl Iterator<Item = SourceKind> {
-    all_kinds().filter(|k| *k != direct::KIND)
+    all_kinds().filter(|k| *k != direct::KIND && *k != contact_event::KIND)
 }
 
 /// The kinds a `when.source` name selects: a kind's own name, or `webhook` for every HTTP kind.
