@@ -40,8 +40,9 @@ PIP := $(VENV)/bin/pip
 build:
 	$(CARGO) build --workspace --bins --tests --quiet
 
-demo: build
-	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING)
+demo: build $(VENV)/.moto
+	$(BIN)/local-run --function $(BIN)/connect-task-bridge --events events --mapping $(MAPPING) \
+		--moto $(VENV)/bin/moto_server --lifecycle examples/lifecycle.yaml
 
 test: $(VENV)/.moto
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace

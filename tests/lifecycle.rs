@@ -60,55 +60,8 @@ routes:
     task: { name: "Order {{ body.orderId }}" }
 "#;
 
-fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
-    let creds = aws_sdk_dynamodb::config::Credentials::new(
-        connect_standin::LOCAL_ACCESS_KEY,
-        connect_standin::LOCAL_SECRET_KEY,
-        None,
-        None,
-        "local",
-    );
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new(
-            connect_standin::LOCAL_REGION,
-        ))
-        .credentials_provider(creds)
-        .endpoint_url(&moto.url)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
-
-/// The table as the template creates it: a string `pk`, nothing else.
-async fn create_table(moto: &Moto) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    dynamodb(moto)
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
-    create_table(moto).await;
+    moto.create_task_table(TABLE).await;
     let mut env: Vec<(&str, &str)> = vec![
         ("TASK_MAPPING", MAPPING),
         ("TASK_TABLE", TABLE),

@@ -1,6 +1,7 @@
 //! moto's server on a loopback port: the AWS services the function uses besides Connect
-//! (Secrets Manager, SQS) as tests and the surge simulation need them. Found at MOTO_SERVER, else
-//! in the venv `make test` prepares; stopped when dropped.
+//! (Secrets Manager, SQS, DynamoDB, Step Functions, EventBridge) as the tests, the demo and the
+//! surge simulation need them. Found at MOTO_SERVER, else in the venv `make test` prepares;
+//! stopped when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,6 +105,47 @@ impl Moto {
                 (target, body)
             })
             .collect()
+    }
+
+    /// Creates the task table as the template does: a string partition key `pk`, nothing else.
+    pub async fn create_task_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let creds = aws_sdk_dynamodb::config::Credentials::new(
+            crate::LOCAL_ACCESS_KEY,
+            crate::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        );
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(crate::LOCAL_REGION))
+            .credentials_provider(creds)
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("a complete attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("a complete key schema"),
+            )
+            .send()
+            .await
+            .expect("moto creates the table");
     }
 
     /// An SQS client for this server, with the local credentials and region.

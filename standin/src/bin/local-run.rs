@@ -1,17 +1,22 @@
-//! `local-run --function BINARY [--events DIR] [--mapping FILE] [--instance ID] [--flow ID]`
+//! `local-run --function BINARY [--events DIR] [--mapping FILE] [--instance ID] [--flow ID]
+//!  [--moto MOTO_SERVER --lifecycle MAPPING]`
 //!
 //! The local demo: starts the Connect stand-in, runs the function binary under a local Lambda
 //! Runtime API, sends every event in DIR through it, prints a table (event → ContactId(s) or
 //! error), delivers every event a second time to show that no second task appears, prints the
-//! tasks the stand-in holds, and stops everything it started.
+//! tasks the stand-in holds, and stops everything it started. With `--moto` and `--lifecycle`,
+//! then a task's life: the task table in moto's DynamoDB, an order that fails (a task), fails
+//! again (no second task) and recovers (the task stopped), and another order's task that an
+//! agent completes (its Step Functions workflow told, a completion event put on the bus).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use connect_standin::connect::{ConnectStandIn, Options};
 use connect_standin::harness::LocalStack;
+use connect_standin::moto::Moto;
 use connect_standin::runtime_api::Invocation;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const DEFAULT_INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 const DEFAULT_FLOW: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -23,6 +28,8 @@ struct Args {
     mapping: Option<PathBuf>,
     instance: String,
     flow: String,
+    moto: Option<PathBuf>,
+    lifecycle: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +39,8 @@ fn parse() -> Result<Args, String> {
         mapping: None,
         instance: DEFAULT_INSTANCE.into(),
         flow: DEFAULT_FLOW.into(),
+        moto: None,
+        lifecycle: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,6 +51,8 @@ fn parse() -> Result<Args, String> {
             "--mapping" => args.mapping = Some(value.into()),
             "--instance" => args.instance = value,
             "--flow" => args.flow = value,
+            "--moto" => args.moto = Some(value.into()),
+            "--lifecycle" => args.lifecycle = Some(value.into()),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -157,7 +168,180 @@ async fn run(args: Args) -> Result<(), String> {
         stats.requests, stats.created, stats.replayed, stats.invalid
     );
     stack.stop().await;
+    if let (Some(moto), Some(mapping)) = (&args.moto, &args.lifecycle) {
+        lifecycle(&args, moto, mapping, &env).await?;
+    }
     Ok(())
+}
+
+/// A task's life, through the function with the task table (moto) and the lifecycle mapping.
+async fn lifecycle(
+    args: &Args,
+    moto_server: &std::path::Path,
+    mapping: &std::path::Path,
+    base_env: &[(String, String)],
+) -> Result<(), String> {
+    println!(
+        "
+== a task's life (mapping {}, task table in moto)",
+        mapping.display()
+    );
+    let moto = Moto::start(moto_server).await;
+    moto.create_task_table("tasks").await;
+    let mut options = Options::local();
+    options.instances = vec![args.instance.clone()];
+    let connect = ConnectStandIn::start(options, 0)
+        .await
+        .map_err(|e| format!("stand-in: {e}"))?;
+    let abs = std::fs::canonicalize(mapping).map_err(|e| format!("{}: {e}", mapping.display()))?;
+    let mut env = base_env.to_vec();
+    for (k, v) in [
+        ("TASK_MAPPING_FILE", abs.display().to_string()),
+        ("TASK_TABLE", "tasks".into()),
+        ("COMPLETION_EVENT_BUS", "default".into()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.url.clone()),
+        ("AWS_ENDPOINT_URL_SFN", moto.url.clone()),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", moto.url.clone()),
+    ] {
+        env.push((k.to_string(), v));
+    }
+    let mut stack = LocalStack::start(&args.function, connect, &env)
+        .await
+        .map_err(|e| format!("cannot start {}: {e}", args.function.display()))?;
+    let order = |id: &str, detail_type: &str, detail: Value| {
+        json!({
+            "version": "0", "id": id, "detail-type": detail_type, "source": "shop.orders",
+            "account": connect_standin::ACCOUNT, "time": "2026-11-25T10:00:00Z",
+            "region": connect_standin::LOCAL_REGION, "resources": [], "detail": detail
+        })
+    };
+    let steps = [
+        (
+            "order o-1 fails",
+            order(
+                "ev-1",
+                "OrderFailed",
+                json!({"orderId": "o-1", "reason": "card declined"}),
+            ),
+        ),
+        (
+            "order o-1 fails again",
+            order(
+                "ev-2",
+                "OrderFailed",
+                json!({"orderId": "o-1", "reason": "card declined again"}),
+            ),
+        ),
+        (
+            "the customer adds a note",
+            order(
+                "ev-3",
+                "OrderNoteAdded",
+                json!({"orderId": "o-1", "note": "will call back at 5"}),
+            ),
+        ),
+        (
+            "o-1's payment succeeds",
+            order("ev-4", "PaymentSucceeded", json!({"orderId": "o-1"})),
+        ),
+        (
+            "order o-2 fails; a workflow waits",
+            order(
+                "ev-5",
+                "OrderFailed",
+                json!({"orderId": "o-2", "reason": "address", "taskToken": "demo-task-token"}),
+            ),
+        ),
+    ];
+    println!("{:<40}  result", "step");
+    let mut waiting = None;
+    for (step, event) in steps {
+        let answer = stack.invoke(event, TIMEOUT).await;
+        println!("{step:<40}  {}", describe(&answer));
+        if step.contains("waits") {
+            if let Ok(Invocation::Response(v)) = &answer {
+                waiting = v["ContactId"].as_str().map(str::to_string);
+            }
+        }
+    }
+    let contact = waiting.ok_or("the awaited task did not start")?;
+    let events = stack.connect.agent(
+        &contact,
+        "complete",
+        json!({"resolution": "address corrected"}),
+    )?;
+    println!(
+        "{:<40}  {} contact events",
+        "an agent completes o-2's task",
+        events.len()
+    );
+    for event in events {
+        let kind = event["detail"]["eventType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let answer = stack.invoke(event, TIMEOUT).await;
+        println!(
+            "{:<40}  {}",
+            format!("  Connect's {kind} event"),
+            describe(&answer)
+        );
+    }
+    for (target, what) in [
+        (
+            "AWSStepFunctions.SendTaskSuccess",
+            "Step Functions told (SendTaskSuccess)",
+        ),
+        (
+            "AWSStepFunctions.SendTaskFailure",
+            "Step Functions told (SendTaskFailure)",
+        ),
+        ("AWSEvents.PutEvents", "completion events on the bus"),
+    ] {
+        let sent: Vec<Value> = moto
+            .recorded()
+            .into_iter()
+            .filter(|(t, _)| t == target)
+            .map(|(_, body)| body)
+            .collect();
+        let detail = sent
+            .first()
+            .and_then(|b| b["output"].as_str().or(b["Entries"][0]["Detail"].as_str()))
+            .unwrap_or("");
+        println!("{what:<40}  {} {detail}", sent.len());
+    }
+    let tasks = stack.connect.tasks();
+    println!(
+        "
+stand-in: {} tasks",
+        tasks.len()
+    );
+    for t in &tasks {
+        println!(
+            "  {}  {:<45}  {} (ended: {})",
+            t.contact_id,
+            t.request["Name"].as_str().unwrap_or_default(),
+            t.state,
+            t.disconnect_reason.as_deref().unwrap_or("-")
+        );
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+/// An answer in a few words.
+fn describe(answer: &Result<Invocation, connect_standin::runtime_api::InvokeError>) -> String {
+    match answer {
+        Ok(Invocation::Response(v)) => {
+            let outcome = v["Outcome"].as_str().unwrap_or("started");
+            match v["ContactId"].as_str() {
+                Some(id) => format!("{outcome}: ContactId {id}"),
+                None => outcome.to_string(),
+            }
+        }
+        Ok(Invocation::Error { error_type, .. }) => format!("failed: {error_type}"),
+        Err(e) => format!("invocation failed: {e}"),
+    }
 }
 
 /// One line per record: the ContactId, or the error class and code, from the answer and the
