@@ -101,6 +101,9 @@ pub enum Did {
     Queued,
     /// The key's task exists (open, or opened by this very event): no call.
     Replayed,
+    /// The key's task is open and was opened by a different request: answered with it, no
+    /// second task (logged, and counted as `KeyReused`).
+    KeyReused,
     Updated,
     Rescheduled,
     Stopped,
@@ -118,6 +121,7 @@ impl Did {
             Did::Started => "started",
             Did::Queued => "queued",
             Did::Replayed => "replayed",
+            Did::KeyReused => "key_reused",
             Did::Updated => "updated",
             Did::Rescheduled => "rescheduled",
             Did::Stopped => "stopped",
@@ -227,9 +231,14 @@ impl Lifecycle {
         let table = self.table.as_ref().ok_or_else(no_table)?;
         let token = request.client_token.clone().unwrap_or_default();
         let pk = task_pk(plan.key.as_deref().unwrap_or(&token));
-        let payload_hash = digest_parts(&[serde_json::to_string(request)
-            .unwrap_or_default()
-            .as_bytes()]);
+        // What the task was opened with: the request, and the workflow waiting for it (a second
+        // workflow on an open key would never be told: that matters too).
+        let payload_hash = digest_parts(&[
+            serde_json::to_string(request)
+                .unwrap_or_default()
+                .as_bytes(),
+            plan.task_token.as_deref().unwrap_or_default().as_bytes(),
+        ]);
         let now = now_secs();
         let claim_until = call
             .deadline
@@ -241,9 +250,9 @@ impl Lifecycle {
         match table.claim(&pk, origin, now, claim_until).await? {
             Claimed::Busy => Err(BridgeError::KeyBusy),
             Claimed::Existing(item) => {
-                if item.state == State::Open
-                    && item.payload_hash.as_deref() != Some(payload_hash.as_str())
-                {
+                let reused = item.state == State::Open
+                    && item.payload_hash.as_deref() != Some(payload_hash.as_str());
+                if reused {
                     // The key's task stands; the later event is answered with it. Said so,
                     // and counted (KeyReused), never a second task.
                     tracing::warn!(
@@ -253,7 +262,11 @@ impl Lifecycle {
                     );
                 }
                 Ok(Acted {
-                    did: Did::Replayed,
+                    did: if reused {
+                        Did::KeyReused
+                    } else {
+                        Did::Replayed
+                    },
                     contact_id: item.contact_id,
                     client_token: item.client_token,
                 })

@@ -20,6 +20,9 @@ pub struct Tally {
     pub started: u64,
     /// Requests put on the task queue instead (their tasks follow from the queue).
     pub queued: u64,
+    /// Starts whose business key had an open task opened by a different request (answered
+    /// with that task, never a second one).
+    pub key_reused: u64,
     pub failed: u64,
     pub throttled: u64,
     pub by_error: BTreeMap<(String, String), u64>,
@@ -31,6 +34,7 @@ impl Tally {
         for outcome in outcomes {
             match &outcome.result {
                 Ok(started) if started.did == Did::Queued => tally.queued += 1,
+                Ok(started) if started.did == Did::KeyReused => tally.key_reused += 1,
                 Ok(_) => tally.started += 1,
                 Err(err) => {
                     tally.failed += 1;
@@ -69,6 +73,7 @@ pub fn documents(
                     metric("TasksFailed"),
                     metric("Throttles"),
                     metric("ConnectThrottles"),
+                    metric("KeyReused"),
                     {"Name": "PacedWaitMs", "Unit": "Milliseconds"},
                 ],
             }],
@@ -80,6 +85,7 @@ pub fn documents(
         // Records that failed for the pace or a throttle, and every call Connect throttled.
         "Throttles": tally.throttled,
         "ConnectThrottles": pace.throttles,
+        "KeyReused": tally.key_reused,
         "PacedWaitMs": pace.waited.as_millis() as u64,
     })];
     for ((class, code), count) in &tally.by_error {

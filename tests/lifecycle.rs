@@ -115,6 +115,15 @@ async fn every_action_finds_the_keys_task_and_redelivery_changes_nothing() {
     );
     let other = response(stack.invoke(other, TIMEOUT).await);
     assert_eq!(other["ContactId"], contact.as_str(), "{other}");
+    // The same key with a different request: answered with the open task, and said so.
+    let different = order_event(
+        "ev-2b",
+        "OrderFailed",
+        json!({"orderId": "o-1", "taskToken": "token-other"}),
+    );
+    let different = response(stack.invoke(different, TIMEOUT).await);
+    assert_eq!(different["Outcome"], "key_reused", "{different}");
+    assert_eq!(different["ContactId"], contact.as_str());
     assert_eq!(stack.connect.tasks().len(), 1);
     // The task token stays in the table: the agent never sees it.
     let task = &stack.connect.tasks()[0];
