@@ -328,13 +328,22 @@ impl Lifecycle {
         let item = match item {
             Some(item) if item.state == State::Open => item,
             Some(item) if item.state == State::Starting => return Err(BridgeError::KeyBusy),
-            // Stopping a task that has ended is done already.
+            // Stopping a task that has ended is done already (and if its workflow was not told
+            // yet, a stop that failed to tell it, it is told now).
             Some(item) if plan.action == Action::Stop => {
+                let ending = Ending {
+                    contact_id: item.contact_id.clone().unwrap_or_default(),
+                    event_type: "DISCONNECTED".into(),
+                    disconnect_reason: item.disconnect_reason.clone(),
+                };
+                if item.state.ended() {
+                    self.finish(call, table, &item, &ending).await?;
+                }
                 return Ok(Acted {
                     did: Did::Stopped,
                     contact_id: item.contact_id,
                     client_token: item.client_token,
-                })
+                });
             }
             _ => {
                 return match plan.if_missing {
@@ -521,7 +530,16 @@ impl Lifecycle {
         } else {
             (state, ending.disconnect_reason.clone())
         };
-        self.notify(call, &item, state, reason.as_deref()).await?;
+        if let Err(e) = self.notify(call, &item, state, reason.as_deref()).await {
+            // The event comes back (its record failed): the next delivery notifies.
+            if let Err(release) = table.release_notification(&item).await {
+                tracing::warn!(
+                    error_code = release.code(),
+                    "notification claim not released"
+                );
+            }
+            return Err(e);
+        }
         table.notified(&item).await?;
         Ok(true)
     }

@@ -445,6 +445,28 @@ impl TaskTable {
         }
     }
 
+    /// Lets the next delivery notify at once: this one failed to (Step Functions or the bus
+    /// unreachable), and its event comes back.
+    pub async fn release_notification(&self, item: &TaskItem) -> Result<(), BridgeError> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(&item.pk))
+            .update_expression("SET notify_until = :zero")
+            .condition_expression("generation = :generation AND notified = :false")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":generation", n(item.generation as i64))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     /// The task's workflow has been told.
     pub async fn notified(&self, item: &TaskItem) -> Result<(), BridgeError> {
         self.client

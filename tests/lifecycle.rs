@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{batch_failures, response, root};
 use connect_standin::connect::Faults;
+use connect_standin::harness::LocalFunction;
 use connect_standin::harness::LocalStack;
 use connect_standin::moto::{moto_server, Moto};
 use serde_json::{json, Value};
@@ -60,9 +61,14 @@ routes:
     task: { name: "Order {{ body.orderId }}" }
 "#;
 
-async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
-    moto.create_task_table(TABLE).await;
-    let mut env: Vec<(&str, &str)> = vec![
+/// The function's environment for `moto` (the table, Step Functions and EventBridge there),
+/// then `extra` (later values win), as `common::start_function` adds it to its own.
+fn env_of(moto: &Moto, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", common::INSTANCE),
+        ("CONNECT_CONTACT_FLOW_ID", common::FLOW),
+        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
+        ("CONNECT_BURST", "1000"),
         ("TASK_MAPPING", MAPPING),
         ("TASK_TABLE", TABLE),
         ("COMPLETION_EVENT_BUS", "default"),
@@ -70,8 +76,18 @@ async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
         ("AWS_ENDPOINT_URL_SFN", &moto.url),
         ("AWS_ENDPOINT_URL_EVENTBRIDGE", &moto.url),
         ("WEBHOOK_AUTH", "none"),
-    ];
-    env.extend_from_slice(extra);
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
+    moto.create_task_table(TABLE).await;
+    let env = env_of(moto, extra);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     common::start_function(&env).await
 }
 
@@ -353,6 +369,36 @@ async fn a_completion_heard_twice_and_out_of_order_notifies_once() {
     assert_eq!(output["disconnectReason"], "AGENT_DISCONNECT");
     assert_eq!(output["attributes"]["outcome"], "reached");
     assert_eq!(sent(&moto, "AWSEvents.PutEvents").len(), 1);
+
+    // A notification that failed (Step Functions unreachable from this environment) is sent by
+    // the event's next delivery, not lost to the claim the failed one held.
+    let direct = json!({"Name": "Third", "TaskToken": "token-f"});
+    let answer = response(stack.invoke(direct, TIMEOUT).await);
+    let contact = answer["ContactId"].as_str().unwrap().to_string();
+    let events = stack
+        .connect
+        .agent(&contact, "complete", Value::Null)
+        .unwrap();
+    let mut cut_off = LocalFunction::start(
+        &common::function_binary(),
+        &stack.connect.url(),
+        &env_of(&moto, &[("AWS_ENDPOINT_URL_SFN", "http://127.0.0.1:9")]),
+    )
+    .await
+    .unwrap();
+    let failed = cut_off.invoke(events[1].clone(), TIMEOUT).await;
+    assert!(
+        matches!(&failed, Ok(connect_standin::runtime_api::Invocation::Error { error_type, .. }) if error_type.starts_with("transient")),
+        "{failed:?}"
+    );
+    cut_off.stop().await;
+    let answer = response(stack.invoke(events[1].clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "heard", "{answer}");
+    let told: Vec<Value> = sent(&moto, "AWSStepFunctions.SendTaskSuccess")
+        .into_iter()
+        .filter(|b| b["taskToken"] == "token-f")
+        .collect();
+    assert_eq!(told.len(), 1);
 
     // Another task expires: its workflow is told it failed.
     let direct = json!({"Name": "Another", "TaskToken": "token-e"});
