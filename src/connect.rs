@@ -352,23 +352,8 @@ where
                 class,
             }
         }
-        SdkError::TimeoutError(_) => BridgeError::Dispatch {
-            code: "TimeoutError",
-            message: "the call to Connect timed out".into(),
-        },
-        SdkError::DispatchFailure(e) => BridgeError::Dispatch {
-            code: "DispatchFailure",
-            message: format!("{:?}", e.as_connector_error()),
-        },
-        SdkError::ResponseError(e) => BridgeError::Dispatch {
-            code: "ResponseError",
-            message: format!("unreadable response: {:?}", e.raw()),
-        },
-        other => BridgeError::Connect {
-            code: "ConstructionFailure".into(),
-            message: format!("{other:?}"),
-            class: ErrorClass::Permanent,
-        },
+        // How the call failed on the way is the same for every operation.
+        other => classify_operation(other),
     }
 }
 

@@ -163,6 +163,21 @@ where
     err.code() == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: true when it was made, false when its condition did not hold
+/// (another delivery got there first), the table's error otherwise.
+fn written<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<bool, BridgeError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 impl TaskTable {
     pub fn new(client: Client, name: String) -> TaskTable {
         TaskTable { client, name }
@@ -233,10 +248,8 @@ impl TaskTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match created {
-            Ok(_) => return Ok(Claimed::Fresh { generation: 1 }),
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(store_error(e)),
+        if written(created)? {
+            return Ok(Claimed::Fresh { generation: 1 });
         }
         let Some(item) = self.get(pk).await? else {
             // Gone between the two calls (TTL): the next delivery claims it afresh.
@@ -262,13 +275,13 @@ impl TaskTable {
                     .expression_attribute_values(":old", n(item.claim_until))
                     .send()
                     .await;
-                match taken {
-                    Ok(_) => Ok(Claimed::Fresh {
+                Ok(if written(taken)? {
+                    Claimed::Fresh {
                         generation: item.generation,
-                    }),
-                    Err(e) if is_condition_failure(&e) => Ok(Claimed::Busy),
-                    Err(e) => Err(store_error(e)),
-                }
+                    }
+                } else {
+                    Claimed::Busy
+                })
             }
             // Ended: this event's own task (a redelivery), or the key's next task.
             _ if item.origin.as_deref() == Some(origin) => Ok(Claimed::Existing(Box::new(item))),
@@ -298,11 +311,11 @@ impl TaskTable {
                     .expression_attribute_values(":generation", n(item.generation as i64))
                     .send()
                     .await;
-                match taken {
-                    Ok(_) => Ok(Claimed::Fresh { generation: next }),
-                    Err(e) if is_condition_failure(&e) => Ok(Claimed::Busy),
-                    Err(e) => Err(store_error(e)),
-                }
+                Ok(if written(taken)? {
+                    Claimed::Fresh { generation: next }
+                } else {
+                    Claimed::Busy
+                })
             }
         }
     }
@@ -339,12 +352,8 @@ impl TaskTable {
             set.push_str(", task_token = :task_token");
             update = update.expression_attribute_values(":task_token", s(token));
         }
-        match update.update_expression(set).send().await {
-            Ok(_) => {}
-            // Another delivery finished it first (both calls met the same task).
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(store_error(e)),
-        }
+        // Not written: another delivery finished it first (both calls met the same task).
+        written(update.update_expression(set).send().await)?;
         self.client
             .put_item()
             .table_name(&self.name)
@@ -373,11 +382,7 @@ impl TaskTable {
             .expression_attribute_values(":generation", n(generation as i64))
             .send()
             .await;
-        match released {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_error(e)),
-        }
+        written(released).map(|_| ())
     }
 
     /// Moves an open task to `state` (ended) and claims its notification. True when this call
@@ -410,11 +415,7 @@ impl TaskTable {
             set.push_str(", disconnect_reason = :reason");
             update = update.expression_attribute_values(":reason", s(reason));
         }
-        match update.update_expression(set).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(update.update_expression(set).send().await)
     }
 
     /// Claims the notification of an ended task whose notifier did not finish (its claim ran
@@ -438,11 +439,7 @@ impl TaskTable {
             .expression_attribute_values(":old", n(item.notify_until))
             .send()
             .await;
-        match claimed {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(claimed)
     }
 
     /// Lets the next delivery notify at once: this one failed to (Step Functions or the bus
@@ -460,16 +457,13 @@ impl TaskTable {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .send()
             .await;
-        match released {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_error(e)),
-        }
+        written(released).map(|_| ())
     }
 
     /// The task's workflow has been told.
     pub async fn notified(&self, item: &TaskItem) -> Result<(), BridgeError> {
-        self.client
+        let told = self
+            .client
             .update_item()
             .table_name(&self.name)
             .key("pk", s(&item.pk))
@@ -478,15 +472,8 @@ impl TaskTable {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":generation", n(item.generation as i64))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if is_condition_failure(&e) {
-                    Ok(())
-                } else {
-                    Err(store_error(e))
-                }
-            })
+            .await;
+        written(told).map(|_| ())
     }
 }
 
