@@ -277,6 +277,25 @@ pub(crate) fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
+/// Checks the request's SigV4 signature as Connect does; the answer to a refused one.
+#[allow(clippy::result_large_err)]
+pub(crate) fn verify_signature(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    shared
+        .signer
+        .verify(method.as_str(), path, headers, body, SystemTime::now())
+        .map_err(|e| {
+            shared.inner.lock().unwrap().stats.auth_failures += 1;
+            error(e.status, e.code, e.message)
+        })
+}
+
 /// What the fault draw decided for one request.
 enum Fault {
     None,
@@ -291,13 +310,8 @@ async fn start_task_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Err(e) = shared
-        .signer
-        .verify(method.as_str(), path, &headers, &body, SystemTime::now())
-    {
-        shared.inner.lock().unwrap().stats.auth_failures += 1;
-        return error(e.status, e.code, e.message);
+    if let Err(refused) = verify_signature(&shared, &method, &uri, &headers, &body) {
+        return refused;
     }
 
     let (wait, fault, hang) = {

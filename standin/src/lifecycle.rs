@@ -9,7 +9,6 @@
 //! task, `EXPIRED` when it expired, `AGENT_DISCONNECT` when an agent completed it.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::connect::{error, now_secs, uuid_like, Shared, Task};
+use crate::connect::{error, now_secs, uuid_like, verify_signature, Shared, Task};
 use crate::model::lifecycle;
 
 /// A task's state, as the stand-in tracks it.
@@ -39,14 +38,7 @@ fn accept(
     body: &Bytes,
     uri_members: &[(&str, &str)],
 ) -> Result<Map<String, Value>, Response> {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Err(e) = shared
-        .signer
-        .verify(method.as_str(), path, headers, body, SystemTime::now())
-    {
-        shared.inner.lock().unwrap().stats.auth_failures += 1;
-        return Err(error(e.status, e.code, e.message));
-    }
+    verify_signature(shared, method, uri, headers, body)?;
     let mut request = if body.is_empty() {
         Map::new()
     } else {
@@ -81,6 +73,11 @@ fn accept(
                 problems.join("; ")
             ),
         ));
+    }
+    if operation == "UpdateContactSchedule" {
+        if let Some(refused) = schedule_rules(&request) {
+            return Err(refused);
+        }
     }
     shared.inner.lock().unwrap().stats.lifecycle_requests += 1;
     Ok(request)
@@ -119,6 +116,61 @@ fn ok() -> Response {
     Json(json!({})).into_response()
 }
 
+/// A request as every operation receives it.
+pub(crate) struct Received {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Which tasks an operation may act on.
+#[derive(Clone, Copy, PartialEq)]
+enum Reach {
+    /// Only a task that has not ended (ContactNotFoundException otherwise).
+    Live,
+    /// Any task (attributes and tags of an ended contact can still be written).
+    Any,
+}
+
+/// The common path of the operations that change a task: signature and model checked, the
+/// task found by `id_member` on its instance, `act` applied, the change counted; `ok` or the
+/// answer Connect gives.
+fn on_task(
+    shared: &Shared,
+    operation: &str,
+    received: &Received,
+    uri_members: &[(&str, &str)],
+    id_member: &str,
+    reach: Reach,
+    act: impl FnOnce(&Map<String, Value>, &mut Task) -> Option<Value>,
+) -> Response {
+    let Received {
+        method,
+        uri,
+        headers,
+        body,
+    } = received;
+    let request = match accept(shared, operation, method, uri, headers, body, uri_members) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let inner = &mut *inner;
+    let task = match find(&mut inner.tasks, &request, id_member) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    if reach == Reach::Live && task.state == ENDED {
+        return ended_error();
+    }
+    task.updates += 1;
+    if let Some(event) = act(&request, task) {
+        inner.events.push(event);
+    }
+    ok()
+}
+
 pub(crate) async fn stop_contact(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -126,22 +178,21 @@ pub(crate) async fn stop_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match accept(&shared, "StopContact", &method, &uri, &headers, &body, &[]) {
-        Ok(r) => r,
-        Err(e) => return e,
+    let received = Received {
+        method,
+        uri,
+        headers,
+        body,
     };
-    let mut inner = shared.inner.lock().unwrap();
-    let inner = &mut *inner;
-    let task = match find(&mut inner.tasks, &request, "ContactId") {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    if task.state == ENDED {
-        return ended_error();
-    }
-    let event = end(task, "API");
-    inner.events.push(event);
-    ok()
+    on_task(
+        &shared,
+        "StopContact",
+        &received,
+        &[],
+        "ContactId",
+        Reach::Live,
+        |_, task| Some(end(task, "API")),
+    )
 }
 
 pub(crate) async fn update_contact(
@@ -152,40 +203,32 @@ pub(crate) async fn update_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = Received {
+        method,
+        uri,
+        headers,
+        body,
+    };
     let members = [
         ("InstanceId", instance.as_str()),
         ("ContactId", contact.as_str()),
     ];
-    let request = match accept(
+    on_task(
         &shared,
         "UpdateContact",
-        &method,
-        &uri,
-        &headers,
-        &body,
+        &received,
         &members,
-    ) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let mut inner = shared.inner.lock().unwrap();
-    let inner = &mut *inner;
-    let task = match find(&mut inner.tasks, &request, "ContactId") {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    if task.state == ENDED {
-        return ended_error();
-    }
-    for member in ["Name", "Description", "References", "SegmentAttributes"] {
-        if let Some(value) = request.get(member) {
-            task.current.insert(member.to_string(), value.clone());
-        }
-    }
-    task.updates += 1;
-    let event = contact_event(task, "CONTACT_DATA_UPDATED", None);
-    inner.events.push(event);
-    ok()
+        "ContactId",
+        Reach::Live,
+        |request, task| {
+            for member in ["Name", "Description", "References", "SegmentAttributes"] {
+                if let Some(value) = request.get(member) {
+                    task.current.insert(member.to_string(), value.clone());
+                }
+            }
+            Some(contact_event(task, "CONTACT_DATA_UPDATED", None))
+        },
+    )
 }
 
 pub(crate) async fn update_contact_attributes(
@@ -195,31 +238,25 @@ pub(crate) async fn update_contact_attributes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match accept(
-        &shared,
-        "UpdateContactAttributes",
-        &method,
-        &uri,
-        &headers,
-        &body,
-        &[],
-    ) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let mut inner = shared.inner.lock().unwrap();
-    let task = match find(&mut inner.tasks, &request, "InitialContactId") {
-        Ok(t) => t,
-        Err(e) => return e,
+    let received = Received {
+        method,
+        uri,
+        headers,
+        body,
     };
     // Attributes can be updated after the contact ended (the contact record is updated).
-    if let Some(Value::Object(attributes)) = request.get("Attributes") {
-        for (k, v) in attributes {
-            task.attributes.insert(k.clone(), v.clone());
-        }
-    }
-    task.updates += 1;
-    ok()
+    on_task(
+        &shared,
+        "UpdateContactAttributes",
+        &received,
+        &[],
+        "InitialContactId",
+        Reach::Any,
+        |request, task| {
+            merge(&mut task.attributes, request.get("Attributes"));
+            None
+        },
+    )
 }
 
 pub(crate) async fn update_contact_schedule(
@@ -229,41 +266,38 @@ pub(crate) async fn update_contact_schedule(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match accept(
+    let received = Received {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    on_task(
         &shared,
         "UpdateContactSchedule",
-        &method,
-        &uri,
-        &headers,
-        &body,
+        &received,
         &[],
-    ) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    // StartTaskContact's rules for the time (not in the past, at most 90 days ahead).
+        "ContactId",
+        Reach::Live,
+        |request, task| {
+            task.current
+                .insert("ScheduledTime".into(), request["ScheduledTime"].clone());
+            None
+        },
+    )
+}
+
+/// StartTaskContact's rules for a time (not in the past, at most 90 days ahead), which
+/// UpdateContactSchedule applies too; checked after the model, before the task is looked up.
+fn schedule_rules(request: &Map<String, Value>) -> Option<Response> {
     let violations: Vec<String> = crate::rules::violations(
-        &json!({"ScheduledTime": request["ScheduledTime"]}),
+        &json!({"ScheduledTime": request.get("ScheduledTime")}),
         now_secs(),
     )
     .into_iter()
     .filter(|v| v.starts_with("ScheduledTime"))
     .collect();
-    if !violations.is_empty() {
-        return error(400, "InvalidParameterException", violations.join("; "));
-    }
-    let mut inner = shared.inner.lock().unwrap();
-    let task = match find(&mut inner.tasks, &request, "ContactId") {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    if task.state == ENDED {
-        return ended_error();
-    }
-    task.current
-        .insert("ScheduledTime".into(), request["ScheduledTime"].clone());
-    task.updates += 1;
-    ok()
+    (!violations.is_empty()).then(|| error(400, "InvalidParameterException", violations.join("; ")))
 }
 
 pub(crate) async fn tag_contact(
@@ -273,22 +307,33 @@ pub(crate) async fn tag_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match accept(&shared, "TagContact", &method, &uri, &headers, &body, &[]) {
-        Ok(r) => r,
-        Err(e) => return e,
+    let received = Received {
+        method,
+        uri,
+        headers,
+        body,
     };
-    let mut inner = shared.inner.lock().unwrap();
-    let task = match find(&mut inner.tasks, &request, "ContactId") {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    if let Some(Value::Object(tags)) = request.get("Tags") {
-        for (k, v) in tags {
-            task.tags.insert(k.clone(), v.clone());
+    on_task(
+        &shared,
+        "TagContact",
+        &received,
+        &[],
+        "ContactId",
+        Reach::Any,
+        |request, task| {
+            merge(&mut task.tags, request.get("Tags"));
+            None
+        },
+    )
+}
+
+/// Writes the entries of a JSON object into `into`.
+fn merge(into: &mut Map<String, Value>, from: Option<&Value>) {
+    if let Some(Value::Object(entries)) = from {
+        for (k, v) in entries {
+            into.insert(k.clone(), v.clone());
         }
     }
-    task.updates += 1;
-    ok()
 }
 
 pub(crate) async fn get_contact_attributes(
@@ -348,11 +393,7 @@ pub(crate) fn play(
     let Some(task) = inner.tasks.iter_mut().find(|t| t.contact_id == contact) else {
         return Err((404, "ResourceNotFoundException", "Contact not found"));
     };
-    if let Some(Value::Object(attributes)) = set.get("attributes") {
-        for (k, v) in attributes {
-            task.attributes.insert(k.clone(), v.clone());
-        }
-    }
+    merge(&mut task.attributes, set.get("attributes"));
     if task.state == ENDED {
         return Err((409, "InvalidRequestException", "The contact has ended"));
     }
