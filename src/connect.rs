@@ -6,13 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_connect::operation::start_task_contact::builders::StartTaskContactFluentBuilder;
-use aws_sdk_connect::operation::start_task_contact::StartTaskContactError;
 use aws_sdk_connect::types::{Reference, ReferenceType, SegmentAttributeValue, TaskAttachment};
 use aws_sdk_connect::Client;
 
-use crate::error::{BridgeError, ErrorClass};
+use crate::error::{BridgeError, Op};
 use crate::pace::Pacer;
 use crate::task::{SegmentValue, TaskRequest};
 use crate::tls::{https_client, TlsRoots};
@@ -289,7 +287,7 @@ where
                 if err.is_throttle() {
                     pacer.on_throttle(slot);
                 }
-                if !worth_another_attempt(&err) {
+                if !err.worth_another_attempt() {
                     return Err(err);
                 }
                 last_error = Some(err);
@@ -299,149 +297,33 @@ where
     Err(last_error.unwrap_or(BridgeError::Paced))
 }
 
-/// Failures a second attempt within the invocation may mend.
-fn worth_another_attempt(err: &BridgeError) -> bool {
-    match err {
-        BridgeError::Connect { code, .. } => {
-            matches!(
-                code.as_str(),
-                "ThrottlingException" | "InternalServiceException"
-            )
-        }
-        BridgeError::Dispatch { code, .. } => matches!(*code, "DispatchFailure" | "TimeoutError"),
-        _ => false,
-    }
-}
-
 /// One attempt (`paced` bounds its time).
 async fn call_once(
     client: &Client,
     req: &TaskRequest,
     _budget: Option<Duration>,
 ) -> Result<String, BridgeError> {
-    let output = build_call(client, req)?.send().await.map_err(classify)?;
+    let output = build_call(client, req)?
+        .send()
+        .await
+        .map_err(|e| Op::StartTaskContact.error(e))?;
     output.contact_id.ok_or_else(|| BridgeError::Dispatch {
         code: "ResponseError",
         message: "Connect answered without a ContactId".into(),
     })
 }
 
-/// Sorts the error of any Connect operation by its code (the lifecycle operations share
-/// StartTaskContact's error vocabulary, plus ContactNotFoundException for a contact that has
-/// ended and LimitExceededException for too many reschedules).
-pub fn classify_operation<E, R>(err: SdkError<E, R>) -> BridgeError
-where
-    E: ProvideErrorMetadata + std::error::Error,
-    R: std::fmt::Debug,
-{
-    match err {
-        SdkError::ServiceError(service) => {
-            let err = service.into_err();
-            let code = err.code().unwrap_or("UnknownError").to_string();
-            let message = err
-                .message()
-                .map_or_else(|| err.to_string(), str::to_string);
-            let class = match code.as_str() {
-                "ThrottlingException" | "InternalServiceException" => ErrorClass::Transient,
-                c if c.contains("Throttl") || c.contains("Unavailable") => ErrorClass::Transient,
-                _ => ErrorClass::Permanent,
-            };
-            BridgeError::Connect {
-                code,
-                message,
-                class,
-            }
-        }
-        // How the call failed on the way is the same for every operation.
-        other => classify_operation(other),
-    }
-}
-
-/// Sorts an SDK error into our permanent/transient classes.
-pub fn classify<R: std::fmt::Debug>(err: SdkError<StartTaskContactError, R>) -> BridgeError {
-    match err {
-        SdkError::ServiceError(service) => {
-            let err = service.into_err();
-            // Parsed responses carry the message in the metadata; errors built in code only in the
-            // exception itself, which Display shows.
-            let message = err
-                .message()
-                .map_or_else(|| err.to_string(), str::to_string);
-            let (code, class) = match &err {
-                StartTaskContactError::ThrottlingException(_) => {
-                    ("ThrottlingException", ErrorClass::Transient)
-                }
-                StartTaskContactError::InternalServiceException(_) => {
-                    ("InternalServiceException", ErrorClass::Transient)
-                }
-                // The quota (e.g. 12 tasks per PreviousContactId, concurrent active tasks) frees up.
-                StartTaskContactError::ServiceQuotaExceededException(_) => {
-                    ("ServiceQuotaExceededException", ErrorClass::Transient)
-                }
-                StartTaskContactError::InvalidParameterException(_) => {
-                    ("InvalidParameterException", ErrorClass::Permanent)
-                }
-                StartTaskContactError::InvalidRequestException(_) => {
-                    ("InvalidRequestException", ErrorClass::Permanent)
-                }
-                StartTaskContactError::ResourceNotFoundException(_) => {
-                    ("ResourceNotFoundException", ErrorClass::Permanent)
-                }
-                other => {
-                    // An error code this SDK version does not model: a server-side fault or
-                    // throttle by its name, else nothing suggests a retry would help.
-                    let code = other.code().unwrap_or("UnknownError").to_string();
-                    let class = if code.contains("Throttl")
-                        || code.contains("Internal")
-                        || code.contains("Unavailable")
-                    {
-                        ErrorClass::Transient
-                    } else {
-                        ErrorClass::Permanent
-                    };
-                    return BridgeError::Connect {
-                        code,
-                        message,
-                        class,
-                    };
-                }
-            };
-            BridgeError::Connect {
-                code: code.to_string(),
-                message,
-                class,
-            }
-        }
-        SdkError::TimeoutError(_) => BridgeError::Dispatch {
-            code: "TimeoutError",
-            message: "the call to Connect timed out".into(),
-        },
-        SdkError::DispatchFailure(e) => BridgeError::Dispatch {
-            code: "DispatchFailure",
-            message: format!("{:?}", e.as_connector_error()),
-        },
-        SdkError::ResponseError(e) => BridgeError::Dispatch {
-            code: "ResponseError",
-            message: format!("unreadable response: {:?}", e.raw()),
-        },
-        // Building or signing the request failed (no region, no credentials): retrying the same
-        // event cannot help until the deployment is fixed.
-        other => BridgeError::Connect {
-            code: "ConstructionFailure".into(),
-            message: format!("{other:?}"),
-            class: ErrorClass::Permanent,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorClass;
     use crate::pace::PaceSetting;
     use crate::task::{
         ScheduledTime, TaskAttachment as OurAttachment, TaskReference, CONTACT_EXPIRY,
     };
-    use aws_sdk_connect::operation::start_task_contact::StartTaskContactOutput;
+    use aws_sdk_connect::operation::start_task_contact::{
+        StartTaskContactError, StartTaskContactOutput,
+    };
     use aws_sdk_connect::types::error::{
         InternalServiceException, InvalidParameterException, InvalidRequestException,
         ResourceNotFoundException, ServiceQuotaExceededException, ThrottlingException,

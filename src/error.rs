@@ -56,16 +56,14 @@ pub enum BridgeError {
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
 
-    /// Connect answered with a modelled error.
+    /// Connect answered with an error code (its class and cause follow from the code alone:
+    /// `Service::Connect.kind_of`).
     #[error("Connect rejected the request ({code}): {message}")]
-    Connect {
-        code: String,
-        message: String,
-        class: ErrorClass,
-    },
+    Connect { code: String, message: String },
 
-    /// The call did not get a modelled answer: timeout, connection failure, unparsable response.
-    #[error("calling Connect failed ({code}): {message}")]
+    /// A call got no answer (timeout, connection failure, unparsable response), or a call to the
+    /// task queue or Secrets Manager failed.
+    #[error("the call failed ({code}): {message}")]
     Dispatch { code: &'static str, message: String },
 
     /// A FIFO record that was not tried because an earlier record of its batch failed; it must
@@ -137,7 +135,8 @@ impl BridgeError {
             | BridgeError::Forbidden
             | BridgeError::Internal
             | BridgeError::NoOpenTask { .. } => ErrorClass::Permanent,
-            BridgeError::Connect { class, .. } | BridgeError::Store { class, .. } => *class,
+            BridgeError::Connect { code, .. } => Service::Connect.kind_of(code).class(),
+            BridgeError::Store { class, .. } => *class,
             BridgeError::KeyBusy | BridgeError::Notify { .. } => ErrorClass::Transient,
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
@@ -182,13 +181,7 @@ impl BridgeError {
             | BridgeError::InvalidEvent(_)
             | BridgeError::NoRoute { .. }
             | BridgeError::Validation { .. } => Cause::CallersInput,
-            BridgeError::Connect { code, class, .. } => match code.as_str() {
-                "ThrottlingException" => Cause::Throttled,
-                "InvalidParameterException" | "InvalidRequestException" => Cause::CallersInput,
-                "ServiceQuotaExceededException" => Cause::QuotaExhausted,
-                _ if *class == ErrorClass::Transient => Cause::Unavailable,
-                _ => Cause::Configuration,
-            },
+            BridgeError::Connect { code, .. } => Service::Connect.kind_of(code).cause(),
             BridgeError::DeadlineExceeded => Cause::OutOfTime,
             BridgeError::Paced => Cause::Throttled,
             BridgeError::Dispatch { code, .. } => match *code {
@@ -203,6 +196,35 @@ impl BridgeError {
             BridgeError::Store { .. } => Cause::Configuration,
             BridgeError::KeyBusy | BridgeError::Notify { .. } => Cause::Unavailable,
             BridgeError::NoOpenTask { .. } => Cause::CallersInput,
+        }
+    }
+
+    /// Whether a second attempt within the invocation may mend it: a throttle or a fault of
+    /// Connect's, a call that got no answer. (A call cut off by the invocation's deadline, and
+    /// a quota that frees up in minutes, wait for the record's next delivery.)
+    pub fn worth_another_attempt(&self) -> bool {
+        match self {
+            BridgeError::Connect { code, .. } => matches!(
+                Service::Connect.kind_of(code),
+                Kind::Throttled | Kind::Unavailable
+            ),
+            BridgeError::Dispatch { code, .. } => {
+                matches!(*code, "DispatchFailure" | "TimeoutError")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the call was answered with a refusal that opened nothing: Connect's own
+    /// permanent answer, or a request refused before it was sent.
+    pub fn refused_by_connect(&self) -> bool {
+        match self {
+            BridgeError::Connect { code, .. } => {
+                Service::Connect.kind_of(code).class() == ErrorClass::Permanent
+                    && code != "ConstructionFailure"
+            }
+            BridgeError::Validation { .. } => true,
+            _ => false,
         }
     }
 
@@ -282,6 +304,532 @@ impl Cause {
     }
 }
 
+/// serde's message for input that does not fit, without the input: the segments it quotes
+/// (`"..."`, `` `...` ``) before ", expected" are what the event said (a value, an unknown key,
+/// a variant), those after it are ours (the types and names we expect). The message reaches
+/// the log and the runtime's error answer, which Lambda logs at every level.
+pub fn without_data(message: &str) -> String {
+    let (said, expected) = message
+        .find(", expected")
+        .map_or((message, ""), |i| message.split_at(i));
+    // A misspelt member name is a typo, not data: kept when it is within two edits of a name
+    // the message expects, so the caller sees which key to fix.
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let typo = |text: &str| text.len() <= 64 && names.iter().any(|n| edits(text, n) <= 2);
+    let mut out = String::with_capacity(message.len());
+    let mut quoted: Option<(char, String)> = None;
+    let mut escaped = false;
+    for c in said.chars() {
+        match &mut quoted {
+            Some((q, text)) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && *q == '"' {
+                    escaped = true;
+                } else if c == *q {
+                    out.push_str(if *q == '`' && typo(text) { text } else { "…" });
+                    out.push(c);
+                    quoted = None;
+                    continue;
+                }
+                text.push(c);
+            }
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quoted = Some((c, String::new()));
+                }
+            }
+        }
+    }
+    if quoted.is_some() {
+        out.push('…');
+    }
+    out.push_str(expected);
+    out
+}
+
+/// Levenshtein distance, for short names.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// What an AWS error code means, whichever operation answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Slow down: the operation's rate quota is spent for now.
+    Throttled,
+    /// The service failed or is busy; the same call may work in a moment.
+    Unavailable,
+    /// A quota that is not a rate (Connect's concurrent active tasks, 12 tasks per
+    /// PreviousContactId): it frees up, but not within seconds.
+    QuotaExhausted,
+    /// The request itself is refused: retrying the same request cannot help.
+    CallersInput,
+    /// Our deployment (a missing resource, a denied action, a wrong Region).
+    Configuration,
+    /// What the call was about has ended or gone (a contact that ended, a workflow that stopped
+    /// waiting): the caller decides whether that is success.
+    Gone,
+}
+
+impl Kind {
+    pub fn class(self) -> ErrorClass {
+        match self {
+            Kind::Throttled | Kind::Unavailable | Kind::QuotaExhausted => ErrorClass::Transient,
+            Kind::CallersInput | Kind::Configuration | Kind::Gone => ErrorClass::Permanent,
+        }
+    }
+
+    pub fn cause(self) -> Cause {
+        match self {
+            Kind::Throttled => Cause::Throttled,
+            Kind::Unavailable => Cause::Unavailable,
+            Kind::QuotaExhausted => Cause::QuotaExhausted,
+            Kind::CallersInput => Cause::CallersInput,
+            Kind::Configuration | Kind::Gone => Cause::Configuration,
+        }
+    }
+}
+
+/// The AWS services the function calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Connect,
+    DynamoDb,
+    Sqs,
+    StepFunctions,
+    EventBridge,
+    SecretsManager,
+}
+
+/// The one list of error codes: what each service's codes mean. Codes a service does not list
+/// here are read by their name (a throttle, an internal fault or an unavailable service is
+/// transient) and are otherwise the deployment's problem: nothing suggests a retry would help.
+const CODES: &[(Service, &str, Kind)] = &[
+    // Connect (the model slices in ../shared/connect: StartTaskContact, the lifecycle
+    // operations, DescribeContact, task templates).
+    (Service::Connect, "ThrottlingException", Kind::Throttled),
+    (
+        Service::Connect,
+        "TooManyRequestsException",
+        Kind::Throttled,
+    ),
+    (
+        Service::Connect,
+        "InternalServiceException",
+        Kind::Unavailable,
+    ),
+    // UpdateContact met a concurrent change of the same contact.
+    (Service::Connect, "ConflictException", Kind::Unavailable),
+    (
+        Service::Connect,
+        "ServiceQuotaExceededException",
+        Kind::QuotaExhausted,
+    ),
+    (
+        Service::Connect,
+        "InvalidParameterException",
+        Kind::CallersInput,
+    ),
+    (
+        Service::Connect,
+        "InvalidRequestException",
+        Kind::CallersInput,
+    ),
+    (
+        Service::Connect,
+        "PropertyValidationException",
+        Kind::CallersInput,
+    ),
+    // UpdateContactSchedule: a task is rescheduled at most 20 times (HTTP 429, but no wait
+    // lifts it).
+    (
+        Service::Connect,
+        "LimitExceededException",
+        Kind::CallersInput,
+    ),
+    (
+        Service::Connect,
+        "ResourceNotFoundException",
+        Kind::Configuration,
+    ),
+    (
+        Service::Connect,
+        "AccessDeniedException",
+        Kind::Configuration,
+    ),
+    (
+        Service::Connect,
+        "InvalidActiveRegionException",
+        Kind::Configuration,
+    ),
+    (Service::Connect, "ContactNotFoundException", Kind::Gone),
+    // DynamoDB (the task table).
+    (
+        Service::DynamoDb,
+        "ProvisionedThroughputExceededException",
+        Kind::Throttled,
+    ),
+    (Service::DynamoDb, "RequestLimitExceeded", Kind::Throttled),
+    (Service::DynamoDb, "ThrottlingException", Kind::Throttled),
+    (Service::DynamoDb, "InternalServerError", Kind::Unavailable),
+    (
+        Service::DynamoDb,
+        "TransactionConflictException",
+        Kind::Unavailable,
+    ),
+    // Another delivery got there first: `table::written` reads it as an answer, not a failure.
+    (
+        Service::DynamoDb,
+        "ConditionalCheckFailedException",
+        Kind::Gone,
+    ),
+    (
+        Service::DynamoDb,
+        "ResourceNotFoundException",
+        Kind::Configuration,
+    ),
+    (
+        Service::DynamoDb,
+        "AccessDeniedException",
+        Kind::Configuration,
+    ),
+    (
+        Service::DynamoDb,
+        "ValidationException",
+        Kind::Configuration,
+    ),
+    (
+        Service::DynamoDb,
+        "ItemCollectionSizeLimitExceededException",
+        Kind::Configuration,
+    ),
+    // SQS (the task queue).
+    (Service::Sqs, "RequestThrottled", Kind::Throttled),
+    (Service::Sqs, "KmsThrottled", Kind::Throttled),
+    (
+        Service::Sqs,
+        "AWS.SimpleQueueService.NonExistentQueue",
+        Kind::Configuration,
+    ),
+    (Service::Sqs, "QueueDoesNotExist", Kind::Configuration),
+    (Service::Sqs, "AccessDenied", Kind::Configuration),
+    (Service::Sqs, "AccessDeniedException", Kind::Configuration),
+    (Service::Sqs, "KmsAccessDenied", Kind::Configuration),
+    (Service::Sqs, "KmsDisabled", Kind::Configuration),
+    (Service::Sqs, "InvalidMessageContents", Kind::CallersInput),
+    // A message handed back after its visibility ran out (another receive holds it now).
+    (Service::Sqs, "ReceiptHandleIsInvalid", Kind::Gone),
+    (Service::Sqs, "MessageNotInflight", Kind::Gone),
+    // Step Functions (the workflow waiting for a task).
+    (
+        Service::StepFunctions,
+        "ThrottlingException",
+        Kind::Throttled,
+    ),
+    (Service::StepFunctions, "TaskDoesNotExist", Kind::Gone),
+    (Service::StepFunctions, "TaskTimedOut", Kind::Gone),
+    (Service::StepFunctions, "InvalidToken", Kind::Gone),
+    (Service::StepFunctions, "InvalidOutput", Kind::CallersInput),
+    (
+        Service::StepFunctions,
+        "AccessDeniedException",
+        Kind::Configuration,
+    ),
+    (
+        Service::StepFunctions,
+        "KmsAccessDeniedException",
+        Kind::Configuration,
+    ),
+    (
+        Service::StepFunctions,
+        "KmsThrottlingException",
+        Kind::Throttled,
+    ),
+    // EventBridge (the completion bus).
+    (Service::EventBridge, "ThrottlingException", Kind::Throttled),
+    (Service::EventBridge, "InternalException", Kind::Unavailable),
+    (
+        Service::EventBridge,
+        "ResourceNotFoundException",
+        Kind::Configuration,
+    ),
+    (
+        Service::EventBridge,
+        "AccessDeniedException",
+        Kind::Configuration,
+    ),
+    // Secrets Manager (the webhook key, the envelope key).
+    (
+        Service::SecretsManager,
+        "InternalServiceError",
+        Kind::Unavailable,
+    ),
+    (
+        Service::SecretsManager,
+        "ThrottlingException",
+        Kind::Throttled,
+    ),
+    (
+        Service::SecretsManager,
+        "ResourceNotFoundException",
+        Kind::Configuration,
+    ),
+    (
+        Service::SecretsManager,
+        "AccessDeniedException",
+        Kind::Configuration,
+    ),
+    (
+        Service::SecretsManager,
+        "DecryptionFailure",
+        Kind::Configuration,
+    ),
+    (
+        Service::SecretsManager,
+        "InvalidRequestException",
+        Kind::Configuration,
+    ),
+    (
+        Service::SecretsManager,
+        "InvalidParameterException",
+        Kind::Configuration,
+    ),
+];
+
+impl Service {
+    /// What `code` means when this service answers it.
+    pub fn kind_of(self, code: &str) -> Kind {
+        if let Some((_, _, kind)) = CODES.iter().find(|(s, c, _)| *s == self && *c == code) {
+            return *kind;
+        }
+        if code.contains("Throttl") || code.contains("TooManyRequests") {
+            Kind::Throttled
+        } else if code.contains("Internal") || code.contains("Unavailable") {
+            Kind::Unavailable
+        } else {
+            Kind::Configuration
+        }
+    }
+
+    /// The codes this service's list names (the failure-path test walks them).
+    pub fn listed_codes(self) -> impl Iterator<Item = &'static str> {
+        CODES
+            .iter()
+            .filter(move |(s, _, _)| *s == self)
+            .map(|(_, c, _)| *c)
+    }
+}
+
+/// Every AWS operation the function calls: the one list the failure-path test walks, so an
+/// operation added here without its row there fails that test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    StartTaskContact,
+    StopContact,
+    UpdateContact,
+    UpdateContactAttributes,
+    UpdateContactSchedule,
+    TagContact,
+    GetContactAttributes,
+    DescribeContact,
+    GetItem,
+    PutItem,
+    UpdateItem,
+    SendMessage,
+    ChangeMessageVisibilityBatch,
+    SendTaskSuccess,
+    SendTaskFailure,
+    PutEvents,
+    GetSecretValue,
+}
+
+impl Op {
+    pub const ALL: [Op; 17] = [
+        Op::StartTaskContact,
+        Op::StopContact,
+        Op::UpdateContact,
+        Op::UpdateContactAttributes,
+        Op::UpdateContactSchedule,
+        Op::TagContact,
+        Op::GetContactAttributes,
+        Op::DescribeContact,
+        Op::GetItem,
+        Op::PutItem,
+        Op::UpdateItem,
+        Op::SendMessage,
+        Op::ChangeMessageVisibilityBatch,
+        Op::SendTaskSuccess,
+        Op::SendTaskFailure,
+        Op::PutEvents,
+        Op::GetSecretValue,
+    ];
+
+    pub fn service(self) -> Service {
+        match self {
+            Op::StartTaskContact
+            | Op::StopContact
+            | Op::UpdateContact
+            | Op::UpdateContactAttributes
+            | Op::UpdateContactSchedule
+            | Op::TagContact
+            | Op::GetContactAttributes
+            | Op::DescribeContact => Service::Connect,
+            Op::GetItem | Op::PutItem | Op::UpdateItem => Service::DynamoDb,
+            Op::SendMessage | Op::ChangeMessageVisibilityBatch => Service::Sqs,
+            Op::SendTaskSuccess | Op::SendTaskFailure => Service::StepFunctions,
+            Op::PutEvents => Service::EventBridge,
+            Op::GetSecretValue => Service::SecretsManager,
+        }
+    }
+
+    /// The error of a call of this operation, as the function handles it: Connect's as
+    /// `Connect` (a code) or `Dispatch` (no answer), the task table's as `Store`, the
+    /// workflow's as `Notify`, the queue's and Secrets Manager's as `Dispatch` with the
+    /// operation's own code. Only codes are kept: SDK messages of some services quote
+    /// resource names or item values.
+    pub fn error<E, R>(self, err: aws_sdk_connect::error::SdkError<E, R>) -> BridgeError
+    where
+        E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
+        R: std::fmt::Debug,
+    {
+        self.failed(Failure::of(err))
+    }
+
+    /// `error`, for a failure already taken apart.
+    pub fn failed(self, failure: Failure) -> BridgeError {
+        let service = self.service();
+        match (service, failure) {
+            (Service::Connect, Failure::Answered { code, message }) => {
+                BridgeError::Connect { code, message }
+            }
+            (Service::Connect, Failure::Construction(message)) => BridgeError::Connect {
+                code: "ConstructionFailure".into(),
+                message,
+            },
+            (Service::Connect, other) => BridgeError::Dispatch {
+                code: other.transport_code(),
+                message: other.transport_message(),
+            },
+            (Service::DynamoDb, failure) => {
+                let (code, class) = failure.coded(service);
+                BridgeError::Store { code, class }
+            }
+            (Service::StepFunctions | Service::EventBridge, failure) => {
+                let (code, _) = failure.coded(service);
+                BridgeError::Notify { code }
+            }
+            (Service::Sqs | Service::SecretsManager, failure) => {
+                let (code, _) = failure.coded(service);
+                BridgeError::Dispatch {
+                    code: match self {
+                        Op::SendMessage => "EnqueueFailed",
+                        Op::ChangeMessageVisibilityBatch => "HandBackFailed",
+                        _ => "SecretUnreadable",
+                    },
+                    message: format!("{self:?} failed ({code})"),
+                }
+            }
+        }
+    }
+}
+
+/// How an AWS call failed, whichever SDK made it: an answer with a code, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The service answered with an error code.
+    Answered { code: String, message: String },
+    /// No answer in time.
+    Timeout,
+    /// No connection (refused, reset, DNS, TLS).
+    Dispatch(String),
+    /// An answer that could not be read.
+    Response(String),
+    /// The request could not be built or signed (no region, no credentials).
+    Construction(String),
+}
+
+impl Failure {
+    pub fn of<E, R>(err: aws_sdk_connect::error::SdkError<E, R>) -> Failure
+    where
+        E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_connect::error::SdkError;
+        match err {
+            SdkError::ServiceError(service) => {
+                let err = service.into_err();
+                // Parsed responses carry the message in the metadata; errors built in code only
+                // in the exception itself, which Display shows.
+                let message = err
+                    .message()
+                    .map_or_else(|| err.to_string(), str::to_string);
+                // Errors built in code (not parsed from an answer) carry no metadata: their
+                // Display starts with the exception's name.
+                let shown = err.to_string();
+                let named = shown
+                    .split(':')
+                    .next()
+                    .filter(|n| n.ends_with("Exception") && !n.contains(' '));
+                Failure::Answered {
+                    code: err.code().or(named).unwrap_or("UnknownError").to_string(),
+                    message,
+                }
+            }
+            SdkError::TimeoutError(_) => Failure::Timeout,
+            SdkError::DispatchFailure(e) => {
+                Failure::Dispatch(format!("{:?}", e.as_connector_error()))
+            }
+            SdkError::ResponseError(e) => Failure::Response(format!("{:?}", e.raw())),
+            other => Failure::Construction(format!("{other:?}")),
+        }
+    }
+
+    fn transport_code(&self) -> &'static str {
+        match self {
+            Failure::Answered { .. } => "ServiceError",
+            Failure::Timeout => "TimeoutError",
+            Failure::Dispatch(_) => "DispatchFailure",
+            Failure::Response(_) => "ResponseError",
+            Failure::Construction(_) => "ConstructionFailure",
+        }
+    }
+
+    fn transport_message(&self) -> String {
+        match self {
+            Failure::Answered { message, .. } => message.clone(),
+            Failure::Timeout => "the call timed out".into(),
+            Failure::Dispatch(detail) => detail.clone(),
+            Failure::Response(detail) => format!("unreadable response: {detail}"),
+            Failure::Construction(detail) => detail.clone(),
+        }
+    }
+
+    /// The failure's code and class under `service`'s list: no answer is transient (the call
+    /// may work in a moment), an unbuildable request is the deployment's.
+    fn coded(&self, service: Service) -> (String, ErrorClass) {
+        match self {
+            Failure::Answered { code, .. } => (code.clone(), service.kind_of(code).class()),
+            Failure::Construction(_) => (self.transport_code().into(), ErrorClass::Permanent),
+            other => (other.transport_code().into(), ErrorClass::Transient),
+        }
+    }
+}
+
 /// A configuration problem found at cold start. The function refuses to start with one, so a
 /// broken deployment fails its init instead of failing every event.
 #[derive(Debug, thiserror::Error)]
@@ -326,7 +874,6 @@ mod tests {
         let e = BridgeError::Connect {
             code: "ThrottlingException".into(),
             message: "slow down".into(),
-            class: ErrorClass::Transient,
         };
         assert_eq!(e.class(), ErrorClass::Transient);
         assert!(e.is_throttle());
@@ -347,10 +894,9 @@ mod tests {
     /// Every failure has one cause, and the webhook status follows from it alone.
     #[test]
     fn one_classification_gives_every_status() {
-        let connect = |code: &str, class| BridgeError::Connect {
+        let connect = |code: &str, _class: ErrorClass| BridgeError::Connect {
             code: code.into(),
             message: String::new(),
-            class,
         };
         let cases: Vec<(BridgeError, Cause, u16)> = vec![
             (BridgeError::Unauthorized, Cause::Unauthenticated, 401),
@@ -412,10 +958,345 @@ mod tests {
         assert_eq!(Cause::Configuration.retry_after_secs(), None);
     }
 
+    /// serde quotes what the event said; nothing of it may reach the log or the runtime.
+    #[test]
+    fn serde_messages_lose_the_input_they_quote() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        #[serde(deny_unknown_fields)]
+        struct Shape {
+            attributes: Option<std::collections::BTreeMap<String, String>>,
+            kind: Option<Mode>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(rename_all = "lowercase")]
+        enum Mode {
+            Start,
+        }
+        for (input, kept) in [
+            (
+                r#"{"attributes": "SSN-123-45-6789-JANE"}"#,
+                "expected a map",
+            ),
+            (r#"{"attributes": {"k": 6789123}}"#, "expected a string"),
+            (r#"{"kind": "SSN-123-45-6789-JANE"}"#, "expected `start`"),
+            (
+                r#"{"SSN-123-45-6789-JANE": 1}"#,
+                "expected `attributes` or `kind`",
+            ),
+            (
+                r#"{"attributes": {"k": "a\"SSN-123-45-6789-JANE"}, "x": 1}"#,
+                "expected `attributes`",
+            ),
+        ] {
+            let err = serde_json::from_str::<Shape>(input)
+                .unwrap_err()
+                .to_string();
+            let clean = without_data(&err);
+            assert!(
+                !clean.contains("SSN") && !clean.contains("6789"),
+                "{err} -> {clean}"
+            );
+            assert!(clean.contains(kept), "{err} -> {clean}");
+        }
+        // A misspelt key is named: it is a typo of ours, not data.
+        let err = serde_json::from_str::<Shape>(r#"{"atributes": {}}"#).unwrap_err();
+        assert!(without_data(&err.to_string()).contains("`atributes`"));
+    }
+
     #[test]
     fn lambda_diagnostic_carries_class_and_code() {
         let d: lambda_runtime::Diagnostic = BridgeError::validation("Name", "required").into();
         assert_eq!(d.error_type, "permanent.ValidationError");
         assert_eq!(d.error_message, "Name: required");
+    }
+
+    // ---- The failure-path table: every way every operation's call can fail, classified ----
+
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// How a call failed, as the test builds it.
+    #[derive(Debug, Clone)]
+    enum Way {
+        Code(String),
+        Timeout,
+        NoConnection,
+        Unreadable,
+        Unbuildable,
+    }
+
+    fn raw(status: u16) -> Response {
+        Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty())
+    }
+
+    /// The SDK's error of `$error` (an operation's own error type) failing `way`, through `op`.
+    macro_rules! fail {
+        ($op:expr, $error:ty, $way:expr) => {{
+            let err: SdkError<$error, Response> = match $way {
+                Way::Code(code) => SdkError::service_error(
+                    <$error>::generic(ErrorMetadata::builder().code(code).message("m").build()),
+                    raw(400),
+                ),
+                Way::Timeout => SdkError::timeout_error("slow"),
+                Way::NoConnection => SdkError::dispatch_failure(ConnectorError::io(
+                    std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+                )),
+                Way::Unreadable => SdkError::response_error("garbled", raw(200)),
+                Way::Unbuildable => SdkError::construction_failure("no region"),
+            };
+            $op.error(err)
+        }};
+    }
+
+    /// Each operation with its SDK's own error type. The match is exhaustive: an operation
+    /// added to `Op` does not compile until it has its row here.
+    fn failing(op: Op, way: Way) -> BridgeError {
+        use aws_sdk_connect::operation as connect;
+        use aws_sdk_dynamodb::operation as dynamodb;
+        match op {
+            Op::StartTaskContact => {
+                fail!(op, connect::start_task_contact::StartTaskContactError, way)
+            }
+            Op::StopContact => fail!(op, connect::stop_contact::StopContactError, way),
+            Op::UpdateContact => fail!(op, connect::update_contact::UpdateContactError, way),
+            Op::UpdateContactAttributes => fail!(
+                op,
+                connect::update_contact_attributes::UpdateContactAttributesError,
+                way
+            ),
+            Op::UpdateContactSchedule => fail!(
+                op,
+                connect::update_contact_schedule::UpdateContactScheduleError,
+                way
+            ),
+            Op::TagContact => fail!(op, connect::tag_contact::TagContactError, way),
+            Op::GetContactAttributes => fail!(
+                op,
+                connect::get_contact_attributes::GetContactAttributesError,
+                way
+            ),
+            Op::DescribeContact => {
+                fail!(op, connect::describe_contact::DescribeContactError, way)
+            }
+            Op::GetItem => fail!(op, dynamodb::get_item::GetItemError, way),
+            Op::PutItem => fail!(op, dynamodb::put_item::PutItemError, way),
+            Op::UpdateItem => fail!(op, dynamodb::update_item::UpdateItemError, way),
+            Op::SendMessage => fail!(
+                op,
+                aws_sdk_sqs::operation::send_message::SendMessageError,
+                way
+            ),
+            Op::ChangeMessageVisibilityBatch => fail!(
+                op,
+                aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchError,
+                way
+            ),
+            Op::SendTaskSuccess => fail!(
+                op,
+                aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError,
+                way
+            ),
+            Op::SendTaskFailure => fail!(
+                op,
+                aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError,
+                way
+            ),
+            Op::PutEvents => fail!(
+                op,
+                aws_sdk_eventbridge::operation::put_events::PutEventsError,
+                way
+            ),
+            Op::GetSecretValue => fail!(
+                op,
+                aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+                way
+            ),
+        }
+    }
+
+    /// What a failure must become, written down independently of `CODES`: class, cause,
+    /// whether the call is tried again within the invocation, the webhook's status.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Expect(ErrorClass, Cause, bool, u16);
+
+    const THROTTLED: Expect = Expect(ErrorClass::Transient, Cause::Throttled, true, 429);
+    const FAULT: Expect = Expect(ErrorClass::Transient, Cause::Unavailable, true, 502);
+    const QUOTA: Expect = Expect(ErrorClass::Transient, Cause::QuotaExhausted, false, 503);
+    const REFUSED: Expect = Expect(ErrorClass::Permanent, Cause::CallersInput, false, 400);
+    const OURS: Expect = Expect(ErrorClass::Permanent, Cause::Configuration, false, 500);
+    /// A call to something other than Connect that failed in a way a retry may mend: the
+    /// record fails transiently, its source retries it (never within the invocation).
+    const LATER: Expect = Expect(ErrorClass::Transient, Cause::Unavailable, false, 502);
+    const STORE_OURS: Expect = Expect(ErrorClass::Permanent, Cause::Configuration, false, 500);
+
+    /// Connect's codes (every code the model slices list for an operation must be here).
+    fn connect_expectations() -> BTreeMap<&'static str, Expect> {
+        BTreeMap::from([
+            ("ThrottlingException", THROTTLED),
+            ("TooManyRequestsException", THROTTLED),
+            ("InternalServiceException", FAULT),
+            ("ConflictException", FAULT),
+            ("ServiceQuotaExceededException", QUOTA),
+            ("InvalidParameterException", REFUSED),
+            ("InvalidRequestException", REFUSED),
+            ("PropertyValidationException", REFUSED),
+            ("LimitExceededException", REFUSED),
+            ("ResourceNotFoundException", OURS),
+            ("AccessDeniedException", OURS),
+            ("InvalidActiveRegionException", OURS),
+            ("ContactNotFoundException", OURS),
+            ("SomethingNewException", OURS),
+            ("SomethingNewThrottledException", THROTTLED),
+            ("SomethingUnavailableException", FAULT),
+        ])
+    }
+
+    /// The codes the official model slices list for each Connect operation.
+    fn modelled_codes() -> BTreeMap<String, BTreeSet<String>> {
+        let mut out = BTreeMap::new();
+        let start: serde_json::Value =
+            serde_json::from_str(connect_standin::model::MODEL_JSON).unwrap();
+        let errors = |op: &serde_json::Value| -> BTreeSet<String> {
+            op["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["shape"].as_str().unwrap().to_string())
+                .collect()
+        };
+        out.insert("StartTaskContact".to_string(), errors(&start["operation"]));
+        let lifecycle: serde_json::Value =
+            serde_json::from_str(connect_standin::model::LIFECYCLE_MODEL_JSON).unwrap();
+        for (name, op) in lifecycle["operations"].as_object().unwrap() {
+            out.insert(name.clone(), errors(op));
+        }
+        out
+    }
+
+    /// Every operation, every code its service lists (and the model lists for it), unknown
+    /// codes, and every way a call can fail without an answer: classified as written down.
+    #[test]
+    fn every_failure_of_every_operation_is_classified() {
+        let modelled = modelled_codes();
+        let connect = connect_expectations();
+        let dynamodb = BTreeMap::from([
+            ("ProvisionedThroughputExceededException", LATER),
+            ("RequestLimitExceeded", LATER),
+            ("ThrottlingException", LATER),
+            ("InternalServerError", LATER),
+            ("TransactionConflictException", LATER),
+            ("SomethingNewThrottledException", LATER),
+            ("SomethingUnavailableException", LATER),
+            ("ConditionalCheckFailedException", STORE_OURS),
+            ("ResourceNotFoundException", STORE_OURS),
+            ("AccessDeniedException", STORE_OURS),
+            ("ValidationException", STORE_OURS),
+            ("ItemCollectionSizeLimitExceededException", STORE_OURS),
+            ("SomethingNewException", STORE_OURS),
+        ]);
+        let mut rows = 0;
+        for op in Op::ALL {
+            let service = op.service();
+            let mut codes: BTreeSet<String> = service.listed_codes().map(str::to_string).collect();
+            codes.insert("SomethingNewException".into());
+            codes.insert("SomethingNewThrottledException".into());
+            codes.insert("SomethingUnavailableException".into());
+            if service == Service::Connect {
+                let name = format!("{op:?}");
+                let model = modelled
+                    .get(&name)
+                    .unwrap_or_else(|| panic!("{name} not in the model"));
+                codes.extend(model.iter().cloned());
+            }
+            for code in codes {
+                let err = failing(op, Way::Code(code.clone()));
+                let expect = match service {
+                    Service::Connect => *connect
+                        .get(code.as_str())
+                        .unwrap_or_else(|| panic!("{op:?}: no expectation for {code}")),
+                    Service::DynamoDb => *dynamodb
+                        .get(code.as_str())
+                        .unwrap_or_else(|| panic!("{op:?}: no expectation for {code}")),
+                    _ => LATER,
+                };
+                let got = Expect(
+                    err.class(),
+                    err.cause(),
+                    err.worth_another_attempt(),
+                    err.cause().http_status(),
+                );
+                assert_eq!(got, expect, "{op:?} answered {code}: {err}");
+                // Only the code travels: a message may quote what the event said.
+                if service != Service::Connect {
+                    assert!(!err.to_string().contains(": m"), "{op:?} {code}: {err}");
+                }
+                rows += 1;
+            }
+            let transport = [
+                (Way::Timeout, Cause::OutOfTime, true, ErrorClass::Transient),
+                (
+                    Way::NoConnection,
+                    Cause::Unavailable,
+                    true,
+                    ErrorClass::Transient,
+                ),
+                (
+                    Way::Unreadable,
+                    Cause::Unavailable,
+                    false,
+                    ErrorClass::Transient,
+                ),
+                (
+                    Way::Unbuildable,
+                    Cause::Configuration,
+                    false,
+                    ErrorClass::Permanent,
+                ),
+            ];
+            for (way, cause, retry, class) in transport {
+                let err = failing(op, way.clone());
+                if service == Service::Connect {
+                    assert_eq!(
+                        (err.class(), err.cause(), err.worth_another_attempt()),
+                        (class, cause, retry),
+                        "{op:?} {way:?}: {err}"
+                    );
+                } else {
+                    // Outside Connect nothing is retried within the invocation; no answer is
+                    // transient, an unbuildable call is the deployment's.
+                    let expect = if class == ErrorClass::Permanent && service == Service::DynamoDb {
+                        STORE_OURS
+                    } else {
+                        LATER
+                    };
+                    let got = Expect(
+                        err.class(),
+                        err.cause(),
+                        err.worth_another_attempt(),
+                        err.cause().http_status(),
+                    );
+                    assert_eq!(got, expect, "{op:?} {way:?}: {err}");
+                }
+                rows += 1;
+            }
+        }
+        assert!(rows > 200, "{rows}");
+    }
+
+    /// The list the failure-path test walks is the list the code uses: every Connect operation
+    /// the model slices hold that the function calls is in `Op`.
+    #[test]
+    fn every_connect_operation_called_is_in_the_list() {
+        let listed: BTreeSet<String> = Op::ALL
+            .iter()
+            .filter(|op| op.service() == Service::Connect)
+            .map(|op| format!("{op:?}"))
+            .collect();
+        let modelled: BTreeSet<String> = modelled_codes().into_keys().collect();
+        assert_eq!(listed, modelled);
     }
 }

@@ -15,10 +15,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use aws_sdk_sfn::error::ProvideErrorMetadata;
-
-use crate::connect::{classify_operation, paced, sdk_references, sdk_segments, CallPolicy};
-use crate::error::BridgeError;
+use crate::connect::{paced, sdk_references, sdk_segments, CallPolicy};
+use crate::error::{BridgeError, Kind, Op, Service};
 use crate::pace::Pacer;
 use crate::record::digest_parts;
 use crate::table::{task_pk, Claimed, Opened, State, TaskItem, TaskTable};
@@ -84,6 +82,10 @@ pub struct Plan {
     pub task_token: Option<String>,
     /// For `tag`.
     pub tags: BTreeMap<String, String>,
+    /// The request's ScheduledTime was derived from the clock (a `delay:`, or a queued
+    /// request's time moved forward): it is not part of what the request says, so the payload
+    /// hash leaves it out (a redelivery computes another time and is still the same request).
+    pub clock_time: bool,
 }
 
 impl Plan {
@@ -233,10 +235,15 @@ impl Lifecycle {
         let pk = task_pk(plan.key.as_deref().unwrap_or(&token));
         // What the task was opened with: the request, and the workflow waiting for it (a second
         // workflow on an open key would never be told: that matters too).
-        let payload_hash = digest_parts(&[
+        let said = if plan.clock_time {
+            let mut said = request.clone();
+            said.scheduled_time = None;
+            serde_json::to_string(&said)
+        } else {
             serde_json::to_string(request)
-                .unwrap_or_default()
-                .as_bytes(),
+        };
+        let payload_hash = digest_parts(&[
+            said.unwrap_or_default().as_bytes(),
             plan.task_token.as_deref().unwrap_or_default().as_bytes(),
         ]);
         let now = now_secs();
@@ -302,8 +309,15 @@ impl Lifecycle {
                         })
                     }
                     Err(e) => {
-                        // The next delivery takes over at once, with the same token.
-                        if let Err(release) = table.release(&pk, generation).await {
+                        // Connect's own refusal (or ours before the call) opened nothing under
+                        // the token: the key has no task. Anything else may have opened one:
+                        // the next delivery takes over at once, with the same token.
+                        let settled = if e.refused_by_connect() {
+                            table.refused(&pk, generation).await
+                        } else {
+                            table.release(&pk, generation).await
+                        };
+                        if let Err(release) = settled {
                             tracing::warn!(error_code = release.code(), "claim not released");
                         }
                         Err(e)
@@ -330,15 +344,13 @@ impl Lifecycle {
             Some(item) if item.state == State::Starting => return Err(BridgeError::KeyBusy),
             // Stopping a task that has ended is done already (and if its workflow was not told
             // yet, a stop that failed to tell it, it is told now).
-            Some(item) if plan.action == Action::Stop => {
+            Some(item) if item.state.ended() && plan.action == Action::Stop => {
                 let ending = Ending {
                     contact_id: item.contact_id.clone().unwrap_or_default(),
                     event_type: "DISCONNECTED".into(),
                     disconnect_reason: item.disconnect_reason.clone(),
                 };
-                if item.state.ended() {
-                    self.finish(call, table, &item, &ending).await?;
-                }
+                self.finish(call, table, &item, &ending).await?;
                 return Ok(Acted {
                     did: Did::Stopped,
                     contact_id: item.contact_id,
@@ -377,7 +389,7 @@ impl Lifecycle {
                     || request.segment_attributes.is_some();
                 if touches_contact {
                     let references = sdk_references(request)?;
-                    self.paced(call, || {
+                    self.paced(call, Op::UpdateContact, || {
                         client
                             .update_contact()
                             .instance_id(instance)
@@ -391,7 +403,7 @@ impl Lifecycle {
                     .await?;
                 }
                 if let Some(attributes) = &request.attributes {
-                    self.paced(call, || {
+                    self.paced(call, Op::UpdateContactAttributes, || {
                         client
                             .update_contact_attributes()
                             .instance_id(instance)
@@ -407,7 +419,7 @@ impl Lifecycle {
                 let when = request.scheduled_time.ok_or_else(|| {
                     BridgeError::validation("ScheduledTime", "a reschedule needs a time")
                 })?;
-                self.paced(call, || {
+                self.paced(call, Op::UpdateContactSchedule, || {
                     client
                         .update_contact_schedule()
                         .instance_id(instance)
@@ -419,7 +431,7 @@ impl Lifecycle {
                 Did::Rescheduled
             }
             Action::Tag => {
-                self.paced(call, || {
+                self.paced(call, Op::TagContact, || {
                     client
                         .tag_contact()
                         .instance_id(instance)
@@ -432,7 +444,7 @@ impl Lifecycle {
             }
             Action::Stop => {
                 let stopped = self
-                    .paced(call, || {
+                    .paced(call, Op::StopContact, || {
                         client
                             .stop_contact()
                             .instance_id(instance)
@@ -561,18 +573,20 @@ impl Lifecycle {
         });
         if let (Some(token), Some(sfn)) = (&item.task_token, &self.sfn) {
             let sent = if state == State::Completed {
-                // Contact events do not carry the attributes: read them back.
+                // Contact events do not carry the attributes: read them back. Without them
+                // the workflow would be told the agent's decision is empty: the notification
+                // waits for the event's next delivery instead.
                 let client = call.client;
                 let attributes = self
-                    .paced(call, || {
+                    .paced(call, Op::GetContactAttributes, || {
                         client
                             .get_contact_attributes()
                             .instance_id(call.instance_id)
                             .initial_contact_id(&contact_id)
                             .send()
                     })
-                    .await
-                    .map(|out| out.attributes.unwrap_or_default())
+                    .await?
+                    .attributes
                     .unwrap_or_default();
                 let mut output = outcome.clone();
                 output["attributes"] =
@@ -583,7 +597,7 @@ impl Lifecycle {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.code().map(str::to_string))
+                    .map_err(|e| Op::SendTaskSuccess.error(e))
             } else {
                 sfn.send_task_failure()
                     .task_token(token)
@@ -596,24 +610,17 @@ impl Lifecycle {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.code().map(str::to_string))
+                    .map_err(|e| Op::SendTaskFailure.error(e))
             };
             match sent {
                 Ok(()) => {}
                 // The workflow stopped waiting, or was told already: nothing left to tell.
-                Err(Some(code))
-                    if matches!(
-                        code.as_str(),
-                        "TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken"
-                    ) =>
+                Err(BridgeError::Notify { code })
+                    if Service::StepFunctions.kind_of(&code) == Kind::Gone =>
                 {
                     tracing::warn!(error_code = code, "the waiting workflow is gone");
                 }
-                Err(code) => {
-                    return Err(BridgeError::Notify {
-                        code: code.unwrap_or_else(|| "StepFunctionsUnreachable".into()),
-                    })
-                }
+                Err(e) => return Err(e),
             }
         }
         if let Some((events, bus)) = &self.bus {
@@ -628,9 +635,7 @@ impl Lifecycle {
                 .entries(entry)
                 .send()
                 .await
-                .map_err(|e| BridgeError::Notify {
-                    code: e.code().unwrap_or("EventBridgeUnreachable").to_string(),
-                })?;
+                .map_err(|e| Op::PutEvents.error(e))?;
             if out.failed_entry_count > 0 {
                 return Err(BridgeError::Notify {
                     code: "PutEventsFailedEntry".into(),
@@ -644,6 +649,7 @@ impl Lifecycle {
     async fn paced<T, E, R, F, Fut>(
         &self,
         call: &CallContext<'_>,
+        op: Op,
         mut attempt: F,
     ) -> Result<T, BridgeError>
     where
@@ -654,7 +660,7 @@ impl Lifecycle {
     {
         paced(&self.pacer, call.deadline, call.policy, |_| {
             let fut = attempt();
-            async move { fut.await.map_err(classify_operation) }
+            async move { fut.await.map_err(|e| op.error(e)) }
         })
         .await
     }

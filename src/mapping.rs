@@ -880,6 +880,7 @@ impl Mapping {
                 if_missing: route.if_missing,
                 task_token,
                 tags,
+                clock_time: route.delay.is_some(),
             },
         })
     }

@@ -121,7 +121,7 @@ pub fn emit(namespace: &str, source: SourceKind, outcomes: &[Outcome], pace: &Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{BridgeError, ErrorClass};
+    use crate::error::BridgeError;
     use crate::response::Started;
 
     fn outcome(result: Result<(), BridgeError>) -> Outcome {
@@ -141,7 +141,6 @@ mod tests {
         let throttled = || BridgeError::Connect {
             code: "ThrottlingException".into(),
             message: "m".into(),
-            class: ErrorClass::Transient,
         };
         let outcomes = vec![
             outcome(Ok(())),

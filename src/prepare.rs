@@ -58,8 +58,13 @@ pub fn prepare_payload(
         .collect())
 }
 
+/// A queued request's ScheduledTime this close to now (or past) is dropped rather than sent: the
+/// pace may hold the call for up to the invocation's time, and Connect refuses a time in the
+/// past. The task starts at most this much early.
+const QUEUED_TIME_MARGIN_SECS: i64 = 60;
+
 pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepared, BridgeError> {
-    let (route, mut request, identity, plan) = match &record.work {
+    let (route, mut request, identity, mut plan) = match &record.work {
         Work::Direct {
             request,
             task_token,
@@ -96,9 +101,22 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
             None => client_token(instance, &route, &identity),
         });
     }
+    // A request the function queued itself was answered 202 when it came in: it is judged as
+    // it was then, and a ScheduledTime that has passed since (Connect refuses one in the past)
+    // is dropped: the task is due, and starts now.
+    let judged_at = record.queued_at.map_or(now, DateTime::from);
     match plan.action {
-        Action::Start => validate(&request, now)?,
-        _ => validate_action(&request, &plan, now)?,
+        Action::Start => validate(&request, judged_at)?,
+        _ => validate_action(&request, &plan, judged_at)?,
+    }
+    if record.queued_at.is_some()
+        && plan.action == Action::Start
+        && request
+            .scheduled_time
+            .is_some_and(|t| t.0.secs() <= now.secs() + QUEUED_TIME_MARGIN_SECS)
+    {
+        request.scheduled_time = None;
+        plan.clock_time = true;
     }
     Ok(Prepared {
         route,

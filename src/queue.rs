@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use serde_json::{json, Value};
 
-use crate::error::BridgeError;
+use crate::error::{BridgeError, Op};
 
 /// The envelope's key: a body that is an object with this one key is the function's own.
 pub const ENVELOPE_KEY: &str = "connectTaskBridge";
@@ -131,13 +131,7 @@ impl TaskQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| BridgeError::Dispatch {
-                code: "EnqueueFailed",
-                message: format!(
-                    "the task queue did not take the request ({})",
-                    error_code(&e)
-                ),
-            })
+            .map_err(|e| Op::SendMessage.error(e))
     }
 
     /// Makes each message visible again after its delay, instead of the queue's whole
@@ -188,33 +182,12 @@ impl TaskQueue {
                     ),
                     Err(e) => tracing::warn!(
                         messages = chunk.len(),
-                        error_code = error_code(&e),
+                        error = %Op::ChangeMessageVisibilityBatch.error(e),
                         "messages keep the queue's visibility timeout"
                     ),
                 }
             }
         }
-    }
-}
-
-/// What went wrong, by code only: SDK error texts can quote the queue's URL.
-fn error_code<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
-    e: &aws_sdk_sqs::error::SdkError<E, R>,
-) -> &'static str {
-    use aws_sdk_sqs::error::SdkError;
-    match e {
-        SdkError::ServiceError(s) => match s.err().code() {
-            Some("AccessDenied") | Some("AccessDeniedException") => "AccessDenied",
-            Some("ReceiptHandleIsInvalid") => "ReceiptHandleIsInvalid",
-            Some(c) if c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist") => {
-                "QueueDoesNotExist"
-            }
-            _ => "ServiceError",
-        },
-        SdkError::TimeoutError(_) => "TimeoutError",
-        SdkError::DispatchFailure(_) => "DispatchFailure",
-        SdkError::ResponseError(_) => "ResponseError",
-        _ => "ConstructionFailure",
     }
 }
 

@@ -69,6 +69,10 @@ pub struct Record {
     /// the pace cannot serve it in this invocation, and a record that has one is never queued
     /// again.
     pub queue_message: Option<crate::queue::QueueMessage>,
+    /// When the function queued this request itself (answered 202, or queued for the pace):
+    /// its request was judged then, and a time it names that has passed since is moved, never
+    /// refused (see `prepare`).
+    pub queued_at: Option<std::time::SystemTime>,
 }
 
 /// What a record asks for.
@@ -171,6 +175,7 @@ impl Record {
             order_key: None,
             linked_contact: None,
             queue_message: None,
+            queued_at: None,
         }
     }
 

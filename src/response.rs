@@ -33,7 +33,6 @@ pub fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, Bridge
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorClass;
     use serde_json::json;
 
     fn ok(id: &str) -> Outcome {
@@ -59,7 +58,6 @@ mod tests {
         BridgeError::Connect {
             code: "ThrottlingException".into(),
             message: "m".into(),
-            class: ErrorClass::Transient,
         }
     }
 
@@ -129,7 +127,6 @@ mod tests {
         let internal = BridgeError::Connect {
             code: "InternalServiceException".into(),
             message: "stack trace at line 3".into(),
-            class: ErrorClass::Transient,
         };
         let v = webhook(SourceKind::http("apigw_http"), internal);
         assert_eq!(v["statusCode"], 502);
@@ -138,7 +135,6 @@ mod tests {
         let missing = BridgeError::Connect {
             code: "ResourceNotFoundException".into(),
             message: "flow arn:aws:connect:... not found".into(),
-            class: ErrorClass::Permanent,
         };
         let v = webhook(SourceKind::http("apigw_http"), missing);
         assert_eq!(v["statusCode"], 500);

@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::error::{BridgeError, ErrorClass};
+use crate::error::{BridgeError, Op};
 
 /// How long an open task's items are kept: a task lives at most 90 days (`connect:ContactExpiry`)
 /// plus the 7 of its default expiry.
@@ -44,6 +44,9 @@ const NOTIFY_CLAIM_SECS: i64 = 60;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Starting,
+    /// Connect refused the start (its answer said so: nothing was opened with the claim's
+    /// token). The key has no task; the next start takes the claim over.
+    Refused,
     Open,
     Completed,
     Stopped,
@@ -54,6 +57,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Starting => "starting",
+            State::Refused => "refused",
             State::Open => "open",
             State::Completed => "completed",
             State::Stopped => "stopped",
@@ -64,6 +68,7 @@ impl State {
     fn parse(text: &str) -> Option<State> {
         Some(match text {
             "starting" => State::Starting,
+            "refused" => State::Refused,
             "open" => State::Open,
             "completed" => State::Completed,
             "stopped" => State::Stopped,
@@ -139,21 +144,15 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The table's error as a record failure: throttling and service faults are transient, a
-/// missing table or a denied call is the deployment's (permanent). Only the code is kept: a
-/// message could echo item values.
-fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> BridgeError
+/// The table's error as a record failure (`Op::error`): throttling, service faults and no answer
+/// are transient, a missing table or a denied call is the deployment's (permanent). Only the
+/// code is kept: a message could echo item values.
+fn store_error<E, R>(op: Op) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> BridgeError
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
 {
-    let code = err.code().unwrap_or("TaskTableUnreachable").to_string();
-    let class = match code.as_str() {
-        "ResourceNotFoundException" | "AccessDeniedException" | "ValidationException" => {
-            ErrorClass::Permanent
-        }
-        _ => ErrorClass::Transient,
-    };
-    BridgeError::Store { code, class }
+    move |err| op.error(err)
 }
 
 fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
@@ -166,15 +165,17 @@ where
 /// A conditional write's outcome: true when it was made, false when its condition did not hold
 /// (another delivery got there first), the table's error otherwise.
 fn written<T, E, R>(
+    op: Op,
     result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
 ) -> Result<bool, BridgeError>
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
 {
     match result {
         Ok(_) => Ok(true),
         Err(e) if is_condition_failure(&e) => Ok(false),
-        Err(e) => Err(store_error(e)),
+        Err(e) => Err(store_error(op)(e)),
     }
 }
 
@@ -197,7 +198,7 @@ impl TaskTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(store_error(Op::GetItem))?;
         Ok(out.item.as_ref().and_then(|item| read_item(pk, item)))
     }
 
@@ -211,7 +212,7 @@ impl TaskTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(store_error(Op::GetItem))?;
         let Some(task) = out
             .item
             .as_ref()
@@ -248,7 +249,7 @@ impl TaskTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        if written(created)? {
+        if written(Op::PutItem, created)? {
             return Ok(Claimed::Fresh { generation: 1 });
         }
         let Some(item) = self.get(pk).await? else {
@@ -258,24 +259,32 @@ impl TaskTable {
         match item.state {
             State::Open => Ok(Claimed::Existing(Box::new(item))),
             State::Starting if item.claim_until > now => Ok(Claimed::Busy),
-            // A claim left behind (a crash between the call and the write, or a failed call):
-            // taken over with the same generation, so the same client token.
-            State::Starting => {
+            // A claim left behind (a crash between the call and the write, or a failed call),
+            // or a start Connect refused: taken over with the same generation, so the same
+            // client token (under which Connect holds the task a crash left, or nothing).
+            State::Starting | State::Refused => {
                 let taken = self
                     .client
                     .update_item()
                     .table_name(&self.name)
                     .key("pk", s(pk))
-                    .update_expression("SET claim_until = :until, updated_at = :now")
-                    .condition_expression("#s = :starting AND claim_until = :old")
+                    .update_expression(
+                        "SET #s = :starting, origin = :origin, claim_until = :until, updated_at = :now",
+                    )
+                    .condition_expression(
+                        "#s = :state AND claim_until = :old AND generation = :generation",
+                    )
                     .expression_attribute_names("#s", "state")
                     .expression_attribute_values(":until", n(claim_until))
                     .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":origin", s(origin))
                     .expression_attribute_values(":starting", s(State::Starting.as_str()))
+                    .expression_attribute_values(":state", s(item.state.as_str()))
                     .expression_attribute_values(":old", n(item.claim_until))
+                    .expression_attribute_values(":generation", n(item.generation as i64))
                     .send()
                     .await;
-                Ok(if written(taken)? {
+                Ok(if written(Op::UpdateItem, taken)? {
                     Claimed::Fresh {
                         generation: item.generation,
                     }
@@ -311,7 +320,7 @@ impl TaskTable {
                     .expression_attribute_values(":generation", n(item.generation as i64))
                     .send()
                     .await;
-                Ok(if written(taken)? {
+                Ok(if written(Op::UpdateItem, taken)? {
                     Claimed::Fresh { generation: next }
                 } else {
                     Claimed::Busy
@@ -353,7 +362,7 @@ impl TaskTable {
             update = update.expression_attribute_values(":task_token", s(token));
         }
         // Not written: another delivery finished it first (both calls met the same task).
-        written(update.update_expression(set).send().await)?;
+        written(Op::UpdateItem, update.update_expression(set).send().await)?;
         self.client
             .put_item()
             .table_name(&self.name)
@@ -362,7 +371,7 @@ impl TaskTable {
             .item("expires_at", n(now + OPEN_TTL_SECS))
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(store_error(Op::PutItem))?;
         Ok(())
     }
 
@@ -382,7 +391,27 @@ impl TaskTable {
             .expression_attribute_values(":generation", n(generation as i64))
             .send()
             .await;
-        written(released).map(|_| ())
+        written(Op::UpdateItem, released).map(|_| ())
+    }
+
+    /// Connect refused the claim's start: the key has no task, and actions on it find none
+    /// (a refused start once left the key `starting` for good: every action answered KeyBusy).
+    pub async fn refused(&self, pk: &str, generation: u64) -> Result<(), BridgeError> {
+        let refused = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .update_expression("SET #s = :refused, claim_until = :zero")
+            .condition_expression("#s = :starting AND generation = :generation")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":refused", s(State::Refused.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":starting", s(State::Starting.as_str()))
+            .expression_attribute_values(":generation", n(generation as i64))
+            .send()
+            .await;
+        written(Op::UpdateItem, refused).map(|_| ())
     }
 
     /// Moves an open task to `state` (ended) and claims its notification. True when this call
@@ -415,7 +444,7 @@ impl TaskTable {
             set.push_str(", disconnect_reason = :reason");
             update = update.expression_attribute_values(":reason", s(reason));
         }
-        written(update.update_expression(set).send().await)
+        written(Op::UpdateItem, update.update_expression(set).send().await)
     }
 
     /// Claims the notification of an ended task whose notifier did not finish (its claim ran
@@ -439,7 +468,7 @@ impl TaskTable {
             .expression_attribute_values(":old", n(item.notify_until))
             .send()
             .await;
-        written(claimed)
+        written(Op::UpdateItem, claimed)
     }
 
     /// Lets the next delivery notify at once: this one failed to (Step Functions or the bus
@@ -457,7 +486,7 @@ impl TaskTable {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .send()
             .await;
-        written(released).map(|_| ())
+        written(Op::UpdateItem, released).map(|_| ())
     }
 
     /// The task's workflow has been told.
@@ -473,7 +502,7 @@ impl TaskTable {
             .expression_attribute_values(":generation", n(item.generation as i64))
             .send()
             .await;
-        written(told).map(|_| ())
+        written(Op::UpdateItem, told).map(|_| ())
     }
 }
 

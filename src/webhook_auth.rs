@@ -306,7 +306,7 @@ async fn fetch_versions(
         name: "WEBHOOK_SECRET_ID",
         message: format!(
             "cannot read secret {secret_id}: {}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            crate::error::Op::GetSecretValue.error(e)
         ),
     })?;
     let bytes =

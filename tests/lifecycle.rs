@@ -421,3 +421,193 @@ async fn a_completion_heard_twice_and_out_of_order_notifies_once() {
     assert_eq!(failures[0]["error"], "TaskExpired");
     stack.stop().await;
 }
+
+/// The error type an invocation answered, or why there was no answer.
+fn error_type<E: std::fmt::Debug>(
+    answer: &Result<connect_standin::runtime_api::Invocation, E>,
+) -> String {
+    match answer {
+        Ok(connect_standin::runtime_api::Invocation::Error { error_type, .. }) => {
+            error_type.clone()
+        }
+        other => format!("no error answer: {other:?}"),
+    }
+}
+
+/// A lifecycle call that cannot reach Connect (connection refused) or gets no answer in time
+/// fails its record transiently; the process lives on. (The classification of every Connect
+/// operation once ended in a call to itself for these: the process overflowed its stack and
+/// aborted on every delivery, taking the batch's good records with it.)
+#[tokio::test]
+async fn a_lifecycle_call_that_gets_no_answer_fails_transiently_and_the_function_lives() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    let failed = order_event("ev-t1", "OrderFailed", json!({"orderId": "o-t"}));
+    let opened = response(stack.invoke(failed, TIMEOUT).await);
+    assert!(opened["ContactId"].is_string(), "{opened}");
+
+    // The same function and table, with Connect out of reach.
+    let mut cut_off = LocalFunction::start(
+        &common::function_binary(),
+        "http://127.0.0.1:9",
+        &env_of(&moto, &[]),
+    )
+    .await
+    .unwrap();
+    for (id, detail_type, detail) in [
+        ("ev-t2", "OrderRecovered", json!({"orderId": "o-t"})),
+        ("ev-t3", "OrderNote", json!({"orderId": "o-t", "note": "n"})),
+        (
+            "ev-t4",
+            "OrderPriority",
+            json!({"orderId": "o-t", "priority": "p"}),
+        ),
+        ("ev-t5", "OrderDelayed", json!({"orderId": "o-t"})),
+    ] {
+        let answer = cut_off
+            .invoke(order_event(id, detail_type, detail), TIMEOUT)
+            .await;
+        assert_eq!(
+            error_type(&answer),
+            "transient.DispatchFailure",
+            "{detail_type}"
+        );
+    }
+    // Still the same process: it answers the next event.
+    let answer = cut_off
+        .invoke(
+            order_event("ev-t6", "OrderRecovered", json!({"orderId": "o-t"})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(error_type(&answer), "transient.DispatchFailure");
+    assert!(cut_off
+        .wait_exit(Duration::from_millis(100))
+        .await
+        .is_none());
+    cut_off.stop().await;
+
+    // No answer in time (the stand-in holds the answer past the attempt timeout).
+    let slow = stack.connect.url();
+    let mut timing_out = LocalFunction::start(
+        &common::function_binary(),
+        &slow,
+        &env_of(&moto, &[("CONNECT_ATTEMPT_TIMEOUT_MS", "200")]),
+    )
+    .await
+    .unwrap();
+    stack.connect.set_faults(Faults {
+        failing: [("StopContact".to_string(), "Hang".to_string())].into(),
+        ..Faults::default()
+    });
+    let answer = timing_out
+        .invoke(
+            order_event("ev-t7", "OrderRecovered", json!({"orderId": "o-t"})),
+            TIMEOUT,
+        )
+        .await;
+    assert!(
+        error_type(&answer).starts_with("transient."),
+        "{}",
+        error_type(&answer)
+    );
+    assert!(timing_out
+        .wait_exit(Duration::from_millis(100))
+        .await
+        .is_none());
+    timing_out.stop().await;
+    stack.stop().await;
+}
+
+/// The workflow is told the agent's decision, or not yet: when the attributes cannot be read
+/// back, nothing is sent and the event comes back (it once sent SendTaskSuccess with empty
+/// attributes and counted the notification as done).
+#[tokio::test]
+async fn a_completion_whose_attributes_cannot_be_read_is_not_told_until_they_can() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    let direct = json!({"Name": "Call back", "TaskToken": "token-attr"});
+    let answer = response(stack.invoke(direct, TIMEOUT).await);
+    let contact = answer["ContactId"].as_str().unwrap().to_string();
+    let events = stack
+        .connect
+        .agent(&contact, "complete", json!({"outcome": "refund agreed"}))
+        .unwrap();
+    stack.connect.set_faults(Faults {
+        failing: [(
+            "GetContactAttributes".to_string(),
+            "InternalServiceException".to_string(),
+        )]
+        .into(),
+        ..Faults::default()
+    });
+    let answer = stack.invoke(events[0].clone(), TIMEOUT).await;
+    assert!(error_type(&answer).starts_with("transient."), "{answer:?}");
+    assert!(sent(&moto, "AWSStepFunctions.SendTaskSuccess").is_empty());
+
+    stack.connect.set_faults(Faults::default());
+    let answer = response(stack.invoke(events[0].clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "heard", "{answer}");
+    let told = sent(&moto, "AWSStepFunctions.SendTaskSuccess");
+    assert_eq!(told.len(), 1);
+    let output: Value = serde_json::from_str(told[0]["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["attributes"]["outcome"], "refund agreed");
+    stack.stop().await;
+}
+
+/// A start Connect refused leaves the key without a task: actions find none (if_missing
+/// applies) and the next start takes the key (it once stayed claimed: every action answered
+/// KeyBusy until the DLQ).
+#[tokio::test]
+async fn a_start_connect_refused_leaves_the_key_free() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    // A flow the instance does not have: Connect's permanent refusal of the start.
+    stack.connect.set_faults(Faults {
+        failing: [(
+            "StartTaskContact".to_string(),
+            "InvalidParameterException".to_string(),
+        )]
+        .into(),
+        ..Faults::default()
+    });
+    let failed = order_event("ev-r1", "OrderFailed", json!({"orderId": "o-r"}));
+    let answer = stack.invoke(failed.clone(), TIMEOUT).await;
+    assert_eq!(error_type(&answer), "permanent.InvalidParameterException");
+    stack.connect.set_faults(Faults::default());
+
+    // A stop with if_missing: ignore is ignored, at once; an audit (if_missing: fail) fails.
+    let stop = order_event("ev-r2", "OrderRecovered", json!({"orderId": "o-r"}));
+    let answer = response(stack.invoke(stop, TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "ignored", "{answer}");
+    let audit = order_event("ev-r3", "OrderAudit", json!({"orderId": "o-r"}));
+    let answer = stack.invoke(audit, TIMEOUT).await;
+    assert_eq!(error_type(&answer), "permanent.NoOpenTask");
+    // The event delivered again opens the task.
+    let answer = response(stack.invoke(failed, TIMEOUT).await);
+    assert!(answer["ContactId"].is_string(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    stack.stop().await;
+}
+
+/// A keyed start with `delay:` delivered again is the same request (its ScheduledTime comes
+/// from the clock): replayed, not key_reused.
+#[tokio::test]
+async fn a_delayed_start_delivered_again_is_replayed() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mapping = r#"
+routes:
+  - name: callback
+    key: "callback-{{ body.customer }}"
+    task: { name: "Call {{ body.customer }} back", delay: 1h }
+"#;
+    let mut stack = stack(&moto, &[("TASK_MAPPING", mapping)]).await;
+    let event = order_event("ev-d1", "Callback", json!({"customer": "c-1"}));
+    let first = response(stack.invoke(event.clone(), TIMEOUT).await);
+    assert!(first["ContactId"].is_string(), "{first}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = response(stack.invoke(event, TIMEOUT).await);
+    assert_eq!(again["Outcome"], "replayed", "{again}");
+    assert_eq!(again["ContactId"], first["ContactId"]);
+    stack.stop().await;
+}

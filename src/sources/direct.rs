@@ -55,7 +55,12 @@ fn direct(payload: Value) -> Result<Record, BridgeError> {
             TaskRequest::deserialize(&members)
         }
     }
-    .map_err(|e| BridgeError::InvalidEvent(format!("StartTaskContact request: {e}")))?;
+    .map_err(|e| {
+        BridgeError::InvalidEvent(format!(
+            "StartTaskContact request: {}",
+            crate::error::without_data(&e.to_string())
+        ))
+    })?;
     let identity = match &request.client_token {
         Some(token) if is_reserved(token) => {
             return Err(BridgeError::InvalidEvent(

@@ -156,6 +156,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
             });
         }
         record.queue_message = queue_message;
+        record.queued_at = Some(sent_at);
         return Ok(record);
     }
     // Connect's contact events (the lifecycle's rule targets the queue): heard, not routed.

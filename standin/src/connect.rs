@@ -49,6 +49,10 @@ pub struct Faults {
     /// Another caller of the same quota (another function, a person with the console), taking
     /// this many tokens per second from the bucket before ours get any.
     pub other_caller_rate: f64,
+    /// Operations answered with an error code instead of being carried out (e.g.
+    /// `{"GetContactAttributes": "InternalServiceException"}`), with the status the model
+    /// gives the code.
+    pub failing: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,7 +126,7 @@ pub(crate) struct Inner {
     by_token: HashMap<String, usize>,
     per_previous: HashMap<String, u32>,
     pub(crate) stats: Stats,
-    faults: Faults,
+    pub(crate) faults: Faults,
     rng: fastrand::Rng,
     bucket: Option<(f64, Instant)>,
 }
@@ -314,6 +318,14 @@ async fn start_task_contact(
         return refused;
     }
 
+    let failing: Option<String> = {
+        let inner = shared.inner.lock().unwrap();
+        inner.faults.failing.get("StartTaskContact").cloned()
+    };
+    if let Some(code) = failing {
+        shared.inner.lock().unwrap().stats.requests += 1;
+        return error(crate::lifecycle::status_of(&code), &code, "injected fault");
+    }
     let (wait, fault, hang) = {
         let mut inner = shared.inner.lock().unwrap();
         inner.stats.requests += 1;

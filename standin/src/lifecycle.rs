@@ -39,6 +39,17 @@ fn accept(
     uri_members: &[(&str, &str)],
 ) -> Result<Map<String, Value>, Response> {
     verify_signature(shared, method, uri, headers, body)?;
+    let failing: Option<String> = shared
+        .inner
+        .lock()
+        .unwrap()
+        .faults
+        .failing
+        .get(operation)
+        .cloned();
+    if let Some(code) = failing.filter(|c| c != HANG) {
+        return Err(error(status_of(&code), &code, "injected fault"));
+    }
     let mut request = if body.is_empty() {
         Map::new()
     } else {
@@ -81,6 +92,39 @@ fn accept(
     }
     shared.inner.lock().unwrap().stats.lifecycle_requests += 1;
     Ok(request)
+}
+
+/// A fault of `Hang` for the operation: the answer comes after the caller has given up.
+async fn hold(shared: &Shared, operation: &str) {
+    let hang = shared
+        .inner
+        .lock()
+        .unwrap()
+        .faults
+        .failing
+        .get(operation)
+        .map(String::as_str)
+        == Some(HANG);
+    if hang {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
+}
+
+/// The `failing` fault that holds an operation's answer back instead of refusing it.
+pub const HANG: &str = "Hang";
+
+/// The HTTP status the lifecycle model gives an error code.
+pub(crate) fn status_of(code: &str) -> u16 {
+    match code {
+        "InternalServiceException" => 500,
+        "ThrottlingException" | "LimitExceededException" => 429,
+        "ResourceNotFoundException" => 404,
+        "ContactNotFoundException" => 410,
+        "ServiceQuotaExceededException" => 402,
+        "AccessDeniedException" => 403,
+        "ConflictException" => 409,
+        _ => 400,
+    }
 }
 
 /// The task `ContactId` names on the instance, or the answer Connect gives when there is none.
@@ -178,6 +222,7 @@ pub(crate) async fn stop_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold(&shared, "StopContact").await;
     let received = Received {
         method,
         uri,
@@ -203,6 +248,7 @@ pub(crate) async fn update_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold(&shared, "UpdateContact").await;
     let received = Received {
         method,
         uri,
@@ -238,6 +284,7 @@ pub(crate) async fn update_contact_attributes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold(&shared, "UpdateContactAttributes").await;
     let received = Received {
         method,
         uri,
@@ -266,6 +313,7 @@ pub(crate) async fn update_contact_schedule(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold(&shared, "UpdateContactSchedule").await;
     let received = Received {
         method,
         uri,
@@ -307,6 +355,7 @@ pub(crate) async fn tag_contact(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    hold(&shared, "TagContact").await;
     let received = Received {
         method,
         uri,
@@ -343,6 +392,7 @@ pub(crate) async fn get_contact_attributes(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    hold(&shared, "GetContactAttributes").await;
     let members = [
         ("InstanceId", instance.as_str()),
         ("InitialContactId", contact.as_str()),
