@@ -679,6 +679,22 @@ impl Op {
         Op::GetSecretValue,
     ];
 
+    /// Connect's documented quota of the operation for the account and Region (requests per
+    /// second, burst; `../shared/connect/README.md`), None outside Connect. Each operation has
+    /// its own: a reschedule burst never slows a stop, and a stop never spends a start's token.
+    pub fn connect_quota(self) -> Option<(f64, f64)> {
+        match self {
+            Op::StartTaskContact | Op::UpdateContactSchedule => Some((2.0, 5.0)),
+            Op::StopContact
+            | Op::UpdateContact
+            | Op::UpdateContactAttributes
+            | Op::GetContactAttributes
+            | Op::DescribeContact => Some((10.0, 15.0)),
+            Op::TagContact => Some((20.0, 25.0)),
+            _ => None,
+        }
+    }
+
     pub fn service(self) -> Service {
         match self {
             Op::StartTaskContact

@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::config::{Config, WebhookMode};
 use crate::connect::start_task;
 use crate::error::{BridgeError, Cause};
-use crate::lifecycle::{Acted, Action, CallContext, Did, Lifecycle};
+use crate::lifecycle::{Acted, Action, CallContext, Did, Lifecycle, Paces};
 use crate::metrics;
-use crate::pace::{PaceSetting, Pacer};
+use crate::pace::Pacer;
 use crate::prepare::prepare;
 use crate::queue::{QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind, Work};
@@ -75,7 +75,7 @@ impl Bridge {
             WebhookAuthSetting::Refuse | WebhookAuthSetting::Signature(_) => WebhookAuth::Refuse,
         };
         let pacer = Pacer::new(config.pace);
-        let lifecycle = Lifecycle::new(None, None, None, Pacer::new(lifecycle_pace(&config)));
+        let lifecycle = Lifecycle::new(None, None, None, Paces::new(config.pace.callers));
         Bridge {
             config,
             client,
@@ -95,7 +95,7 @@ impl Bridge {
         sfn: Option<aws_sdk_sfn::Client>,
         bus: Option<(aws_sdk_eventbridge::Client, String)>,
     ) -> Self {
-        self.lifecycle = Lifecycle::new(table, sfn, bus, Pacer::new(lifecycle_pace(&self.config)));
+        self.lifecycle = Lifecycle::new(table, sfn, bus, Paces::new(self.config.pace.callers));
         self
     }
 
@@ -433,19 +433,6 @@ impl Bridge {
         (outcome, Some((prepared.route, client_token)))
     }
 }
-
-/// The pace of the lifecycle operations: their own quota (10/s, burst 15, per account and
-/// Region), shared by the same environments as StartTaskContact's.
-fn lifecycle_pace(config: &Config) -> PaceSetting {
-    PaceSetting {
-        rate: LIFECYCLE_RATE,
-        burst: LIFECYCLE_BURST,
-        callers: config.pace.callers,
-    }
-}
-
-const LIFECYCLE_RATE: f64 = 10.0;
-const LIFECYCLE_BURST: f64 = 15.0;
 
 /// A record as the envelope gives it: ready to route, or already failed.
 type Unit = Result<Record, RecordError>;

@@ -169,9 +169,45 @@ pub struct Lifecycle {
     pub table: Option<TaskTable>,
     sfn: Option<aws_sdk_sfn::Client>,
     bus: Option<(aws_sdk_eventbridge::Client, String)>,
-    /// StopContact, UpdateContact*, UpdateContactSchedule, TagContact and GetContactAttributes
-    /// have their own quota (10/s, burst 15, per account): their own pace.
-    pacer: Pacer,
+    /// Each lifecycle operation has its own quota (per account and Region): its own pace.
+    paces: Paces,
+}
+
+/// One pace per Connect operation the lifecycle calls, each at the operation's own quota
+/// shared by `callers` environments.
+pub struct Paces {
+    paces: Vec<(Op, Pacer)>,
+}
+
+impl Paces {
+    pub fn new(callers: u32) -> Paces {
+        let paces = Op::ALL
+            .iter()
+            .filter(|op| **op != Op::StartTaskContact)
+            .filter_map(|op| {
+                let (rate, burst) = op.connect_quota()?;
+                Some((
+                    *op,
+                    Pacer::new(crate::pace::PaceSetting {
+                        rate,
+                        burst,
+                        callers,
+                    }),
+                ))
+            })
+            .collect();
+        Paces { paces }
+    }
+
+    /// The pace `op` draws from.
+    pub fn of(&self, op: Op) -> &Pacer {
+        &self
+            .paces
+            .iter()
+            .find(|(o, _)| *o == op)
+            .expect("every lifecycle operation has a pace")
+            .1
+    }
 }
 
 /// What a call needs from the invocation.
@@ -209,13 +245,13 @@ impl Lifecycle {
         table: Option<TaskTable>,
         sfn: Option<aws_sdk_sfn::Client>,
         bus: Option<(aws_sdk_eventbridge::Client, String)>,
-        pacer: Pacer,
+        paces: Paces,
     ) -> Lifecycle {
         Lifecycle {
             table,
             sfn,
             bus,
-            pacer,
+            paces,
         }
     }
 
@@ -658,7 +694,7 @@ impl Lifecycle {
         E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
         R: std::fmt::Debug,
     {
-        paced(&self.pacer, call.deadline, call.policy, |_| {
+        paced(self.paces.of(op), call.deadline, call.policy, |_| {
             let fut = attempt();
             async move { fut.await.map_err(|e| op.error(e)) }
         })
@@ -688,6 +724,34 @@ pub fn ending_of(detail: &Value) -> Option<Ending> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Each operation draws from its own bucket at its own quota (a shared 10/s bucket let
+    /// reschedules run at five times UpdateContactSchedule's quota).
+    #[test]
+    fn each_operation_draws_from_its_own_quota() {
+        let paces = Paces::new(1);
+        let quota = |op| {
+            let pacer = paces.of(op);
+            (pacer.rate(), pacer.time_for(100))
+        };
+        assert_eq!(quota(Op::UpdateContactSchedule).0, 2.0);
+        assert_eq!(quota(Op::StopContact).0, 10.0);
+        assert_eq!(quota(Op::UpdateContact).0, 10.0);
+        assert_eq!(quota(Op::UpdateContactAttributes).0, 10.0);
+        assert_eq!(quota(Op::GetContactAttributes).0, 10.0);
+        assert_eq!(quota(Op::DescribeContact).0, 10.0);
+        assert_eq!(quota(Op::TagContact).0, 20.0);
+        // Spending one operation's bucket leaves the others as they were.
+        let stop_before = paces.of(Op::StopContact).time_for(1);
+        for _ in 0..50 {
+            paces.of(Op::UpdateContactSchedule).reserve(None);
+        }
+        assert!(paces.of(Op::UpdateContactSchedule).time_for(1) > Duration::from_secs(10));
+        assert_eq!(paces.of(Op::StopContact).time_for(1), stop_before);
+        // Two environments share each quota.
+        assert_eq!(Paces::new(2).of(Op::TagContact).rate(), 10.0);
+    }
 
     #[test]
     fn business_tokens_depend_on_key_and_generation_only() {
