@@ -183,9 +183,12 @@ pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -
     };
     // EMF lines are for CloudWatch; on a terminal the answer is the output.
     config.metrics_namespace = None;
+    // `--endpoint-url` is Connect's; the task table and the workflows keep their own (the
+    // environment's AWS_ENDPOINT_URL_<SERVICE>, or AWS's).
     let sdk_config = load_sdk_config(config.call_policy, args.endpoint_url.as_deref()).await;
     let client = connect_client(&sdk_config, config.connect_region.as_deref());
-    let bridge = Bridge::new(config, client);
+    let others = load_sdk_config(config.call_policy, None).await;
+    let bridge = Bridge::new(config, client).with_lifecycle_from(&others);
     match bridge.handle(payload, None).await {
         Ok(answer) => {
             let _ = writeln!(

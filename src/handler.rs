@@ -99,6 +99,25 @@ impl Bridge {
         self
     }
 
+    /// The task table and the workflows to notify as the configuration names them, with clients
+    /// from `sdk_config` (the function's cold start and `send` alike: the CLI does what the
+    /// function does).
+    pub fn with_lifecycle_from(self, sdk_config: &aws_config::SdkConfig) -> Self {
+        let table = self
+            .config
+            .task_table
+            .clone()
+            .map(|name| TaskTable::new(aws_sdk_dynamodb::Client::new(sdk_config), name));
+        // Step Functions is told only about tasks in the table.
+        let sfn = table.as_ref().map(|_| aws_sdk_sfn::Client::new(sdk_config));
+        let bus = self
+            .config
+            .completion_event_bus
+            .clone()
+            .map(|bus| (aws_sdk_eventbridge::Client::new(sdk_config), bus));
+        self.with_lifecycle(table, sfn, bus)
+    }
+
     fn call_context(&self, deadline: Option<Instant>) -> CallContext<'_> {
         CallContext {
             client: &self.client,

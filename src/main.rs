@@ -6,7 +6,6 @@ use connect_task_bridge::connect::{connect_client, load_sdk_config};
 use connect_task_bridge::handler::{plausible_deadline, Bridge};
 use connect_task_bridge::logging;
 use connect_task_bridge::queue::TaskQueue;
-use connect_task_bridge::table::TaskTable;
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -86,21 +85,9 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sqs::Client::new(&sdk_config),
         config.task_queue_url.clone(),
     );
-    let table = config
-        .task_table
-        .clone()
-        .map(|name| TaskTable::new(aws_sdk_dynamodb::Client::new(&sdk_config), name));
-    // Step Functions is told only about tasks in the table.
-    let sfn = table
-        .as_ref()
-        .map(|_| aws_sdk_sfn::Client::new(&sdk_config));
-    let bus = config
-        .completion_event_bus
-        .clone()
-        .map(|bus| (aws_sdk_eventbridge::Client::new(&sdk_config), bus));
     let mut bridge = Bridge::new(config, client)
         .with_queue(queue)
-        .with_lifecycle(table, sfn, bus);
+        .with_lifecycle_from(&sdk_config);
     if let Some((check, secrets)) = signature {
         bridge = bridge.with_signature_check(check, Some(secrets));
     }
