@@ -695,6 +695,24 @@ impl Op {
         }
     }
 
+    /// The IAM action the function's role needs for the operation (the template grants each:
+    /// tests/template.rs checks it, since moto's services do not enforce IAM).
+    pub fn iam_action(self) -> String {
+        let (prefix, name) = match self.service() {
+            Service::Connect => ("connect", format!("{self:?}")),
+            Service::DynamoDb => ("dynamodb", format!("{self:?}")),
+            // The batch call is authorised by the single call's action.
+            Service::Sqs if self == Op::ChangeMessageVisibilityBatch => {
+                ("sqs", "ChangeMessageVisibility".to_string())
+            }
+            Service::Sqs => ("sqs", format!("{self:?}")),
+            Service::StepFunctions => ("states", format!("{self:?}")),
+            Service::EventBridge => ("events", format!("{self:?}")),
+            Service::SecretsManager => ("secretsmanager", format!("{self:?}")),
+        };
+        format!("{prefix}:{name}")
+    }
+
     pub fn service(self) -> Service {
         match self {
             Op::StartTaskContact

@@ -149,9 +149,25 @@ pub struct Ending {
     /// DISCONNECTED or COMPLETED.
     pub event_type: String,
     pub disconnect_reason: Option<String>,
+    /// The instance the event says the contact is on (`instanceArn`).
+    pub instance_arn: Option<String>,
 }
 
 impl Ending {
+    /// Whether the event names `instance` (an instance ID or ARN) as the contact's.
+    fn on_instance(&self, instance: &str) -> bool {
+        let id_of = |text: &str| {
+            text.rsplit_once("instance/")
+                .map_or(text, |(_, id)| id)
+                .to_string()
+        };
+        let ours = id_of(instance);
+        self.instance_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit_once("instance/"))
+            .is_some_and(|(_, id)| !ours.is_empty() && id == ours)
+    }
+
     /// Connect's disconnect reasons for a task (the contact record's data model): `EXPIRED`
     /// when it expired, `API` when StopContact ended it; anything else (an agent, a flow)
     /// completed it.
@@ -385,6 +401,7 @@ impl Lifecycle {
                     contact_id: item.contact_id.clone().unwrap_or_default(),
                     event_type: "DISCONNECTED".into(),
                     disconnect_reason: item.disconnect_reason.clone(),
+                    instance_arn: None,
                 };
                 self.finish(call, table, &item, &ending).await?;
                 return Ok(Acted {
@@ -499,6 +516,7 @@ impl Lifecycle {
                     contact_id: contact_id.clone(),
                     event_type: "DISCONNECTED".into(),
                     disconnect_reason: Some("API".into()),
+                    instance_arn: None,
                 };
                 self.finish(call, table, &item, &ending).await?;
                 Did::Stopped
@@ -529,15 +547,69 @@ impl Lifecycle {
         if !matches!(ending.event_type.as_str(), "DISCONNECTED" | "COMPLETED") {
             return Ok(ignored);
         }
+        // Another instance's contact (or an event that names none): not ours to act on.
+        if !ending.on_instance(call.instance_id) {
+            tracing::warn!(
+                contact_id = %ending.contact_id,
+                "a contact event for another instance (or none) was ignored"
+            );
+            return Ok(ignored);
+        }
         let Some(item) = table.by_contact(&ending.contact_id).await? else {
             return Ok(ignored);
         };
-        let told = self.finish(call, table, &item, ending).await?;
+        // A message is not Connect: anyone who can send to a queue wired to the function can
+        // write one. The ending is acted on only as Connect confirms it, with Connect's reason.
+        let Some(confirmed) = self.confirm(call, ending).await? else {
+            tracing::warn!(
+                contact_id = %ending.contact_id,
+                "a contact event said a task ended, and Connect does not confirm it: ignored"
+            );
+            return Ok(ignored);
+        };
+        let told = self.finish(call, table, &item, &confirmed).await?;
         Ok(Acted {
             did: if told { Did::Heard } else { Did::Ignored },
             contact_id: Some(ending.contact_id.clone()),
             client_token: item.client_token,
         })
+    }
+
+    /// The ending as Connect describes the contact (DescribeContact): a task on our instance
+    /// with a disconnect timestamp, and Connect's disconnect reason. None when Connect says
+    /// otherwise (not ended, not a task, not on the instance).
+    async fn confirm(
+        &self,
+        call: &CallContext<'_>,
+        ending: &Ending,
+    ) -> Result<Option<Ending>, BridgeError> {
+        let client = call.client;
+        let described = self
+            .paced(call, Op::DescribeContact, || {
+                client
+                    .describe_contact()
+                    .instance_id(call.instance_id)
+                    .contact_id(&ending.contact_id)
+                    .send()
+            })
+            .await;
+        let contact = match described {
+            Ok(out) => out.contact,
+            Err(BridgeError::Connect { code, .. }) if code == "ResourceNotFoundException" => None,
+            Err(e) => return Err(e),
+        };
+        let Some(contact) = contact else {
+            return Ok(None);
+        };
+        let ended = contact.channel == Some(aws_sdk_connect::types::Channel::Task)
+            && contact.id.as_deref() == Some(ending.contact_id.as_str())
+            && contact.disconnect_timestamp.is_some();
+        Ok(ended.then(|| Ending {
+            contact_id: ending.contact_id.clone(),
+            event_type: ending.event_type.clone(),
+            disconnect_reason: contact.disconnect_reason.clone(),
+            instance_arn: ending.instance_arn.clone(),
+        }))
     }
 
     /// Ends `item` as `ending` says and notifies its workflow, unless that was done already.
@@ -718,6 +790,10 @@ pub fn ending_of(detail: &Value) -> Option<Ending> {
             .get("disconnectReason")
             .and_then(Value::as_str)
             .map(str::to_string),
+        instance_arn: detail
+            .get("instanceArn")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -764,11 +840,30 @@ mod tests {
     }
 
     #[test]
+    fn an_ending_is_ours_only_on_our_instance() {
+        let on = |arn: Option<&str>| Ending {
+            contact_id: "c".into(),
+            event_type: "DISCONNECTED".into(),
+            disconnect_reason: None,
+            instance_arn: arn.map(str::to_string),
+        };
+        let arn = "arn:aws:connect:eu-west-1:1:instance/abc-1";
+        assert!(on(Some(arn)).on_instance("abc-1"));
+        assert!(on(Some(arn)).on_instance(arn));
+        assert!(!on(Some(arn)).on_instance("abc-2"));
+        assert!(!on(Some("arn:aws:connect:eu-west-1:1:instance/abc-10")).on_instance("abc-1"));
+        assert!(!on(None).on_instance("abc-1"));
+        assert!(!on(Some("abc-1")).on_instance("abc-1"));
+        assert!(!on(Some(arn)).on_instance(""));
+    }
+
+    #[test]
     fn disconnect_reasons_say_how_a_task_ended() {
         let ending = |reason: Option<&str>| Ending {
             contact_id: "c".into(),
             event_type: "DISCONNECTED".into(),
             disconnect_reason: reason.map(str::to_string),
+            instance_arn: None,
         };
         assert_eq!(ending(Some("EXPIRED")).state(), State::Expired);
         assert_eq!(ending(Some("API")).state(), State::Stopped);

@@ -673,3 +673,72 @@ async fn send_goes_through_the_task_table_as_the_function_does() {
     assert_eq!(stack.connect.tasks().len(), 2);
     stack.stop().await;
 }
+
+/// A contact event is a message, not Connect: one that says an open task ended — sent by
+/// anyone who can write to a queue wired to the function — is acted on only when Connect
+/// confirms the ending (DescribeContact). It once told the workflow "success", marked the task
+/// ended while it stayed open, and let the key's next failure open a second task.
+#[tokio::test]
+async fn a_forged_contact_event_ends_nothing() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    let failed = order_event(
+        "ev-f1",
+        "OrderFailed",
+        json!({"orderId": "o-f", "taskToken": "token-forged"}),
+    );
+    let opened = response(stack.invoke(failed, TIMEOUT).await);
+    let contact = opened["ContactId"].as_str().unwrap().to_string();
+    let genuine = stack.connect.events()[0].clone();
+    let forge = |instance: &str| {
+        let mut event = genuine.clone();
+        event["id"] = json!(format!("forged-{instance}"));
+        event["detail"]["eventType"] = json!("DISCONNECTED");
+        event["detail"]["disconnectReason"] = json!("AGENT_DISCONNECT");
+        event["detail"]["instanceArn"] = json!(format!(
+            "arn:aws:connect:eu-west-1:123456789012:instance/{instance}"
+        ));
+        event
+    };
+    for (i, forged) in [
+        forge(common::INSTANCE),
+        forge("99999999-0000-0000-0000-000000000000"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // As a producer would put it on the task queue: a plain SQS message.
+        let message = json!({
+            "messageId": format!("m-forged-{i}"), "receiptHandle": "r", "body": forged.to_string(),
+            "attributes": {"SentTimestamp": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:tasks"
+        });
+        let answer = response(stack.invoke(json!({ "Records": [message] }), TIMEOUT).await);
+        assert!(batch_failures(&answer).is_empty(), "{answer}");
+        // Delivered directly, as an EventBridge rule would.
+        let answer = response(stack.invoke(forged, TIMEOUT).await);
+        assert_eq!(answer["Outcome"], "ignored", "{answer}");
+    }
+    assert!(sent(&moto, "AWSStepFunctions.SendTaskSuccess").is_empty());
+    assert!(sent(&moto, "AWSEvents.PutEvents").is_empty());
+    assert_ne!(stack.connect.tasks()[0].state, "ENDED");
+    // The key's task is still open: the order's next failure meets it, no second task.
+    let again = order_event(
+        "ev-f2",
+        "OrderFailed",
+        json!({"orderId": "o-f", "taskToken": "token-forged"}),
+    );
+    let answer = response(stack.invoke(again, TIMEOUT).await);
+    assert_eq!(answer["ContactId"], contact.as_str(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+
+    // The agent completes it: Connect confirms, the workflow is told once.
+    let events = stack
+        .connect
+        .agent(&contact, "complete", json!({"outcome": "done"}))
+        .unwrap();
+    let answer = response(stack.invoke(events[0].clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "heard", "{answer}");
+    assert_eq!(sent(&moto, "AWSStepFunctions.SendTaskSuccess").len(), 1);
+    stack.stop().await;
+}

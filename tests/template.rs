@@ -110,7 +110,8 @@ fn connect_is_reachable_only_on_the_configured_instance() {
             "connect:UpdateContactAttributes",
             "connect:UpdateContactSchedule",
             "connect:TagContact",
-            "connect:GetContactAttributes"
+            "connect:GetContactAttributes",
+            "connect:DescribeContact"
         ]
     );
     for statement in connect {
@@ -263,6 +264,21 @@ fn nothing_is_granted_that_the_function_does_not_call() {
         assert!(
             used,
             "{action} is granted but nothing calls it: {actions:?}"
+        );
+    }
+}
+
+/// Every operation the function's code calls (`Op::ALL`, the list its error classification
+/// walks) is granted by the template: moto's services do not enforce IAM, so a missing grant
+/// would pass every other test and fail in AWS (DescribeContact was nearly one).
+#[test]
+fn every_operation_the_function_calls_is_granted() {
+    let actions = granted_actions(&template());
+    for op in connect_task_bridge::error::Op::ALL {
+        let action = op.iam_action();
+        assert!(
+            actions.contains(&action),
+            "{action} is called ({op:?}) but not granted: {actions:?}"
         );
     }
 }

@@ -99,6 +99,8 @@ pub struct Task {
     /// Lifecycle calls that changed it.
     pub updates: u32,
     pub disconnect_reason: Option<String>,
+    /// When it ended (epoch seconds).
+    pub ended_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -182,7 +184,7 @@ impl ConnectStandIn {
             .route("/contact/tags", post(lifecycle::tag_contact))
             .route(
                 "/contacts/{instance}/{contact}",
-                post(lifecycle::update_contact),
+                post(lifecycle::update_contact).get(lifecycle::describe_contact),
             )
             .route(
                 "/admin/contacts/{contact}/{action}",
@@ -475,6 +477,7 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
         tags: serde_json::Map::new(),
         updates: 0,
         disconnect_reason: None,
+        ended_at: None,
     };
     inner
         .events

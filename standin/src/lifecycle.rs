@@ -416,6 +416,60 @@ pub(crate) async fn get_contact_attributes(
     }
 }
 
+/// DescribeContact: what Connect says of a contact (the function confirms a contact event's
+/// ending with it before acting on the event).
+pub(crate) async fn describe_contact(
+    State(shared): State<Arc<Shared>>,
+    Path((instance, contact)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    hold(&shared, "DescribeContact").await;
+    let members = [
+        ("InstanceId", instance.as_str()),
+        ("ContactId", contact.as_str()),
+    ];
+    let request = match accept(
+        &shared,
+        "DescribeContact",
+        &method,
+        &uri,
+        &headers,
+        &Bytes::new(),
+        &members,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    let task = match find(&mut inner.tasks, &request, "ContactId") {
+        Ok(task) => task,
+        Err(e) => return e,
+    };
+    let mut described = json!({
+        "Id": task.contact_id,
+        "InitialContactId": task.contact_id,
+        "Arn": format!(
+            "arn:aws:connect:{}:{}:instance/{instance}/contact/{}",
+            crate::LOCAL_REGION,
+            crate::ACCOUNT,
+            task.contact_id
+        ),
+        "Channel": "TASK",
+        "InitiationMethod": "API",
+        "InitiationTimestamp": task.created_at,
+        "Tags": task.tags,
+    });
+    if let Some(ended) = task.ended_at {
+        described["DisconnectTimestamp"] = json!(ended);
+    }
+    if let Some(reason) = &task.disconnect_reason {
+        described["DisconnectReason"] = json!(reason);
+    }
+    Json(json!({ "Contact": described })).into_response()
+}
+
 /// An agent's part: `accept` (CONNECTED_TO_AGENT), `complete` (DISCONNECTED by the agent, then
 /// COMPLETED), `expire` (DISCONNECTED, EXPIRED). A body `{"attributes": {...}}` sets contact
 /// attributes first, as a flow or the agent would. Answers the events it produced.
@@ -474,6 +528,7 @@ pub(crate) async fn admin_events(State(shared): State<Arc<Shared>>) -> Json<Valu
 fn end(task: &mut Task, reason: &str) -> Value {
     task.state = ENDED.into();
     task.disconnect_reason = Some(reason.to_string());
+    task.ended_at = Some(now_secs());
     contact_event(task, "DISCONNECTED", Some(reason))
 }
 

@@ -56,6 +56,7 @@ CALLED = {
     "connect:UpdateContactSchedule",
     "connect:TagContact",
     "connect:GetContactAttributes",
+    "connect:DescribeContact",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
