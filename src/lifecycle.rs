@@ -19,7 +19,7 @@ use crate::connect::{paced, sdk_references, sdk_segments, CallPolicy};
 use crate::error::{BridgeError, Kind, Op, Service};
 use crate::pace::Pacer;
 use crate::record::digest_parts;
-use crate::table::{task_pk, Claimed, Opened, State, TaskItem, TaskTable};
+use crate::table::{name_of, task_pk, token_pk, Claimed, Opened, State, TaskItem, TaskTable};
 use crate::task::TaskRequest;
 
 /// How long past its invocation's deadline a claim holds: Lambda has ended the invocation by
@@ -284,7 +284,10 @@ impl Lifecycle {
     ) -> Result<Acted, BridgeError> {
         let table = self.table.as_ref().ok_or_else(no_table)?;
         let token = request.client_token.clone().unwrap_or_default();
-        let pk = task_pk(plan.key.as_deref().unwrap_or(&token));
+        let pk = match &plan.key {
+            Some(key) => task_pk(key),
+            None => self.token_item(table, &token).await?,
+        };
         // What the task was opened with: the request, and the workflow waiting for it (a second
         // workflow on an open key would never be told: that matters too).
         let said = if plan.clock_time {
@@ -377,6 +380,23 @@ impl Lifecycle {
                 }
             }
         }
+    }
+
+    /// The item of a keyless task named by its client token. Before tokens had a namespace of
+    /// their own (`token#`), such a task was written under `task#<token>`: a task opened then
+    /// is found there (its item carries that very token; a route key's item carries a `ctb3-`
+    /// token, which no caller may send), so an upgrade never opens a second task.
+    async fn token_item(&self, table: &TaskTable, token: &str) -> Result<String, BridgeError> {
+        let pk = token_pk(token);
+        if table.get(&pk).await?.is_none() {
+            let legacy = task_pk(token);
+            if let Some(item) = table.get(&legacy).await? {
+                if item.client_token.as_deref() == Some(token) {
+                    return Ok(legacy);
+                }
+            }
+        }
+        Ok(pk)
     }
 
     /// An action on the key's open task (update, reschedule, stop, tag).
@@ -672,7 +692,7 @@ impl Lifecycle {
         reason: Option<&str>,
     ) -> Result<(), BridgeError> {
         let contact_id = item.contact_id.clone().unwrap_or_default();
-        let key = item.pk.strip_prefix("task#").unwrap_or(&item.pk);
+        let key = name_of(&item.pk);
         let outcome = json!({
             "contactId": contact_id,
             "key": key,

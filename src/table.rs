@@ -127,9 +127,23 @@ pub struct TaskTable {
     name: String,
 }
 
-/// The partition key of a task: its business key, or its client token when it has none.
+/// The partition key of a business key's task (a route's `key`).
 pub fn task_pk(key: &str) -> String {
     format!("task#{key}")
+}
+
+/// The partition key of a keyless task a workflow waits for, by its client token: a namespace
+/// of its own, so that no caller-chosen token can name a route's key (a direct request with
+/// `ClientToken: order-77` once took the item of the key `order-77`).
+pub fn token_pk(token: &str) -> String {
+    format!("token#{token}")
+}
+
+/// The key or token an item is named by, without its namespace.
+pub fn name_of(pk: &str) -> &str {
+    pk.strip_prefix("task#")
+        .or_else(|| pk.strip_prefix("token#"))
+        .unwrap_or(pk)
 }
 
 fn contact_pk(contact_id: &str) -> String {

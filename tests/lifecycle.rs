@@ -742,3 +742,84 @@ async fn a_forged_contact_event_ends_nothing() {
     assert_eq!(sent(&moto, "AWSStepFunctions.SendTaskSuccess").len(), 1);
     stack.stop().await;
 }
+
+/// A caller's ClientToken never names a route's business key: a direct request with
+/// `ClientToken: order-77` and a waiting workflow once took the item of the key `order-77`, and
+/// the real OrderFailed for order 77 was answered key_reused with the squatter's task.
+#[tokio::test]
+async fn a_callers_token_never_names_a_business_key() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    let squatter = json!({"Name": "n", "ClientToken": "order-o-77", "TaskToken": "token-squat"});
+    let squatted = response(stack.invoke(squatter.clone(), TIMEOUT).await);
+    let real = order_event(
+        "ev-k1",
+        "OrderFailed",
+        json!({"orderId": "o-77", "taskToken": "token-real"}),
+    );
+    let answer = response(stack.invoke(real, TIMEOUT).await);
+    assert!(answer.get("Outcome").is_none(), "{answer}");
+    assert_ne!(answer["ContactId"], squatted["ContactId"], "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 2);
+    // The squatter's request, again, is its own task's redelivery.
+    let again = response(stack.invoke(squatter, TIMEOUT).await);
+    assert_eq!(again["ContactId"], squatted["ContactId"]);
+    assert_eq!(again["Outcome"], "replayed", "{again}");
+    stack.stop().await;
+}
+
+/// A keyless task a workflow waits for, opened by the version before tokens had their own
+/// namespace (its item under `task#<token>`, written here as that version wrote it), is found
+/// after the upgrade: its redelivery is no second task, and its ending tells its workflow.
+#[tokio::test]
+async fn a_task_opened_before_the_upgrade_is_found_after_it() {
+    use aws_sdk_dynamodb::types::AttributeValue::{Bool, N, S};
+    let moto = Moto::start(&moto_server(&root())).await;
+    let mut stack = stack(&moto, &[]).await;
+    // The task exists in Connect (opened with the caller's token)...
+    let request = json!({"Name": "Call back", "ClientToken": "caller-1"});
+    let opened = response(stack.invoke(request, TIMEOUT).await);
+    let contact = opened["ContactId"].as_str().unwrap().to_string();
+    // ...and in the table as the previous version left it.
+    let db = moto.dynamodb_client();
+    let now = 1_800_000_000i64;
+    db.put_item()
+        .table_name(TABLE)
+        .item("pk", S("task#caller-1".into()))
+        .item("state", S("open".into()))
+        .item("generation", N("1".into()))
+        .item("contact_id", S(contact.clone()))
+        .item("client_token", S("caller-1".into()))
+        .item("route", S("direct".into()))
+        .item("origin", S("ctb2-old".into()))
+        .item("payload_hash", S("old".into()))
+        .item("task_token", S("token-upgrade".into()))
+        .item("claim_until", N(now.to_string()))
+        .item("notified", Bool(false))
+        .item("expires_at", N((now + 86_400).to_string()))
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(TABLE)
+        .item("pk", S(format!("contact#{contact}")))
+        .item("task", S("task#caller-1".into()))
+        .send()
+        .await
+        .unwrap();
+    let again =
+        json!({"Name": "Call back", "ClientToken": "caller-1", "TaskToken": "token-upgrade"});
+    let answer = response(stack.invoke(again, TIMEOUT).await);
+    assert_eq!(answer["ContactId"], contact.as_str(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 1);
+    let events = stack
+        .connect
+        .agent(&contact, "complete", json!({"outcome": "ok"}))
+        .unwrap();
+    let answer = response(stack.invoke(events[0].clone(), TIMEOUT).await);
+    assert_eq!(answer["Outcome"], "heard", "{answer}");
+    let told = sent(&moto, "AWSStepFunctions.SendTaskSuccess");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["taskToken"], "token-upgrade");
+    stack.stop().await;
+}

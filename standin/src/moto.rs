@@ -112,20 +112,7 @@ impl Moto {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
-        let creds = aws_sdk_dynamodb::config::Credentials::new(
-            crate::LOCAL_ACCESS_KEY,
-            crate::LOCAL_SECRET_KEY,
-            None,
-            None,
-            "local",
-        );
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(crate::LOCAL_REGION))
-            .credentials_provider(creds)
-            .endpoint_url(&self.url)
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(conf)
+        self.dynamodb_client()
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
@@ -146,6 +133,24 @@ impl Moto {
             .send()
             .await
             .expect("moto creates the table");
+    }
+
+    /// A DynamoDB client for this server, with the local credentials and region.
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        let creds = aws_sdk_dynamodb::config::Credentials::new(
+            crate::LOCAL_ACCESS_KEY,
+            crate::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        );
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(crate::LOCAL_REGION))
+            .credentials_provider(creds)
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
     /// An SQS client for this server, with the local credentials and region.
