@@ -186,9 +186,10 @@ mod tests {
             "version": "0", "id": "ev-1", "detail-type": "T", "source": "s", "detail": {}
         }));
         let p = prepare(&r, &config(None), DateTime::from_secs(NOW)).unwrap();
+        assert!(matches!(&r.identity, Identity::Service(v) if v.starts_with("ev-1#")));
         assert_eq!(
             p.client_token(),
-            client_token("inst", "default", &Identity::Service("ev-1".into()))
+            client_token("inst", "default", &r.identity)
         );
     }
 

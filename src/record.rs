@@ -311,40 +311,58 @@ pub fn digest_parts(parts: &[&[u8]]) -> String {
 /// A JSON text of the value with object keys sorted at every depth, independent of how the
 /// payload was written or of serde_json's map ordering features.
 pub fn canonical_json(value: &Value) -> String {
-    // serde_json writes keys and scalars exactly as `Value::to_string` does, straight into the
-    // buffer.
-    fn write(value: &Value, out: &mut Vec<u8>) {
-        match value {
-            Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                out.push(b'{');
-                for (i, (key, item)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    serde_json::to_writer(&mut *out, key).expect("a string always serializes");
-                    out.push(b':');
-                    write(item, out);
-                }
-                out.push(b'}');
-            }
-            Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write(item, out);
-                }
-                out.push(b']');
-            }
-            scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar always serializes"),
+    let mut out = Vec::new();
+    write_canonical(value, &mut out).expect("a Vec takes every write");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// SHA-256 (hex) of `canonical_json(value)`, written straight into the hasher: a payload of a
+/// few MiB is not copied into a text first.
+pub fn canonical_digest(value: &Value) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-    let mut out = Vec::new();
-    write(value, &mut out);
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    let mut hashing = Hashing(Sha256::new());
+    write_canonical(value, &mut hashing).expect("hashing takes every write");
+    hex::encode(hashing.0.finalize())
+}
+
+/// serde_json writes keys and scalars exactly as `Value::to_string` does.
+fn write_canonical(value: &Value, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.write_all(b"{")?;
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b":")?;
+                write_canonical(item, out)?;
+            }
+            out.write_all(b"}")
+        }
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(item, out)?;
+            }
+            out.write_all(b"]")
+        }
+        scalar => Ok(serde_json::to_writer(&mut *out, scalar)?),
+    }
 }
 
 #[cfg(test)]
@@ -358,6 +376,16 @@ mod tests {
         assert_eq!(parse_body("hello"), json!("hello"));
         assert_eq!(parse_body("{not json"), json!("{not json"));
         assert_eq!(parse_body("42"), json!("42"));
+    }
+
+    #[test]
+    fn the_canonical_digest_is_the_digest_of_the_canonical_text() {
+        let v = json!({"b": [1, {"d": "x", "c": null}], "a": 1.5});
+        let text = canonical_json(&v);
+        assert_eq!(
+            canonical_digest(&v),
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
     }
 
     #[test]

@@ -92,6 +92,34 @@ pub fn client_token(instance_id: &str, route: &str, identity: &Identity) -> Stri
     format!("{prefix}{digest}")
 }
 
+/// The day events started to carry their content in their identity (this version's release).
+/// An event stamped before it keeps the identity earlier versions gave it (its id alone), so
+/// its redelivery after an upgrade meets the task it opened before. That exception is as wide
+/// as the risk it leaves: it lets only events stamped before this date share an id, and no
+/// event stamped then can still be delivered 15 days later (SQS keeps a message 14 days).
+const VOUCHED_SINCE: i64 = 1_795_737_600; // 2026-11-27T00:00:00Z
+
+/// The identity of an event whose id another AWS service assigns (EventBridge `id`, SNS
+/// `MessageId`). The id alone is trustworthy only where that service delivers the event
+/// itself; inside an SQS message anyone who may send to the queue can write any id, and two
+/// different messages with one id once made one task. So the content is part of the identity
+/// on every path (an event delivered directly and the same event through a queue stay one
+/// task): `content` is a digest of what the event says, `time` its stamp (epoch seconds).
+pub fn vouched_event(id: &str, content: &str, time: Option<i64>) -> Identity {
+    if time.is_some_and(|t| t < VOUCHED_SINCE) {
+        Identity::Service(id.to_string())
+    } else {
+        Identity::Service(format!("{id}#{content}"))
+    }
+}
+
+/// An RFC 3339 stamp (EventBridge `time`, SNS `Timestamp`) in epoch seconds.
+pub fn stamp(text: Option<&str>) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text?)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
 /// Whether a caller-supplied token uses a prefix reserved for derived tokens.
 pub fn is_reserved(token: &str) -> bool {
     let Some(rest) = token.strip_prefix("ctb") else {
@@ -104,6 +132,30 @@ pub fn is_reserved(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aws_id_carries_the_content_except_for_events_stamped_before_the_change() {
+        let new = stamp(Some("2026-12-01T10:00:00Z"));
+        let old = stamp(Some("2026-11-25T10:00:00.000Z"));
+        assert!(old.unwrap() < VOUCHED_SINCE && new.unwrap() > VOUCHED_SINCE);
+        assert_ne!(
+            vouched_event("ev-1", "aaa", new),
+            vouched_event("ev-1", "bbb", new)
+        );
+        assert_eq!(
+            vouched_event("ev-1", "aaa", new),
+            vouched_event("ev-1", "aaa", new)
+        );
+        assert_ne!(
+            vouched_event("ev-1", "aaa", None),
+            vouched_event("ev-1", "bbb", None)
+        );
+        assert_eq!(
+            vouched_event("ev-1", "aaa", old),
+            Identity::Service("ev-1".into())
+        );
+        assert_eq!(stamp(Some("yesterday")), None);
+    }
 
     fn service(v: &str) -> Identity {
         Identity::Service(v.into())

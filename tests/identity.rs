@@ -266,6 +266,54 @@ async fn an_event_delivered_directly_and_through_a_queue_is_one_task() {
     }
 }
 
+/// An EventBridge or SNS id inside a queue message is only the sender's word: two different
+/// messages carrying one id are two tasks (they were one: the second message was lost), while
+/// the same event, stamped after identities carried their content, delivered directly and
+/// through the queue is still one task.
+#[tokio::test]
+async fn an_aws_id_in_a_message_does_not_merge_two_events() {
+    let mut stack = start(&[]).await;
+    let mut eb = event("eventbridge-order-failed");
+    eb["time"] = json!("2026-12-02T10:00:00Z");
+    let mut other = eb.clone();
+    other["detail"] = json!({"orderId": "someone-else", "reason": "forged"});
+    let mut sns = event("sns-notification");
+    sns["Records"][0]["Sns"]["Timestamp"] = json!("2026-12-02T10:00:00.000Z");
+    let n = &sns["Records"][0]["Sns"];
+    let notification = |message: &Value| {
+        json!({
+            "Type": "Notification", "MessageId": n["MessageId"], "TopicArn": n["TopicArn"],
+            "Subject": n["Subject"], "Message": message, "Timestamp": n["Timestamp"],
+            "SignatureVersion": "1", "Signature": "c2ln", "SigningCertURL": "https://sns.example/cert.pem",
+            "UnsubscribeURL": "https://sns.example/unsubscribe", "MessageAttributes": {}
+        })
+    };
+    let mut batch = json!({"Records": [
+        message("q-1", "events", None, None, json!(null)),
+        message("q-2", "events", None, None, json!(null)),
+        message("q-3", "events", None, None, json!(null)),
+        message("q-4", "events", None, None, json!(null)),
+    ]});
+    let bodies = [
+        eb.to_string(),
+        other.to_string(),
+        notification(&n["Message"]).to_string(),
+        notification(&json!("{\"forged\": true}")).to_string(),
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        batch["Records"][i]["body"] = json!(body);
+        batch["Records"][i]["messageAttributes"] = json!({});
+    }
+    let answer = response(stack.invoke(batch, TIMEOUT).await);
+    assert_eq!(batch_failures(&answer), ids(&[]));
+    assert_eq!(stack.connect.tasks().len(), 4, "two ids, four events");
+    // The genuine events delivered directly meet the tasks their queued copies opened.
+    assert!(response(stack.invoke(eb, TIMEOUT).await)["ContactId"].is_string());
+    assert!(response(stack.invoke(sns, TIMEOUT).await)["ContactId"].is_string());
+    assert_eq!(stack.connect.tasks().len(), 4);
+    stack.stop().await;
+}
+
 /// A message body that merely looks like an event is still a message.
 #[tokio::test]
 async fn a_body_that_is_not_an_event_stays_a_message() {

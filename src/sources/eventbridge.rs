@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::Identity;
+use crate::record::{canonical_digest, Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{stamp, vouched_event, Identity};
 
 /// Its records' kind: `when.source: eventbridge`.
 pub const KIND: SourceKind = SourceKind::new("eventbridge");
@@ -58,10 +58,15 @@ fn eventbridge(payload: Value) -> Result<Record, BridgeError> {
             .map(str::to_string),
         resources: event.resources.unwrap_or_default(),
     };
+    let identity = vouched_event(
+        &id,
+        &canonical_digest(&payload),
+        stamp(meta.time.as_deref()),
+    );
     Ok(Record::event(
         KIND,
-        id.clone(),
-        Identity::Service(id),
+        id,
+        identity,
         Arc::new(payload),
         Content::new(Body::value(event.detail), Arc::new(meta)),
     ))
@@ -98,6 +103,16 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             "EventBridge event in the message: id is missing or empty".into(),
         )));
     };
+    // What the event says, as a direct delivery of it reads it (the whole event, canonical).
+    let content = match serde_json::from_str::<Value>(body) {
+        Ok(event) => canonical_digest(&event),
+        Err(_) => {
+            return Some(Err(BridgeError::InvalidEvent(
+                "EventBridge event in the message is not JSON".into(),
+            )))
+        }
+    };
+    let identity = vouched_event(&id, &content, stamp(header.time.as_deref()));
     let meta = EventBridgeMeta {
         source: header.source,
         detail_type: header.detail_type,
@@ -108,7 +123,7 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
     };
     Some(Ok(QueuedEvent {
         kind: KIND,
-        identity: Identity::Service(id),
+        identity,
         body: Body::text_at(body.to_string(), "/detail"),
         attributes: BTreeMap::new(),
         meta: Arc::new(meta),

@@ -464,6 +464,64 @@ mod tests {
         );
     }
 
+    /// An EventBridge or SNS id inside an SQS message is the sender's word: two different
+    /// messages with one id are two events (they once made one task); the same event delivered
+    /// directly and through the queue is one.
+    #[test]
+    fn an_aws_id_in_a_message_is_not_an_identity_alone() {
+        let event = |detail: Value| {
+            json!({
+                "version": "0", "id": "ev-1", "detail-type": "OrderFailed", "source": "shop",
+                "account": "123456789012", "time": "2026-12-02T10:00:00Z", "region": "eu-west-1",
+                "resources": [], "detail": detail
+            })
+        };
+        let notification = |message: &str| {
+            json!({
+                "Type": "Notification", "MessageId": "n-1", "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+                "Subject": null, "Message": message, "Timestamp": "2026-12-02T10:00:00.000Z",
+                "SignatureVersion": "1", "Signature": "x", "SigningCertURL": "https://x",
+                "UnsubscribeURL": "https://x"
+            })
+        };
+        let queued = |body: &Value, id: &str| {
+            only(
+                open_default(json!({"Records": [{
+                    "messageId": id, "receiptHandle": "h", "body": body.to_string(),
+                    "attributes": {"SentTimestamp": "1"}, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-1:1:q"
+                }]}))
+                .unwrap(),
+            )
+            .identity
+        };
+        let (a, b) = (
+            event(json!({"orderId": "o-1"})),
+            event(json!({"orderId": "o-2"})),
+        );
+        assert_ne!(queued(&a, "m-1"), queued(&b, "m-2"));
+        assert_eq!(queued(&a, "m-1"), queued(&a, "m-3"));
+        assert_eq!(
+            queued(&a, "m-1"),
+            only(open_default(a.clone()).unwrap()).identity
+        );
+        let (x, y) = (notification("{\"a\":1}"), notification("{\"a\":2}"));
+        assert_ne!(queued(&x, "m-4"), queued(&y, "m-5"));
+        let direct = json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:eu-west-1:1:t:s",
+            "Sns": {
+                "Type": "Notification", "MessageId": "n-1", "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+                "Subject": null, "Message": "{\"a\":1}", "Timestamp": "2026-12-02T10:00:00.000Z",
+                "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "https://x",
+                "UnsubscribeUrl": "https://x", "MessageAttributes": {}
+            }
+        }]});
+        assert_eq!(
+            queued(&x, "m-4"),
+            only(open_default(direct).unwrap()).identity
+        );
+    }
+
     #[test]
     fn sqs_fifo_identity_is_the_message_id_never_the_deduplication_id() {
         let env = open_default(json!({"Records": [{

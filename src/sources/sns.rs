@@ -13,8 +13,8 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::Identity;
+use crate::record::{digest_parts, Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{stamp, vouched_event};
 
 use super::eventbridge::QueuedEvent;
 
@@ -78,10 +78,21 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
             .and_then(Value::as_str)
             .map(str::to_string),
     };
+    let identity = vouched_event(
+        &sns.message_id,
+        &notification_digest(
+            &sns.message_id,
+            &meta.topic_arn,
+            meta.subject.as_deref(),
+            &sns.message,
+            meta.timestamp.as_deref(),
+        ),
+        stamp(meta.timestamp.as_deref()),
+    );
     Ok(Record::event(
         KIND,
-        sns.message_id.clone(),
-        Identity::Service(sns.message_id),
+        sns.message_id,
+        identity,
         Arc::new(item),
         Content {
             attributes,
@@ -128,6 +139,17 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             "SNS notification in the message: MessageId is missing or empty".into(),
         )));
     }
+    let identity = vouched_event(
+        &n.message_id,
+        &notification_digest(
+            &n.message_id,
+            &n.topic_arn,
+            n.subject.as_deref(),
+            &n.message,
+            n.timestamp.as_deref(),
+        ),
+        stamp(n.timestamp.as_deref()),
+    );
     let meta = SnsMeta {
         topic_arn: n.topic_arn,
         subject: n.subject,
@@ -135,7 +157,7 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
     };
     Some(Ok(QueuedEvent {
         kind: KIND,
-        identity: Identity::Service(n.message_id),
+        identity,
         body: Body::text(n.message),
         attributes: n
             .message_attributes
@@ -144,6 +166,24 @@ pub(super) fn from_queued(body: &str) -> Option<Result<QueuedEvent, BridgeError>
             .collect(),
         meta: Arc::new(meta),
     }))
+}
+
+/// What a notification says, read alike whether SNS delivered it to the function or wrote it
+/// into a queue (the two shapes share these members).
+fn notification_digest(
+    message_id: &str,
+    topic_arn: &str,
+    subject: Option<&str>,
+    message: &str,
+    timestamp: Option<&str>,
+) -> String {
+    digest_parts(&[
+        message_id.as_bytes(),
+        topic_arn.as_bytes(),
+        subject.unwrap_or_default().as_bytes(),
+        message.as_bytes(),
+        timestamp.unwrap_or_default().as_bytes(),
+    ])
 }
 
 /// `meta` of an SNS notification.
