@@ -144,37 +144,66 @@ pub struct WebhookRequest<'a> {
     pub request_context: Option<&'a Value>,
 }
 
+/// Who an authenticated webhook caller is, as API Gateway or the function URL vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub String);
+
 impl WebhookAuth {
-    pub fn check(&self, req: &WebhookRequest<'_>, now: SystemTime) -> Result<(), BridgeError> {
-        let nonblank = |v: Option<&Value>| v.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    /// Checks the caller; the principal AWS vouches for when the mode names one (`iam`,
+    /// `authorizer`), so that what a caller chooses (an Idempotency-Key) is scoped to it.
+    pub fn check(
+        &self,
+        req: &WebhookRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Option<Principal>, BridgeError> {
+        let text = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         let ctx = req.request_context;
         let at = |pointer: &str| ctx.and_then(|c| c.pointer(pointer));
         match self {
-            WebhookAuth::None => Ok(()),
+            WebhookAuth::None => Ok(None),
             WebhookAuth::Refuse => Err(BridgeError::Forbidden),
-            WebhookAuth::Signature(check) => check.verify(req.headers, req.body, now),
-            // REST APIs put a SigV4 caller in `identity`; HTTP APIs and function URLs in
-            // `authorizer.iam`.
-            WebhookAuth::Iam => {
-                let signed = nonblank(at("/identity/userArn"))
-                    || nonblank(at("/identity/accessKey"))
-                    || nonblank(at("/authorizer/iam/userArn"))
-                    || nonblank(at("/authorizer/iam/accessKey"));
-                signed.then_some(()).ok_or(BridgeError::Forbidden)
+            WebhookAuth::Signature(check) => {
+                check.verify(req.headers, req.body, now).map(|()| None)
             }
+            // REST APIs put a SigV4 caller in `identity`; HTTP APIs and function URLs in
+            // `authorizer.iam`. The caller's ARN names it across key rotations; an access key
+            // alone, where no ARN is given.
+            WebhookAuth::Iam => text(at("/identity/userArn"))
+                .or_else(|| text(at("/authorizer/iam/userArn")))
+                .or_else(|| text(at("/identity/accessKey")))
+                .or_else(|| text(at("/authorizer/iam/accessKey")))
+                .map(|p| Some(Principal(p)))
+                .ok_or(BridgeError::Forbidden),
             // A REST API authorizer leaves its principal or claims; an HTTP API its `lambda` or
-            // `jwt` result. Function URLs have no authorizers.
+            // `jwt` result. Function URLs have no authorizers. The principal is the
+            // authorizer's principalId or the token's subject, else all the authorizer said.
             WebhookAuth::Authorizer => {
                 let present = |v: Option<&Value>| match v {
                     Some(Value::Object(m)) => !m.is_empty(),
                     Some(Value::String(s)) => !s.is_empty(),
                     _ => false,
                 };
-                let authorized = nonblank(at("/authorizer/principalId"))
+                let authorized = text(at("/authorizer/principalId")).is_some()
                     || present(at("/authorizer/claims"))
                     || present(at("/authorizer/lambda"))
                     || present(at("/authorizer/jwt"));
-                authorized.then_some(()).ok_or(BridgeError::Forbidden)
+                if !authorized {
+                    return Err(BridgeError::Forbidden);
+                }
+                let principal = text(at("/authorizer/principalId"))
+                    .or_else(|| text(at("/authorizer/claims/sub")))
+                    .or_else(|| text(at("/authorizer/jwt/claims/sub")))
+                    .or_else(|| text(at("/authorizer/jwt/claims/client_id")))
+                    .or_else(|| text(at("/authorizer/lambda/principalId")))
+                    .unwrap_or_else(|| {
+                        let said = at("/authorizer").cloned().unwrap_or(Value::Null);
+                        format!("authorizer:{}", crate::record::canonical_digest(&said))
+                    });
+                Ok(Some(Principal(principal)))
             }
         }
     }
@@ -496,9 +525,23 @@ mod tests {
         let rest_lambda = req(r#"{"authorizer": {"principalId": "user-1"}}"#);
         let http_jwt = req(r#"{"authorizer": {"jwt": {"claims": {"sub": "x"}, "scopes": null}}}"#);
         let anonymous = req(r#"{"identity": {"sourceIp": "1.2.3.4", "userArn": null}}"#);
-        for ctx in [&rest_iam, &http_iam] {
-            assert!(check(&WebhookAuth::Iam, ctx).is_ok());
-        }
+        let principal = |auth: &WebhookAuth, ctx: &Value| check(auth, ctx).unwrap().unwrap().0;
+        assert_eq!(
+            principal(&WebhookAuth::Iam, &rest_iam),
+            "arn:aws:iam::1:user/a"
+        );
+        assert_eq!(
+            principal(&WebhookAuth::Iam, &http_iam),
+            "arn:aws:iam::1:role/r"
+        );
+        assert_eq!(principal(&WebhookAuth::Authorizer, &rest_lambda), "user-1");
+        assert_eq!(principal(&WebhookAuth::Authorizer, &http_jwt), "x");
+        let http_lambda = req(r#"{"authorizer": {"lambda": {"tenant": "t-1"}}}"#);
+        let other_lambda = req(r#"{"authorizer": {"lambda": {"tenant": "t-2"}}}"#);
+        assert_ne!(
+            principal(&WebhookAuth::Authorizer, &http_lambda),
+            principal(&WebhookAuth::Authorizer, &other_lambda)
+        );
         for ctx in [&rest_lambda, &http_jwt] {
             assert!(check(&WebhookAuth::Authorizer, ctx).is_ok());
             assert!(matches!(

@@ -101,9 +101,18 @@ async fn no_log_level_writes_event_data() {
         for name in common::event_names() {
             stack.invoke(event(&name), TIMEOUT).await.unwrap();
         }
+        // A direct request that does not fit: the runtime logs the error it is answered with
+        // at ERROR, whatever the level; that error once quoted the value.
+        let misfit = json!({"Name": "n", "Attributes": "SSN-123-45-6789-JANE"});
+        let answer = stack.invoke(misfit, TIMEOUT).await;
+        assert!(
+            matches!(&answer, Ok(Invocation::Error { error_type, message }) if error_type == "permanent.InvalidEvent" && !message.contains("SSN")),
+            "{answer:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         let logs = stack.function.logs().join("\n");
         for needle in [
+            "SSN-123",
             SECRET_TEXT,
             "+44 7700",
             "Ada Lovelace",
@@ -183,4 +192,56 @@ async fn iam_mode_refuses_what_slipped_past_the_endpoint() {
     assert_eq!(webhook_status(stack.invoke(signed, TIMEOUT).await), 201);
     assert_eq!(stack.connect.tasks().len(), 1);
     stack.stop().await;
+}
+
+/// What a caller chooses is its own: two authenticated tenants sending `Idempotency-Key: 1`
+/// (or, without a key, the same body) are two tasks, and neither learns the other's ContactId
+/// (they were one task, and the second tenant was answered 201 with the first's).
+#[tokio::test]
+async fn a_callers_idempotency_key_is_scoped_to_the_caller() {
+    for (mode, who) in [
+        ("iam", "/requestContext/authorizer/iam/userArn"),
+        ("authorizer", "/requestContext/authorizer/principalId"),
+    ] {
+        let mut stack = start(&[("WEBHOOK_AUTH", mode)]).await;
+        let as_tenant = |tenant: &str, key: Option<&str>| {
+            let mut request = event("function-url-kiosk");
+            request["requestContext"]["authorizer"] = json!({});
+            let (parent, leaf) = who.rsplit_once('/').unwrap();
+            let mut at = &mut request;
+            for part in parent.split('/').skip(1) {
+                if at.get(part).is_none() {
+                    at[part] = json!({});
+                }
+                at = &mut at[part];
+            }
+            at[leaf] = json!(tenant);
+            if let Some(key) = key {
+                request["headers"]["idempotency-key"] = json!(key);
+            }
+            request
+        };
+        let mut answers = Vec::new();
+        for key in [Some("1"), None] {
+            for tenant in [
+                "arn:aws:iam::111122223333:user/a",
+                "arn:aws:iam::444455556666:user/b",
+            ] {
+                let answer = response(stack.invoke(as_tenant(tenant, key), TIMEOUT).await);
+                assert_eq!(answer["statusCode"], 201, "{mode}: {answer}");
+                answers.push(answer["body"].as_str().unwrap().to_string());
+            }
+            // The same tenant again: its own task, answered again.
+            let again = response(
+                stack
+                    .invoke(as_tenant("arn:aws:iam::111122223333:user/a", key), TIMEOUT)
+                    .await,
+            );
+            assert_eq!(again["body"].as_str().unwrap(), answers[answers.len() - 2]);
+        }
+        assert_eq!(stack.connect.tasks().len(), 4, "{mode}");
+        let distinct: std::collections::BTreeSet<_> = answers.iter().collect();
+        assert_eq!(distinct.len(), 4, "{mode}: {answers:?}");
+        stack.stop().await;
+    }
 }

@@ -366,7 +366,7 @@ fn webhook(
     }
     // Who is calling, before anything is said about what they sent. A body that is not even
     // base64 is checked as sent: no signature covers it, so an unsigned one gets 401, not 400.
-    auth.check(
+    let principal = auth.check(
         &WebhookRequest {
             headers: &headers,
             body: decoded.as_deref().unwrap_or(raw.as_bytes()),
@@ -400,19 +400,34 @@ fn webhook(
     };
     // With signatures on, only the signed body may make the identity: a replay that changes a
     // header, the path or the method is the same event. Otherwise the caller's Idempotency-Key,
-    // else a digest of method, path and body; both in namespaces of their own (see `token`).
-    let identity = match (auth, headers.get("idempotency-key")) {
-        (WebhookAuth::Signature(_), _) => Identity::Signed {
+    // else a digest of method, path and body; both in namespaces of their own (see `token`),
+    // and both the authenticated caller's own: two tenants sending `Idempotency-Key: 1` are two
+    // requests (they were one, and the second tenant was answered with the first's task).
+    let identity = match (auth, headers.get("idempotency-key"), &principal) {
+        (WebhookAuth::Signature(_), _, _) => Identity::Signed {
             namespace: "webhook-signed-body",
             value: digest_parts(&[text.as_bytes()]),
         },
-        (_, Some(key)) if !key.trim().is_empty() => Identity::Caller {
+        (_, Some(key), None) if !key.trim().is_empty() => Identity::Caller {
             namespace: "webhook-key",
             value: key.clone(),
         },
-        _ => Identity::Caller {
+        (_, Some(key), Some(who)) if !key.trim().is_empty() => Identity::Caller {
+            namespace: "webhook-key-of",
+            value: digest_parts(&[who.0.as_bytes(), key.as_bytes()]),
+        },
+        (_, _, None) => Identity::Caller {
             namespace: "webhook-digest",
             value: digest_parts(&[
+                parts.method.as_bytes(),
+                parts.path.as_bytes(),
+                text.as_bytes(),
+            ]),
+        },
+        (_, _, Some(who)) => Identity::Caller {
+            namespace: "webhook-digest-of",
+            value: digest_parts(&[
+                who.0.as_bytes(),
                 parts.method.as_bytes(),
                 parts.path.as_bytes(),
                 text.as_bytes(),
