@@ -87,7 +87,8 @@ fn config() -> Config {
 fn pipeline(config: &Config, client: &aws_sdk_connect::Client, bytes: &[u8]) -> usize {
     let payload: Value = serde_json::from_slice(bytes).unwrap();
     let now = DateTime::from(SystemTime::now());
-    let envelope = sources::open(payload, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
+    let envelope =
+        sources::open(payload, EnvelopeLimits::default(), &WebhookAuth::None, None).unwrap();
     let mut built = 0;
     for record in envelope.records {
         let prepared = prepare(&record.unwrap(), config, now).unwrap();

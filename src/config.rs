@@ -15,6 +15,7 @@
 //! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
 //! | `TLS_ROOTS` | `amazon` (default: Amazon Trust Services' roots, built in) or `system` (the platform's store) |
 //! | `CONTACT_FLOW_LINK` | how a contact flow's task links to the calling contact: `related` (default; inherits its attributes) or `previous` |
+//! | `ENVELOPE_SECRET_ID` | Secrets Manager secret (name or ARN) whose key signs what the function queues itself (the template creates it); unset: unsigned envelopes, checked again when read back |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub struct Config {
     pub task_table: Option<String>,
     /// Where a `Connect Task Completed` event goes when a task ends (`COMPLETION_EVENT_BUS`).
     pub completion_event_bus: Option<String>,
+    /// The secret whose key signs what the function queues (`ENVELOPE_SECRET_ID`).
+    pub envelope_secret_id: Option<String>,
 }
 
 /// What a webhook waits for (`WEBHOOK_MODE`).
@@ -264,6 +267,7 @@ impl Config {
             webhook_mode,
             task_table,
             completion_event_bus,
+            envelope_secret_id: get("ENVELOPE_SECRET_ID"),
         })
     }
 

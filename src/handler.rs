@@ -19,7 +19,7 @@ use crate::lifecycle::{Acted, Action, CallContext, Did, Lifecycle, Paces};
 use crate::metrics;
 use crate::pace::Pacer;
 use crate::prepare::prepare;
-use crate::queue::{QueueMessage, TaskQueue};
+use crate::queue::{EnvelopeKeys, QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind, Work};
 use crate::response::{respond, Outcome, Started};
 use crate::sources::{self, RecordError, Storage};
@@ -62,6 +62,8 @@ pub struct Bridge {
     queue: Option<TaskQueue>,
     /// Business keys, actions on open tasks, contact events (see `lifecycle`).
     lifecycle: Lifecycle,
+    /// The function's envelope key: signs what it queues, reads it back (see `queue`).
+    envelope: Option<std::sync::Arc<EnvelopeKeys>>,
 }
 
 impl Bridge {
@@ -84,7 +86,18 @@ impl Bridge {
             pacer,
             queue: None,
             lifecycle,
+            envelope: None,
         }
+    }
+
+    /// What the function queues is signed with `keys`, and read back as its own.
+    pub fn with_envelope_keys(mut self, keys: Option<EnvelopeKeys>) -> Self {
+        self.envelope = keys.map(std::sync::Arc::new);
+        self.queue = self
+            .queue
+            .take()
+            .map(|q| q.with_keys(self.envelope.clone()));
+        self
     }
 
     /// The task table and the workflows to notify (`TASK_TABLE`, Step Functions,
@@ -171,7 +184,12 @@ impl Bridge {
 
     fn open(&self, payload: Value) -> Result<sources::Envelope, BridgeError> {
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            sources::open(payload, self.config.limits, &self.auth)
+            sources::open(
+                payload,
+                self.config.limits,
+                &self.auth,
+                self.envelope.as_deref(),
+            )
         }));
         opened.unwrap_or(Err(BridgeError::Internal))
     }

@@ -5,7 +5,7 @@ use connect_task_bridge::config::Config;
 use connect_task_bridge::connect::{connect_client, load_sdk_config};
 use connect_task_bridge::handler::{plausible_deadline, Bridge};
 use connect_task_bridge::logging;
-use connect_task_bridge::queue::TaskQueue;
+use connect_task_bridge::queue::{EnvelopeKeys, TaskQueue};
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -85,8 +85,18 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sqs::Client::new(&sdk_config),
         config.task_queue_url.clone(),
     );
+    // The envelope key: a cold start that cannot read it stops, as for the webhook key.
+    let envelope = match &config.envelope_secret_id {
+        Some(id) => Some(
+            EnvelopeKeys::fetch(id, &aws_sdk_secretsmanager::Client::new(&sdk_config))
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "configuration refused"))?,
+        ),
+        None => None,
+    };
     let mut bridge = Bridge::new(config, client)
         .with_queue(queue)
+        .with_envelope_keys(envelope)
         .with_lifecycle_from(&sdk_config);
     if let Some((check, secrets)) = signature {
         bridge = bridge.with_signature_check(check, Some(secrets));

@@ -1308,6 +1308,7 @@ mod tests {
             payload,
             EnvelopeLimits::default(),
             &crate::webhook_auth::WebhookAuth::None,
+            None,
         )
         .unwrap()
         .records

@@ -44,7 +44,7 @@ pub fn prepare_payload(
     config: &Config,
     now: DateTime,
 ) -> Result<Vec<PreparedRecord>, BridgeError> {
-    let envelope = open(payload, config.limits, &WebhookAuth::None)?;
+    let envelope = open(payload, config.limits, &WebhookAuth::None, None)?;
     Ok(envelope
         .records
         .into_iter()
@@ -147,6 +147,7 @@ mod tests {
             payload,
             EnvelopeLimits::default(),
             &crate::webhook_auth::WebhookAuth::None,
+            None,
         )
         .unwrap()
         .records

@@ -2,26 +2,99 @@
 //! direct requests Connect throttled) and how it hands a received message back for later
 //! (records the pace could not serve before the invocation's deadline).
 //!
-//! A message the function queues is the payload it received, whole, in an envelope of its own
-//! (`{"connectTaskBridge": {"version": 1, "payload": ...}}`). Read back from the queue it is
-//! opened by the same source as before, so the record has the same identity, route and task;
-//! the queue's `SentTimestamp` (set by SQS, not by the sender) stands in for "now" in checks
-//! that depend on time, such as a signature's timestamp window: the request was fresh when it
-//! was queued. Whoever may send to the task queue can create tasks anyway (it is an SQS
-//! source); through this envelope they reach only the namespaces webhook and direct callers
-//! already reach (see `token`).
+//! A message the function queues is the payload it received, whole, in an envelope of its own.
+//! With the function's envelope key (`ENVELOPE_SECRET_ID`, a secret the template creates and
+//! keeps across deploys) the envelope is signed:
+//! `{"connectTaskBridge": {"version": 2, "payload": "<the payload's JSON text>", "mac": hex}}`,
+//! `mac` an HMAC-SHA256 of `ctb-envelope-v2\n` + the text under the key. Read back, a signed
+//! envelope is the function's own word: the request was checked when it came in (its webhook
+//! signature included, so a secret rotated since, or an environment that started before the
+//! rotation, cannot turn a 202 into a refusal), and it is opened without checking it again.
+//! A signature that does not verify under the key's current or previous version is refused.
+//! Without a key (tests, `send`), and for messages queued before the key existed, the envelope
+//! is unsigned (`"version": 1, "payload": {...}`) and what it carries is checked again as it
+//! was the first time, with the queue's `SentTimestamp` (set by SQS, not by the sender) as
+//! "now". Either way the record has the same identity, route and task as the request had.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
+use sha2::Sha256;
 
 use crate::error::{BridgeError, Op};
 
 /// The envelope's key: a body that is an object with this one key is the function's own.
 pub const ENVELOPE_KEY: &str = "connectTaskBridge";
 const ENVELOPE_VERSION: u64 = 1;
+const SIGNED_VERSION: u64 = 2;
+const MAC_CONTEXT: &[u8] = b"ctb-envelope-v2\n";
+
+/// The function's envelope key: its current version signs, the previous one still verifies
+/// (a rotation never refuses what was queued before it).
+pub struct EnvelopeKeys {
+    keys: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EnvelopeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvelopeKeys")
+            .field("versions", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvelopeKeys {
+    /// `keys[0]` signs; all verify. None when there is no key.
+    pub fn new(keys: Vec<Vec<u8>>) -> Option<EnvelopeKeys> {
+        let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| !k.is_empty()).collect();
+        (!keys.is_empty()).then_some(EnvelopeKeys { keys })
+    }
+
+    /// The key as `ENVELOPE_SECRET_ID` names it in Secrets Manager (current and previous).
+    pub async fn fetch(
+        secret_id: &str,
+        client: &aws_sdk_secretsmanager::Client,
+    ) -> Result<EnvelopeKeys, crate::error::ConfigError> {
+        let keys =
+            crate::webhook_auth::fetch_versions_of("ENVELOPE_SECRET_ID", secret_id, client).await?;
+        EnvelopeKeys::new(keys).ok_or(crate::error::ConfigError::Env {
+            name: "ENVELOPE_SECRET_ID",
+            message: "the secret is empty".into(),
+        })
+    }
+
+    fn mac(key: &[u8], text: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+        mac.update(MAC_CONTEXT);
+        mac.update(text.as_bytes());
+        mac
+    }
+
+    pub fn sign(&self, text: &str) -> String {
+        hex::encode(Self::mac(&self.keys[0], text).finalize().into_bytes())
+    }
+
+    pub fn verify(&self, text: &str, mac_hex: &str) -> bool {
+        let Ok(digest) = hex::decode(mac_hex) else {
+            return false;
+        };
+        // verify_slice compares in constant time.
+        self.keys
+            .iter()
+            .any(|key| Self::mac(key, text).verify_slice(&digest).is_ok())
+    }
+}
+
+/// A payload read back from the task queue, and whether the function's own signature vouches
+/// for it (then it was checked when it came in, and is not checked again).
+#[derive(Debug)]
+pub struct Queued {
+    pub payload: Value,
+    pub signed: bool,
+}
 
 /// SQS holds a message invisible for at most 12 hours.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -34,7 +107,10 @@ pub struct QueueMessage {
 }
 
 /// The payload inside a body the function queued, if the body is one.
-pub fn queued_payload(body: &str) -> Option<Result<Value, BridgeError>> {
+pub fn queued_payload(
+    body: &str,
+    keys: Option<&EnvelopeKeys>,
+) -> Option<Result<Queued, BridgeError>> {
     // Cheap test first: most bodies are not ours, and parsing a large one twice costs.
     if !body.trim_start().starts_with('{') || !body.contains(ENVELOPE_KEY) {
         return None;
@@ -51,16 +127,45 @@ pub fn queued_payload(body: &str) -> Option<Result<Value, BridgeError>> {
     };
     let version = inner.get("version").and_then(Value::as_u64);
     Some(match (version, inner.remove("payload")) {
-        (Some(ENVELOPE_VERSION), Some(payload)) => Ok(payload),
+        (Some(ENVELOPE_VERSION), Some(payload)) => Ok(Queued {
+            payload,
+            signed: false,
+        }),
+        (Some(SIGNED_VERSION), Some(Value::String(text))) => {
+            let mac = inner.get("mac").and_then(Value::as_str).unwrap_or_default();
+            match keys {
+                Some(keys) if keys.verify(&text, mac) => serde_json::from_str(&text)
+                    .map(|payload| Queued {
+                        payload,
+                        signed: true,
+                    })
+                    .map_err(|_| BridgeError::InvalidEvent("a signed envelope's payload is not JSON".into())),
+                // Not the function's signature: someone who may send to the queue wrote it.
+                Some(_) => Err(BridgeError::Unauthorized),
+                None => Err(BridgeError::InvalidEvent(format!(
+                    "a signed {ENVELOPE_KEY} message needs the envelope key (ENVELOPE_SECRET_ID) to be read"
+                ))),
+            }
+        }
         _ => Err(BridgeError::InvalidEvent(format!(
-            "a queued {ENVELOPE_KEY} message needs version {ENVELOPE_VERSION} and a payload"
+            "a queued {ENVELOPE_KEY} message needs version {ENVELOPE_VERSION} and a payload, or version {SIGNED_VERSION}, a payload text and its mac"
         ))),
     })
 }
 
-/// The body that carries `payload` through the queue.
-pub fn envelope(payload: &Value) -> String {
-    json!({ ENVELOPE_KEY: { "version": ENVELOPE_VERSION, "payload": payload } }).to_string()
+/// The body that carries `payload` through the queue: signed with `keys` when there are any.
+pub fn envelope(payload: &Value, keys: Option<&EnvelopeKeys>) -> String {
+    match keys {
+        Some(keys) => {
+            let text = payload.to_string();
+            let mac = keys.sign(&text);
+            json!({ ENVELOPE_KEY: { "version": SIGNED_VERSION, "payload": text, "mac": mac } })
+                .to_string()
+        }
+        None => {
+            json!({ ENVELOPE_KEY: { "version": ENVELOPE_VERSION, "payload": payload } }).to_string()
+        }
+    }
 }
 
 /// The queue's URL from its ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`), in the documented form;
@@ -90,11 +195,23 @@ pub struct TaskQueue {
     client: aws_sdk_sqs::Client,
     /// Where the function puts what it queues (`TASK_QUEUE_URL`); None: it queues nothing.
     url: Option<String>,
+    /// Signs what the function queues (None: unsigned envelopes).
+    keys: Option<std::sync::Arc<EnvelopeKeys>>,
 }
 
 impl TaskQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: Option<String>) -> TaskQueue {
-        TaskQueue { client, url }
+        TaskQueue {
+            client,
+            url,
+            keys: None,
+        }
+    }
+
+    /// What the function queues is signed with `keys`.
+    pub fn with_keys(mut self, keys: Option<std::sync::Arc<EnvelopeKeys>>) -> TaskQueue {
+        self.keys = keys;
+        self
     }
 
     pub fn can_enqueue(&self) -> bool {
@@ -127,7 +244,7 @@ impl TaskQueue {
         self.client
             .send_message()
             .queue_url(url)
-            .message_body(envelope(payload))
+            .message_body(envelope(payload, self.keys.as_deref()))
             .send()
             .await
             .map(|_| ())
@@ -205,8 +322,10 @@ mod tests {
     #[test]
     fn what_is_queued_reads_back_whole_and_nothing_else_looks_queued() {
         let payload = json!({"httpMethod": "POST", "body": "{\"a\":1}", "requestContext": {}});
-        let body = envelope(&payload);
-        assert_eq!(queued_payload(&body).unwrap().unwrap(), payload);
+        let body = envelope(&payload, None);
+        let read = queued_payload(&body, None).unwrap().unwrap();
+        assert_eq!(read.payload, payload);
+        assert!(!read.signed);
         for other in [
             "plain text",
             "{\"orderId\": 1}",
@@ -214,10 +333,42 @@ mod tests {
             "[\"connectTaskBridge\"]",
             "{\"connectTaskBridge\"",
         ] {
-            assert!(queued_payload(other).is_none(), "{other}");
+            assert!(queued_payload(other, None).is_none(), "{other}");
         }
         let wrong = "{\"connectTaskBridge\": {\"version\": 9, \"payload\": {}}}";
-        assert!(queued_payload(wrong).unwrap().is_err());
+        assert!(queued_payload(wrong, None).unwrap().is_err());
+    }
+
+    /// The function's signature vouches for what it queued, under the key's current or
+    /// previous version; anything else claiming to be signed is refused.
+    #[test]
+    fn a_signed_envelope_is_the_functions_word_and_nobody_elses() {
+        let payload = json!({"Name": "n", "Attributes": {"k": "v"}});
+        let keys = EnvelopeKeys::new(vec![b"new".to_vec(), b"old".to_vec()]).unwrap();
+        let old = EnvelopeKeys::new(vec![b"old".to_vec()]).unwrap();
+        let other = EnvelopeKeys::new(vec![b"someone-else".to_vec()]).unwrap();
+        for signer in [&keys, &old] {
+            let body = envelope(&payload, Some(signer));
+            let read = queued_payload(&body, Some(&keys)).unwrap().unwrap();
+            assert_eq!(read.payload, payload);
+            assert!(read.signed);
+        }
+        let forged = envelope(&payload, Some(&other));
+        assert!(matches!(
+            queued_payload(&forged, Some(&keys)).unwrap(),
+            Err(BridgeError::Unauthorized)
+        ));
+        // The payload changed under its mac.
+        let body = envelope(&payload, Some(&keys));
+        let tampered = body.replace("\\\"v\\\"", "\\\"w\\\"");
+        assert_ne!(tampered, body);
+        assert!(matches!(
+            queued_payload(&tampered, Some(&keys)).unwrap(),
+            Err(BridgeError::Unauthorized)
+        ));
+        // No key to read it with: refused, never read unchecked.
+        assert!(queued_payload(&body, None).unwrap().is_err());
+        assert!(!format!("{keys:?}").contains("new"));
     }
 
     #[test]

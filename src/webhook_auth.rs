@@ -320,7 +320,10 @@ impl SignatureCheck {
     }
 }
 
-async fn fetch_versions(
+/// The current and previous versions of a secret (the previous one only when it differs):
+/// keys are accepted under both through a rotation. `variable` names where the id came from.
+pub(crate) async fn fetch_versions_of(
+    variable: &'static str,
     secret_id: &str,
     client: &aws_sdk_secretsmanager::Client,
 ) -> Result<Vec<Vec<u8>>, ConfigError> {
@@ -332,7 +335,7 @@ async fn fetch_versions(
             .send()
     };
     let current = read("AWSCURRENT").await.map_err(|e| ConfigError::Env {
-        name: "WEBHOOK_SECRET_ID",
+        name: variable,
         message: format!(
             "cannot read secret {secret_id}: {}",
             crate::error::Op::GetSecretValue.error(e)
@@ -350,7 +353,7 @@ async fn fetch_versions(
     let mut secrets = vec![bytes(&current)];
     if secrets[0].is_empty() {
         return Err(ConfigError::Env {
-            name: "WEBHOOK_SECRET_ID",
+            name: variable,
             message: format!("secret {secret_id} is empty"),
         });
     }
@@ -362,6 +365,13 @@ async fn fetch_versions(
         }
     }
     Ok(secrets)
+}
+
+async fn fetch_versions(
+    secret_id: &str,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<Vec<Vec<u8>>, ConfigError> {
+    fetch_versions_of("WEBHOOK_SECRET_ID", secret_id, client).await
 }
 
 /// The header value a sender computes (for tests and for users' own senders).

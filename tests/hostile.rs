@@ -24,6 +24,7 @@ fn run(config: &Config, payload: &Value) -> Vec<Result<Value, BridgeError>> {
         payload.clone(),
         EnvelopeLimits::default(),
         &WebhookAuth::None,
+        None,
     ) {
         Ok(e) => e,
         Err(e) => return vec![Err(e)],

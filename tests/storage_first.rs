@@ -202,3 +202,122 @@ async fn records_the_pace_cannot_serve_come_back_at_the_next_turn() {
     assert_eq!(ids, failures);
     stack.stop().await;
 }
+
+/// Creates a secret in moto.
+async fn secret(moto: &Moto, name: &str, value: &str) {
+    moto.secrets_client()
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// What the function queues itself is signed with its envelope key, and read back as its own:
+/// an environment that cold-started before the webhook secret was rotated creates the task of a
+/// webhook another environment accepted with the new secret (it once checked the signature
+/// again with the old key only, and the 202 became a refusal). An envelope the function did not
+/// sign is refused.
+#[tokio::test]
+async fn a_queued_webhook_is_the_functions_word_across_a_secret_rotation() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let q = queue(&moto, "signed-webhooks", 30).await;
+    secret(&moto, "webhook", "first-key").await;
+    secret(&moto, "envelope", "the-functions-own-key").await;
+    let mut env = queued_env(&moto, &q);
+    env.extend([
+        ("WEBHOOK_AUTH", "signature".to_string()),
+        ("WEBHOOK_SECRET_ID", "webhook".to_string()),
+        ("ENVELOPE_SECRET_ID", "envelope".to_string()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
+    ]);
+    let mut before = stack(&env).await;
+    // Its cold start (the secret read) is over before the rotation.
+    while !before.function.logs().join("\n").contains("cold start") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    moto.secrets_client()
+        .put_secret_value()
+        .secret_id("webhook")
+        .secret_string("second-key")
+        .send()
+        .await
+        .unwrap();
+    let mut after = stack(&env).await;
+    let mut github = event("apigw-rest-github-issue");
+    let signature = connect_task_bridge::webhook_auth::sign(
+        b"second-key",
+        None,
+        github["body"].as_str().unwrap(),
+    );
+    github["headers"]["X-Signature-256"] = json!(format!("sha256={signature}"));
+    let answer = response(after.invoke(github, TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let records = q.receive().await;
+    assert_eq!(records.len(), 1);
+    let answer = response(before.invoke(json!({ "Records": records }), TIMEOUT).await);
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    assert_eq!(before.connect.tasks().len(), 1);
+
+    // A producer that may send to the queue writes the envelope itself: refused.
+    let forged = json!({"connectTaskBridge": {
+        "version": 2,
+        "payload": json!({"Name": "forged", "ClientToken": "x-1"}).to_string(),
+        "mac": "00".repeat(32)
+    }});
+    q.sqs
+        .send_message()
+        .queue_url(&q.url)
+        .message_body(forged.to_string())
+        .send()
+        .await
+        .unwrap();
+    let records = q.receive().await;
+    let answer = response(before.invoke(json!({ "Records": records }), TIMEOUT).await);
+    assert_eq!(common::batch_failures(&answer).len(), 1, "{answer}");
+    assert_eq!(before.connect.tasks().len(), 1);
+    before.stop().await;
+    after.stop().await;
+}
+
+/// A queued webhook whose ScheduledTime passes while it waits in the queue becomes its task
+/// (due now) instead of a permanent refusal: the 202 it was answered with holds.
+#[tokio::test]
+async fn a_queued_request_whose_time_passed_in_the_queue_still_becomes_its_task() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let q = queue(&moto, "scheduled-webhooks", 30).await;
+    let mapping = r#"
+routes:
+  - name: callback
+    when: { source: webhook }
+    task: { name: "Call back", scheduled_time: "{{ body.at }}" }
+"#;
+    let mut env = queued_env(&moto, &q);
+    env.push(("TASK_MAPPING", mapping.to_string()));
+    env.push(("TASK_MAPPING_FILE", String::new()));
+    let mut function = stack(&env).await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let mut request = event("apigw-http-ticket");
+    request["isBase64Encoded"] = json!(false);
+    request["body"] = json!(json!({"at": at.to_rfc3339()}).to_string());
+    let answer = response(function.invoke(request, TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let records = q.receive().await;
+    assert_eq!(records.len(), 1);
+    let answer = response(
+        function
+            .invoke(json!({ "Records": records }), TIMEOUT)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    let tasks = function.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0].request.get("ScheduledTime").is_none(),
+        "{:?}",
+        tasks[0].request
+    );
+    function.stop().await;
+}

@@ -126,6 +126,11 @@ pub struct OpenContext<'a> {
     pub limits: EnvelopeLimits,
     /// Who may call a webhook; checked before its body is read.
     pub auth: &'a WebhookAuth,
+    /// The function's envelope key: reads what it queued itself (see `queue`).
+    pub envelope: Option<&'a crate::queue::EnvelopeKeys>,
+    /// The payload comes from an envelope the function signed: it was checked when it came
+    /// in, and its webhook signature is not checked again.
+    pub verified: bool,
 }
 
 /// A payload, recognised.
@@ -181,6 +186,7 @@ pub fn open(
     payload: Value,
     limits: EnvelopeLimits,
     auth: &WebhookAuth,
+    envelope: Option<&crate::queue::EnvelopeKeys>,
 ) -> Result<Envelope, BridgeError> {
     // EventBridge Pipes sends its source's records (SQS, Kinesis, DynamoDB Streams) as a bare
     // array, each in the shape the source's event source mapping uses, and takes the same
@@ -200,7 +206,14 @@ pub fn open(
     };
     if let Some(source) = REGISTRY.iter().find(|s| (s.recognise)(obj)) {
         let now = std::time::SystemTime::now();
-        return (source.open)(payload, &OpenContext { now, limits, auth });
+        let ctx = OpenContext {
+            now,
+            limits,
+            auth,
+            envelope,
+            verified: false,
+        };
+        return (source.open)(payload, &ctx);
     }
     Err(unrecognised(obj))
 }
@@ -400,7 +413,7 @@ mod tests {
     use serde_json::json;
 
     fn open_default(v: Value) -> Result<Envelope, BridgeError> {
-        open(v, EnvelopeLimits::default(), &WebhookAuth::None)
+        open(v, EnvelopeLimits::default(), &WebhookAuth::None, None)
     }
 
     fn only_err(env: Envelope) -> BridgeError {
@@ -598,13 +611,13 @@ mod tests {
         let limits = EnvelopeLimits { max_body_bytes: 4 };
         let req = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "0123456789", "isBase64Encoded": false});
-        let env = open(req, limits, &WebhookAuth::None).unwrap();
+        let env = open(req, limits, &WebhookAuth::None, None).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(matches!(err, BridgeError::BodyTooLarge { .. }), "{err}");
 
         let bad = json!({"httpMethod": "POST", "path": "/", "headers": {}, "requestContext": {"httpMethod": "POST"},
                           "body": "!!!", "isBase64Encoded": true});
-        let env = open(bad, EnvelopeLimits::default(), &WebhookAuth::None).unwrap();
+        let env = open(bad, EnvelopeLimits::default(), &WebhookAuth::None, None).unwrap();
         let err = env.records.into_iter().next().unwrap().unwrap_err().error;
         assert!(err.to_string().contains("base64"), "{err}");
     }

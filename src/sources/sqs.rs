@@ -130,7 +130,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
         });
     // A request the function queued itself (a webhook in `queued` mode, a throttled direct
     // request) is opened as it was when it came in, judged at the time SQS says it was sent.
-    if let Some(payload) = queue::queued_payload(&body) {
+    if let Some(queued) = queue::queued_payload(&body, ctx.envelope) {
         let sent_at = msg
             .attributes
             .get("SentTimestamp")
@@ -141,10 +141,12 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
                     "a queued request needs the SentTimestamp attribute".into(),
                 )
             })?;
+        let queued = queued?;
         let mut record = super::open_queued(
-            payload?,
+            queued.payload,
             &OpenContext {
                 now: sent_at,
+                verified: queued.signed,
                 ..*ctx
             },
         )?;

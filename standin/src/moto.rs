@@ -153,6 +153,26 @@ impl Moto {
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
+    /// A Secrets Manager client for this server, with the local credentials and region.
+    pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
+        let creds = aws_sdk_secretsmanager::config::Credentials::new(
+            crate::LOCAL_ACCESS_KEY,
+            crate::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        );
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(
+                crate::LOCAL_REGION,
+            ))
+            .credentials_provider(creds)
+            .endpoint_url(&self.url)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+
     /// An SQS client for this server, with the local credentials and region.
     pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
         let creds = aws_sdk_sqs::config::Credentials::new(

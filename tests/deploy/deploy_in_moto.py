@@ -308,7 +308,10 @@ def check_iam(url, resources, params, name):
                 region = r.split(":")[3]
                 want = INSTANCE_ARN.split(":")[3] if params["ConnectInstanceId"].startswith("arn:") else REGION
                 assert region == want, f"{name}: {r}"
-        if "secretsmanager:GetSecretValue" in actions:
+        if "secretsmanager:GetSecretValue" in actions and s["Sid"] == "ReadEnvelopeKey":
+            envelope_key = resources["EnvelopeKey"]["PhysicalResourceId"]
+            assert targets == [envelope_key], f"{name}: envelope key granted on {targets}"
+        elif "secretsmanager:GetSecretValue" in actions:
             secret = params["WebhookSecretArn"]
             expected = (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}-??????"
                         if not secret.startswith("arn:") else secret)
@@ -320,7 +323,9 @@ def check_iam(url, resources, params, name):
     assert not extra, f"{name}: grants what the function never calls: {extra}"
     signed = params["EnableWebhook"] == "true" or params["EnableFunctionUrl"] == "true"
     signed = signed and params["WebhookAuth"] == "SIGNATURE"
-    assert ("secretsmanager:GetSecretValue" in granted) == signed, f"{name}: {granted}"
+    sids = {s.get("Sid") for s in statements}
+    assert ("ReadWebhookSecret" in sids) == signed, f"{name}: {sids}"
+    assert "ReadEnvelopeKey" in sids, f"{name}: {sids}"
     assert ("kms:Decrypt" in granted) == (signed and params["WebhookSecretKmsKeyArn"] != "")
 
 
@@ -339,6 +344,11 @@ def check_function(url, resources, params, name):
         assert env["WEBHOOK_SECRET_ID"] == params["WebhookSecretArn"], env
     else:
         assert "WEBHOOK_SECRET_ID" not in env, env
+    # The envelope key: a secret of the stack's own, generated, named to the function.
+    envelope_key = resources["EnvelopeKey"]["PhysicalResourceId"]
+    assert env["ENVELOPE_SECRET_ID"] == envelope_key, env
+    key = client("secretsmanager", url).get_secret_value(SecretId=envelope_key)["SecretString"]
+    assert len(key) == 64, f"{name}: the generated envelope key has {len(key)} characters"
     if params["WebhookTimestampHeader"]:
         assert env["WEBHOOK_TIMESTAMP_HEADER"] == params["WebhookTimestampHeader"], env
     # Storage-first and the pace: the queue's URL, the quota and the environments sharing it.
