@@ -16,6 +16,7 @@
 //! | `TLS_ROOTS` | `amazon` (default: Amazon Trust Services' roots, built in) or `system` (the platform's store) |
 //! | `CONTACT_FLOW_LINK` | how a contact flow's task links to the calling contact: `related` (default; inherits its attributes) or `previous` |
 //! | `ENVELOPE_SECRET_ID` | Secrets Manager secret (name or ARN) whose key signs what the function queues itself (the template creates it); unset: unsigned envelopes, checked again when read back |
+//! | `QUOTA_HOLD_SECONDS` | how long a record waits in the task queue the first time Connect's quota of active tasks is exhausted (default 60; doubled each time, at most 900) |
 //! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ pub struct Config {
     pub completion_event_bus: Option<String>,
     /// The secret whose key signs what the function queues (`ENVELOPE_SECRET_ID`).
     pub envelope_secret_id: Option<String>,
+    /// The first delay of a record held for Connect's exhausted quota (`QUOTA_HOLD_SECONDS`).
+    pub quota_hold: std::time::Duration,
 }
 
 /// What a webhook waits for (`WEBHOOK_MODE`).
@@ -228,6 +231,18 @@ impl Config {
             }
         };
 
+        let quota_hold = match get("QUOTA_HOLD_SECONDS") {
+            None => std::time::Duration::from_secs(60),
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs @ 1..=900) => std::time::Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "QUOTA_HOLD_SECONDS",
+                        message: "must be a whole number of seconds from 1 to 900".into(),
+                    })
+                }
+            },
+        };
         let task_table = get("TASK_TABLE");
         check_mapping_for(&mapping, &webhook_auth, task_table.as_deref())?;
         let completion_event_bus = get("COMPLETION_EVENT_BUS");
@@ -268,6 +283,7 @@ impl Config {
             task_table,
             completion_event_bus,
             envelope_secret_id: get("ENVELOPE_SECRET_ID"),
+            quota_hold,
         })
     }
 

@@ -393,7 +393,11 @@ impl Bridge {
         let queue = self
             .enqueuing()
             .filter(|_| queue_first || storage == Storage::OnThrottle);
-        let payload = queue.map(|_| std::mem::take(&mut record.event));
+        // Any record may be held for Connect's exhausted quota (see `hold`): its event is kept.
+        let holding = self.queue.as_ref().filter(|q| q.can_hold());
+        let payload =
+            (queue.is_some() || holding.is_some()).then(|| std::mem::take(&mut record.event));
+        let holds = record.holds;
         // The record (its event and parsed body, up to a few MiB) is not needed during the call:
         // dropped here, so the concurrent calls of a batch hold only their requests.
         let record_id = record.id.clone();
@@ -462,12 +466,41 @@ impl Bridge {
                         // Throttled beyond what the invocation could wait: queued, not failed.
                         queue.enqueue(payload).await.map(|()| queued())
                     }
+                    (Err(e), _, Some(payload))
+                        if e.cause() == Cause::QuotaExhausted && holding.is_some() =>
+                    {
+                        let queue = holding.expect("checked");
+                        let held = held_payload(payload);
+                        match queue.hold(&held, holds.saturating_add(1)).await {
+                            Ok(()) => Ok(Started {
+                                did: Did::Held,
+                                ..queued()
+                            }),
+                            // Not held: the record fails as it would have.
+                            Err(hold) => {
+                                tracing::warn!(error_code = hold.code(), "record not held");
+                                Err(e)
+                            }
+                        }
+                    }
                     (called, _, _) => called.map(acted),
                 }
             }
         };
         let outcome = Outcome { record_id, result };
         (outcome, Some((prepared.route, client_token)))
+    }
+}
+
+/// What holding a record puts in the function's envelope: the event as its source delivered it,
+/// a record of a batch (SQS, Kinesis, DynamoDB Streams: it has an event source) in a batch of
+/// its own, so that it is opened again as the same record with the same identity.
+fn held_payload(event: &serde_json::Value) -> serde_json::Value {
+    let is_batch_item = event.get("eventSource").is_some() || event.get("EventSource").is_some();
+    if is_batch_item {
+        serde_json::json!({ "Records": [event] })
+    } else {
+        event.clone()
     }
 }
 

@@ -101,6 +101,10 @@ pub enum Did {
     Started,
     /// Put on the task queue: the task follows at Connect's pace.
     Queued,
+    /// Connect's quota of active tasks was exhausted: the record went back on the task queue,
+    /// in the function's signed envelope with its identity, after a growing delay (a hand-back
+    /// would spend one of the message's receives, and the DLQ would follow in minutes).
+    Held,
     /// The key's task exists (open, or opened by this very event): no call.
     Replayed,
     /// The key's task is open and was opened by a different request: answered with it, no
@@ -122,6 +126,7 @@ impl Did {
         match self {
             Did::Started => "started",
             Did::Queued => "queued",
+            Did::Held => "held",
             Did::Replayed => "replayed",
             Did::KeyReused => "key_reused",
             Did::Updated => "updated",

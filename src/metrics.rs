@@ -23,6 +23,10 @@ pub struct Tally {
     /// Starts whose business key had an open task opened by a different request (answered
     /// with that task, never a second one).
     pub key_reused: u64,
+    /// Records put back on the task queue because Connect's quota of active tasks (or of
+    /// tasks per PreviousContactId) was exhausted: alarmed on, since a quota that stays
+    /// exhausted holds them for good.
+    pub held: u64,
     pub failed: u64,
     pub throttled: u64,
     pub by_error: BTreeMap<(String, String), u64>,
@@ -35,6 +39,7 @@ impl Tally {
             match &outcome.result {
                 Ok(started) if started.did == Did::Queued => tally.queued += 1,
                 Ok(started) if started.did == Did::KeyReused => tally.key_reused += 1,
+                Ok(started) if started.did == Did::Held => tally.held += 1,
                 Ok(_) => tally.started += 1,
                 Err(err) => {
                     tally.failed += 1;
@@ -74,6 +79,7 @@ pub fn documents(
                     metric("Throttles"),
                     metric("ConnectThrottles"),
                     metric("KeyReused"),
+                    metric("TasksHeld"),
                     {"Name": "PacedWaitMs", "Unit": "Milliseconds"},
                 ],
             }],
@@ -86,6 +92,7 @@ pub fn documents(
         "Throttles": tally.throttled,
         "ConnectThrottles": pace.throttles,
         "KeyReused": tally.key_reused,
+        "TasksHeld": tally.held,
         "PacedWaitMs": pace.waited.as_millis() as u64,
     })];
     for ((class, code), count) in &tally.by_error {

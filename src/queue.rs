@@ -94,6 +94,8 @@ impl EnvelopeKeys {
 pub struct Queued {
     pub payload: Value,
     pub signed: bool,
+    /// How many times it was held for Connect's exhausted quota.
+    pub holds: u32,
 }
 
 /// SQS holds a message invisible for at most 12 hours.
@@ -104,6 +106,12 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 pub struct QueueMessage {
     pub queue_arn: String,
     pub receipt_handle: String,
+}
+
+/// A hold's delay: `base` (a minute by default, `QUOTA_HOLD_SECONDS`), doubled with each hold,
+/// at most SQS's 15 minutes.
+pub fn hold_delay(base: Duration, holds: u32) -> Duration {
+    (base * (1u32 << holds.min(10))).min(Duration::from_secs(900))
 }
 
 /// The payload inside a body the function queued, if the body is one.
@@ -130,6 +138,7 @@ pub fn queued_payload(
         (Some(ENVELOPE_VERSION), Some(payload)) => Ok(Queued {
             payload,
             signed: false,
+            holds: 0,
         }),
         (Some(SIGNED_VERSION), Some(Value::String(text))) => {
             let mac = inner.get("mac").and_then(Value::as_str).unwrap_or_default();
@@ -138,6 +147,10 @@ pub fn queued_payload(
                     .map(|payload| Queued {
                         payload,
                         signed: true,
+                        holds: inner
+                            .get("holds")
+                            .and_then(Value::as_u64)
+                            .map_or(0, |h| h.min(u64::from(u32::MAX)) as u32),
                     })
                     .map_err(|_| BridgeError::InvalidEvent("a signed envelope's payload is not JSON".into())),
                 // Not the function's signature: someone who may send to the queue wrote it.
@@ -155,12 +168,20 @@ pub fn queued_payload(
 
 /// The body that carries `payload` through the queue: signed with `keys` when there are any.
 pub fn envelope(payload: &Value, keys: Option<&EnvelopeKeys>) -> String {
+    held_envelope(payload, keys, 0)
+}
+
+/// `envelope`, for a payload held `holds` times (only a signed envelope says so).
+fn held_envelope(payload: &Value, keys: Option<&EnvelopeKeys>, holds: u32) -> String {
     match keys {
         Some(keys) => {
             let text = payload.to_string();
             let mac = keys.sign(&text);
-            json!({ ENVELOPE_KEY: { "version": SIGNED_VERSION, "payload": text, "mac": mac } })
-                .to_string()
+            let mut inner = json!({ "version": SIGNED_VERSION, "payload": text, "mac": mac });
+            if holds > 0 {
+                inner["holds"] = json!(holds);
+            }
+            json!({ ENVELOPE_KEY: inner }).to_string()
         }
         None => {
             json!({ ENVELOPE_KEY: { "version": ENVELOPE_VERSION, "payload": payload } }).to_string()
@@ -197,6 +218,8 @@ pub struct TaskQueue {
     url: Option<String>,
     /// Signs what the function queues (None: unsigned envelopes).
     keys: Option<std::sync::Arc<EnvelopeKeys>>,
+    /// The first hold's delay.
+    hold_base: Duration,
 }
 
 impl TaskQueue {
@@ -205,7 +228,14 @@ impl TaskQueue {
             client,
             url,
             keys: None,
+            hold_base: Duration::from_secs(60),
         }
+    }
+
+    /// The first hold's delay (`QUOTA_HOLD_SECONDS`).
+    pub fn with_hold_base(mut self, base: Duration) -> TaskQueue {
+        self.hold_base = base;
+        self
     }
 
     /// What the function queues is signed with `keys`.
@@ -216,6 +246,33 @@ impl TaskQueue {
 
     pub fn can_enqueue(&self) -> bool {
         self.url.is_some()
+    }
+
+    /// Whether it can hold a record for Connect's quota: only in a signed envelope, which
+    /// nobody else can write, may a record carry its identity back through the queue.
+    pub fn can_hold(&self) -> bool {
+        self.url.is_some() && self.keys.is_some()
+    }
+
+    /// Puts `payload` back on the task queue for the `holds`-th time, signed, after
+    /// `hold_delay(base, holds - 1)`.
+    pub async fn hold(&self, payload: &Value, holds: u32) -> Result<(), BridgeError> {
+        let (Some(url), Some(keys)) = (self.url.as_deref(), self.keys.as_deref()) else {
+            return Err(BridgeError::Dispatch {
+                code: "QueueNotConfigured",
+                message: "holding needs TASK_QUEUE_URL and ENVELOPE_SECRET_ID".into(),
+            });
+        };
+        let delay = hold_delay(self.hold_base, holds.saturating_sub(1));
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(held_envelope(payload, Some(keys), holds))
+            .delay_seconds(delay.as_secs() as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Op::SendMessage.error(e))
     }
 
     /// Whether `queue_arn` names the task queue: the only queue whose messages the function
@@ -396,6 +453,16 @@ mod tests {
         );
         assert_eq!(url_of("arn:aws:sns:eu-west-1:1:t"), None);
         assert_eq!(url_of(""), None);
+    }
+
+    #[test]
+    fn holds_wait_longer_each_time_up_to_sqs_limit() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(hold_delay(minute, 0), minute);
+        assert_eq!(hold_delay(minute, 1), 2 * minute);
+        assert_eq!(hold_delay(minute, 3), 8 * minute);
+        assert_eq!(hold_delay(minute, 4), Duration::from_secs(900));
+        assert_eq!(hold_delay(minute, u32::MAX), Duration::from_secs(900));
     }
 
     #[test]

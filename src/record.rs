@@ -73,6 +73,8 @@ pub struct Record {
     /// its request was judged then, and a time it names that has passed since is moved, never
     /// refused (see `prepare`).
     pub queued_at: Option<std::time::SystemTime>,
+    /// How many times the function held it for Connect's exhausted quota.
+    pub holds: u32,
 }
 
 /// What a record asks for.
@@ -176,6 +178,7 @@ impl Record {
             linked_contact: None,
             queue_message: None,
             queued_at: None,
+            holds: 0,
         }
     }
 

@@ -321,3 +321,86 @@ routes:
     );
     function.stop().await;
 }
+
+/// Connect's quota of active tasks exhausted (ServiceQuotaExceededException, for minutes or
+/// hours): a queue message is held — back on the task queue in the function's signed envelope,
+/// with its own identity, after a growing delay — instead of failing towards the DLQ one
+/// receive at a time; a direct request is queued. When the quota frees up each becomes its
+/// task, once.
+#[tokio::test]
+async fn records_are_held_while_connects_quota_of_active_tasks_is_exhausted() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let q = queue(&moto, "held", 30).await;
+    secret(&moto, "envelope-held", "the-functions-own-key").await;
+    let mut env = queued_env(&moto, &q);
+    env.extend([
+        ("ENVELOPE_SECRET_ID", "envelope-held".to_string()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
+        ("QUOTA_HOLD_SECONDS", "1".to_string()),
+    ]);
+    let mut function = stack(&env).await;
+    function.connect.set_faults(Faults {
+        failing: [(
+            "StartTaskContact".to_string(),
+            "ServiceQuotaExceededException".to_string(),
+        )]
+        .into(),
+        ..Faults::default()
+    });
+    q.sqs
+        .send_message()
+        .queue_url(&q.url)
+        .message_body(r#"{"customer": "c-1", "message": "call me"}"#)
+        .send()
+        .await
+        .unwrap();
+    let original = q.receive().await;
+    assert_eq!(original.len(), 1);
+    let answer = response(
+        function
+            .invoke(json!({ "Records": original.clone() }), TIMEOUT)
+            .await,
+    );
+    assert!(
+        common::batch_failures(&answer).is_empty(),
+        "held, not failed: {answer}"
+    );
+    let direct = json!({"Name": "Call back", "Description": "quota"});
+    let answer = response(function.invoke(direct, TIMEOUT).await);
+    assert_eq!(answer["Queued"], true, "{answer}");
+    // Held again while the quota stays exhausted (after the delay: a second, then two).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = q.receive().await;
+    assert_eq!(waiting.len(), 2, "the held message and the queued request");
+    let answer = response(
+        function
+            .invoke(json!({ "Records": waiting }), TIMEOUT)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    assert!(function.connect.tasks().is_empty());
+
+    // The quota frees up: each becomes its task.
+    function.connect.set_faults(Faults::default());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let waiting = q.receive().await;
+    assert_eq!(waiting.len(), 2);
+    let answer = response(
+        function
+            .invoke(json!({ "Records": waiting }), TIMEOUT)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    assert_eq!(function.connect.tasks().len(), 2);
+    // The original message delivered again (its receive had been answered before the hold was
+    // known, say) meets the task its held copy opened: the identity travelled with it.
+    let answer = response(
+        function
+            .invoke(json!({ "Records": original }), TIMEOUT)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    assert_eq!(function.connect.tasks().len(), 2);
+    assert_eq!(function.connect.stats().replayed, 1);
+    function.stop().await;
+}

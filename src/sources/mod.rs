@@ -69,10 +69,12 @@ pub(crate) fn open_queued(payload: Value, ctx: &OpenContext<'_>) -> Result<Recor
             "a queued payload must be one webhook request or one direct request".into(),
         )
     };
+    // Only the function's signed envelope may carry what it held (any source's record, with
+    // its identity); an unsigned one, only what may be queued on the way in.
     let source = match &payload {
         Value::Object(obj) => REGISTRY
             .iter()
-            .find(|s| s.storage != Storage::Never && (s.recognise)(obj))
+            .find(|s| (ctx.verified || s.storage != Storage::Never) && (s.recognise)(obj))
             .ok_or_else(not_queueable)?,
         _ => return Err(not_queueable()),
     };
@@ -389,7 +391,7 @@ fn async_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, Brid
     for outcome in outcomes {
         let started = outcome.result?;
         results.push(match (started.did, started.contact_id) {
-            (Did::Queued, _) => {
+            (Did::Queued | Did::Held, _) => {
                 serde_json::json!({"Queued": true, "ClientToken": started.client_token})
             }
             (Did::Started, Some(contact_id)) => {

@@ -142,6 +142,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
                 )
             })?;
         let queued = queued?;
+        let holds = queued.holds;
         let mut record = super::open_queued(
             queued.payload,
             &OpenContext {
@@ -159,6 +160,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
         }
         record.queue_message = queue_message;
         record.queued_at = Some(sent_at);
+        record.holds = holds;
         return Ok(record);
     }
     // Connect's contact events (the lifecycle's rule targets the queue): heard, not routed.

@@ -81,8 +81,9 @@ fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeErro
             result: Ok(started),
             ..
         }) => match (started.did, started.contact_id) {
-            // On the task queue: accepted, the task follows at the pace Connect allows.
-            (Did::Queued, _) => HttpAnswer {
+            // On the task queue: accepted, the task follows at the pace Connect allows (or
+            // when Connect's quota of active tasks frees up).
+            (Did::Queued | Did::Held, _) => HttpAnswer {
                 status: 202,
                 body: json!({"queued": true, "clientToken": started.client_token}),
                 retry_after: None,
