@@ -40,6 +40,17 @@ pub enum BridgeError {
     #[error("request body is {size} bytes; the limit is {limit} bytes")]
     BodyTooLarge { size: usize, limit: usize },
 
+    /// A JSON text that would take more memory parsed than the function may spend on one
+    /// document (`record::PARSED_BUDGET_BYTES`): refused before it is parsed.
+    #[error(
+        "the {what} would take about {estimate_mib} MiB once parsed; the limit is {limit_mib} MiB"
+    )]
+    TooComplex {
+        what: &'static str,
+        estimate_mib: usize,
+        limit_mib: usize,
+    },
+
     /// No route of the mapping matched the record and there is no catch-all route.
     #[error("no route matched this {source_kind} record and the mapping has no catch-all route")]
     NoRoute { source_kind: &'static str },
@@ -128,6 +139,7 @@ impl BridgeError {
             BridgeError::UnrecognisedPayload(_)
             | BridgeError::InvalidEvent(_)
             | BridgeError::BodyTooLarge { .. }
+            | BridgeError::TooComplex { .. }
             | BridgeError::NoRoute { .. }
             | BridgeError::Render { .. }
             | BridgeError::Validation { .. }
@@ -151,6 +163,7 @@ impl BridgeError {
             BridgeError::UnrecognisedPayload(_) => "UnrecognisedPayload",
             BridgeError::InvalidEvent(_) => "InvalidEvent",
             BridgeError::BodyTooLarge { .. } => "BodyTooLarge",
+            BridgeError::TooComplex { .. } => "TooComplex",
             BridgeError::NoRoute { .. } => "NoRoute",
             BridgeError::Render { .. } => "RenderError",
             BridgeError::Validation { .. } => "ValidationError",
@@ -176,7 +189,7 @@ impl BridgeError {
         match self {
             BridgeError::Unauthorized => Cause::Unauthenticated,
             BridgeError::Forbidden => Cause::Forbidden,
-            BridgeError::BodyTooLarge { .. } => Cause::TooLarge,
+            BridgeError::BodyTooLarge { .. } | BridgeError::TooComplex { .. } => Cause::TooLarge,
             BridgeError::UnrecognisedPayload(_)
             | BridgeError::InvalidEvent(_)
             | BridgeError::NoRoute { .. }

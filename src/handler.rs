@@ -194,6 +194,34 @@ impl Bridge {
         opened.unwrap_or(Err(BridgeError::Internal))
     }
 
+    /// Handles one invocation given as its JSON text: parsed only when its parsed form fits the
+    /// memory budget (a 6 MB payload of small objects would take over 500 MiB), and the text
+    /// dropped before the records are handled.
+    pub async fn handle_raw(
+        &self,
+        raw: Box<serde_json::value::RawValue>,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, BridgeError> {
+        let parsed = crate::record::within_budget(raw.get(), "payload").and_then(|()| {
+            serde_json::from_str::<Value>(raw.get())
+                .map_err(|e| BridgeError::InvalidEvent(crate::error::without_data(&e.to_string())))
+        });
+        drop(raw);
+        match parsed {
+            Ok(payload) => self.handle(payload, deadline).await,
+            Err(err) => {
+                tracing::warn!(
+                    outcome = "rejected",
+                    error_class = %err.class(),
+                    error_code = err.code(),
+                    error = err.loggable_message(),
+                    "payload not accepted"
+                );
+                Err(err)
+            }
+        }
+    }
+
     /// Handles one invocation. `deadline` is the invocation's (None: unbounded, as in `send`).
     pub async fn handle(
         &self,

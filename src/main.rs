@@ -8,7 +8,7 @@ use connect_task_bridge::logging;
 use connect_task_bridge::queue::{EnvelopeKeys, TaskQueue};
 use connect_task_bridge::webhook_auth::{SignatureCheck, WebhookAuthSetting};
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -103,11 +103,12 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         bridge = bridge.with_signature_check(check, Some(secrets));
     }
     let bridge = Arc::new(bridge);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    // The payload as text: the runtime would otherwise build the whole tree before any check.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let bridge = Arc::clone(&bridge);
         async move {
             bridge
-                .handle(
+                .handle_raw(
                     event.payload,
                     plausible_deadline(event.context.deadline(), process_start),
                 )

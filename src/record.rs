@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::BridgeError;
 use crate::task::TaskRequest;
 use crate::token::Identity;
 
@@ -300,6 +301,58 @@ pub fn parse_body(text: &str) -> Value {
     Value::String(text.to_string())
 }
 
+/// The most memory one JSON document may take once parsed (the payload, or one record's body):
+/// with the raw payload and the runtime beside it, a function of 128 MB stays within its
+/// memory whatever shape a payload Lambda can deliver (6 MB synchronous, 1 MiB asynchronous or
+/// per message) has.
+pub const PARSED_BUDGET_BYTES: usize = 40 << 20;
+
+/// What a JSON text takes once parsed into a `Value`, estimated from its structure in one pass
+/// without allocating: measured on this crate's serde_json (objects keep their order: an
+/// `IndexMap` each), an object costs about 450 bytes, any other value about 72, plus its text.
+/// Dense arrays of small objects are the worst shape: 1 MiB of `[{"":0},...]` takes 65 MiB.
+pub fn parsed_cost(text: &[u8]) -> usize {
+    const OBJECT: usize = 450;
+    const VALUE: usize = 72;
+    let (mut objects, mut values) = (0usize, 1usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => objects += 1,
+            b'[' | b',' => values += 1,
+            _ => {}
+        }
+    }
+    objects
+        .saturating_mul(OBJECT)
+        .saturating_add(values.saturating_mul(VALUE))
+        .saturating_add(text.len())
+}
+
+/// Refuses a JSON text whose parsed form would exceed `PARSED_BUDGET_BYTES`, before parsing it.
+pub fn within_budget(text: &str, what: &'static str) -> Result<(), BridgeError> {
+    let estimate = parsed_cost(text.as_bytes());
+    if estimate > PARSED_BUDGET_BYTES {
+        return Err(BridgeError::TooComplex {
+            what,
+            estimate_mib: estimate >> 20,
+            limit_mib: PARSED_BUDGET_BYTES >> 20,
+        });
+    }
+    Ok(())
+}
+
 /// SHA-256 of the parts, each length-prefixed so that no two different lists of parts can
 /// produce the same input ("ab","c" vs "a","bc").
 pub fn digest_parts(parts: &[&[u8]]) -> String {
@@ -372,6 +425,28 @@ fn write_canonical(value: &Value, out: &mut impl std::io::Write) -> std::io::Res
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The estimate bounds what parsing really takes, for the worst shapes (measured with
+    /// `make bench`'s memory table; here: the estimate grows with what makes memory grow).
+    #[test]
+    fn the_parsed_cost_counts_objects_values_and_text() {
+        let dense = |unit: &str, n: usize| format!("[{}]", vec![unit; n].join(","));
+        let objects = parsed_cost(dense("{\"\":0}", 1000).as_bytes());
+        let numbers = parsed_cost(dense("0", 1000).as_bytes());
+        assert!(objects > 1000 * 450 && numbers > 1000 * 72 && numbers < 1000 * 80);
+        // Structure inside strings is text, not structure.
+        let text = format!("\"{}\"", "{[,".repeat(1000));
+        assert!(parsed_cost(text.as_bytes()) < 3100 + 100);
+        let escaped = r#"["\"{", "{"]"#;
+        assert_eq!(parsed_cost(escaped.as_bytes()), 2 * 72 + escaped.len());
+        // 1 MiB of the worst shape is refused; 1 MiB of text is not.
+        let worst = dense("{\"\":0}", 150_000);
+        assert!(matches!(
+            within_budget(&worst, "message body"),
+            Err(BridgeError::TooComplex { .. })
+        ));
+        assert!(within_budget(&"x".repeat(6 << 20), "payload").is_ok());
+    }
 
     #[test]
     fn json_bodies_are_parsed_and_text_is_kept() {

@@ -245,3 +245,79 @@ async fn a_callers_idempotency_key_is_scoped_to_the_caller() {
         stack.stop().await;
     }
 }
+
+/// A JSON array of `unit`s, `bytes` long.
+fn dense(unit: &str, bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes + unit.len());
+    text.push('[');
+    while text.len() + unit.len() + 1 < bytes {
+        text.push_str(unit);
+        text.push(',');
+    }
+    text.pop();
+    text.push(']');
+    text
+}
+
+/// Memory is bounded by what the input can expand into, not by the shapes tried: the worst
+/// shapes a payload Lambda can deliver (a 6 MB synchronous payload; an SQS batch of four ~1 MiB
+/// messages) keep the process under 100 MiB. A body or payload whose parsed form would not fit
+/// is refused before it is parsed (TooComplex), the batch's other messages become their tasks.
+/// (Before: one message of 1 MiB of small objects took 110 MiB; a 6 MB direct payload of them
+/// 567 MiB, inside the runtime, before any check.)
+#[tokio::test]
+async fn the_worst_shapes_stay_within_a_hundred_mebibytes() {
+    const LIMIT_MIB: f64 = 100.0;
+    let mut stack = start(&[("WEBHOOK_AUTH", "none")]).await;
+    let shapes = [
+        ("objects", "{\"\":0}"),
+        ("arrays", "[]"),
+        ("strings", "\"\""),
+        ("numbers", "0"),
+    ];
+    let records: Vec<Value> = shapes
+        .iter()
+        .map(|(name, unit)| {
+            json!({
+                "messageId": format!("shape-{name}"), "receiptHandle": "h",
+                "body": dense(unit, 1_400_000),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795500000000"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:bulk", "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    let answer = response(stack.invoke(json!({ "Records": records }), TIMEOUT).await);
+    let refused = batch_failures(&answer);
+    assert!(refused.contains("shape-objects"), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 4 - refused.len());
+    let pid = stack.function.pid().unwrap();
+    let peak = peak_rss_mib(pid).unwrap();
+    println!("peak RSS after an SQS batch of four 1.4 MB dense bodies: {peak:.1} MiB");
+    assert!(peak < LIMIT_MIB, "{peak:.1} MiB");
+
+    // ~6 MB synchronous payloads of each shape, invoked directly: refused before they are
+    // parsed, by the same process.
+    for (name, unit) in shapes {
+        let payload: Value = serde_json::from_str(&dense(unit, 5_900_000)).unwrap();
+        let answer = stack.invoke(payload, TIMEOUT).await;
+        assert!(
+            matches!(&answer, Ok(Invocation::Error { error_type, .. }) if error_type == "permanent.TooComplex"),
+            "{name}: {answer:?}"
+        );
+        let peak = peak_rss_mib(pid).unwrap();
+        println!("peak RSS after a 5.9 MB payload of {name}: {peak:.1} MiB");
+        assert!(peak < LIMIT_MIB, "{name}: {peak:.1} MiB");
+    }
+    // A 5.9 MB payload that is mostly text parses (and is refused for what it says).
+    let text = json!({"Name": "n", "Description": "x".repeat(5_900_000)});
+    let answer = stack.invoke(text, TIMEOUT).await;
+    assert!(
+        matches!(&answer, Ok(Invocation::Error { .. })),
+        "{answer:?}"
+    );
+    assert_eq!(stack.function.pid(), Some(pid));
+    let peak = peak_rss_mib(pid).unwrap();
+    assert!(peak < LIMIT_MIB, "{peak:.1} MiB");
+    stack.stop().await;
+}

@@ -16,7 +16,7 @@ use super::{
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
+use crate::record::{within_budget, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::Identity;
 
 /// Its records' kind: `when.source: kinesis`.
@@ -62,6 +62,7 @@ fn kinesis_record(item: Value) -> Result<Record, BridgeError> {
     // Not UTF-8 (a binary record): templates see it base64-encoded, as it was sent.
     let text = String::from_utf8(data)
         .unwrap_or_else(|e| base64::engine::general_purpose::STANDARD.encode(e.into_bytes()));
+    within_budget(&text, "record data")?;
     let meta = KinesisMeta {
         stream_arn: stream.clone(),
         partition_key: rec.kinesis.partition_key.clone(),

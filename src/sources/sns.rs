@@ -13,7 +13,7 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{digest_parts, Body, Content, Record, SourceKind, SourceMeta};
+use crate::record::{digest_parts, within_budget, Body, Content, Record, SourceKind, SourceMeta};
 use crate::token::{stamp, vouched_event};
 
 use super::eventbridge::QueuedEvent;
@@ -64,6 +64,7 @@ fn sns_record(item: Value) -> Result<Record, BridgeError> {
             "SNS record: MessageId is missing or empty".into(),
         ));
     }
+    within_budget(&sns.message, "notification message")?;
     let attributes = sns
         .message_attributes
         .iter()

@@ -18,7 +18,7 @@ use super::{
 use super::{contact_event, eventbridge, sns};
 use crate::error::BridgeError;
 use crate::queue::{self, QueueMessage};
-use crate::record::{Body, Content, Record, SourceKind, SourceMeta, ToJson, Work};
+use crate::record::{within_budget, Body, Content, Record, SourceKind, SourceMeta, ToJson, Work};
 use crate::token::Identity;
 
 /// Its records' kind: `when.source: sqs`.
@@ -121,6 +121,9 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
         receive_count: msg.attributes.get("ApproximateReceiveCount").cloned(),
     };
     let body = msg.body.unwrap_or_default();
+    // However the body is read below (an envelope, a wrapped event, the message's own JSON),
+    // its parsed form must fit the function's memory.
+    within_budget(&body, "message body")?;
     let queue_message = msg
         .receipt_handle
         .clone()

@@ -25,7 +25,9 @@ use serde_json::{json, Map, Value};
 use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
 use crate::lifecycle::Did;
-use crate::record::{digest_parts, parse_body, Body, Content, Record, SourceKind, SourceMeta};
+use crate::record::{
+    digest_parts, parse_body, within_budget, Body, Content, Record, SourceKind, SourceMeta,
+};
 use crate::response::Outcome;
 use crate::token::Identity;
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
@@ -393,6 +395,7 @@ fn webhook(
     let says_json = headers
         .get("content-type")
         .filter(|ct| ct.to_ascii_lowercase().contains("json"));
+    within_budget(&text, "request body")?;
     let body = match says_json {
         Some(content_type) if !text.trim().is_empty() => {
             let parsed: Value = serde_json::from_str(&text).map_err(|_| {
