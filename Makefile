@@ -11,6 +11,8 @@
 #   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
 #   make bench         benchmarks beside a Python + boto3 peer, printed as one table
 #   make fuzz          coverage-guided fuzzing (cargo fuzz, nightly), FUZZ_SECONDS per target
+#   make mutants       mutation testing of the core modules (cargo mutants, unit tests), never in CI
+#   make model         the task table's protocol, model-checked over a larger configuration
 
 CARGO ?= cargo
 # One target directory for every step (the function, the stand-in, the tests): aws-sdk-connect
@@ -31,7 +33,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: mutants model schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -78,6 +80,21 @@ fuzz:
 		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo +nightly fuzz run $$t corpus/$$t $$seeds -- $$dict \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
 	done
+
+# Mutation testing of the core modules against the unit tests (.cargo/mutants.toml: `--lib`,
+# the warm target dir copied into the scratch tree). A whole run is several hundred mutants at a
+# few seconds each; split it across sessions with MUTANTS_ARGS="--shard 1/4" (2/4, ...), or test
+# only a change with MUTANTS_ARGS="--in-diff <(git diff main)". Survivors: mutants/survivors.md.
+MUTANTS_FILES ?= src/error.rs src/connect.rs src/table.rs src/lifecycle.rs src/token.rs src/pace.rs src/webhook_auth.rs src/queue.rs src/protocol.rs
+MUTANTS_ARGS ?=
+mutants:
+	command -v cargo-mutants >/dev/null || $(CARGO) install cargo-mutants --locked
+	$(CARGO) mutants --package connect-task-bridge $(foreach f,$(MUTANTS_FILES),--file $(f)) $(MUTANTS_ARGS)
+
+# The task table's protocol over every interleaving of a larger configuration than `make test`
+# explores (three deliveries, more crashes and clock steps): src/protocol.rs.
+model:
+	CTB_MODEL=large $(CARGO) test --lib protocol::model -- --nocapture
 
 # The surge simulation over the full bursts (300 SQS messages, 300 EventBridge events, 40
 # webhooks, a shared quota, Connect faults), printing its table; `make test` runs it shortened.

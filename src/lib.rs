@@ -18,6 +18,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod pace;
 pub mod prepare;
+pub mod protocol;
 pub mod queue;
 pub mod record;
 pub mod response;

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::connect::{paced, sdk_references, sdk_segments, CallPolicy};
 use crate::error::{BridgeError, Kind, Op, Service};
 use crate::pace::Pacer;
+use crate::protocol;
 use crate::record::digest_parts;
 use crate::table::{name_of, task_pk, token_pk, Claimed, Opened, State, TaskItem, TaskTable};
 use crate::task::TaskRequest;
@@ -352,8 +353,8 @@ impl Lifecycle {
                     call.policy,
                 )
                 .await;
-                match started {
-                    Ok(contact_id) => {
+                match (protocol::settle(&started), started) {
+                    (_, Ok(contact_id)) => {
                         let opened = Opened {
                             contact_id: &contact_id,
                             client_token: &token,
@@ -368,14 +369,13 @@ impl Lifecycle {
                             client_token: Some(token),
                         })
                     }
-                    Err(e) => {
+                    (settle, Err(e)) => {
                         // Connect's own refusal (or ours before the call) opened nothing under
                         // the token: the key has no task. Anything else may have opened one:
                         // the next delivery takes over at once, with the same token.
-                        let settled = if e.refused_by_connect() {
-                            table.refused(&pk, generation).await
-                        } else {
-                            table.release(&pk, generation).await
+                        let settled = match settle {
+                            protocol::Settle::Refused => table.refused(&pk, generation).await,
+                            _ => table.release(&pk, generation).await,
                         };
                         if let Err(release) = settled {
                             tracing::warn!(error_code = release.code(), "claim not released");
@@ -416,12 +416,15 @@ impl Lifecycle {
         let table = self.table.as_ref().ok_or_else(no_table)?;
         let key = plan.key.as_deref().unwrap_or_default();
         let item = table.get(&task_pk(key)).await?;
-        let item = match item {
-            Some(item) if item.state == State::Open => item,
-            Some(item) if item.state == State::Starting => return Err(BridgeError::KeyBusy),
+        let item = match (
+            protocol::act(item.as_ref(), plan.action == Action::Stop),
+            item,
+        ) {
+            (protocol::Act::OnTask, Some(item)) => item,
+            (protocol::Act::Busy, _) => return Err(BridgeError::KeyBusy),
             // Stopping a task that has ended is done already (and if its workflow was not told
             // yet, a stop that failed to tell it, it is told now).
-            Some(item) if item.state.ended() && plan.action == Action::Stop => {
+            (protocol::Act::StopEnded, Some(item)) => {
                 let ending = Ending {
                     contact_id: item.contact_id.clone().unwrap_or_default(),
                     event_type: "DISCONNECTED".into(),

@@ -29,7 +29,10 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
 use crate::error::{BridgeError, Op};
+use crate::protocol::{self, Claim, Expect};
 
 /// How long an open task's items are kept: a task lives at most 90 days (`connect:ContactExpiry`)
 /// plus the 7 of its default expiry.
@@ -40,65 +43,7 @@ const ENDED_TTL_SECS: i64 = 15 * 86_400;
 /// How long a notification claim holds off another notifier.
 const NOTIFY_CLAIM_SECS: i64 = 60;
 
-/// Where a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Starting,
-    /// Connect refused the start (its answer said so: nothing was opened with the claim's
-    /// token). The key has no task; the next start takes the claim over.
-    Refused,
-    Open,
-    Completed,
-    Stopped,
-    Expired,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Refused => "refused",
-            State::Open => "open",
-            State::Completed => "completed",
-            State::Stopped => "stopped",
-            State::Expired => "expired",
-        }
-    }
-
-    fn parse(text: &str) -> Option<State> {
-        Some(match text {
-            "starting" => State::Starting,
-            "refused" => State::Refused,
-            "open" => State::Open,
-            "completed" => State::Completed,
-            "stopped" => State::Stopped,
-            "expired" => State::Expired,
-            _ => return None,
-        })
-    }
-
-    pub fn ended(self) -> bool {
-        matches!(self, State::Completed | State::Stopped | State::Expired)
-    }
-}
-
-/// A task item as read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskItem {
-    pub pk: String,
-    pub state: State,
-    pub generation: u64,
-    pub contact_id: Option<String>,
-    pub client_token: Option<String>,
-    pub route: Option<String>,
-    pub origin: Option<String>,
-    pub payload_hash: Option<String>,
-    pub task_token: Option<String>,
-    pub claim_until: i64,
-    pub disconnect_reason: Option<String>,
-    pub notified: bool,
-    pub notify_until: i64,
-}
+pub use crate::protocol::{State, TaskItem};
 
 /// What claiming a start gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,7 +185,8 @@ impl TaskTable {
         Ok(item.filter(|i| i.contact_id.as_deref() == Some(contact_id)))
     }
 
-    /// Claims the start of `pk`'s task for the event whose identity is `origin` (see `Claimed`).
+    /// Claims the start of `pk`'s task for the event whose identity is `origin` (see `Claimed`;
+    /// the decision is `protocol::claim`'s).
     pub async fn claim(
         &self,
         pk: &str,
@@ -270,72 +216,41 @@ impl TaskTable {
             // Gone between the two calls (TTL): the next delivery claims it afresh.
             return Ok(Claimed::Busy);
         };
-        match item.state {
-            State::Open => Ok(Claimed::Existing(Box::new(item))),
-            State::Starting if item.claim_until > now => Ok(Claimed::Busy),
-            // A claim left behind (a crash between the call and the write, or a failed call),
-            // or a start Connect refused: taken over with the same generation, so the same
-            // client token (under which Connect holds the task a crash left, or nothing).
-            State::Starting | State::Refused => {
-                let taken = self
+        match protocol::claim(Some(&item), origin, now) {
+            Claim::Existing => Ok(Claimed::Existing(Box::new(item))),
+            // Seen absent a moment ago, present now: another delivery's claim.
+            Claim::Busy | Claim::Create => Ok(Claimed::Busy),
+            Claim::Take { expect, generation } => {
+                let next = generation != item.generation;
+                let mut take = self
                     .client
                     .update_item()
                     .table_name(&self.name)
                     .key("pk", s(pk))
-                    .update_expression(
-                        "SET #s = :starting, origin = :origin, claim_until = :until, updated_at = :now",
-                    )
-                    .condition_expression(
-                        "#s = :state AND claim_until = :old AND generation = :generation",
-                    )
                     .expression_attribute_names("#s", "state")
-                    .expression_attribute_values(":until", n(claim_until))
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":origin", s(origin))
                     .expression_attribute_values(":starting", s(State::Starting.as_str()))
-                    .expression_attribute_values(":state", s(item.state.as_str()))
-                    .expression_attribute_values(":old", n(item.claim_until))
-                    .expression_attribute_values(":generation", n(item.generation as i64))
-                    .send()
-                    .await;
-                Ok(if written(Op::UpdateItem, taken)? {
-                    Claimed::Fresh {
-                        generation: item.generation,
-                    }
-                } else {
-                    Claimed::Busy
-                })
-            }
-            // Ended: this event's own task (a redelivery), or the key's next task.
-            _ if item.origin.as_deref() == Some(origin) => Ok(Claimed::Existing(Box::new(item))),
-            ended => {
-                let next = item.generation + 1;
-                let taken = self
-                    .client
-                    .update_item()
-                    .table_name(&self.name)
-                    .key("pk", s(pk))
-                    .update_expression(
+                    .expression_attribute_values(":origin", s(origin))
+                    .expression_attribute_values(":until", n(claim_until))
+                    .expression_attribute_values(":now", n(now));
+                take = if next {
+                    // The key's next task: a new generation, the last one's traces removed.
+                    take.update_expression(
                         "SET #s = :starting, generation = :next, origin = :origin, \
                          claim_until = :until, updated_at = :now, expires_at = :expires, \
                          notified = :false \
                          REMOVE contact_id, client_token, task_token, disconnect_reason, notify_until",
                     )
-                    .condition_expression("#s = :ended AND generation = :generation")
-                    .expression_attribute_names("#s", "state")
-                    .expression_attribute_values(":starting", s(State::Starting.as_str()))
-                    .expression_attribute_values(":next", n(next as i64))
-                    .expression_attribute_values(":origin", s(origin))
-                    .expression_attribute_values(":until", n(claim_until))
-                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":next", n(generation as i64))
                     .expression_attribute_values(":expires", n(now + OPEN_TTL_SECS))
                     .expression_attribute_values(":false", AttributeValue::Bool(false))
-                    .expression_attribute_values(":ended", s(ended.as_str()))
-                    .expression_attribute_values(":generation", n(item.generation as i64))
-                    .send()
-                    .await;
+                } else {
+                    take.update_expression(
+                        "SET #s = :starting, origin = :origin, claim_until = :until, updated_at = :now",
+                    )
+                };
+                let taken = expecting(take, &expect).send().await;
                 Ok(if written(Op::UpdateItem, taken)? {
-                    Claimed::Fresh { generation: next }
+                    Claimed::Fresh { generation }
                 } else {
                     Claimed::Busy
                 })
@@ -356,10 +271,7 @@ impl TaskTable {
             .update_item()
             .table_name(&self.name)
             .key("pk", s(pk))
-            .condition_expression("#s = :starting AND generation = :generation")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":starting", s(State::Starting.as_str()))
-            .expression_attribute_values(":generation", n(generation as i64))
             .expression_attribute_values(":open", s(State::Open.as_str()))
             .expression_attribute_values(":contact", s(opened.contact_id))
             .expression_attribute_values(":token", s(opened.client_token))
@@ -376,6 +288,7 @@ impl TaskTable {
             update = update.expression_attribute_values(":task_token", s(token));
         }
         // Not written: another delivery finished it first (both calls met the same task).
+        let update = expecting(update, &protocol::settle_expect(generation));
         written(Op::UpdateItem, update.update_expression(set).send().await)?;
         self.client
             .put_item()
@@ -398,11 +311,8 @@ impl TaskTable {
             .table_name(&self.name)
             .key("pk", s(pk))
             .update_expression("SET claim_until = :zero")
-            .condition_expression("#s = :starting AND generation = :generation")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":starting", s(State::Starting.as_str()))
-            .expression_attribute_values(":generation", n(generation as i64))
+            .expression_attribute_values(":zero", n(0));
+        let released = expecting(released, &protocol::settle_expect(generation))
             .send()
             .await;
         written(Op::UpdateItem, released).map(|_| ())
@@ -417,12 +327,10 @@ impl TaskTable {
             .table_name(&self.name)
             .key("pk", s(pk))
             .update_expression("SET #s = :refused, claim_until = :zero")
-            .condition_expression("#s = :starting AND generation = :generation")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":refused", s(State::Refused.as_str()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":starting", s(State::Starting.as_str()))
-            .expression_attribute_values(":generation", n(generation as i64))
+            .expression_attribute_values(":zero", n(0));
+        let refused = expecting(refused, &protocol::settle_expect(generation))
             .send()
             .await;
         written(Op::UpdateItem, refused).map(|_| ())
@@ -442,10 +350,7 @@ impl TaskTable {
             .update_item()
             .table_name(&self.name)
             .key("pk", s(&item.pk))
-            .condition_expression("#s = :open AND generation = :generation")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":open", s(State::Open.as_str()))
-            .expression_attribute_values(":generation", n(item.generation as i64))
             .expression_attribute_values(":ended", s(state.as_str()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":notify_until", n(now + NOTIFY_CLAIM_SECS))
@@ -458,30 +363,24 @@ impl TaskTable {
             set.push_str(", disconnect_reason = :reason");
             update = update.expression_attribute_values(":reason", s(reason));
         }
+        let update = expecting(update, &protocol::end_expect(item.generation));
         written(Op::UpdateItem, update.update_expression(set).send().await)
     }
 
     /// Claims the notification of an ended task whose notifier did not finish (its claim ran
     /// out). True: ours to send.
     pub async fn claim_notification(&self, item: &TaskItem, now: i64) -> Result<bool, BridgeError> {
-        if !item.state.ended() || item.notified || item.notify_until > now {
+        let Some(expect) = protocol::notification_claim(item, now) else {
             return Ok(false);
-        }
+        };
         let claimed = self
             .client
             .update_item()
             .table_name(&self.name)
             .key("pk", s(&item.pk))
             .update_expression("SET notify_until = :until")
-            .condition_expression(
-                "generation = :generation AND notified = :false AND notify_until = :old",
-            )
-            .expression_attribute_values(":until", n(now + NOTIFY_CLAIM_SECS))
-            .expression_attribute_values(":generation", n(item.generation as i64))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":old", n(item.notify_until))
-            .send()
-            .await;
+            .expression_attribute_values(":until", n(now + NOTIFY_CLAIM_SECS));
+        let claimed = expecting(claimed, &expect).send().await;
         written(Op::UpdateItem, claimed)
     }
 
@@ -494,12 +393,15 @@ impl TaskTable {
             .table_name(&self.name)
             .key("pk", s(&item.pk))
             .update_expression("SET notify_until = :zero")
-            .condition_expression("generation = :generation AND notified = :false")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":generation", n(item.generation as i64))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
+            .expression_attribute_values(":zero", n(0));
+        let released = expecting(
+            released,
+            &Expect::Unnotified {
+                generation: item.generation,
+            },
+        )
+        .send()
+        .await;
         written(Op::UpdateItem, released).map(|_| ())
     }
 
@@ -511,12 +413,57 @@ impl TaskTable {
             .table_name(&self.name)
             .key("pk", s(&item.pk))
             .update_expression("SET notified = :true")
-            .condition_expression("generation = :generation")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":generation", n(item.generation as i64))
-            .send()
-            .await;
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        let told = expecting(
+            told,
+            &Expect::Generation {
+                generation: item.generation,
+            },
+        )
+        .send()
+        .await;
         written(Op::UpdateItem, told).map(|_| ())
+    }
+}
+
+/// The write's condition as `expect` says (the model checks the same with `Expect::holds`).
+/// Its values are named `:c_*`, apart from the update's own.
+fn expecting(update: UpdateItemFluentBuilder, expect: &Expect) -> UpdateItemFluentBuilder {
+    let with_state = |u: UpdateItemFluentBuilder, state: &State, generation: &u64| {
+        u.expression_attribute_names("#s", "state")
+            .expression_attribute_values(":c_state", s(state.as_str()))
+            .expression_attribute_values(":c_generation", n(*generation as i64))
+    };
+    match expect {
+        Expect::Absent => update.condition_expression("attribute_not_exists(pk)"),
+        Expect::Claimed {
+            state,
+            generation,
+            claim_until,
+        } => with_state(update, state, generation)
+            .expression_attribute_values(":c_claim", n(*claim_until))
+            .condition_expression(
+                "#s = :c_state AND generation = :c_generation AND claim_until = :c_claim",
+            ),
+        Expect::At { state, generation } => with_state(update, state, generation)
+            .condition_expression("#s = :c_state AND generation = :c_generation"),
+        Expect::Notifiable {
+            generation,
+            notify_until,
+        } => update
+            .expression_attribute_values(":c_generation", n(*generation as i64))
+            .expression_attribute_values(":c_false", AttributeValue::Bool(false))
+            .expression_attribute_values(":c_notify", n(*notify_until))
+            .condition_expression(
+                "generation = :c_generation AND notified = :c_false AND notify_until = :c_notify",
+            ),
+        Expect::Unnotified { generation } => update
+            .expression_attribute_values(":c_generation", n(*generation as i64))
+            .expression_attribute_values(":c_false", AttributeValue::Bool(false))
+            .condition_expression("generation = :c_generation AND notified = :c_false"),
+        Expect::Generation { generation } => update
+            .expression_attribute_values(":c_generation", n(*generation as i64))
+            .condition_expression("generation = :c_generation"),
     }
 }
 
