@@ -228,15 +228,16 @@ impl BridgeError {
         }
     }
 
-    /// Whether the call was answered with a refusal that opened nothing: Connect's own
-    /// permanent answer, or a request refused before it was sent.
+    /// Whether the call certainly opened nothing: Connect answered with a refusal (its input,
+    /// our configuration, a throttle, an exhausted quota), or the request was never sent. A
+    /// fault of Connect's (InternalServiceException) or a call without an answer may have
+    /// opened the task.
     pub fn refused_by_connect(&self) -> bool {
         match self {
             BridgeError::Connect { code, .. } => {
-                Service::Connect.kind_of(code).class() == ErrorClass::Permanent
-                    && code != "ConstructionFailure"
+                Service::Connect.kind_of(code) != Kind::Unavailable
             }
-            BridgeError::Validation { .. } => true,
+            BridgeError::Validation { .. } | BridgeError::Paced => true,
             _ => false,
         }
     }

@@ -421,8 +421,16 @@ impl Bridge {
         let queue = self
             .enqueuing()
             .filter(|_| queue_first || storage == Storage::OnThrottle);
-        // Any record may be held for Connect's exhausted quota (see `hold`): its event is kept.
-        let holding = self.queue.as_ref().filter(|q| q.can_hold());
+        // A record may be held for Connect's exhausted quota (see `hold`), its event kept:
+        // not one whose order must be kept (a FIFO group, a shard's partition key: the held
+        // copy would let the next one overtake it), not one whose caller needs the task in
+        // the answer, and not forever (after `MAX_HOLDS` it fails as any other record).
+        let holding = self.queue.as_ref().filter(|q| {
+            q.can_hold()
+                && record.order_key.is_none()
+                && sources::holdable(record.kind)
+                && record.holds < MAX_HOLDS
+        });
         let payload =
             (queue.is_some() || holding.is_some()).then(|| std::mem::take(&mut record.event));
         let holds = record.holds;
@@ -519,6 +527,10 @@ impl Bridge {
         (outcome, Some((prepared.route, client_token)))
     }
 }
+
+/// How many times a record is held before it fails like any other (a chain of 12 tasks per
+/// PreviousContactId never frees up): about a day at the longest delay.
+pub const MAX_HOLDS: u32 = 100;
 
 /// What holding a record puts in the function's envelope: the event as its source delivered it,
 /// a record of a batch (SQS, Kinesis, DynamoDB Streams: it has an event source) in a batch of

@@ -242,6 +242,16 @@ pub struct CallContext<'a> {
     pub instance_id: &'a str,
 }
 
+/// Until when a claim this invocation takes holds: past its deadline (Lambda has ended the
+/// invocation by then), so that a claim is never taken over while its holder still works.
+fn hold_until(call: &CallContext<'_>, now: i64) -> i64 {
+    call.deadline
+        .map(|d| {
+            now + d.saturating_duration_since(Instant::now()).as_secs() as i64 + CLAIM_MARGIN_SECS
+        })
+        .unwrap_or(now + UNBOUNDED_CLAIM_SECS)
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -308,16 +318,11 @@ impl Lifecycle {
             plan.task_token.as_deref().unwrap_or_default().as_bytes(),
         ]);
         let now = now_secs();
-        let claim_until = call
-            .deadline
-            .map(|d| {
-                now + d.saturating_duration_since(Instant::now()).as_secs() as i64
-                    + CLAIM_MARGIN_SECS
-            })
-            .unwrap_or(now + UNBOUNDED_CLAIM_SECS);
+        let claim_until = hold_until(call, now);
         match table.claim(&pk, origin, now, claim_until).await? {
             Claimed::Busy => Err(BridgeError::KeyBusy),
             Claimed::Existing(item) => {
+                self.settle_ending(call, table, &item).await?;
                 let reused = item.state == State::Open
                     && item.payload_hash.as_deref() != Some(payload_hash.as_str());
                 if reused {
@@ -363,6 +368,9 @@ impl Lifecycle {
                             task_token: plan.task_token.as_deref(),
                         };
                         table.opened(&pk, generation, &opened, now_secs()).await?;
+                        if let Some(item) = table.get(&pk).await? {
+                            self.settle_ending(call, table, &item).await?;
+                        }
                         Ok(Acted {
                             did: Did::Started,
                             contact_id: Some(contact_id),
@@ -533,18 +541,24 @@ impl Lifecycle {
                             .send()
                     })
                     .await;
-                match stopped {
-                    Ok(_) => {}
-                    // It ended meanwhile (an agent, the clock): stopped is what was asked.
-                    Err(BridgeError::Connect { code, .. })
-                        if code == "ContactNotFoundException" => {}
-                    Err(e) => return Err(e),
-                }
-                let ending = Ending {
+                let stop = Ending {
                     contact_id: contact_id.clone(),
                     event_type: "DISCONNECTED".into(),
                     disconnect_reason: Some("API".into()),
                     instance_arn: None,
+                };
+                let ending = match stopped {
+                    Ok(_) => stop,
+                    // It ended meanwhile (an agent completed it, it expired): stopped is what
+                    // was asked, but the workflow is told how it really ended, as Connect
+                    // describes it (an agent's completion once reached it as "stopped", and the
+                    // agent's decision was lost).
+                    Err(BridgeError::Connect { code, .. })
+                        if code == "ContactNotFoundException" =>
+                    {
+                        self.confirm(call, &stop).await?.unwrap_or(stop)
+                    }
+                    Err(e) => return Err(e),
                 };
                 self.finish(call, table, &item, &ending).await?;
                 Did::Stopped
@@ -584,6 +598,10 @@ impl Lifecycle {
             return Ok(ignored);
         }
         let Some(item) = table.by_contact(&ending.contact_id).await? else {
+            // Not a contact the table knows, or not yet: its start may still be recording it
+            // (its answer in flight, or lost to a crash and taken over later). A mark for that
+            // start to find; ignored otherwise.
+            table.mark_early(&ending.contact_id, now_secs()).await?;
             return Ok(ignored);
         };
         // A message is not Connect: anyone who can send to a queue wired to the function can
@@ -601,6 +619,46 @@ impl Lifecycle {
             contact_id: Some(ending.contact_id.clone()),
             client_token: item.client_token,
         })
+    }
+
+    /// What a start leaves of its task's ending, finished (found by the protocol's model):
+    /// - a contact event about the task's contact came before the table knew it (`hear` left a
+    ///   mark): the task is ended now, as Connect confirms it (the event was ignored for good:
+    ///   the key stayed open on an ended task, its workflow was never told);
+    /// - the task ended and its notification was not done (its notifier, this very event the
+    ///   last time, was cut short): it is done now.
+    async fn settle_ending(
+        &self,
+        call: &CallContext<'_>,
+        table: &TaskTable,
+        item: &TaskItem,
+    ) -> Result<(), BridgeError> {
+        if item.state.ended() && !item.notified {
+            let ending = Ending {
+                contact_id: item.contact_id.clone().unwrap_or_default(),
+                event_type: "DISCONNECTED".into(),
+                disconnect_reason: item.disconnect_reason.clone(),
+                instance_arn: None,
+            };
+            self.finish(call, table, item, &ending).await?;
+            return Ok(());
+        }
+        let Some(contact) = item.contact_id.as_deref() else {
+            return Ok(());
+        };
+        if item.state != State::Open || !table.heard_early(contact).await? {
+            return Ok(());
+        }
+        let probe = Ending {
+            contact_id: contact.to_string(),
+            event_type: "DISCONNECTED".into(),
+            disconnect_reason: None,
+            instance_arn: None,
+        };
+        if let Some(confirmed) = self.confirm(call, &probe).await? {
+            self.finish(call, table, item, &confirmed).await?;
+        }
+        Ok(())
     }
 
     /// The ending as Connect describes the contact (DescribeContact): a task on our instance
@@ -653,7 +711,13 @@ impl Lifecycle {
         let state = ending.state();
         let ours = if item.state == State::Open {
             table
-                .end(item, state, ending.disconnect_reason.as_deref(), now)
+                .end(
+                    item,
+                    state,
+                    ending.disconnect_reason.as_deref(),
+                    now,
+                    hold_until(call, now),
+                )
                 .await?
         } else {
             false
@@ -665,7 +729,8 @@ impl Lifecycle {
         } else {
             match table.get(&item.pk).await? {
                 Some(fresh) if fresh.generation == item.generation => {
-                    (table.claim_notification(&fresh, now).await?, fresh)
+                    let held = hold_until(call, now);
+                    (table.claim_notification(&fresh, now, held).await?, fresh)
                 }
                 _ => (false, item.clone()),
             }

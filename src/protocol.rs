@@ -234,3 +234,5 @@ pub fn notification_claim(item: &TaskItem, now: i64) -> Option<Expect> {
     )
 }
 
+#[cfg(test)]
+mod model;

@@ -40,8 +40,9 @@ const OPEN_TTL_SECS: i64 = 100 * 86_400;
 /// How long an ended task's items are kept: SQS keeps a message 14 days, so a start event
 /// redelivered within them still finds the task it opened.
 const ENDED_TTL_SECS: i64 = 15 * 86_400;
-/// How long a notification claim holds off another notifier.
-const NOTIFY_CLAIM_SECS: i64 = 60;
+/// How long a mark of a contact event heard before the table knew its contact is kept: the
+/// longest its task's start can still be delivered (SQS keeps a message 14 days).
+const EARLY_TTL_SECS: i64 = 15 * 86_400;
 
 pub use crate::protocol::{State, TaskItem};
 
@@ -89,6 +90,10 @@ pub fn name_of(pk: &str) -> &str {
     pk.strip_prefix("task#")
         .or_else(|| pk.strip_prefix("token#"))
         .unwrap_or(pk)
+}
+
+fn early_pk(contact_id: &str) -> String {
+    format!("ended#{contact_id}")
 }
 
 fn contact_pk(contact_id: &str) -> String {
@@ -302,6 +307,36 @@ impl TaskTable {
         Ok(())
     }
 
+    /// A contact event about a contact the table does not know (yet): a mark that the start
+    /// which opens that contact's task reads once it is open (`heard_early`). The event may be
+    /// about another function's task, or forged: the mark proves nothing by itself, the start
+    /// confirms the ending with Connect before acting on it.
+    pub async fn mark_early(&self, contact_id: &str, now: i64) -> Result<(), BridgeError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .item("pk", s(early_pk(contact_id)))
+            .item("expires_at", n(now + EARLY_TTL_SECS))
+            .send()
+            .await
+            .map_err(store_error(Op::PutItem))?;
+        Ok(())
+    }
+
+    /// Whether a contact event about `contact_id` came before the table knew it.
+    pub async fn heard_early(&self, contact_id: &str) -> Result<bool, BridgeError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(early_pk(contact_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error(Op::GetItem))?;
+        Ok(out.item.is_some())
+    }
+
     /// Lets the next delivery take a claim over at once (the call failed: nothing was opened,
     /// or the same client token will meet what was).
     pub async fn release(&self, pk: &str, generation: u64) -> Result<(), BridgeError> {
@@ -338,12 +373,15 @@ impl TaskTable {
 
     /// Moves an open task to `state` (ended) and claims its notification. True when this call
     /// made the move; false when the task had ended already (a duplicate or late event).
+    /// The notification is held until `hold_until` (the invocation's deadline and a margin: a
+    /// notifier still at work is never overtaken; one Lambda ended is).
     pub async fn end(
         &self,
         item: &TaskItem,
         state: State,
         reason: Option<&str>,
         now: i64,
+        hold_until: i64,
     ) -> Result<bool, BridgeError> {
         let mut update = self
             .client
@@ -353,7 +391,7 @@ impl TaskTable {
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":ended", s(state.as_str()))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":notify_until", n(now + NOTIFY_CLAIM_SECS))
+            .expression_attribute_values(":notify_until", n(hold_until))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":expires", n(now + ENDED_TTL_SECS));
         let mut set = "SET #s = :ended, updated_at = :now, notified = :false, \
@@ -369,7 +407,12 @@ impl TaskTable {
 
     /// Claims the notification of an ended task whose notifier did not finish (its claim ran
     /// out). True: ours to send.
-    pub async fn claim_notification(&self, item: &TaskItem, now: i64) -> Result<bool, BridgeError> {
+    pub async fn claim_notification(
+        &self,
+        item: &TaskItem,
+        now: i64,
+        hold_until: i64,
+    ) -> Result<bool, BridgeError> {
         let Some(expect) = protocol::notification_claim(item, now) else {
             return Ok(false);
         };
@@ -379,7 +422,7 @@ impl TaskTable {
             .table_name(&self.name)
             .key("pk", s(&item.pk))
             .update_expression("SET notify_until = :until")
-            .expression_attribute_values(":until", n(now + NOTIFY_CLAIM_SECS));
+            .expression_attribute_values(":until", n(hold_until));
         let claimed = expecting(claimed, &expect).send().await;
         written(Op::UpdateItem, claimed)
     }

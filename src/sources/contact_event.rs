@@ -24,6 +24,7 @@ pub const SOURCE: Source = Source {
     open,
     respond: async_answer,
     storage: Storage::Never,
+    holdable: false,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

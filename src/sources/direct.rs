@@ -23,6 +23,7 @@ pub const SOURCE: Source = Source {
     open,
     respond: async_answer,
     storage: Storage::OnThrottle,
+    holdable: true,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

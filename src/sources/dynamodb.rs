@@ -28,6 +28,7 @@ pub const SOURCE: Source = Source {
     open,
     respond: batch_answer,
     storage: Storage::Never,
+    holdable: true,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -25,6 +25,7 @@ pub const SOURCE: Source = Source {
     open,
     respond: async_answer,
     storage: Storage::Never,
+    holdable: true,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

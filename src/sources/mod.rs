@@ -39,6 +39,10 @@ pub struct Source {
     pub respond: fn(SourceKind, Vec<Outcome>) -> Result<Value, BridgeError>,
     /// Whether its payloads go on the task queue rather than to Connect in the invocation.
     pub storage: Storage,
+    /// Whether its records may be held on the task queue while Connect's quota of active tasks
+    /// is exhausted (`handler`): not when its caller needs the task in the answer (a contact
+    /// flow) or reads nothing of it (Connect's own contact events).
+    pub holdable: bool,
 }
 
 /// When a source's payload is put on the task queue (storage-first, see `queue`).
@@ -51,6 +55,14 @@ pub enum Storage {
     First,
     /// When Connect throttles it (direct requests, often invoked asynchronously).
     OnThrottle,
+}
+
+/// Whether records of `kind` may be held (see `Source::holdable`).
+pub fn holdable(kind: SourceKind) -> bool {
+    REGISTRY
+        .iter()
+        .find(|s| s.kinds.contains(&kind))
+        .is_some_and(|s| s.holdable)
 }
 
 /// The storage rule of the source that produces `kind`.

@@ -46,6 +46,7 @@ pub const SOURCE: Source = Source {
     open,
     respond,
     storage: Storage::First,
+    holdable: true,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {
