@@ -72,7 +72,8 @@ pub fn sdk_references(
         .as_ref()
         .map(|refs| {
             refs.iter()
-                .map(|(key, r)| {
+                .enumerate()
+                .map(|(i, (key, r))| {
                     let mut b = Reference::builder()
                         .value(&r.value)
                         .r#type(ReferenceType::from(r.kind.as_str()))
@@ -82,7 +83,10 @@ pub fn sdk_references(
                         b = b.status(status.as_str().into());
                     }
                     let reference = b.build().map_err(|e| {
-                        BridgeError::validation(format!("References.{key}"), e.to_string())
+                        BridgeError::validation(
+                            crate::validate::member_field("References", i, key),
+                            e.to_string(),
+                        )
                     })?;
                     Ok((key.clone(), reference))
                 })

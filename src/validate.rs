@@ -269,8 +269,8 @@ pub fn validate_action(req: &TaskRequest, plan: &Plan, now: DateTime) -> Result<
             if plan.tags.is_empty() || plan.tags.len() > MAX_TAGS {
                 v.add("Tags", format!("must hold 1 to {MAX_TAGS} tags"));
             }
-            for (key, value) in &plan.tags {
-                let field = format!("Tags.{}", shorten(key));
+            for (i, (key, value)) in plan.tags.iter().enumerate() {
+                let field = member_field("Tags", i, key);
                 v.length(&field, key, 1, MAX_TAG_KEY);
                 if key.starts_with("aws:")
                     || !key
@@ -297,8 +297,8 @@ pub fn validate_action(req: &TaskRequest, plan: &Plan, now: DateTime) -> Result<
 
 fn check_attributes(v: &mut Violations, attributes: &BTreeMap<String, String>) {
     let mut total = 0usize;
-    for (key, value) in attributes {
-        let field = format!("Attributes.{}", shorten(key));
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        let field = member_field("Attributes", i, key);
         v.length(&field, key, 1, MAX_ATTRIBUTE_PART);
         if !key
             .chars()
@@ -326,8 +326,8 @@ fn check_attributes(v: &mut Violations, attributes: &BTreeMap<String, String>) {
 
 fn check_references(v: &mut Violations, references: &BTreeMap<String, crate::task::TaskReference>) {
     let mut total = 0usize;
-    for (key, reference) in references {
-        let field = format!("References.{}", shorten(key));
+    for (i, (key, reference)) in references.iter().enumerate() {
+        let field = member_field("References", i, key);
         v.length(&field, key, 1, MAX_REFERENCE_KEY);
         if reference.value.chars().count() > MAX_REFERENCE_VALUE {
             v.add(
@@ -451,12 +451,18 @@ fn is_unprintable(c: char) -> bool {
 }
 
 /// Keys are user data of any length; error messages show a bounded prefix.
-fn shorten(key: &str) -> String {
-    const SHOWN: usize = 40;
-    if key.chars().count() <= SHOWN {
-        key.to_string()
+/// How an error names a map member: by its key when the key has the shape of a name (what a
+/// mapping's author writes: letters, digits, '-' and '_', at most 40), else by its position in
+/// key order: a key is the caller's text, and errors reach the log and the runtime's answer.
+pub fn member_field(map: &str, index: usize, key: &str) -> String {
+    let name_like = (1..=40).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if name_like {
+        format!("{map}.{key}")
     } else {
-        format!("{}…", key.chars().take(SHOWN).collect::<String>())
+        format!("{map}[{index}]")
     }
 }
 
@@ -544,7 +550,8 @@ mod tests {
     fn attribute_keys_and_total_bytes() {
         let mut r = valid();
         r.attributes = Some(BTreeMap::from([("order id".into(), "1".into())]));
-        fails_on(&r, "Attributes.order id");
+        // A key that is not name-like is named by its position, never quoted.
+        fails_on(&r, "Attributes[0]");
 
         // Exactly at the byte limit passes; one byte over fails. "é" is two bytes.
         let key = "k".to_string();

@@ -145,6 +145,9 @@ pub struct OpenContext<'a> {
     /// The payload comes from an envelope the function signed: it was checked when it came
     /// in, and its webhook signature is not checked again.
     pub verified: bool,
+    /// The payload comes from an unsigned envelope (queued before the function had its key, or
+    /// written by a producer): what it says of its caller is nobody's word.
+    pub unsigned: bool,
 }
 
 /// A payload, recognised.
@@ -226,6 +229,7 @@ pub fn open(
             auth,
             envelope,
             verified: false,
+            unsigned: false,
         };
         return (source.open)(payload, &ctx);
     }

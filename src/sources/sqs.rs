@@ -152,6 +152,7 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
             &OpenContext {
                 now: sent_at,
                 verified: queued.signed,
+                unsigned: !queued.signed,
                 ..*ctx
             },
         )?;
