@@ -296,7 +296,14 @@ def check_iam(url, resources, params, name):
         statements += [st for st in doc["Statement"] if st is not None]
     assert statements, f"{name}: the role has no statements"
     granted = set()
+    # moto's CloudFormation does not create AWS::SecretsManager::Secret (it skips the resource
+    # and resolves its Ref to nothing): the envelope key's grant and variable are then checked
+    # statically (tests/template.rs), here only that nothing else lacks a resource.
+    moto_skipped_key = "EnvelopeKey" not in resources
     for s in statements:
+        if moto_skipped_key and s.get("Sid") == "ReadEnvelopeKey" and "Resource" not in s:
+            continue
+        assert "Resource" in s, f"{name}: a statement without a resource: {s}"
         actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
         targets = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         granted.update(actions)
@@ -344,11 +351,13 @@ def check_function(url, resources, params, name):
         assert env["WEBHOOK_SECRET_ID"] == params["WebhookSecretArn"], env
     else:
         assert "WEBHOOK_SECRET_ID" not in env, env
-    # The envelope key: a secret of the stack's own, generated, named to the function.
-    envelope_key = resources["EnvelopeKey"]["PhysicalResourceId"]
-    assert env["ENVELOPE_SECRET_ID"] == envelope_key, env
-    key = client("secretsmanager", url).get_secret_value(SecretId=envelope_key)["SecretString"]
-    assert len(key) == 64, f"{name}: the generated envelope key has {len(key)} characters"
+    # The envelope key: a secret of the stack's own, generated, named to the function (where
+    # moto's CloudFormation creates it: see check_iam).
+    if "EnvelopeKey" in resources:
+        envelope_key = resources["EnvelopeKey"]["PhysicalResourceId"]
+        assert env["ENVELOPE_SECRET_ID"] == envelope_key, env
+        key = client("secretsmanager", url).get_secret_value(SecretId=envelope_key)["SecretString"]
+        assert len(key) == 64, f"{name}: the generated envelope key has {len(key)} characters"
     if params["WebhookTimestampHeader"]:
         assert env["WEBHOOK_TIMESTAMP_HEADER"] == params["WebhookTimestampHeader"], env
     # Storage-first and the pace: the queue's URL, the quota and the environments sharing it.
