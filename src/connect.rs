@@ -546,6 +546,25 @@ mod tests {
         }
     }
 
+    /// The backoff grows exponentially from the initial delay, is capped, and is jittered
+    /// within its upper half (pins `CallPolicy::backoff`, a cargo-mutants survivor).
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let policy = CallPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..CallPolicy::default()
+        };
+        for _ in 0..50 {
+            let first = policy.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = policy.backoff(3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let late = policy.backoff(30);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
+        }
+    }
+
     #[tokio::test]
     async fn no_call_is_started_without_time_left() {
         let rule = mock!(Client::start_task_contact)

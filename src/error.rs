@@ -1006,6 +1006,81 @@ mod tests {
         assert_eq!(Cause::Configuration.retry_after_secs(), None);
     }
 
+    /// Which failures certainly opened nothing (the claim of a start is then settled as refused,
+    /// and the key is free), and which may have opened the task (the claim is released for the
+    /// same token). Pins `refused_by_connect` (a cargo-mutants survivor).
+    #[test]
+    fn only_an_answer_that_opened_nothing_frees_the_key() {
+        let connect = |code: &str| BridgeError::Connect {
+            code: code.into(),
+            message: String::new(),
+        };
+        for code in [
+            "ThrottlingException",
+            "ServiceQuotaExceededException",
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "ResourceNotFoundException",
+            "ConstructionFailure",
+        ] {
+            assert!(connect(code).refused_by_connect(), "{code}");
+        }
+        for code in [
+            "InternalServiceException",
+            "ConflictException",
+            "SomethingUnavailable",
+        ] {
+            assert!(!connect(code).refused_by_connect(), "{code}");
+        }
+        assert!(BridgeError::validation("Name", "x").refused_by_connect());
+        assert!(BridgeError::Paced.refused_by_connect());
+        for unknown in [
+            BridgeError::Dispatch {
+                code: "TimeoutError",
+                message: String::new(),
+            },
+            BridgeError::DeadlineExceeded,
+            BridgeError::Internal,
+        ] {
+            assert!(!unknown.refused_by_connect(), "{unknown}");
+        }
+    }
+
+    /// Messages that may quote input are never logged; the others are.
+    #[test]
+    fn only_messages_without_input_are_loggable() {
+        assert_eq!(
+            BridgeError::InvalidEvent("x".into()).loggable_message(),
+            None
+        );
+        assert_eq!(
+            BridgeError::UnrecognisedPayload("x".into()).loggable_message(),
+            None
+        );
+        assert_eq!(
+            BridgeError::validation("Name", "too long").loggable_message(),
+            Some("Name: too long".into())
+        );
+    }
+
+    /// An escaped quote inside a quoted input does not end the quote early (the rest of the
+    /// input would leak); a typo within two edits is kept, a word further away is not.
+    #[test]
+    fn quoted_input_with_escapes_and_typos() {
+        let message = r#"invalid type: string "a\"SSN-123\" b", expected a map"#;
+        let clean = without_data(message);
+        assert!(!clean.contains("SSN"), "{clean}");
+        assert_eq!(clean, r#"invalid type: string "…", expected a map"#);
+        assert_eq!(edits("kitten", "sitting"), 3);
+        assert_eq!(edits("", "abc"), 3);
+        assert_eq!(edits("abc", ""), 3);
+        assert_eq!(edits("Descripton", "Description"), 1);
+        let far = without_data("unknown field `Descr`, expected `Description`");
+        assert!(far.contains("`…`"), "{far}");
+        let near = without_data("unknown field `Descrption`, expected `Description`");
+        assert!(near.contains("`Descrption`"), "{near}");
+    }
+
     /// serde quotes what the event said; nothing of it may reach the log or the runtime.
     #[test]
     fn serde_messages_lose_the_input_they_quote() {
