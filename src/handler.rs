@@ -209,16 +209,7 @@ impl Bridge {
         drop(raw);
         match parsed {
             Ok(payload) => self.handle(payload, deadline).await,
-            Err(err) => {
-                tracing::warn!(
-                    outcome = "rejected",
-                    error_class = %err.class(),
-                    error_code = err.code(),
-                    error = err.loggable_message(),
-                    "payload not accepted"
-                );
-                Err(err)
-            }
+            Err(err) => Err(rejected(err)),
         }
     }
 
@@ -230,16 +221,7 @@ impl Bridge {
     ) -> Result<Value, BridgeError> {
         let envelope = match self.open_with_refresh(payload).await {
             Ok(envelope) => envelope,
-            Err(err) => {
-                tracing::warn!(
-                    outcome = "rejected",
-                    error_class = %err.class(),
-                    error_code = err.code(),
-                    error = err.loggable_message(),
-                    "payload not accepted"
-                );
-                return Err(err);
-            }
+            Err(err) => return Err(rejected(err)),
         };
         let kind = envelope.kind;
         let messages: HashMap<String, QueueMessage> = envelope
@@ -526,6 +508,18 @@ impl Bridge {
         let outcome = Outcome { record_id, result };
         (outcome, Some((prepared.route, client_token)))
     }
+}
+
+/// A payload refused as a whole: its one log line.
+fn rejected(err: BridgeError) -> BridgeError {
+    tracing::warn!(
+        outcome = "rejected",
+        error_class = %err.class(),
+        error_code = err.code(),
+        error = err.loggable_message(),
+        "payload not accepted"
+    );
+    err
 }
 
 /// How many times a record is held before it fails like any other (a chain of 12 tasks per

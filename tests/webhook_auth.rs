@@ -23,22 +23,7 @@ async fn start_moto() -> Moto {
 }
 
 fn secrets_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {
-    let creds = aws_sdk_secretsmanager::config::Credentials::new(
-        connect_standin::LOCAL_ACCESS_KEY,
-        connect_standin::LOCAL_SECRET_KEY,
-        None,
-        None,
-        "test",
-    );
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new(
-            connect_standin::LOCAL_REGION,
-        ))
-        .credentials_provider(creds)
-        .endpoint_url(&moto.url)
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(conf)
+    moto.secrets_client()
 }
 
 async fn put_secret(moto: &Moto) {
