@@ -236,6 +236,10 @@ where
 {
     let latest_start = deadline.map(|d| d.checked_sub(MIN_CALL_BUDGET).unwrap_or(d));
     let mut last_error = None;
+    // The first attempt whose outcome is unknown (no answer, a fault of Connect's): the call
+    // may have been applied, and what the caller is told must say so even if a later attempt
+    // was plainly refused (a throttle): `settle` then releases the claim, never frees the key.
+    let mut unknown: Option<BridgeError> = None;
     for attempt_no in 0..policy.max_attempts.max(1) {
         if attempt_no > 0
             && last_error
@@ -251,7 +255,11 @@ where
         // A call started with almost no time left would most likely be cut off after Connect
         // acted but before we could report it; better not to start it at all.
         if latest_start.is_some_and(|l| Instant::now() >= l) {
-            return Err(last_error.unwrap_or(BridgeError::DeadlineExceeded));
+            return Err(outcome_error(
+                unknown,
+                last_error,
+                BridgeError::DeadlineExceeded,
+            ));
         }
         let Some(mut slot) = pacer.reserve(latest_start) else {
             break;
@@ -260,7 +268,7 @@ where
         // Booked at a rate a throttle has since trimmed: booked again at the new one.
         while pacer.rebook(slot) {
             let Some(again) = pacer.reserve(latest_start) else {
-                return Err(last_error.unwrap_or(BridgeError::Paced));
+                return Err(outcome_error(unknown, last_error, BridgeError::Paced));
             };
             slot = again;
             tokio::time::sleep(slot.wait).await;
@@ -292,13 +300,50 @@ where
                     pacer.on_throttle(slot);
                 }
                 if !err.worth_another_attempt() {
-                    return Err(err);
+                    return Err(unknown.unwrap_or(err));
+                }
+                if unknown.is_none() && !err.refused_by_connect() {
+                    unknown = Some(clone_unknown(&err));
                 }
                 last_error = Some(err);
             }
         }
     }
-    Err(last_error.unwrap_or(BridgeError::Paced))
+    Err(outcome_error(unknown, last_error, BridgeError::Paced))
+}
+
+/// What a call that failed is answered with: its last error, unless an earlier attempt's
+/// outcome is unknown and the last one says nothing was opened (that would free a key whose
+/// task may exist); `none` when no attempt was made.
+fn outcome_error(
+    unknown: Option<BridgeError>,
+    last: Option<BridgeError>,
+    none: BridgeError,
+) -> BridgeError {
+    match (unknown, last) {
+        (Some(unknown), Some(last)) if last.refused_by_connect() => unknown,
+        (_, Some(last)) => last,
+        (unknown, None) => unknown.unwrap_or(none),
+    }
+}
+
+/// The error of an attempt whose outcome is unknown, kept beside the later ones (errors of
+/// such attempts are answers without data: a code and a message).
+fn clone_unknown(err: &BridgeError) -> BridgeError {
+    match err {
+        BridgeError::Connect { code, message } => BridgeError::Connect {
+            code: code.clone(),
+            message: message.clone(),
+        },
+        BridgeError::Dispatch { code, message } => BridgeError::Dispatch {
+            code,
+            message: message.clone(),
+        },
+        other => BridgeError::Dispatch {
+            code: "UnknownOutcome",
+            message: other.to_string(),
+        },
+    }
 }
 
 /// One attempt (`paced` bounds its time).
@@ -544,6 +589,30 @@ mod tests {
             assert_eq!(err.class(), class, "{code}");
             assert!(err.to_string().ends_with(": m"), "{err}");
         }
+    }
+
+    /// A call whose first attempt met a fault of Connect's (the task may exist) and whose later
+    /// attempts were throttled is answered with the fault: a throttle alone would say nothing
+    /// was opened and free a key whose task may exist.
+    #[tokio::test]
+    async fn an_unknown_outcome_is_never_hidden_by_a_later_refusal() {
+        let errors = std::sync::Mutex::new(vec![
+            StartTaskContactError::InternalServiceException(
+                InternalServiceException::builder().message("m").build(),
+            ),
+            throttled(),
+            throttled(),
+        ]);
+        let rule =
+            mock!(Client::start_task_contact).then_error(move || errors.lock().unwrap().remove(0));
+        let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
+        let err = start_task(&client, &full_request(), &unpaced(), None, &policy())
+            .await
+            .unwrap_err();
+        assert_eq!(rule.num_calls(), 3);
+        assert_eq!(err.code(), "InternalServiceException");
+        assert!(!err.refused_by_connect());
     }
 
     /// The backoff grows exponentially from the initial delay, is capped, and is jittered

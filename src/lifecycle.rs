@@ -553,10 +553,19 @@ impl Lifecycle {
                     // was asked, but the workflow is told how it really ended, as Connect
                     // describes it (an agent's completion once reached it as "stopped", and the
                     // agent's decision was lost).
+                    // Connect says it has ended, but must also describe it so: a "not found"
+                    // Connect contradicts (the task still open) ends nothing, and is tried
+                    // again (it once ended the item while the task stayed open, and the key's
+                    // next start opened a second task).
                     Err(BridgeError::Connect { code, .. })
                         if code == "ContactNotFoundException" =>
                     {
-                        self.confirm(call, &stop).await?.unwrap_or(stop)
+                        self.confirm(call, &stop)
+                            .await?
+                            .ok_or(BridgeError::Dispatch {
+                                code: "StopUnconfirmed",
+                                message: "StopContact found no contact, and Connect does not describe it as ended".into(),
+                            })?
                     }
                     Err(e) => return Err(e),
                 };
@@ -597,12 +606,20 @@ impl Lifecycle {
             );
             return Ok(ignored);
         }
-        let Some(item) = table.by_contact(&ending.contact_id).await? else {
-            // Not a contact the table knows, or not yet: its start may still be recording it
-            // (its answer in flight, or lost to a crash and taken over later). A mark for that
-            // start to find; ignored otherwise.
-            table.mark_early(&ending.contact_id, now_secs()).await?;
-            return Ok(ignored);
+        let item = match table.by_contact(&ending.contact_id).await? {
+            Some(item) => item,
+            None => {
+                // Not a contact the table knows, or not yet: its start may still be recording
+                // it (its answer in flight, or lost to a crash and taken over later). A mark
+                // for that start to find, then a second look: the start writes the contact
+                // before it reads the mark, this writes the mark before it looks again, so one
+                // of the two sees the other.
+                table.mark_early(&ending.contact_id, now_secs()).await?;
+                match table.by_contact(&ending.contact_id).await? {
+                    Some(item) => item,
+                    None => return Ok(ignored),
+                }
+            }
         };
         // A message is not Connect: anyone who can send to a queue wired to the function can
         // write one. The ending is acted on only as Connect confirms it, with Connect's reason.

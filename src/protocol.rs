@@ -171,8 +171,9 @@ pub enum Settle {
     Opened,
     /// Connect refused (nothing opened under the token): the key has no task.
     Refused,
-    /// Anything else (no answer, a throttle, a fault): the task may exist; the claim is
-    /// released so that the next delivery takes it over at once with the same token.
+    /// Anything else (no answer, a fault of Connect's, or any attempt of the call that had one):
+    /// the task may exist; the claim is released so that the next delivery takes it over at
+    /// once with the same token.
     Released,
 }
 

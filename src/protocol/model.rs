@@ -73,6 +73,10 @@ enum Pc {
     Early(u64),
     /// A contact event: Connect confirms the ending, then the table is read by the contact.
     Hear,
+    /// Not the table's contact (yet): the mark is written...
+    Mark,
+    /// ...and the table read again (the start writes the contact before it reads the mark).
+    Reread,
     Done(Outcome),
 }
 
@@ -426,14 +430,31 @@ impl World {
                     .is_some_and(|i| i.generation == *g && i.contact_id.is_some());
                 let pc = match (confirmed, ours) {
                     (true, true) => Pc::End(*g, false),
-                    // Not the table's contact (yet): a mark for the start that opens it.
-                    (_, false) => {
-                        if !w.early.contains(g) {
-                            w.early.push(*g);
-                        }
-                        Pc::Done(Outcome::Fine)
-                    }
+                    (_, false) => Pc::Mark,
                     _ => Pc::Done(Outcome::Fine),
+                };
+                next(pc, &mut w);
+                out.push(w);
+            }
+            (Kind::Hear(g), Pc::Mark) => {
+                let mut w = self.clone();
+                if !w.early.contains(g) {
+                    w.early.push(*g);
+                }
+                next(Pc::Reread, &mut w);
+                out.push(w);
+            }
+            (Kind::Hear(g), Pc::Reread) => {
+                let mut w = self.clone();
+                let confirmed = self.contact_of(*g).is_some_and(|c| c.ended);
+                let ours = self
+                    .item
+                    .as_ref()
+                    .is_some_and(|i| i.generation == *g && i.contact_id.is_some());
+                let pc = if confirmed && ours {
+                    Pc::End(*g, false)
+                } else {
+                    Pc::Done(Outcome::Fine)
                 };
                 next(pc, &mut w);
                 out.push(w);
@@ -684,6 +705,7 @@ fn configurations(large: bool) -> Vec<(&'static str, Config)> {
             "two starts and their contact events",
             Config {
                 stop: false,
+                redeliveries: 0,
                 ..base
             },
         ),
@@ -700,6 +722,13 @@ fn configurations(large: bool) -> Vec<(&'static str, Config)> {
         ),
     ];
     if large {
+        out.push((
+            "two starts and their contact events, redelivered",
+            Config {
+                stop: false,
+                ..base
+            },
+        ));
         out.push(("two starts, a stop and the contact events", base));
         out.push((
             "two starts, a stop, two redeliveries and two clock steps",
