@@ -1410,6 +1410,32 @@ mod tests {
         assert!(rows > 200, "{rows}");
     }
 
+    /// The role's action for each operation, and the code a failed queue or secret call
+    /// carries (cargo-mutants survivors under `--lib`; tests/template.rs checks the grants).
+    #[test]
+    fn operations_name_their_action_and_their_failure() {
+        assert_eq!(Op::StopContact.iam_action(), "connect:StopContact");
+        assert_eq!(Op::UpdateItem.iam_action(), "dynamodb:UpdateItem");
+        assert_eq!(
+            Op::ChangeMessageVisibilityBatch.iam_action(),
+            "sqs:ChangeMessageVisibility"
+        );
+        assert_eq!(Op::SendMessage.iam_action(), "sqs:SendMessage");
+        assert_eq!(Op::SendTaskSuccess.iam_action(), "states:SendTaskSuccess");
+        assert_eq!(Op::PutEvents.iam_action(), "events:PutEvents");
+        assert_eq!(
+            Op::GetSecretValue.iam_action(),
+            "secretsmanager:GetSecretValue"
+        );
+        for (op, code) in [
+            (Op::SendMessage, "EnqueueFailed"),
+            (Op::ChangeMessageVisibilityBatch, "HandBackFailed"),
+            (Op::GetSecretValue, "SecretUnreadable"),
+        ] {
+            assert_eq!(failing(op, Way::Timeout).code(), code, "{op:?}");
+        }
+    }
+
     /// The list the failure-path test walks is the list the code uses: every Connect operation
     /// the model slices hold that the function calls is in `Op`.
     #[test]
