@@ -237,3 +237,30 @@ pub fn notification_claim(item: &TaskItem, now: i64) -> Option<Expect> {
 
 #[cfg(test)]
 mod model;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table stores states as text: each reads back as itself, and only the ended ones
+    /// count as ended.
+    #[test]
+    fn states_read_back_from_their_text() {
+        for state in [
+            State::Starting,
+            State::Refused,
+            State::Open,
+            State::Completed,
+            State::Stopped,
+            State::Expired,
+        ] {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+            assert_eq!(
+                state.ended(),
+                matches!(state, State::Completed | State::Stopped | State::Expired)
+            );
+        }
+        assert_eq!(State::Open.as_str(), "open");
+        assert_eq!(State::parse("closed"), None);
+    }
+}

@@ -144,6 +144,9 @@ struct World {
     early: Vec<u64>,
     /// The item's claim was left by a crash, or by a call whose outcome is unknown.
     unknown: bool,
+    /// A claim was taken over (a crash's, an unknown outcome's, or a refused start's): the
+    /// model reached that path (see `explore`'s reachability).
+    taken_over: bool,
     redeliveries: u8,
     ticks: u8,
 }
@@ -245,6 +248,7 @@ impl World {
             must_tell: Vec::new(),
             early: Vec::new(),
             unknown: false,
+            taken_over: false,
             redeliveries: 0,
             ticks: 0,
         }
@@ -310,15 +314,18 @@ impl World {
                             other => unreachable!("{other:?}"),
                         };
                         let g = *generation;
+                        let mut same = false;
                         let taken = w.write(&expect, |i| {
                             let old = i.take().expect("held");
                             let mut new = item(g, origin, now);
                             if g == old.generation {
                                 new.contact_id = old.contact_id;
+                                same = true;
                             }
                             *i = Some(new);
                         });
                         if taken {
+                            w.taken_over |= same;
                             w.unknown = false;
                             Pc::Call(g)
                         } else {
@@ -610,6 +617,14 @@ impl World {
         if open > 1 {
             return Err(format!("{open} tasks of the key are open in Connect"));
         }
+        // A workflow is told only of a task Connect has, and that has ended.
+        if let Some(g) = self
+            .told
+            .iter()
+            .find(|g| !self.contact_of(**g).is_some_and(|c| c.ended))
+        {
+            return Err(format!("told of generation {g}, which has no ended task"));
+        }
         let mut told = self.told.clone();
         told.sort_unstable();
         if told.windows(2).any(|w| w[0] == w[1]) && !self.sent_unrecorded {
@@ -692,6 +707,44 @@ pub(super) fn explore(config: &Config) -> Result<usize, String> {
             if seen.insert(w.clone()) {
                 queue.push_back(w);
             }
+        }
+    }
+    // Safety alone holds of a protocol that never does anything: every path that matters must
+    // also be reached (a condition that never holds, or a decision that never takes a path,
+    // would otherwise pass).
+    let reached = |what: &str, found: bool| {
+        if found {
+            Ok(())
+        } else {
+            Err(format!("never reached: {what}"))
+        }
+    };
+    let opened = |w: &World| w.item.as_ref().is_some_and(|i| i.state == State::Open);
+    if config.refusing {
+        reached(
+            "a refused start",
+            seen.iter()
+                .any(|w| w.item.as_ref().is_some_and(|i| i.state == State::Refused)),
+        )?;
+        reached(
+            "a refused start taken over",
+            seen.iter().any(|w| w.taken_over),
+        )?;
+    } else {
+        reached("a task open in the table", seen.iter().any(opened))?;
+        reached(
+            "a claim taken over and its task open",
+            seen.iter().any(|w| w.taken_over && opened(w)),
+        )?;
+        if config.hear || config.stop {
+            reached("an ending told", seen.iter().any(|w| !w.told.is_empty()))?;
+        }
+        if config.starts > 1 && (config.hear || config.stop) {
+            reached(
+                "the key's next task open",
+                seen.iter()
+                    .any(|w| w.item.as_ref().is_some_and(|i| i.generation > 1) && opened(w)),
+            )?;
         }
     }
     Ok(seen.len())
