@@ -267,6 +267,18 @@ impl World {
         self.contacts.iter().find(|c| c.generation == generation)
     }
 
+    /// Connect describes the task of `generation` as ended (DescribeContact).
+    fn confirmed(&self, generation: u64) -> bool {
+        self.contact_of(generation).is_some_and(|c| c.ended)
+    }
+
+    /// The table knows the contact of `generation` (its `contact#` pointer: `by_contact`).
+    fn knows(&self, generation: u64) -> bool {
+        self.item
+            .as_ref()
+            .is_some_and(|i| i.generation == generation && i.contact_id.is_some())
+    }
+
     /// Every state one step of delivery `d` leads to.
     fn step(&self, d: usize, config: &Config) -> Vec<World> {
         let delivery = &self.deliveries[d];
@@ -394,8 +406,7 @@ impl World {
             }
             (Kind::Start(_), Pc::Early(g)) => {
                 let mut w = self.clone();
-                let confirmed = self.contact_of(*g).is_some_and(|c| c.ended);
-                let pc = if self.early.contains(g) && confirmed {
+                let pc = if self.early.contains(g) && self.confirmed(*g) {
                     Pc::End(*g, false)
                 } else {
                     Pc::Done(Outcome::Fine)
@@ -430,12 +441,7 @@ impl World {
                 // Connect confirms the ending (DescribeContact), then the table is read by the
                 // contact: an item at another generation is another contact's.
                 let mut w = self.clone();
-                let confirmed = self.contact_of(*g).is_some_and(|c| c.ended);
-                let ours = self
-                    .item
-                    .as_ref()
-                    .is_some_and(|i| i.generation == *g && i.contact_id.is_some());
-                let pc = match (confirmed, ours) {
+                let pc = match (self.confirmed(*g), self.knows(*g)) {
                     (true, true) => Pc::End(*g, false),
                     (_, false) => Pc::Mark,
                     _ => Pc::Done(Outcome::Fine),
@@ -453,12 +459,7 @@ impl World {
             }
             (Kind::Hear(g), Pc::Reread) => {
                 let mut w = self.clone();
-                let confirmed = self.contact_of(*g).is_some_and(|c| c.ended);
-                let ours = self
-                    .item
-                    .as_ref()
-                    .is_some_and(|i| i.generation == *g && i.contact_id.is_some());
-                let pc = if confirmed && ours {
+                let pc = if self.confirmed(*g) && self.knows(*g) {
                     Pc::End(*g, false)
                 } else {
                     Pc::Done(Outcome::Fine)

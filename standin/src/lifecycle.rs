@@ -385,21 +385,23 @@ fn merge(into: &mut Map<String, Value>, from: Option<&Value>) {
     }
 }
 
-pub(crate) async fn get_contact_attributes(
-    State(shared): State<Arc<Shared>>,
-    Path((instance, contact)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+/// The common path of the operations that read a task by the ids in their URI (GET, no body):
+/// the hold, signature and model checked, the task found by `id_member` on its instance, then
+/// `read` gives the answer.
+async fn read_task(
+    shared: &Shared,
+    operation: &str,
+    received: (Method, Uri, HeaderMap),
+    (instance, contact): (&str, &str),
+    id_member: &str,
+    read: impl FnOnce(&Task) -> Value,
 ) -> Response {
-    hold(&shared, "GetContactAttributes").await;
-    let members = [
-        ("InstanceId", instance.as_str()),
-        ("InitialContactId", contact.as_str()),
-    ];
+    hold(shared, operation).await;
+    let (method, uri, headers) = received;
+    let members = [("InstanceId", instance), (id_member, contact)];
     let request = match accept(
-        &shared,
-        "GetContactAttributes",
+        shared,
+        operation,
         &method,
         &uri,
         &headers,
@@ -410,10 +412,28 @@ pub(crate) async fn get_contact_attributes(
         Err(e) => return e,
     };
     let mut inner = shared.inner.lock().unwrap();
-    match find(&mut inner.tasks, &request, "InitialContactId") {
-        Ok(task) => Json(json!({"Attributes": task.attributes})).into_response(),
+    match find(&mut inner.tasks, &request, id_member) {
+        Ok(task) => Json(read(task)).into_response(),
         Err(e) => e,
     }
+}
+
+pub(crate) async fn get_contact_attributes(
+    State(shared): State<Arc<Shared>>,
+    Path((instance, contact)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    read_task(
+        &shared,
+        "GetContactAttributes",
+        (method, uri, headers),
+        (&instance, &contact),
+        "InitialContactId",
+        |task| json!({"Attributes": task.attributes}),
+    )
+    .await
 }
 
 /// DescribeContact: what Connect says of a contact (the function confirms a contact event's
@@ -425,49 +445,37 @@ pub(crate) async fn describe_contact(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    hold(&shared, "DescribeContact").await;
-    let members = [
-        ("InstanceId", instance.as_str()),
-        ("ContactId", contact.as_str()),
-    ];
-    let request = match accept(
+    let arn_prefix = format!(
+        "arn:aws:connect:{}:{}:instance/{instance}/contact/",
+        crate::LOCAL_REGION,
+        crate::ACCOUNT
+    );
+    read_task(
         &shared,
         "DescribeContact",
-        &method,
-        &uri,
-        &headers,
-        &Bytes::new(),
-        &members,
-    ) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let mut inner = shared.inner.lock().unwrap();
-    let task = match find(&mut inner.tasks, &request, "ContactId") {
-        Ok(task) => task,
-        Err(e) => return e,
-    };
-    let mut described = json!({
-        "Id": task.contact_id,
-        "InitialContactId": task.contact_id,
-        "Arn": format!(
-            "arn:aws:connect:{}:{}:instance/{instance}/contact/{}",
-            crate::LOCAL_REGION,
-            crate::ACCOUNT,
-            task.contact_id
-        ),
-        "Channel": "TASK",
-        "InitiationMethod": "API",
-        "InitiationTimestamp": task.created_at,
-        "Tags": task.tags,
-    });
-    if let Some(ended) = task.ended_at {
-        described["DisconnectTimestamp"] = json!(ended);
-    }
-    if let Some(reason) = &task.disconnect_reason {
-        described["DisconnectReason"] = json!(reason);
-    }
-    Json(json!({ "Contact": described })).into_response()
+        (method, uri, headers),
+        (&instance, &contact),
+        "ContactId",
+        |task| {
+            let mut described = json!({
+                "Id": task.contact_id,
+                "InitialContactId": task.contact_id,
+                "Arn": format!("{arn_prefix}{}", task.contact_id),
+                "Channel": "TASK",
+                "InitiationMethod": "API",
+                "InitiationTimestamp": task.created_at,
+                "Tags": task.tags,
+            });
+            if let Some(ended) = task.ended_at {
+                described["DisconnectTimestamp"] = json!(ended);
+            }
+            if let Some(reason) = &task.disconnect_reason {
+                described["DisconnectReason"] = json!(reason);
+            }
+            json!({ "Contact": described })
+        },
+    )
+    .await
 }
 
 /// An agent's part: `accept` (CONNECTED_TO_AGENT), `complete` (DISCONNECTED by the agent, then
