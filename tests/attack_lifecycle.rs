@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{response, root};
+use common::{order_event, response, root, sent};
 use connect_standin::moto::{moto_server, Moto};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,22 +25,6 @@ routes:
     action: stop
     key: "order-{{ body.orderId }}"
 "#;
-
-fn order_event(id: &str, detail_type: &str, detail: Value) -> Value {
-    json!({
-        "version": "0", "id": id, "detail-type": detail_type, "source": "shop.orders",
-        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "eu-west-1",
-        "resources": [], "detail": detail
-    })
-}
-
-fn sent(moto: &Moto, target: &str) -> Vec<Value> {
-    moto.recorded()
-        .into_iter()
-        .filter(|(t, _)| t == target)
-        .map(|(_, body)| body)
-        .collect()
-}
 
 #[tokio::test]
 async fn a_stop_racing_an_agents_completion_tells_the_workflow_stopped() {

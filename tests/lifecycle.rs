@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{batch_failures, response, root};
+use common::{batch_failures, order_event, response, root, sent};
 use connect_standin::connect::Faults;
 use connect_standin::harness::LocalFunction;
 use connect_standin::harness::LocalStack;
@@ -89,23 +89,6 @@ async fn stack(moto: &Moto, extra: &[(&str, &str)]) -> LocalStack {
     let env = env_of(moto, extra);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     common::start_function(&env).await
-}
-
-fn order_event(id: &str, detail_type: &str, detail: Value) -> Value {
-    json!({
-        "version": "0", "id": id, "detail-type": detail_type, "source": "shop.orders",
-        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "eu-west-1",
-        "resources": [], "detail": detail
-    })
-}
-
-/// What the function sent moto for `target` (e.g. `AWSStepFunctions.SendTaskSuccess`).
-fn sent(moto: &Moto, target: &str) -> Vec<Value> {
-    moto.recorded()
-        .into_iter()
-        .filter(|(t, _)| t == target)
-        .map(|(_, body)| body)
-        .collect()
 }
 
 #[tokio::test]

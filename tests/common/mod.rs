@@ -304,3 +304,21 @@ fn segment_json(v: &SegmentAttributeValue) -> Value {
     }
     Value::Object(out)
 }
+
+/// An EventBridge event of the shop's orders (the lifecycle suites' events).
+pub fn order_event(id: &str, detail_type: &str, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": detail_type, "source": "shop.orders",
+        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "eu-west-1",
+        "resources": [], "detail": detail
+    })
+}
+
+/// What the function sent moto for `target` (e.g. `AWSStepFunctions.SendTaskSuccess`).
+pub fn sent(moto: &connect_standin::moto::Moto, target: &str) -> Vec<Value> {
+    moto.recorded()
+        .into_iter()
+        .filter(|(t, _)| t == target)
+        .map(|(_, body)| body)
+        .collect()
+}
