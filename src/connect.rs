@@ -4,6 +4,7 @@
 //! (`AWS_ENDPOINT_URL_CONNECT`) is honoured by aws-config itself, which is how tests and the
 //! local demo reach the stand-in with no code path special to it here.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_connect::operation::start_task_contact::builders::StartTaskContactFluentBuilder;
@@ -206,6 +207,53 @@ pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) 
     Client::from_conf(builder.build())
 }
 
+/// One pace per Connect operation the lifecycle calls, each at the operation's own quota
+/// shared by `callers` environments.
+pub struct Paces {
+    paces: Vec<(Op, Pacer)>,
+}
+
+impl Paces {
+    pub fn new(callers: u32) -> Paces {
+        let paces = Op::ALL
+            .iter()
+            .filter(|op| **op != Op::StartTaskContact)
+            .filter_map(|op| {
+                let (rate, burst) = op.connect_quota()?;
+                Some((
+                    *op,
+                    Pacer::new(crate::pace::PaceSetting {
+                        rate,
+                        burst,
+                        callers,
+                    }),
+                ))
+            })
+            .collect();
+        Paces { paces }
+    }
+
+    /// The pace `op` draws from.
+    pub fn of(&self, op: Op) -> &Pacer {
+        &self
+            .paces
+            .iter()
+            .find(|(o, _)| *o == op)
+            .expect("every lifecycle operation has a pace")
+            .1
+    }
+}
+
+/// What a call needs from the invocation.
+pub struct CallContext<'a> {
+    pub client: &'a aws_sdk_connect::Client,
+    /// StartTaskContact's pace.
+    pub start_pace: &'a Pacer,
+    pub policy: &'a CallPolicy,
+    pub deadline: Option<Instant>,
+    pub instance_id: &'a str,
+}
+
 /// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and
 /// nothing starts that could not finish before `deadline`.
 pub async fn start_task(
@@ -219,6 +267,167 @@ pub async fn start_task(
         call_once(client, req, budget)
     })
     .await
+}
+
+/// The calls on a task the lifecycle acts on, beside `start_task`: each through its operation's
+/// own pace (`Paces`), with the same retries and deadline as a start.
+async fn paced_op<T, E, R, F, Fut>(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    op: Op,
+    mut attempt: F,
+) -> Result<T, BridgeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, aws_sdk_connect::error::SdkError<E, R>>>,
+    E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
+{
+    paced(paces.of(op), call.deadline, call.policy, |_| {
+        let fut = attempt();
+        async move { fut.await.map_err(|e| op.error(e)) }
+    })
+    .await
+}
+
+/// UpdateContact (name, description, references, segment attributes: only when the request
+/// says any) and UpdateContactAttributes (attributes) on an open task.
+pub async fn update_task(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+    request: &TaskRequest,
+) -> Result<(), BridgeError> {
+    let (client, instance) = (call.client, call.instance_id);
+    let touches_contact = request.name.is_some()
+        || request.description.is_some()
+        || request.references.is_some()
+        || request.segment_attributes.is_some();
+    if touches_contact {
+        let references = sdk_references(request)?;
+        paced_op(call, paces, Op::UpdateContact, || {
+            client
+                .update_contact()
+                .instance_id(instance)
+                .contact_id(contact_id)
+                .set_name(request.name.clone())
+                .set_description(request.description.clone())
+                .set_references(references.clone())
+                .set_segment_attributes(sdk_segments(request))
+                .send()
+        })
+        .await?;
+    }
+    if let Some(attributes) = &request.attributes {
+        paced_op(call, paces, Op::UpdateContactAttributes, || {
+            client
+                .update_contact_attributes()
+                .instance_id(instance)
+                .initial_contact_id(contact_id)
+                .set_attributes(Some(attributes.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// UpdateContactSchedule: the task's new time.
+pub async fn reschedule_task(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+    when: aws_smithy_types::DateTime,
+) -> Result<(), BridgeError> {
+    paced_op(call, paces, Op::UpdateContactSchedule, || {
+        call.client
+            .update_contact_schedule()
+            .instance_id(call.instance_id)
+            .contact_id(contact_id)
+            .scheduled_time(when)
+            .send()
+    })
+    .await
+    .map(drop)
+}
+
+/// TagContact.
+pub async fn tag_task(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), BridgeError> {
+    paced_op(call, paces, Op::TagContact, || {
+        call.client
+            .tag_contact()
+            .instance_id(call.instance_id)
+            .contact_id(contact_id)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+    })
+    .await
+    .map(drop)
+}
+
+/// StopContact. False when Connect answers that it knows no such contact (an ended task): the
+/// caller confirms with `describe_task` what that means.
+pub async fn stop_task(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+) -> Result<bool, BridgeError> {
+    let stopped = paced_op(call, paces, Op::StopContact, || {
+        call.client
+            .stop_contact()
+            .instance_id(call.instance_id)
+            .contact_id(contact_id)
+            .send()
+    })
+    .await;
+    match stopped {
+        Ok(_) => Ok(true),
+        Err(e) if e.no_such_contact(Op::StopContact) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// DescribeContact: the contact as Connect knows it, None when it knows no such contact.
+pub async fn describe_task(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+) -> Result<Option<aws_sdk_connect::types::Contact>, BridgeError> {
+    let described = paced_op(call, paces, Op::DescribeContact, || {
+        call.client
+            .describe_contact()
+            .instance_id(call.instance_id)
+            .contact_id(contact_id)
+            .send()
+    })
+    .await;
+    match described {
+        Ok(out) => Ok(out.contact),
+        Err(e) if e.no_such_contact(Op::DescribeContact) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// GetContactAttributes: the attributes an agent's work left on the task.
+pub async fn task_attributes(
+    call: &CallContext<'_>,
+    paces: &Paces,
+    contact_id: &str,
+) -> Result<BTreeMap<String, String>, BridgeError> {
+    let out = paced_op(call, paces, Op::GetContactAttributes, || {
+        call.client
+            .get_contact_attributes()
+            .instance_id(call.instance_id)
+            .initial_contact_id(contact_id)
+            .send()
+    })
+    .await?;
+    Ok(out.attributes.unwrap_or_default().into_iter().collect())
 }
 
 /// One call of any Connect operation through `pacer`: each attempt waits for its turn, failures

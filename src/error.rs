@@ -381,6 +381,27 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+impl BridgeError {
+    /// Connect answered that it knows no contact of that id (an ended task, or none at all):
+    /// StopContact says `ContactNotFoundException`, DescribeContact `ResourceNotFoundException`.
+    pub fn no_such_contact(&self, op: Op) -> bool {
+        let BridgeError::Connect { code, .. } = self else {
+            return false;
+        };
+        match op {
+            Op::StopContact => Service::Connect.kind_of(code) == Kind::Gone,
+            Op::DescribeContact => code == "ResourceNotFoundException",
+            _ => false,
+        }
+    }
+}
+
+/// DynamoDB's answer to a conditional write whose condition did not hold: another delivery got
+/// there first (`table::written` reads it as an answer, not a failure).
+pub fn is_condition_failure(code: Option<&str>) -> bool {
+    code == Some("ConditionalCheckFailedException")
+}
+
 /// What an AWS error code means, whichever operation answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -14,17 +14,18 @@ use serde_json::Value;
 
 use crate::config::{Config, WebhookMode};
 use crate::connect::start_task;
+use crate::connect::{CallContext, Paces};
 use crate::error::{BridgeError, Cause};
-use crate::lifecycle::{Acted, Action, CallContext, Did, Lifecycle, Paces};
+use crate::lifecycle::Lifecycle;
 use crate::metrics;
 use crate::pace::Pacer;
+use crate::plan::{Acted, Action, Did};
 use crate::prepare::prepare;
 use crate::queue::{EnvelopeKeys, QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind, Work};
-use crate::response::{respond, Outcome, Started};
+use crate::response::{Outcome, Started};
 use crate::sources::{self, RecordError, Storage};
 use crate::table::TaskTable;
-use crate::token::client_token;
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
@@ -252,7 +253,7 @@ impl Bridge {
         if let Some(namespace) = &self.config.metrics_namespace {
             metrics::emit(namespace, kind, &outcomes, &self.pacer.take_stats());
         }
-        respond(kind, outcomes)
+        sources::respond(kind, outcomes)
     }
 
     /// Queue messages that failed for the pace or the clock (throttled, no turn before the
@@ -391,7 +392,7 @@ impl Bridge {
         }
         // What the table remembers of the event that opened a task (its redelivery after the
         // task ended is recognised by it).
-        let origin = client_token("origin", "", &record.identity);
+        let origin = crate::token::origin(&record.identity);
         let prepared = prepare(&record, &self.config, DateTime::from(SystemTime::now()));
         // What may go on the task queue: never a record that came from a queue.
         let storage = match record.queue_message {

@@ -1,10 +1,13 @@
-//! connect-task-bridge: turns EventBridge, SQS, SNS, API Gateway and direct events into
-//! Amazon Connect tasks with StartTaskContact, with a client token derived from each event so
-//! that a redelivered event never opens a second task.
+//! connect-task-bridge: turns events (EventBridge, SQS, SNS, streams, S3, webhooks, contact
+//! flows, direct invocations) into Amazon Connect tasks with StartTaskContact, with a client token
+//! derived from each event so that a redelivered event never opens a second task.
 //!
-//! The path of an event: `envelope` (what invoked us, split into `record`s) → `mapping` (route
-//! and render) → `prepare` (defaults, client token, `validate`) → `connect` (the call) →
-//! `response` (the answer each source expects). `handler` strings them together.
+//! The path of an event: `sources` (what invoked us, recognised and split into `record`s, each
+//! with its identity) → `mapping` (route and render) → `prepare` (defaults, client token from
+//! `token`, `validate`) → `connect` (the paced call) or `lifecycle` (through the task `table`,
+//! in the words of `plan`) → `response` (the outcome each source answers). `handler` makes one
+//! decision per record; `queue` holds what waits for Connect's pace; `error` classifies every
+//! failure once.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +20,7 @@ pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod pace;
+pub mod plan;
 pub mod prepare;
 pub mod protocol;
 pub mod queue;

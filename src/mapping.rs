@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 mod context;
 
 use crate::error::{BridgeError, ConfigError};
-use crate::lifecycle::{Action, IfMissing, Plan};
+use crate::plan::{Action, IfMissing, Plan};
 use crate::record::{Content, Record, SourceKind};
 use crate::task::{ScheduledTime, SegmentValue, TaskRequest, CONTACT_EXPIRY};
 use crate::token::Identity;

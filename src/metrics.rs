@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::lifecycle::Did;
 use crate::pace::PaceStats;
+use crate::plan::Did;
 use crate::record::SourceKind;
 use crate::response::Outcome;
 

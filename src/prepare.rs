@@ -6,10 +6,11 @@ use aws_smithy_types::DateTime;
 
 use crate::config::{Config, ContactLink};
 use crate::error::BridgeError;
-use crate::lifecycle::{business_token, Action, Plan};
+use crate::plan::{Action, Plan};
 use crate::record::{Record, Work};
 use crate::sources::open;
 use crate::task::TaskRequest;
+use crate::token::business_token;
 use crate::token::client_token;
 use crate::validate::{validate, validate_action};
 use crate::webhook_auth::WebhookAuth;
@@ -37,7 +38,7 @@ pub type PreparedRecord = (String, Result<Prepared, BridgeError>);
 
 /// Every record of a payload, prepared as `render` shows them and the fuzz targets and their
 /// corpus test exercise them: the whole path without a call. Each item is a record's id and its
-/// request or error; the payload as a whole fails only where `envelope::open` does. No caller is
+/// request or error; the payload as a whole fails only where `sources::open` does. No caller is
 /// authenticated: the payload is the author's own file or generated input.
 pub fn prepare_payload(
     payload: serde_json::Value,

@@ -6,7 +6,6 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::error::BridgeError;
 use crate::task::TaskRequest;
@@ -91,7 +90,7 @@ pub enum Work {
     },
     /// A contact event Connect published about a task: the lifecycle hears how it ended (None:
     /// not about a task).
-    Heard(Option<crate::lifecycle::Ending>),
+    Heard(Option<crate::plan::Ending>),
 }
 
 /// What routes and templates see of an event besides `source`, `id` and `event` (see
@@ -157,7 +156,7 @@ impl Record {
         id: String,
         identity: Identity,
         event: Arc<Value>,
-        ending: Option<crate::lifecycle::Ending>,
+        ending: Option<crate::plan::Ending>,
     ) -> Record {
         Record::new(kind, id, identity, event, Work::Heard(ending))
     }
@@ -357,74 +356,6 @@ pub fn within_budget(text: &str, what: &'static str) -> Result<(), BridgeError> 
     Ok(())
 }
 
-/// SHA-256 of the parts, each length-prefixed so that no two different lists of parts can
-/// produce the same input ("ab","c" vs "a","bc").
-pub fn digest_parts(parts: &[&[u8]]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    hex::encode(hasher.finalize())
-}
-
-/// A JSON text of the value with object keys sorted at every depth, independent of how the
-/// payload was written or of serde_json's map ordering features.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out).expect("a Vec takes every write");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
-}
-
-/// SHA-256 (hex) of `canonical_json(value)`, written straight into the hasher: a payload of a
-/// few MiB is not copied into a text first.
-pub fn canonical_digest(value: &Value) -> String {
-    struct Hashing(Sha256);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut hashing = Hashing(Sha256::new());
-    write_canonical(value, &mut hashing).expect("hashing takes every write");
-    hex::encode(hashing.0.finalize())
-}
-
-/// serde_json writes keys and scalars exactly as `Value::to_string` does.
-fn write_canonical(value: &Value, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.write_all(b"{")?;
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b",")?;
-                }
-                serde_json::to_writer(&mut *out, key)?;
-                out.write_all(b":")?;
-                write_canonical(item, out)?;
-            }
-            out.write_all(b"}")
-        }
-        Value::Array(items) => {
-            out.write_all(b"[")?;
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b",")?;
-                }
-                write_canonical(item, out)?;
-            }
-            out.write_all(b"]")
-        }
-        scalar => Ok(serde_json::to_writer(&mut *out, scalar)?),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,41 +393,5 @@ mod tests {
         assert_eq!(parse_body("hello"), json!("hello"));
         assert_eq!(parse_body("{not json"), json!("{not json"));
         assert_eq!(parse_body("42"), json!("42"));
-    }
-
-    #[test]
-    fn the_canonical_digest_is_the_digest_of_the_canonical_text() {
-        let v = json!({"b": [1, {"d": "x", "c": null}], "a": 1.5});
-        let text = canonical_json(&v);
-        assert_eq!(
-            canonical_digest(&v),
-            hex::encode(Sha256::digest(text.as_bytes()))
-        );
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys_at_every_depth() {
-        let a = json!({"b": {"y": 1, "x": [ {"q": 1, "p": 2} ]}, "a": "s"});
-        assert_eq!(
-            canonical_json(&a),
-            r#"{"a":"s","b":{"x":[{"p":2,"q":1}],"y":1}}"#
-        );
-    }
-
-    /// A direct payload's identity is a digest of this text: it must never change. Expected
-    /// text from Python: `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
-    #[test]
-    fn canonical_json_fixed_vector() {
-        let v = json!({"b": {"y": 1, "x": [{"q": 1.5, "p": "é\"\\\n\u{1f}/"}]}, "a": null, "A": true, "ä": -7});
-        assert_eq!(
-            canonical_json(&v),
-            "{\"A\":true,\"a\":null,\"b\":{\"x\":[{\"p\":\"\u{e9}\\\"\\\\\\n\\u001f/\",\"q\":1.5}],\"y\":1},\"\u{e4}\":-7}"
-        );
-    }
-
-    #[test]
-    fn digest_is_length_prefixed() {
-        assert_ne!(digest_parts(&[b"ab", b"c"]), digest_parts(&[b"a", b"bc"]));
-        assert_eq!(digest_parts(&[b"x"]).len(), 64);
     }
 }

@@ -123,7 +123,7 @@ fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> 
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
-    err.code() == Some("ConditionalCheckFailedException")
+    crate::error::is_condition_failure(err.code())
 }
 
 /// A conditional write's outcome: true when it was made, false when its condition did not hold

@@ -2,7 +2,7 @@
 //! the identity model it is derived from.
 //!
 //! An event's identity is what makes two deliveries "the same event". Who can choose it decides
-//! how it is hashed (README, "Client tokens", has the table per source):
+//! how it is hashed (docs/identity.md has the table per source):
 //!
 //! - `Service`: assigned by an AWS service and kept across redeliveries (EventBridge `id`, SQS
 //!   `messageId` — standard and FIFO alike — and SNS `MessageId`). No outside caller sets it.
@@ -33,7 +33,8 @@
 //! the same task. A token with our own prefixes (`ctb` + digits + `-`) is refused: it could name
 //! another event's task.
 
-use crate::record::digest_parts;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 pub const TOKEN_PREFIX: &str = "ctb1-";
 pub const CALLER_TOKEN_PREFIX: &str = "ctb2-";
@@ -129,9 +130,105 @@ pub fn is_reserved(token: &str) -> bool {
     digits > 0 && rest.as_bytes().get(digits) == Some(&b'-')
 }
 
+/// The client token of a business key's `generation`-th task: independent of the route (every
+/// route that names the key means the same task) and of the event.
+pub fn business_token(instance_id: &str, key: &str, generation: u64) -> String {
+    format!(
+        "ctb3-{}",
+        digest_parts(&[
+            instance_id.as_bytes(),
+            b"business-key",
+            key.as_bytes(),
+            generation.to_string().as_bytes(),
+        ])
+    )
+}
+
+/// What a keyed task was opened with (the request as sent, and the workflow waiting for it):
+/// a later event on the key that says something else is answered with the key's task and
+/// counted as a reused key.
+pub fn request_digest(request: &str, task_token: &str) -> String {
+    digest_parts(&[request.as_bytes(), task_token.as_bytes()])
+}
+
+/// The event's identity as the task table records it (who claimed a key): its client token in
+/// a route-independent namespace of its own.
+pub fn origin(identity: &Identity) -> String {
+    client_token("origin", "", identity)
+}
+
+/// SHA-256 of the parts, each length-prefixed so that no two different lists of parts can
+/// produce the same input ("ab","c" vs "a","bc").
+pub fn digest_parts(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// A JSON text of the value with object keys sorted at every depth, independent of how the
+/// payload was written or of serde_json's map ordering features.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out).expect("a Vec takes every write");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// SHA-256 (hex) of `canonical_json(value)`, written straight into the hasher: a payload of a
+/// few MiB is not copied into a text first.
+pub fn canonical_digest(value: &Value) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    write_canonical(value, &mut hashing).expect("hashing takes every write");
+    hex::encode(hashing.0.finalize())
+}
+
+/// serde_json writes keys and scalars exactly as `Value::to_string` does.
+fn write_canonical(value: &Value, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.write_all(b"{")?;
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b":")?;
+                write_canonical(item, out)?;
+            }
+            out.write_all(b"}")
+        }
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(item, out)?;
+            }
+            out.write_all(b"]")
+        }
+        scalar => Ok(serde_json::to_writer(&mut *out, scalar)?),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn an_aws_id_carries_the_content_except_for_events_stamped_before_the_change() {
@@ -270,5 +367,51 @@ mod tests {
             &service(&"x".repeat(100_000)),
         );
         assert_eq!(t.len(), 69);
+    }
+
+    #[test]
+    fn the_canonical_digest_is_the_digest_of_the_canonical_text() {
+        let v = json!({"b": [1, {"d": "x", "c": null}], "a": 1.5});
+        let text = canonical_json(&v);
+        assert_eq!(
+            canonical_digest(&v),
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let a = json!({"b": {"y": 1, "x": [ {"q": 1, "p": 2} ]}, "a": "s"});
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":"s","b":{"x":[{"p":2,"q":1}],"y":1}}"#
+        );
+    }
+
+    /// A direct payload's identity is a digest of this text: it must never change. Expected
+    /// text from Python: `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
+    #[test]
+    fn canonical_json_fixed_vector() {
+        let v = json!({"b": {"y": 1, "x": [{"q": 1.5, "p": "é\"\\\n\u{1f}/"}]}, "a": null, "A": true, "ä": -7});
+        assert_eq!(
+            canonical_json(&v),
+            "{\"A\":true,\"a\":null,\"b\":{\"x\":[{\"p\":\"\u{e9}\\\"\\\\\\n\\u001f/\",\"q\":1.5}],\"y\":1},\"\u{e4}\":-7}"
+        );
+    }
+
+    #[test]
+    fn digest_is_length_prefixed() {
+        assert_ne!(digest_parts(&[b"ab", b"c"]), digest_parts(&[b"a", b"bc"]));
+        assert_eq!(digest_parts(&[b"x"]).len(), 64);
+    }
+
+    #[test]
+    fn business_tokens_depend_on_key_and_generation_only() {
+        let a = business_token("inst", "order-1", 1);
+        assert!(a.starts_with("ctb3-") && a.len() == 69);
+        assert_eq!(a, business_token("inst", "order-1", 1));
+        assert_ne!(a, business_token("inst", "order-1", 2));
+        assert_ne!(a, business_token("inst", "order-2", 1));
+        assert_ne!(a, business_token("other", "order-1", 1));
     }
 }

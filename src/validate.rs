@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use aws_smithy_types::DateTime;
 
 use crate::error::BridgeError;
-use crate::lifecycle::{Action, Plan};
+use crate::plan::{Action, Plan};
 use crate::task::{SegmentValue, TaskRequest};
 
 pub const MAX_INSTANCE_ID: usize = 100;

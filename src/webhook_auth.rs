@@ -201,7 +201,7 @@ impl WebhookAuth {
                     .or_else(|| text(at("/authorizer/lambda/principalId")))
                     .unwrap_or_else(|| {
                         let said = at("/authorizer").cloned().unwrap_or(Value::Null);
-                        format!("authorizer:{}", crate::record::canonical_digest(&said))
+                        format!("authorizer:{}", crate::token::canonical_digest(&said))
                     });
                 Ok(Some(Principal(principal)))
             }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::lifecycle::ending_of;
+use crate::plan::ending_of;
 use crate::record::{Record, SourceKind};
 use crate::token::Identity;
 

@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{canonical_json, digest_parts, Record, SourceKind};
+use crate::record::{Record, SourceKind};
 use crate::task::{TaskRequest, MEMBER_NAMES};
-use crate::token::{is_reserved, Identity};
+use crate::token::{canonical_json, digest_parts, is_reserved, Identity};
 
 /// Its records' kind: `when.source: direct`.
 pub const KIND: SourceKind = SourceKind::new("direct");

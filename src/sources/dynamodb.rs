@@ -16,8 +16,8 @@ use super::{
     Source, Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{canonical_json, Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::Identity;
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{canonical_json, Identity};
 
 /// Its records' kind: `when.source: dynamodb`.
 pub const KIND: SourceKind = SourceKind::new("dynamodb");

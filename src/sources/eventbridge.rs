@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::{async_answer, parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::BridgeError;
-use crate::record::{canonical_digest, Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::{stamp, vouched_event, Identity};
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{canonical_digest, stamp, vouched_event, Identity};
 
 /// Its records' kind: `when.source: eventbridge`.
 pub const KIND: SourceKind = SourceKind::new("eventbridge");

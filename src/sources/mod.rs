@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::BridgeError;
-use crate::lifecycle::Did;
+use crate::plan::Did;
 use crate::record::{Record, SourceKind};
 use crate::response::Outcome;
 use crate::webhook_auth::WebhookAuth;
@@ -715,5 +715,120 @@ mod tests {
             names.len(),
             "a kind's name is one source's: {names:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod answers {
+    //! Each source's answer to outcomes (what `response::Outcome` becomes).
+    use super::*;
+    use crate::plan::Did;
+    use crate::response::Started;
+    use serde_json::json;
+
+    fn ok(id: &str) -> Outcome {
+        Outcome {
+            record_id: id.into(),
+            result: Ok(Started {
+                contact_id: Some(format!("c-{id}")),
+                client_token: format!("t-{id}"),
+                route: "r".into(),
+                did: Did::Started,
+            }),
+        }
+    }
+
+    fn failed(id: &str, err: BridgeError) -> Outcome {
+        Outcome {
+            record_id: id.into(),
+            result: Err(err),
+        }
+    }
+
+    fn throttled() -> BridgeError {
+        BridgeError::Connect {
+            code: "ThrottlingException".into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn sqs_lists_every_failure_permanent_or_transient() {
+        let v = respond(
+            SourceKind::new("sqs"),
+            vec![
+                ok("a"),
+                failed("b", throttled()),
+                failed("c", BridgeError::validation("Name", "x")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]})
+        );
+    }
+
+    #[test]
+    fn async_sources_return_the_contact_or_an_error() {
+        let v = respond(SourceKind::new("eventbridge"), vec![ok("a")]).unwrap();
+        assert_eq!(v, json!({"ContactId": "c-a", "ClientToken": "t-a"}));
+        let err = respond(SourceKind::new("sns"), vec![failed("a", throttled())]).unwrap_err();
+        assert!(err.is_throttle());
+    }
+
+    fn webhook(kind: SourceKind, err: BridgeError) -> Value {
+        respond(kind, vec![failed("x", err)]).unwrap()
+    }
+
+    #[test]
+    fn webhook_statuses() {
+        let v = respond(SourceKind::http("apigw_http"), vec![ok("a")]).unwrap();
+        assert_eq!(v["statusCode"], 201);
+        let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"contactId": "c-a", "clientToken": "t-a"}));
+
+        let v = webhook(
+            SourceKind::http("apigw_rest"),
+            BridgeError::validation("Name", "is required"),
+        );
+        assert_eq!(v["statusCode"], 400);
+        assert!(
+            v["body"].as_str().unwrap().contains("Name: is required"),
+            "{v}"
+        );
+
+        let v = webhook(SourceKind::http("function_url"), throttled());
+        assert_eq!(v["statusCode"], 429);
+        assert_eq!(v["headers"]["retry-after"], "2");
+
+        let v = webhook(
+            SourceKind::http("apigw_http"),
+            BridgeError::BodyTooLarge { size: 10, limit: 4 },
+        );
+        assert_eq!(v["statusCode"], 413);
+
+        let v = webhook(
+            SourceKind::http("apigw_http"),
+            BridgeError::DeadlineExceeded,
+        );
+        assert_eq!(v["statusCode"], 503);
+        assert_eq!(v["headers"]["retry-after"], "5");
+
+        let internal = BridgeError::Connect {
+            code: "InternalServiceException".into(),
+            message: "stack trace at line 3".into(),
+        };
+        let v = webhook(SourceKind::http("apigw_http"), internal);
+        assert_eq!(v["statusCode"], 502);
+        assert!(!v["body"].as_str().unwrap().contains("stack trace"));
+
+        let missing = BridgeError::Connect {
+            code: "ResourceNotFoundException".into(),
+            message: "flow arn:aws:connect:... not found".into(),
+        };
+        let v = webhook(SourceKind::http("apigw_http"), missing);
+        assert_eq!(v["statusCode"], 500);
+        assert!(!v["body"].as_str().unwrap().contains("arn:"));
     }
 }

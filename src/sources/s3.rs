@@ -15,8 +15,8 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{digest_parts, Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::Identity;
+use crate::record::{Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{digest_parts, Identity};
 
 /// Its records' kind: `when.source: s3`.
 pub const KIND: SourceKind = SourceKind::new("s3");

@@ -13,8 +13,8 @@ use super::{
     Storage,
 };
 use crate::error::BridgeError;
-use crate::record::{digest_parts, within_budget, Body, Content, Record, SourceKind, SourceMeta};
-use crate::token::{stamp, vouched_event};
+use crate::record::{within_budget, Body, Content, Record, SourceKind, SourceMeta};
+use crate::token::{digest_parts, stamp, vouched_event};
 
 use super::eventbridge::QueuedEvent;
 

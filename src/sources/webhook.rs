@@ -24,12 +24,10 @@ use serde_json::{json, Map, Value};
 
 use super::{parse, single, Envelope, OpenContext, Source, Storage};
 use crate::error::{BridgeError, Cause};
-use crate::lifecycle::Did;
-use crate::record::{
-    digest_parts, parse_body, within_budget, Body, Content, Record, SourceKind, SourceMeta,
-};
+use crate::plan::Did;
+use crate::record::{parse_body, within_budget, Body, Content, Record, SourceKind, SourceMeta};
 use crate::response::Outcome;
-use crate::token::Identity;
+use crate::token::{digest_parts, Identity};
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
 
 /// API Gateway REST API (payload format 1.0).

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -23,37 +22,13 @@ use crate::lifecycle;
 use crate::model::model;
 use crate::rules;
 use crate::sigv4::Signer;
+use crate::state::{self, error, now_secs, uuid_like, verify_signature, Inner, Shared};
+/// What a stand-in is started with and reports: defined beside the state both kinds of
+/// operation share.
+pub use crate::state::{Faults, Stats, Task};
 
 /// At most this many tasks may name one PreviousContactId (then ServiceQuotaExceeded).
 pub const MAX_TASKS_PER_PREVIOUS_CONTACT: u32 = 12;
-
-/// Faults to inject, settable at start and through `PUT /admin/faults`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Faults {
-    /// Share of requests (0..1) answered with ThrottlingException.
-    pub throttle: f64,
-    /// Share of requests answered with InternalServiceException.
-    pub internal: f64,
-    /// Added latency: a uniform draw in 0..=latency_ms per request.
-    pub latency_ms: u64,
-    /// A fixed delay before every answer.
-    pub delay_ms: u64,
-    /// Share of requests that are carried out but answered only after `hang_ms`: the caller
-    /// times out although the task exists, the case client tokens are for.
-    pub hang: f64,
-    pub hang_ms: u64,
-    /// A token bucket like Connect's per-account quota: requests per second and burst.
-    pub rate: Option<f64>,
-    pub burst: Option<u32>,
-    /// Another caller of the same quota (another function, a person with the console), taking
-    /// this many tokens per second from the bucket before ours get any.
-    pub other_caller_rate: f64,
-    /// Operations answered with an error code instead of being carried out (e.g.
-    /// `{"GetContactAttributes": "InternalServiceException"}`), with the status the model
-    /// gives the code.
-    pub failing: std::collections::BTreeMap<String, String>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -79,64 +54,6 @@ impl Options {
             seed: 7,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    pub contact_id: String,
-    pub client_token: Option<String>,
-    pub created_at: f64,
-    /// The request as received (the stand-in is a local tool: it keeps everything).
-    pub request: Value,
-    /// QUEUED, CONNECTED (an agent accepted it) or ENDED.
-    pub state: String,
-    /// Members UpdateContact / UpdateContactSchedule changed since (Name, Description, ...).
-    pub current: serde_json::Map<String, Value>,
-    /// User-defined attributes as they stand now.
-    pub attributes: serde_json::Map<String, Value>,
-    pub tags: serde_json::Map<String, Value>,
-    /// Lifecycle calls that changed it.
-    pub updates: u32,
-    pub disconnect_reason: Option<String>,
-    /// When it ended (epoch seconds).
-    pub ended_at: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub requests: u64,
-    pub created: u64,
-    /// Requests whose client token named a task that already existed.
-    pub replayed: u64,
-    pub throttled: u64,
-    pub internal_errors: u64,
-    pub invalid: u64,
-    pub not_found: u64,
-    pub quota_exceeded: u64,
-    pub auth_failures: u64,
-    pub hung: u64,
-    /// Valid StopContact, UpdateContact* and TagContact requests.
-    pub lifecycle_requests: u64,
-}
-
-pub(crate) struct Inner {
-    pub(crate) tasks: Vec<Task>,
-    /// Contact events, in the order they happened.
-    pub(crate) events: Vec<Value>,
-    by_token: HashMap<String, usize>,
-    per_previous: HashMap<String, u32>,
-    pub(crate) stats: Stats,
-    pub(crate) faults: Faults,
-    rng: fastrand::Rng,
-    bucket: Option<(f64, Instant)>,
-}
-
-pub(crate) struct Shared {
-    pub(crate) signer: Signer,
-    instances: Vec<String>,
-    pub(crate) inner: Mutex<Inner>,
 }
 
 /// A running stand-in on a loopback port. Dropping it stops the server.
@@ -266,42 +183,6 @@ impl Drop for ConnectStandIn {
     }
 }
 
-pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(json!({"message": message.into()}))).into_response();
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        code.parse().expect("error codes are header-safe"),
-    );
-    response
-}
-
-pub(crate) fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
-/// Checks the request's SigV4 signature as Connect does; the answer to a refused one.
-#[allow(clippy::result_large_err)]
-pub(crate) fn verify_signature(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), Response> {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    shared
-        .signer
-        .verify(method.as_str(), path, headers, body, SystemTime::now())
-        .map_err(|e| {
-            shared.inner.lock().unwrap().stats.auth_failures += 1;
-            error(e.status, e.code, e.message)
-        })
-}
-
 /// What the fault draw decided for one request.
 enum Fault {
     None,
@@ -326,7 +207,7 @@ async fn start_task_contact(
     };
     if let Some(code) = failing {
         shared.inner.lock().unwrap().stats.requests += 1;
-        return error(crate::lifecycle::status_of(&code), &code, "injected fault");
+        return error(state::status_of(&code), &code, "injected fault");
     }
     let (wait, fault, hang) = {
         let mut inner = shared.inner.lock().unwrap();
@@ -471,7 +352,7 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
         client_token: token.clone(),
         created_at: now_secs(),
         request,
-        state: lifecycle::QUEUED.into(),
+        state: state::QUEUED.into(),
         current: serde_json::Map::new(),
         attributes,
         tags: serde_json::Map::new(),
@@ -481,29 +362,13 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
     };
     inner
         .events
-        .push(lifecycle::contact_event(&task, "INITIATED", None));
+        .push(state::contact_event(&task, "INITIATED", None));
     inner.tasks.push(task);
     if let Some(token) = token {
         inner.by_token.insert(token, index);
     }
     inner.stats.created += 1;
     Json(json!({"ContactId": contact_id})).into_response()
-}
-
-pub(crate) fn uuid_like(rng: &mut fastrand::Rng) -> String {
-    let hex: String = (0..32)
-        .map(|_| char::from_digit(rng.u32(0..16), 16).expect("a hex digit"))
-        .collect();
-    // Version 4, RFC 4122 variant, as Connect's ContactIds are.
-    let variant = ['8', '9', 'a', 'b'][rng.usize(0..4)];
-    format!(
-        "{}-{}-4{}-{variant}{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
 }
 
 async fn admin_tasks(State(shared): State<Arc<Shared>>) -> Json<Value> {

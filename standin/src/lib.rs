@@ -12,6 +12,7 @@ pub mod moto;
 pub mod rules;
 pub mod runtime_api;
 pub mod sigv4;
+pub mod state;
 pub mod surge;
 
 /// Dummy credentials and region the stand-in accepts and the harness gives the function.

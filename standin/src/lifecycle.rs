@@ -17,13 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::connect::{error, now_secs, uuid_like, verify_signature, Shared, Task};
 use crate::model::lifecycle;
-
-/// A task's state, as the stand-in tracks it.
-pub const QUEUED: &str = "QUEUED";
-pub const CONNECTED: &str = "CONNECTED";
-pub const ENDED: &str = "ENDED";
+use crate::state::{
+    contact_event, error, now_secs, status_of, verify_signature, Shared, Task, CONNECTED, ENDED,
+    HANG,
+};
 
 /// Verifies the signature and the body against the operation's model; the parsed body (with
 /// the URI's members merged in) or the error answer. (The error is the answer itself, built
@@ -107,23 +105,6 @@ async fn hold(shared: &Shared, operation: &str) {
         == Some(HANG);
     if hang {
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-    }
-}
-
-/// The `failing` fault that holds an operation's answer back instead of refusing it.
-pub const HANG: &str = "Hang";
-
-/// The HTTP status the lifecycle model gives an error code.
-pub(crate) fn status_of(code: &str) -> u16 {
-    match code {
-        "InternalServiceException" => 500,
-        "ThrottlingException" | "LimitExceededException" => 429,
-        "ResourceNotFoundException" => 404,
-        "ContactNotFoundException" => 410,
-        "ServiceQuotaExceededException" => 402,
-        "AccessDeniedException" => 403,
-        "ConflictException" => 409,
-        _ => 400,
     }
 }
 
@@ -538,58 +519,4 @@ fn end(task: &mut Task, reason: &str) -> Value {
     task.disconnect_reason = Some(reason.to_string());
     task.ended_at = Some(now_secs());
     contact_event(task, "DISCONNECTED", Some(reason))
-}
-
-/// A contact event as Connect puts it on the default bus: no user-defined attributes.
-pub(crate) fn contact_event(task: &Task, event_type: &str, reason: Option<&str>) -> Value {
-    let instance = task.request["InstanceId"].as_str().unwrap_or_default();
-    let mut rng = fastrand::Rng::new();
-    let mut detail = json!({
-        "eventType": event_type,
-        "contactId": task.contact_id,
-        "initialContactId": task.contact_id,
-        "channel": "TASK",
-        "initiationMethod": "API",
-        "instanceArn": format!("arn:aws:connect:{}:{}:instance/{instance}", crate::LOCAL_REGION, crate::ACCOUNT),
-        "initiationTimestamp": iso(task.created_at),
-        "tags": task.tags,
-    });
-    if let Some(previous) = task.request.get("PreviousContactId") {
-        detail["previousContactId"] = previous.clone();
-    }
-    if let Some(related) = task.request.get("RelatedContactId") {
-        detail["relatedContactId"] = related.clone();
-    }
-    if let Some(reason) = reason {
-        detail["disconnectReason"] = json!(reason);
-        detail["disconnectTimestamp"] = json!(iso(now_secs()));
-    }
-    json!({
-        "version": "0",
-        "id": uuid_like(&mut rng),
-        "detail-type": "Amazon Connect Contact Event",
-        "source": "aws.connect",
-        "account": crate::ACCOUNT,
-        "time": iso(now_secs()),
-        "region": crate::LOCAL_REGION,
-        "resources": [detail["instanceArn"].clone(), json!(format!("{}/contact/{}", detail["instanceArn"].as_str().unwrap_or_default(), task.contact_id))],
-        "detail": detail,
-    })
-}
-
-fn iso(secs: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_times() {
-        assert_eq!(iso(0.0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso(1_800_000_000.5), "2027-01-15T08:00:00.500Z");
-    }
 }

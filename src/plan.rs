@@ -1,0 +1,172 @@
+//! What a record asks of a key's task and what was done: the lifecycle's vocabulary, shared by
+//! the mapping (which compiles routes into plans), validation, the sources and the lifecycle
+//! itself. No AWS client lives here, so the template compiler and the sources depend on words,
+//! not on the orchestration that calls Connect, Step Functions and EventBridge.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What a route does with its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// StartTaskContact (with a key: at most one open task per key).
+    #[default]
+    Start,
+    /// UpdateContact (name, description, references, segment attributes) and
+    /// UpdateContactAttributes (attributes) on the key's open task.
+    Update,
+    /// UpdateContactSchedule (scheduled_time or delay) on the key's open task.
+    Reschedule,
+    /// StopContact on the key's open task.
+    Stop,
+    /// TagContact (`tags`) on the key's open task.
+    Tag,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Update => "update",
+            Action::Reschedule => "reschedule",
+            Action::Stop => "stop",
+            Action::Tag => "tag",
+        }
+    }
+}
+
+/// What an action does when its key has no open task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IfMissing {
+    /// Success, nothing done (the task ended already, or never was).
+    #[default]
+    Ignore,
+    /// A permanent failure of the record (NoOpenTask).
+    Fail,
+    /// Open the task from the route's `task:` block (update and reschedule routes).
+    Start,
+}
+
+/// What a record asks of the lifecycle besides its request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    /// The business key (rendered `key`).
+    pub key: Option<String>,
+    pub if_missing: IfMissing,
+    /// The Step Functions task token waiting for the task (never sent to Connect).
+    pub task_token: Option<String>,
+    /// For `tag`.
+    pub tags: BTreeMap<String, String>,
+    /// The request's ScheduledTime was derived from the clock (a `delay:`, or a queued
+    /// request's time moved forward): it is not part of what the request says, so the payload
+    /// hash leaves it out (a redelivery computes another time and is still the same request).
+    pub clock_time: bool,
+}
+
+impl Plan {
+    /// Whether the plan needs the task table.
+    pub fn needs_table(&self) -> bool {
+        self.action != Action::Start || self.task_token.is_some()
+    }
+}
+
+/// What the lifecycle did for a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Did {
+    Started,
+    /// Put on the task queue: the task follows at Connect's pace.
+    Queued,
+    /// Connect's quota of active tasks was exhausted: the record went back on the task queue,
+    /// in the function's signed envelope with its identity, after a growing delay (a hand-back
+    /// would spend one of the message's receives, and the DLQ would follow in minutes).
+    Held,
+    /// The key's task exists (open, or opened by this very event): no call.
+    Replayed,
+    /// The key's task is open and was opened by a different request: answered with it, no
+    /// second task (logged, and counted as `KeyReused`).
+    KeyReused,
+    Updated,
+    Rescheduled,
+    Stopped,
+    Tagged,
+    /// Nothing to do (no open task and `if_missing: ignore`; a contact event about a contact
+    /// the table does not know, or already heard).
+    Ignored,
+    /// A contact event ended a task and its workflow was told.
+    Heard,
+}
+
+impl Did {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Did::Started => "started",
+            Did::Queued => "queued",
+            Did::Held => "held",
+            Did::Replayed => "replayed",
+            Did::KeyReused => "key_reused",
+            Did::Updated => "updated",
+            Did::Rescheduled => "rescheduled",
+            Did::Stopped => "stopped",
+            Did::Tagged => "tagged",
+            Did::Ignored => "ignored",
+            Did::Heard => "heard",
+        }
+    }
+}
+
+/// The result of an action: what was done and the task it was done to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acted {
+    pub did: Did,
+    pub contact_id: Option<String>,
+    pub client_token: Option<String>,
+}
+
+/// How a task ended, from its contact event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub contact_id: String,
+    /// DISCONNECTED or COMPLETED.
+    pub event_type: String,
+    pub disconnect_reason: Option<String>,
+    /// The instance the event says the contact is on (`instanceArn`).
+    pub instance_arn: Option<String>,
+}
+
+impl Ending {
+    /// Whether the event names `instance` (an instance ID or ARN) as the contact's.
+    pub fn on_instance(&self, instance: &str) -> bool {
+        let id_of = |text: &str| {
+            text.rsplit_once("instance/")
+                .map_or(text, |(_, id)| id)
+                .to_string()
+        };
+        let ours = id_of(instance);
+        self.instance_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit_once("instance/"))
+            .is_some_and(|(_, id)| !ours.is_empty() && id == ours)
+    }
+}
+
+/// A contact event's detail, as far as the lifecycle reads it.
+pub fn ending_of(detail: &Value) -> Option<Ending> {
+    Some(Ending {
+        contact_id: detail.get("contactId")?.as_str()?.to_string(),
+        event_type: detail.get("eventType")?.as_str()?.to_string(),
+        disconnect_reason: detail
+            .get("disconnectReason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        instance_arn: detail
+            .get("instanceArn")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
