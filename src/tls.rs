@@ -3,7 +3,7 @@
 //!
 //! The SDK's default client reads the platform's whole certificate store when it is built: every
 //! bundle and every file of the certificate directories, several hundred certificates parsed on
-//! every cold start, which measured as about half of our init time (see README, Performance).
+//! every cold start, which measured as about half of our init time (see docs/performance.md).
 //! Every public AWS endpoint, Connect's and Secrets Manager's included, presents a certificate
 //! issued by Amazon Trust Services, so by default the client trusts exactly those roots: Amazon
 //! Root CA 1–4 and the Starfield Services Root G2 that cross-signs them (AWS's documented list).

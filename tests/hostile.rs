@@ -1,6 +1,6 @@
 //! Hostile and malformed input, generated: arbitrary JSON, deep nesting, huge and odd strings,
 //! every member at and past its limit. The whole path from raw event to StartTaskContact request
-//! (envelope → mapping → token → validation) must never panic, every rejection must be a typed
+//! (source recognition → mapping → token → validation) must never panic, every rejection must be a typed
 //! permanent error, and whatever it accepts must also pass the stand-in's independent reading of
 //! the model and Connect's rules.
 

@@ -366,7 +366,7 @@ fn events_are_stored_first_and_the_pace_follows_the_quota() {
     for action in ["sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
         assert!(statements.contains(action), "{action}");
     }
-    // The defaults hold together (README, Bursts): a batch fits the function timeout even at
+    // The defaults hold together (docs/bursts.md): a batch fits the function timeout even at
     // the pace's floor (40 % of an environment's share), with the response margin kept.
     let default = |p: &str| {
         scalar(&t["Parameters"][p]["Default"])

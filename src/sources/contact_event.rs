@@ -25,6 +25,8 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::Never,
     holdable: false,
+    // Never routed (see `routable_kinds`): no default task name.
+    task_name: None,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -30,6 +30,7 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::Never,
     holdable: false,
+    task_name: Some("Follow-up of {{ meta.channel | lower }} contact {{ meta.contact_id }}"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -24,6 +24,8 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::OnThrottle,
     holdable: true,
+    // Never routed (see `routable_kinds`): no default task name.
+    task_name: None,
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

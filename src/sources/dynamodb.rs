@@ -29,6 +29,7 @@ pub const SOURCE: Source = Source {
     respond: batch_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some("{{ meta.event_name }} in {{ meta.table }}"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -26,6 +26,7 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some("{{ meta.detail_type }} ({{ meta.source }})"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -29,6 +29,9 @@ pub const SOURCE: Source = Source {
     respond: batch_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some(
+        r#"Record from {{ meta.stream_arn.split("/")[-1] }} ({{ meta.partition_key }})"#,
+    ),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

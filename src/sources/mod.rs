@@ -43,6 +43,9 @@ pub struct Source {
     /// is exhausted (`handler`): not when its caller needs the task in the answer (a contact
     /// flow) or reads nothing of it (Connect's own contact events).
     pub holdable: bool,
+    /// The name the built-in mapping gives its tasks (a template over the record's `meta`), or
+    /// None for a source no route renders.
+    pub task_name: Option<&'static str>,
 }
 
 /// When a source's payload is put on the task queue (storage-first, see `queue`).
@@ -111,6 +114,29 @@ pub const REGISTRY: &[&Source] = &[
     &contact_flow::SOURCE,
     &direct::SOURCE,
 ];
+
+/// The built-in mapping's task name, per source: one template that picks each routable kind's
+/// own (`Source::task_name`), so the mapping names no source itself.
+pub fn default_task_name() -> String {
+    let mut text = String::new();
+    for source in REGISTRY {
+        let Some(name) = source.task_name else {
+            continue;
+        };
+        let kinds: Vec<String> = source
+            .kinds
+            .iter()
+            .map(|k| format!("{:?}", k.as_str()))
+            .collect();
+        let keyword = if text.is_empty() { "if" } else { "elif" };
+        text.push_str(&format!(
+            "{{%- {keyword} source in [{}] %}}{name}\n",
+            kinds.join(", ")
+        ));
+    }
+    text.push_str("{%- endif %}");
+    text
+}
 
 /// Every kind of record the registered sources produce.
 pub fn all_kinds() -> impl Iterator<Item = SourceKind> {

@@ -28,6 +28,7 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some("{{ meta.event_name }}: s3://{{ meta.bucket }}/{{ meta.key }}"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

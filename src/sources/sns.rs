@@ -28,6 +28,9 @@ pub const SOURCE: Source = Source {
     respond: async_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some(
+        r#"{{ meta.subject or "Notification from " ~ meta.topic_arn.split(":")[-1] }}"#,
+    ),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

@@ -31,6 +31,7 @@ pub const SOURCE: Source = Source {
     respond: batch_answer,
     storage: Storage::Never,
     holdable: true,
+    task_name: Some("Message from {{ meta.queue_name }}"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

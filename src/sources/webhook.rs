@@ -45,6 +45,7 @@ pub const SOURCE: Source = Source {
     respond,
     storage: Storage::First,
     holdable: true,
+    task_name: Some("{{ meta.method }} {{ meta.path }}"),
 };
 
 fn recognise(obj: &Map<String, Value>) -> bool {

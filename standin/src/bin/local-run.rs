@@ -98,9 +98,9 @@ async fn run(args: Args) -> Result<(), String> {
         ("CONNECT_INSTANCE_ID".to_string(), args.instance.clone()),
         ("CONNECT_CONTACT_FLOW_ID".to_string(), args.flow.clone()),
         // A local demo: the sample webhooks are unsigned. A deployment must choose signature,
-        // iam or authorizer (README, Security).
+        // iam or authorizer (docs/security.md).
         ("WEBHOOK_AUTH".to_string(), "none".to_string()),
-        // The demo's stand-in models no quota; a deployment paces to Connect's (README, Bursts).
+        // The demo's stand-in models no quota; a deployment paces to Connect's (docs/bursts.md).
         ("CONNECT_REQUESTS_PER_SECOND".to_string(), "50".to_string()),
         ("CONNECT_BURST".to_string(), "50".to_string()),
     ];
