@@ -42,6 +42,302 @@ pub enum ContactLink {
 }
 pub const MAX_BATCH_CONCURRENCY: usize = 100;
 
+/// One environment variable the function reads: its name, the value that stands for unset
+/// (None: unset means what `doc` says), and what it does. `VARIABLES` lists them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    pub group: Group,
+    /// The value that behaves as unset does, as the documentation shows it.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+/// What a variable is about, for the documentation's sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Instance,
+    Mapping,
+    Webhooks,
+    Calls,
+    Queue,
+    Lifecycle,
+    Observability,
+    Lambda,
+}
+
+impl Group {
+    pub const ALL: [Group; 8] = [
+        Group::Instance,
+        Group::Mapping,
+        Group::Webhooks,
+        Group::Calls,
+        Group::Queue,
+        Group::Lifecycle,
+        Group::Observability,
+        Group::Lambda,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Instance => "The instance and the task's defaults",
+            Group::Mapping => "The mapping and what a record may be",
+            Group::Webhooks => "Webhooks",
+            Group::Calls => "Calls to Connect",
+            Group::Queue => "The task queue",
+            Group::Lifecycle => "The task lifecycle",
+            Group::Observability => "Logs and metrics",
+            Group::Lambda => "Set by Lambda",
+        }
+    }
+}
+
+/// Every environment variable the function reads at cold start: the one place they are
+/// described. `Vars` answers only these names (reading another one is a bug, caught by a debug
+/// assertion), a test holds what `Config::from_lookup` reads to this list, and
+/// docs/configuration.md is generated from it (`connect-task-bridge config --markdown`).
+pub const VARIABLES: &[Variable] = &[
+    // The instance and the task's defaults.
+    Variable {
+        name: "CONNECT_INSTANCE_ID",
+        group: Group::Instance,
+        default: None,
+        doc: "Required: the instance ID, or the instance ARN (`arn:aws:connect:REGION:ACCOUNT:instance/ID`; Connect is then called in that Region)",
+    },
+    Variable {
+        name: "CONNECT_CONTACT_FLOW_ID",
+        group: Group::Instance,
+        default: None,
+        doc: "The contact flow of tasks that name none (set at most one of this, `CONNECT_TASK_TEMPLATE_ID` and `CONNECT_QUICK_CONNECT_ID`)",
+    },
+    Variable {
+        name: "CONNECT_TASK_TEMPLATE_ID",
+        group: Group::Instance,
+        default: None,
+        doc: "Or the task template of tasks that name no flow",
+    },
+    Variable {
+        name: "CONNECT_QUICK_CONNECT_ID",
+        group: Group::Instance,
+        default: None,
+        doc: "Or the quick connect of tasks that name no flow",
+    },
+    Variable {
+        name: "CONTACT_FLOW_LINK",
+        group: Group::Instance,
+        default: Some("related"),
+        doc: "How a contact flow's task links to the calling contact: `related` (`RelatedContactId`: inherits its attributes) or `previous` (`PreviousContactId`: at most 12 tasks per contact)",
+    },
+    // The mapping and what a record may be.
+    Variable {
+        name: "TASK_MAPPING",
+        group: Group::Mapping,
+        default: None,
+        doc: "The mapping document inline (YAML or JSON); unset, and no `TASK_MAPPING_FILE`: the built-in default mapping. Lambda holds all variables to 4 KB together: past 3 KB a warning suggests a file",
+    },
+    Variable {
+        name: "TASK_MAPPING_FILE",
+        group: Group::Mapping,
+        default: None,
+        doc: "Or the path of a mapping file shipped with the function (a relative path resolves against `LAMBDA_TASK_ROOT` when set); not both",
+    },
+    Variable {
+        name: "BATCH_CONCURRENCY",
+        group: Group::Mapping,
+        default: Some("10"),
+        doc: "Calls in flight for one standard SQS batch, 1 to 100",
+    },
+    Variable {
+        name: "MAX_BODY_BYTES",
+        group: Group::Mapping,
+        default: Some("262144"),
+        doc: "The largest webhook body accepted, in bytes after base64 decoding",
+    },
+    // Webhooks.
+    Variable {
+        name: "WEBHOOK_AUTH",
+        group: Group::Webhooks,
+        default: None,
+        doc: "How webhook callers are authenticated: `signature`, `iam`, `authorizer` or `none`; unset: webhooks are refused (403), other sources are unaffected",
+    },
+    Variable {
+        name: "WEBHOOK_SECRET_ID",
+        group: Group::Webhooks,
+        default: None,
+        doc: "With `WEBHOOK_AUTH=signature` (and only then): the Secrets Manager secret (name or ARN) holding the HMAC key",
+    },
+    Variable {
+        name: "WEBHOOK_SIGNATURE_HEADER",
+        group: Group::Webhooks,
+        default: Some("X-Signature-256"),
+        doc: "The header carrying the signature (any case)",
+    },
+    Variable {
+        name: "WEBHOOK_SIGNATURE_PREFIX",
+        group: Group::Webhooks,
+        default: Some("sha256="),
+        doc: "The text before the hex digest in that header",
+    },
+    Variable {
+        name: "WEBHOOK_TIMESTAMP_HEADER",
+        group: Group::Webhooks,
+        default: None,
+        doc: "A header carrying a Unix timestamp signed with the body (`timestamp.body`), checked against `WEBHOOK_TOLERANCE_SECONDS` to stop replays; unset: the body alone is signed",
+    },
+    Variable {
+        name: "WEBHOOK_TOLERANCE_SECONDS",
+        group: Group::Webhooks,
+        default: Some("300"),
+        doc: "How far a signed timestamp may be from now, in whole seconds",
+    },
+    Variable {
+        name: "WEBHOOK_MODE",
+        group: Group::Webhooks,
+        default: None,
+        doc: "`queued` (202 with the client token; the task follows from the task queue; needs `TASK_QUEUE_URL`) or `sync` (201 with the ContactId, 429 when throttled); unset: `queued` with a task queue, else `sync`",
+    },
+    // Calls to Connect.
+    Variable {
+        name: "CONNECT_REQUESTS_PER_SECOND",
+        group: Group::Calls,
+        default: Some("2"),
+        doc: "StartTaskContact's quota for the account and Region, calls per second (a number above 0; Connect's default): the pace of calls",
+    },
+    Variable {
+        name: "CONNECT_BURST",
+        group: Group::Calls,
+        default: Some("5"),
+        doc: "That quota's burst (a number above 0; Connect's default)",
+    },
+    Variable {
+        name: "CONNECT_CALLERS",
+        group: Group::Calls,
+        default: Some("2"),
+        doc: "How many execution environments share that quota, 1 to 1000 (the template sets the queue's maximum concurrency)",
+    },
+    Variable {
+        name: "CONNECT_MAX_ATTEMPTS",
+        group: Group::Calls,
+        default: Some("3"),
+        doc: "Attempts per record within an invocation, each through the pace, 1 to 10",
+    },
+    Variable {
+        name: "CONNECT_ATTEMPT_TIMEOUT_MS",
+        group: Group::Calls,
+        default: Some("4000"),
+        doc: "The timeout of one attempt, in milliseconds (at least 100)",
+    },
+    Variable {
+        name: "CONNECT_INITIAL_BACKOFF_MS",
+        group: Group::Calls,
+        default: Some("200"),
+        doc: "The first backoff after a fault, in milliseconds (doubled each attempt, with full jitter)",
+    },
+    Variable {
+        name: "CONNECT_MAX_BACKOFF_MS",
+        group: Group::Calls,
+        default: Some("2000"),
+        doc: "The longest backoff, in milliseconds (at least `CONNECT_INITIAL_BACKOFF_MS`)",
+    },
+    Variable {
+        name: "TLS_ROOTS",
+        group: Group::Calls,
+        default: Some("amazon"),
+        doc: "The roots the HTTPS client trusts: `amazon` (Amazon Trust Services' roots, built in) or `system` (the platform's store, `SSL_CERT_FILE`, `SSL_CERT_DIR`), for an endpoint with another CA",
+    },
+    // The task queue.
+    Variable {
+        name: "TASK_QUEUE_URL",
+        group: Group::Queue,
+        default: None,
+        doc: "The task queue (SQS): where queued webhooks and throttled direct requests go; unset: nothing is queued",
+    },
+    Variable {
+        name: "QUOTA_HOLD_SECONDS",
+        group: Group::Queue,
+        default: Some("60"),
+        doc: "How long a record waits in the task queue the first time Connect's quota of active tasks is exhausted, 1 to 900 seconds (doubled each time, at most 900)",
+    },
+    Variable {
+        name: "ENVELOPE_SECRET_ID",
+        group: Group::Queue,
+        default: None,
+        doc: "The Secrets Manager secret (name or ARN) whose key signs what the function queues itself (the template creates it); unset: unsigned envelopes, checked again when read back",
+    },
+    // The task lifecycle.
+    Variable {
+        name: "TASK_TABLE",
+        group: Group::Lifecycle,
+        default: None,
+        doc: "The task table (DynamoDB): business keys held while tasks are open, routes that update, reschedule, stop or tag a task or wait for it, contact events heard; unset: routes that need it stop the cold start",
+    },
+    Variable {
+        name: "COMPLETION_EVENT_BUS",
+        group: Group::Lifecycle,
+        default: None,
+        doc: "With `TASK_TABLE`: the EventBridge bus that gets a `Connect Task Completed` event when a task in the table ends",
+    },
+    // Logs and metrics.
+    Variable {
+        name: "METRICS_NAMESPACE",
+        group: Group::Observability,
+        default: Some("ConnectTaskBridge"),
+        doc: "The CloudWatch namespace of the EMF metrics; `off`: none are written",
+    },
+    Variable {
+        name: "RUST_LOG",
+        group: Group::Observability,
+        default: None,
+        doc: "The log filter (tracing's directive syntax); it wins over `AWS_LAMBDA_LOG_LEVEL`. No other crate's TRACE events are written whatever it asks",
+    },
+    // Set by Lambda.
+    Variable {
+        name: "AWS_LAMBDA_LOG_LEVEL",
+        group: Group::Lambda,
+        default: Some("INFO"),
+        doc: "The log level when `RUST_LOG` is unset (the function's `ApplicationLogLevel`): `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL`",
+    },
+    Variable {
+        name: "AWS_LAMBDA_LOG_FORMAT",
+        group: Group::Lambda,
+        default: None,
+        doc: "The log format (the function's `LogFormat`): `Text` writes plain lines; anything else, JSON lines",
+    },
+    Variable {
+        name: "LAMBDA_TASK_ROOT",
+        group: Group::Lambda,
+        default: None,
+        doc: "The function's package directory, against which a relative `TASK_MAPPING_FILE` resolves",
+    },
+];
+
+/// The variable `name` in `VARIABLES`.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|v| v.name == name)
+}
+
+/// The environment as configuration reads it: a value trimmed, an empty one as unset, and only
+/// for a name in `VARIABLES` (any other is a bug, refused by a debug assertion).
+pub struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Vars<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Vars<'a> {
+        Vars { lookup }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        debug_assert!(
+            variable(name).is_some(),
+            "{name} is read but not declared in config::VARIABLES"
+        );
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub defaults: TaskDefaults,
@@ -90,34 +386,85 @@ pub enum WebhookMode {
 impl Config {
     /// Reads the configuration through `var`, so tests need not touch the process environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        Config::from_vars(&Vars::new(&var))
+    }
 
-        let instance = get("CONNECT_INSTANCE_ID").ok_or(ConfigError::Env {
-            name: "CONNECT_INSTANCE_ID",
-            message: "is required (the instance ID or ARN of the Amazon Connect instance)".into(),
-        })?;
-        let instance_id = parse_instance_id(&instance)?;
-        let connect_region = instance_region(&instance);
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
 
-        let flow = get("CONNECT_CONTACT_FLOW_ID");
-        let template = get("CONNECT_TASK_TEMPLATE_ID");
-        let quick_connect = get("CONNECT_QUICK_CONNECT_ID");
-        let set = [&flow, &template, &quick_connect]
-            .iter()
-            .filter(|v| v.is_some())
-            .count();
-        if set > 1 {
-            return Err(ConfigError::Env {
-                name: "CONNECT_CONTACT_FLOW_ID",
-                message: "set only one of CONNECT_CONTACT_FLOW_ID, CONNECT_TASK_TEMPLATE_ID and CONNECT_QUICK_CONNECT_ID; Connect refuses a task that names two".into(),
-            });
-        }
+    /// One reader per concern, in the order the checks have always run: with two bad
+    /// variables, the refusal names the same one.
+    fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let (defaults, connect_region) = task_defaults(vars)?;
+        let (mapping, mapping_source) = mapping(vars)?;
+        let (batch_concurrency, limits) = intake(vars)?;
+        let call_policy = call_policy(vars)?;
+        let metrics_namespace = metrics_namespace(vars);
+        let webhook_auth = WebhookAuthSetting::from_vars(vars)?;
+        let contact_link = contact_link(vars)?;
+        let pace = pace_setting(vars)?;
+        let queue = queue(vars)?;
+        let (task_table, completion_event_bus) = lifecycle(vars, &mapping, &webhook_auth)?;
+        warn_of_a_large_inline_mapping(vars);
 
-        let (mapping, mapping_source) = match (get("TASK_MAPPING"), get("TASK_MAPPING_FILE")) {
+        Ok(Config {
+            connect_region,
+            defaults,
+            mapping,
+            mapping_source,
+            batch_concurrency,
+            limits,
+            metrics_namespace,
+            call_policy,
+            webhook_auth,
+            contact_link,
+            pace,
+            task_queue_url: queue.url,
+            webhook_mode: queue.webhook_mode,
+            task_table,
+            completion_event_bus,
+            envelope_secret_id: queue.envelope_secret_id,
+            quota_hold: queue.quota_hold,
+        })
+    }
+}
+
+/// The instance (and its Region, from an ARN) and the flow of tasks that name none.
+fn task_defaults(vars: &Vars) -> Result<(TaskDefaults, Option<String>), ConfigError> {
+    let instance = vars.get("CONNECT_INSTANCE_ID").ok_or(ConfigError::Env {
+        name: "CONNECT_INSTANCE_ID",
+        message: "is required (the instance ID or ARN of the Amazon Connect instance)".into(),
+    })?;
+    let instance_id = parse_instance_id(&instance)?;
+    let connect_region = instance_region(&instance);
+
+    let flow = vars.get("CONNECT_CONTACT_FLOW_ID");
+    let template = vars.get("CONNECT_TASK_TEMPLATE_ID");
+    let quick_connect = vars.get("CONNECT_QUICK_CONNECT_ID");
+    let set = [&flow, &template, &quick_connect]
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    if set > 1 {
+        return Err(ConfigError::Env {
+            name: "CONNECT_CONTACT_FLOW_ID",
+            message: "set only one of CONNECT_CONTACT_FLOW_ID, CONNECT_TASK_TEMPLATE_ID and CONNECT_QUICK_CONNECT_ID; Connect refuses a task that names two".into(),
+        });
+    }
+    let defaults = TaskDefaults {
+        instance_id,
+        contact_flow_id: flow,
+        task_template_id: template,
+        quick_connect_id: quick_connect,
+    };
+    Ok((defaults, connect_region))
+}
+
+/// The mapping (inline, from a file, or the built-in default) and where it came from.
+fn mapping(vars: &Vars) -> Result<(Mapping, String), ConfigError> {
+    Ok(
+        match (vars.get("TASK_MAPPING"), vars.get("TASK_MAPPING_FILE")) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Env {
                     name: "TASK_MAPPING",
@@ -126,7 +473,7 @@ impl Config {
             }
             (Some(text), None) => (Mapping::parse(&text)?, "TASK_MAPPING".to_string()),
             (None, Some(file)) => {
-                let path = resolve(&file, get("LAMBDA_TASK_ROOT"));
+                let path = resolve(&file, vars.get("LAMBDA_TASK_ROOT"));
                 let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Env {
                     name: "TASK_MAPPING_FILE",
                     message: format!("cannot read {}: {e}", path.display()),
@@ -134,161 +481,170 @@ impl Config {
                 (Mapping::parse(&text)?, path.display().to_string())
             }
             (None, None) => (Mapping::default_mapping(), "built-in default".to_string()),
-        };
+        },
+    )
+}
 
-        let batch_concurrency = number(&get, "BATCH_CONCURRENCY", DEFAULT_BATCH_CONCURRENCY)?;
-        if !(1..=MAX_BATCH_CONCURRENCY).contains(&batch_concurrency) {
-            return Err(ConfigError::Env {
-                name: "BATCH_CONCURRENCY",
-                message: format!("must be between 1 and {MAX_BATCH_CONCURRENCY}"),
-            });
-        }
-        let max_body_bytes = number(
-            &get,
-            "MAX_BODY_BYTES",
-            EnvelopeLimits::default().max_body_bytes,
-        )?;
-
-        let defaults = CallPolicy::default();
-        let max_attempts = number(&get, "CONNECT_MAX_ATTEMPTS", defaults.max_attempts as usize)?;
-        if !(1..=10).contains(&max_attempts) {
-            return Err(ConfigError::Env {
-                name: "CONNECT_MAX_ATTEMPTS",
-                message: "must be between 1 and 10".into(),
-            });
-        }
-        let attempt_ms = number(
-            &get,
-            "CONNECT_ATTEMPT_TIMEOUT_MS",
-            defaults.attempt_timeout.as_millis() as usize,
-        )?;
-        let tls_roots = match get("TLS_ROOTS") {
-            None => TlsRoots::default(),
-            Some(text) => TlsRoots::parse(&text).ok_or_else(|| ConfigError::Env {
-                name: "TLS_ROOTS",
-                message: format!("'{text}' is neither `amazon` nor `system`"),
-            })?,
-        };
-        let initial_backoff_ms = number(
-            &get,
-            "CONNECT_INITIAL_BACKOFF_MS",
-            defaults.initial_backoff.as_millis() as usize,
-        )?;
-        let max_backoff_ms = number(
-            &get,
-            "CONNECT_MAX_BACKOFF_MS",
-            defaults.max_backoff.as_millis() as usize,
-        )?;
-        let call_policy = CallPolicy {
-            max_attempts: max_attempts as u32,
-            initial_backoff: std::time::Duration::from_millis(initial_backoff_ms as u64),
-            max_backoff: std::time::Duration::from_millis(
-                max_backoff_ms.max(initial_backoff_ms) as u64
-            ),
-            attempt_timeout: std::time::Duration::from_millis(attempt_ms.max(100) as u64),
-            tls_roots,
-            ..defaults
-        };
-
-        let metrics_namespace = match get("METRICS_NAMESPACE") {
-            None => Some(crate::metrics::DEFAULT_NAMESPACE.to_string()),
-            Some(off) if off.eq_ignore_ascii_case("off") => None,
-            Some(namespace) => Some(namespace),
-        };
-
-        let webhook_auth = WebhookAuthSetting::from_lookup(&get)?;
-        let contact_link = match get("CONTACT_FLOW_LINK").map(|v| v.to_ascii_lowercase()) {
-            None => ContactLink::Related,
-            Some(v) if v == "related" => ContactLink::Related,
-            Some(v) if v == "previous" => ContactLink::Previous,
-            Some(_) => {
-                return Err(ConfigError::Env {
-                    name: "CONTACT_FLOW_LINK",
-                    message: "must be `related` or `previous`".into(),
-                })
-            }
-        };
-
-        let pace = pace_setting(&get)?;
-        let task_queue_url = get("TASK_QUEUE_URL");
-        let webhook_mode = match get("WEBHOOK_MODE").map(|v| v.to_ascii_lowercase()) {
-            // Queued needs a queue: without one (local runs, tests) webhooks call Connect.
-            None if task_queue_url.is_some() => WebhookMode::Queued,
-            None => WebhookMode::Sync,
-            Some(v) if v == "sync" => WebhookMode::Sync,
-            Some(v) if v == "queued" && task_queue_url.is_some() => WebhookMode::Queued,
-            Some(v) if v == "queued" => {
-                return Err(ConfigError::Env {
-                    name: "WEBHOOK_MODE",
-                    message: "`queued` needs TASK_QUEUE_URL (the queue webhooks are put on)".into(),
-                })
-            }
-            Some(_) => {
-                return Err(ConfigError::Env {
-                    name: "WEBHOOK_MODE",
-                    message: "must be `queued` or `sync`".into(),
-                })
-            }
-        };
-
-        let quota_hold = match get("QUOTA_HOLD_SECONDS") {
-            None => std::time::Duration::from_secs(60),
-            Some(v) => match v.parse::<u64>() {
-                Ok(secs @ 1..=900) => std::time::Duration::from_secs(secs),
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "QUOTA_HOLD_SECONDS",
-                        message: "must be a whole number of seconds from 1 to 900".into(),
-                    })
-                }
-            },
-        };
-        let task_table = get("TASK_TABLE");
-        check_mapping_for(&mapping, &webhook_auth, task_table.as_deref())?;
-        let completion_event_bus = get("COMPLETION_EVENT_BUS");
-        if completion_event_bus.is_some() && task_table.is_none() {
-            return Err(ConfigError::Env {
-                name: "COMPLETION_EVENT_BUS",
-                message: "needs TASK_TABLE: completions are known only for tasks in the table"
-                    .into(),
-            });
-        }
-
-        if let Some(text) = get("TASK_MAPPING").filter(|t| t.len() > TASK_MAPPING_WARN_BYTES) {
-            tracing::warn!(
-                bytes = text.len(),
-                "TASK_MAPPING is close to Lambda's 4 KB limit for all environment variables together; ship the mapping as a file (TASK_MAPPING_FILE)"
-            );
-        }
-
-        Ok(Config {
-            connect_region,
-            defaults: TaskDefaults {
-                instance_id,
-                contact_flow_id: flow,
-                task_template_id: template,
-                quick_connect_id: quick_connect,
-            },
-            mapping,
-            mapping_source,
-            batch_concurrency,
-            limits: EnvelopeLimits { max_body_bytes },
-            metrics_namespace,
-            call_policy,
-            webhook_auth,
-            contact_link,
-            pace,
-            task_queue_url,
-            webhook_mode,
-            task_table,
-            completion_event_bus,
-            envelope_secret_id: get("ENVELOPE_SECRET_ID"),
-            quota_hold,
-        })
+/// How many records of a batch are worked at once, and how large a webhook body may be.
+fn intake(vars: &Vars) -> Result<(usize, EnvelopeLimits), ConfigError> {
+    let batch_concurrency = number(vars, "BATCH_CONCURRENCY", DEFAULT_BATCH_CONCURRENCY)?;
+    if !(1..=MAX_BATCH_CONCURRENCY).contains(&batch_concurrency) {
+        return Err(ConfigError::Env {
+            name: "BATCH_CONCURRENCY",
+            message: format!("must be between 1 and {MAX_BATCH_CONCURRENCY}"),
+        });
     }
+    let max_body_bytes = number(
+        vars,
+        "MAX_BODY_BYTES",
+        EnvelopeLimits::default().max_body_bytes,
+    )?;
+    Ok((batch_concurrency, EnvelopeLimits { max_body_bytes }))
+}
 
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+/// Attempts, timeouts, backoff and TLS roots of the Connect call.
+fn call_policy(vars: &Vars) -> Result<CallPolicy, ConfigError> {
+    let defaults = CallPolicy::default();
+    let max_attempts = number(vars, "CONNECT_MAX_ATTEMPTS", defaults.max_attempts as usize)?;
+    if !(1..=10).contains(&max_attempts) {
+        return Err(ConfigError::Env {
+            name: "CONNECT_MAX_ATTEMPTS",
+            message: "must be between 1 and 10".into(),
+        });
+    }
+    let attempt_ms = number(
+        vars,
+        "CONNECT_ATTEMPT_TIMEOUT_MS",
+        defaults.attempt_timeout.as_millis() as usize,
+    )?;
+    let tls_roots = match vars.get("TLS_ROOTS") {
+        None => TlsRoots::default(),
+        Some(text) => TlsRoots::parse(&text).ok_or_else(|| ConfigError::Env {
+            name: "TLS_ROOTS",
+            message: format!("'{text}' is neither `amazon` nor `system`"),
+        })?,
+    };
+    let initial_backoff_ms = number(
+        vars,
+        "CONNECT_INITIAL_BACKOFF_MS",
+        defaults.initial_backoff.as_millis() as usize,
+    )?;
+    let max_backoff_ms = number(
+        vars,
+        "CONNECT_MAX_BACKOFF_MS",
+        defaults.max_backoff.as_millis() as usize,
+    )?;
+    Ok(CallPolicy {
+        max_attempts: max_attempts as u32,
+        initial_backoff: std::time::Duration::from_millis(initial_backoff_ms as u64),
+        max_backoff: std::time::Duration::from_millis(max_backoff_ms.max(initial_backoff_ms) as u64),
+        attempt_timeout: std::time::Duration::from_millis(attempt_ms.max(100) as u64),
+        tls_roots,
+        ..defaults
+    })
+}
+
+/// Where EMF metrics go; None: `off`.
+fn metrics_namespace(vars: &Vars) -> Option<String> {
+    match vars.get("METRICS_NAMESPACE") {
+        None => Some(crate::metrics::DEFAULT_NAMESPACE.to_string()),
+        Some(off) if off.eq_ignore_ascii_case("off") => None,
+        Some(namespace) => Some(namespace),
+    }
+}
+
+fn contact_link(vars: &Vars) -> Result<ContactLink, ConfigError> {
+    match vars
+        .get("CONTACT_FLOW_LINK")
+        .map(|v| v.to_ascii_lowercase())
+    {
+        None => Ok(ContactLink::Related),
+        Some(v) if v == "related" => Ok(ContactLink::Related),
+        Some(v) if v == "previous" => Ok(ContactLink::Previous),
+        Some(_) => Err(ConfigError::Env {
+            name: "CONTACT_FLOW_LINK",
+            message: "must be `related` or `previous`".into(),
+        }),
+    }
+}
+
+/// The task queue and what goes through it.
+struct QueueSetting {
+    url: Option<String>,
+    webhook_mode: WebhookMode,
+    quota_hold: std::time::Duration,
+    envelope_secret_id: Option<String>,
+}
+
+fn queue(vars: &Vars) -> Result<QueueSetting, ConfigError> {
+    let url = vars.get("TASK_QUEUE_URL");
+    let webhook_mode = match vars.get("WEBHOOK_MODE").map(|v| v.to_ascii_lowercase()) {
+        // Queued needs a queue: without one (local runs, tests) webhooks call Connect.
+        None if url.is_some() => WebhookMode::Queued,
+        None => WebhookMode::Sync,
+        Some(v) if v == "sync" => WebhookMode::Sync,
+        Some(v) if v == "queued" && url.is_some() => WebhookMode::Queued,
+        Some(v) if v == "queued" => {
+            return Err(ConfigError::Env {
+                name: "WEBHOOK_MODE",
+                message: "`queued` needs TASK_QUEUE_URL (the queue webhooks are put on)".into(),
+            })
+        }
+        Some(_) => {
+            return Err(ConfigError::Env {
+                name: "WEBHOOK_MODE",
+                message: "must be `queued` or `sync`".into(),
+            })
+        }
+    };
+    let quota_hold = match vars.get("QUOTA_HOLD_SECONDS") {
+        None => std::time::Duration::from_secs(60),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs @ 1..=900) => std::time::Duration::from_secs(secs),
+            _ => {
+                return Err(ConfigError::Env {
+                    name: "QUOTA_HOLD_SECONDS",
+                    message: "must be a whole number of seconds from 1 to 900".into(),
+                })
+            }
+        },
+    };
+    Ok(QueueSetting {
+        url,
+        webhook_mode,
+        quota_hold,
+        envelope_secret_id: vars.get("ENVELOPE_SECRET_ID"),
+    })
+}
+
+/// The task table and the completion bus, and what the mapping needs of them.
+fn lifecycle(
+    vars: &Vars,
+    mapping: &Mapping,
+    webhook_auth: &WebhookAuthSetting,
+) -> Result<(Option<String>, Option<String>), ConfigError> {
+    let task_table = vars.get("TASK_TABLE");
+    check_mapping_for(mapping, webhook_auth, task_table.as_deref())?;
+    let completion_event_bus = vars.get("COMPLETION_EVENT_BUS");
+    if completion_event_bus.is_some() && task_table.is_none() {
+        return Err(ConfigError::Env {
+            name: "COMPLETION_EVENT_BUS",
+            message: "needs TASK_TABLE: completions are known only for tasks in the table".into(),
+        });
+    }
+    Ok((task_table, completion_event_bus))
+}
+
+/// Once the configuration holds: an inline mapping near Lambda's limit is worth a warning.
+fn warn_of_a_large_inline_mapping(vars: &Vars) {
+    if let Some(text) = vars
+        .get("TASK_MAPPING")
+        .filter(|t| t.len() > TASK_MAPPING_WARN_BYTES)
+    {
+        tracing::warn!(
+            bytes = text.len(),
+            "TASK_MAPPING is close to Lambda's 4 KB limit for all environment variables together; ship the mapping as a file (TASK_MAPPING_FILE)"
+        );
     }
 }
 
@@ -313,12 +669,8 @@ pub fn check_mapping_for(
     }
 }
 
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    match get(name) {
+fn number(vars: &Vars, name: &'static str, default: usize) -> Result<usize, ConfigError> {
+    match vars.get(name) {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| ConfigError::Env {
             name,
@@ -337,10 +689,10 @@ fn resolve(file: &str, task_root: Option<String>) -> PathBuf {
 
 /// Connect's quota as the deployment states it. The defaults are Connect's default quota
 /// shared by two environments (the queue's smallest maximum concurrency).
-fn pace_setting(get: &impl Fn(&str) -> Option<String>) -> Result<PaceSetting, ConfigError> {
+fn pace_setting(vars: &Vars) -> Result<PaceSetting, ConfigError> {
     let defaults = PaceSetting::default();
     let positive = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
-        match get(name) {
+        match vars.get(name) {
             None => Ok(default),
             Some(text) => text
                 .parse::<f64>()
@@ -354,7 +706,7 @@ fn pace_setting(get: &impl Fn(&str) -> Option<String>) -> Result<PaceSetting, Co
     };
     let rate = positive("CONNECT_REQUESTS_PER_SECOND", defaults.rate)?;
     let burst = positive("CONNECT_BURST", defaults.burst)?;
-    let callers = number(get, "CONNECT_CALLERS", defaults.callers as usize)?;
+    let callers = number(vars, "CONNECT_CALLERS", defaults.callers as usize)?;
     if !(1..=1000).contains(&callers) {
         return Err(ConfigError::Env {
             name: "CONNECT_CALLERS",
@@ -418,6 +770,234 @@ mod tests {
 
     /// Without a task table, everything works as before, and a mapping that needs one is
     /// refused at cold start with a message that says so.
+    /// Read by `logging`, with the process environment, before the configuration is.
+    const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT"];
+
+    /// Everything the configuration holds but the mapping (whose Debug text is not stable),
+    /// named field by field so that a new field must be added here.
+    fn settled(c: &Config) -> String {
+        let Config {
+            defaults,
+            connect_region,
+            mapping: _,
+            mapping_source,
+            batch_concurrency,
+            limits,
+            metrics_namespace,
+            call_policy,
+            webhook_auth,
+            contact_link,
+            pace,
+            task_queue_url,
+            webhook_mode,
+            task_table,
+            completion_event_bus,
+            envelope_secret_id,
+            quota_hold,
+        } = c;
+        format!(
+            "{defaults:?} {connect_region:?} {mapping_source:?} {batch_concurrency:?} {limits:?} \
+             {metrics_namespace:?} {call_policy:?} {webhook_auth:?} {contact_link:?} {pace:?} \
+             {task_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
+             {envelope_secret_id:?} {quota_hold:?}"
+        )
+    }
+
+    #[test]
+    fn variables_are_declared_once() {
+        let mut names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), VARIABLES.len(), "a variable is declared twice");
+        for v in VARIABLES {
+            assert!(
+                v.name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                v.name
+            );
+            assert!(!v.doc.is_empty() && !v.doc.contains('|'), "{}", v.name);
+            assert!(
+                v.default
+                    .is_none_or(|d| !d.contains('|') && !d.contains('`')),
+                "{}",
+                v.name
+            );
+        }
+        for name in READ_ELSEWHERE {
+            assert!(variable(name).is_some(), "{name} is not declared");
+        }
+    }
+
+    /// What the configuration reads, over full environments (every declared variable set in
+    /// one of them, each a valid configuration), is exactly what `VARIABLES` declares, but for
+    /// what `logging` reads: the table and the code cannot drift apart.
+    #[test]
+    fn the_configuration_reads_every_declared_variable_and_no_other() {
+        let dir = std::env::temp_dir().join(format!("ctb-config-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let route = "routes:\n  - name: only\n    task: {name: x}\n";
+        std::fs::write(dir.join("m.yaml"), route).unwrap();
+        let common: &[(&str, &str)] = &[
+            (
+                "CONNECT_INSTANCE_ID",
+                "arn:aws:connect:eu-west-1:123456789012:instance/i",
+            ),
+            ("CONTACT_FLOW_LINK", "previous"),
+            ("BATCH_CONCURRENCY", "20"),
+            ("MAX_BODY_BYTES", "1000"),
+            ("WEBHOOK_AUTH", "signature"),
+            ("WEBHOOK_SECRET_ID", "hook"),
+            ("WEBHOOK_SIGNATURE_HEADER", "X-Hub-Signature"),
+            ("WEBHOOK_SIGNATURE_PREFIX", "v1="),
+            ("WEBHOOK_TIMESTAMP_HEADER", "X-Timestamp"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "60"),
+            ("WEBHOOK_MODE", "queued"),
+            ("CONNECT_REQUESTS_PER_SECOND", "10"),
+            ("CONNECT_BURST", "20"),
+            ("CONNECT_CALLERS", "4"),
+            ("CONNECT_MAX_ATTEMPTS", "5"),
+            ("CONNECT_ATTEMPT_TIMEOUT_MS", "1000"),
+            ("CONNECT_INITIAL_BACKOFF_MS", "50"),
+            ("CONNECT_MAX_BACKOFF_MS", "500"),
+            ("TLS_ROOTS", "system"),
+            (
+                "TASK_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/tasks",
+            ),
+            ("QUOTA_HOLD_SECONDS", "120"),
+            ("ENVELOPE_SECRET_ID", "envelope"),
+            ("TASK_TABLE", "tasks"),
+            ("COMPLETION_EVENT_BUS", "default"),
+            ("METRICS_NAMESPACE", "off"),
+        ];
+        let root = dir.to_str().unwrap();
+        // The variables that exclude one another, one environment each.
+        let alternatives: [&[(&str, &str)]; 3] = [
+            &[
+                ("CONNECT_CONTACT_FLOW_ID", "flow"),
+                ("TASK_MAPPING_FILE", "m.yaml"),
+                ("LAMBDA_TASK_ROOT", root),
+            ],
+            &[
+                ("CONNECT_TASK_TEMPLATE_ID", "template"),
+                ("TASK_MAPPING", route),
+            ],
+            &[("CONNECT_QUICK_CONNECT_ID", "quick")],
+        ];
+        let mut set = std::collections::BTreeSet::new();
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        for alternative in alternatives {
+            let map: HashMap<&str, &str> = common.iter().chain(alternative).copied().collect();
+            set.extend(map.keys().map(|k| k.to_string()));
+            let c = Config::from_lookup(|k| {
+                read.borrow_mut().insert(k.to_string());
+                map.get(k).map(|v| v.to_string())
+            })
+            .unwrap_or_else(|e| panic!("{alternative:?}: {e}"));
+            assert_eq!(c.pace.callers, 4);
+            assert_eq!(c.webhook_mode, WebhookMode::Queued);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+        let declared: std::collections::BTreeSet<String> = VARIABLES
+            .iter()
+            .map(|v| v.name)
+            .filter(|n| !READ_ELSEWHERE.contains(n))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            read.into_inner(),
+            declared,
+            "what Config::from_lookup reads and what config::VARIABLES declares"
+        );
+        assert_eq!(set, declared, "the test sets every declared variable");
+    }
+
+    /// A documented default is what unset means: setting a variable to it changes nothing.
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let base = [
+            ("CONNECT_INSTANCE_ID", "i"),
+            (
+                "TASK_MAPPING",
+                "routes:\n  - name: only\n    task: {name: x}\n",
+            ),
+            // So that the signature's variables are read.
+            ("WEBHOOK_AUTH", "signature"),
+            ("WEBHOOK_SECRET_ID", "hook"),
+        ];
+        let unset = settled(&config(&base).unwrap());
+        for v in VARIABLES {
+            let Some(default) = v.default else { continue };
+            match v.name {
+                "AWS_LAMBDA_LOG_LEVEL" => assert_eq!(
+                    crate::logging::filter_directives(None, Some(default)),
+                    crate::logging::filter_directives(None, None)
+                ),
+                name => {
+                    assert!(
+                        !READ_ELSEWHERE.contains(&name),
+                        "{name}'s default is unchecked"
+                    );
+                    let mut vars = base.to_vec();
+                    vars.push((name, default));
+                    let set = config(&vars).unwrap_or_else(|e| panic!("{name}={default}: {e}"));
+                    assert_eq!(settled(&set), unset, "{name}={default} is not its default");
+                }
+            }
+        }
+    }
+
+    /// A variable read without its row in `VARIABLES` stops a debug build (and every test).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not declared in config::VARIABLES")]
+    fn reading_an_undeclared_variable_is_a_bug() {
+        let lookup = |_: &str| None;
+        Vars::new(&lookup).get("CONNECT_UNDECLARED");
+    }
+
+    /// Whatever reads the process environment itself (the logging set-up) reads only declared
+    /// variables: no `env::var` call in the sources names one `VARIABLES` lacks.
+    #[test]
+    fn no_module_reads_an_undeclared_variable_from_the_environment() {
+        // Not the function's configuration: the protocol model's size, in its own test.
+        const NOT_CONFIGURATION: &[&str] = &["CTB_MODEL"];
+        fn sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for call in ["env::var(\"", "env::var_os(\""] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = &text[at + call.len()..];
+                    let name = &rest[..rest.find('"').unwrap()];
+                    seen += 1;
+                    assert!(
+                        variable(name).is_some() || NOT_CONFIGURATION.contains(&name),
+                        "{} reads {name}, which config::VARIABLES does not declare",
+                        file.display()
+                    );
+                }
+            }
+        }
+        assert!(seen >= READ_ELSEWHERE.len(), "the scan found {seen} reads");
+    }
+
     #[test]
     fn lifecycle_routes_need_the_task_table() {
         let stop = "routes:\n  - name: recovered\n    when: {detail_type: OrderRecovered}\n    action: stop\n    key: \"order-{{ body.orderId }}\"\n  - name: rest\n    task: {name: n}\n";
