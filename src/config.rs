@@ -1,23 +1,9 @@
 //! The function's configuration, read from the environment and checked once at cold start.
 //!
-//! | variable | meaning |
-//! | --- | --- |
-//! | `CONNECT_INSTANCE_ID` | required: the instance ID or the instance ARN |
-//! | `CONNECT_CONTACT_FLOW_ID` / `CONNECT_TASK_TEMPLATE_ID` / `CONNECT_QUICK_CONNECT_ID` | default flow for tasks that name none (at most one) |
-//! | `TASK_MAPPING` | the mapping document inline (YAML or JSON) |
-//! | `TASK_MAPPING_FILE` | or a path to it (relative paths resolve against `LAMBDA_TASK_ROOT` when set) |
-//! | `BATCH_CONCURRENCY` | calls in flight for one standard SQS batch (default 10) |
-//! | `MAX_BODY_BYTES` | largest webhook body accepted (default 262144) |
-//! | `WEBHOOK_AUTH` | `signature`, `iam`, `authorizer` or `none`; unset: webhooks are refused (403) |
-//! | `WEBHOOK_SECRET_ID` | Secrets Manager secret (name or ARN) holding the HMAC key, for `signature` |
-//! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_SIGNATURE_PREFIX` | where the signature is (default `X-Signature-256: sha256=<hex>`) |
-//! | `WEBHOOK_TIMESTAMP_HEADER` / `WEBHOOK_TOLERANCE_SECONDS` | a signed timestamp header and its window (default 300 s) |
-//! | `CONNECT_MAX_ATTEMPTS` / `CONNECT_ATTEMPT_TIMEOUT_MS` | SDK attempts per call (default 3) and the timeout of each (default 4000) |
-//! | `TLS_ROOTS` | `amazon` (default: Amazon Trust Services' roots, built in) or `system` (the platform's store) |
-//! | `CONTACT_FLOW_LINK` | how a contact flow's task links to the calling contact: `related` (default; inherits its attributes) or `previous` |
-//! | `ENVELOPE_SECRET_ID` | Secrets Manager secret (name or ARN) whose key signs what the function queues itself (the template creates it); unset: unsigned envelopes, checked again when read back |
-//! | `QUOTA_HOLD_SECONDS` | how long a record waits in the task queue the first time Connect's quota of active tasks is exhausted (default 60; doubled each time, at most 900) |
-//! | `METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics (default ConnectTaskBridge; `off` disables) |
+//! Every variable the function reads is described once, in [`VARIABLES`] (name, default,
+//! meaning); the table in docs/configuration.md is generated from it
+//! (`connect-task-bridge config --markdown docs/configuration.md`), and tests hold both the
+//! readers below and that file to it.
 
 use std::path::PathBuf;
 
@@ -314,6 +300,44 @@ pub const VARIABLES: &[Variable] = &[
 /// The variable `name` in `VARIABLES`.
 pub fn variable(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|v| v.name == name)
+}
+
+/// The lines between which docs/configuration.md holds the generated table.
+pub const TABLE_BEGIN: &str = "<!-- variables:begin -->";
+pub const TABLE_END: &str = "<!-- variables:end -->";
+
+/// `VARIABLES` as Markdown: a section per group, a row per variable.
+pub fn variables_markdown() -> String {
+    let mut out = String::new();
+    for group in Group::ALL {
+        let rows: Vec<&Variable> = VARIABLES.iter().filter(|v| v.group == group).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("## {}\n\n", group.title()));
+        out.push_str("| variable | default | meaning |\n| --- | --- | --- |\n");
+        for v in rows {
+            let default = v.default.map_or("—".to_string(), |d| format!("`{d}`"));
+            out.push_str(&format!("| `{}` | {default} | {} |\n", v.name, v.doc));
+        }
+    }
+    out
+}
+
+/// `doc` with the generated table between its `TABLE_BEGIN` and `TABLE_END` lines; None
+/// without them.
+pub fn with_variables_table(doc: &str) -> Option<String> {
+    let start = doc.find(TABLE_BEGIN)? + TABLE_BEGIN.len();
+    let end = start + doc[start..].find(TABLE_END)?;
+    Some(format!(
+        "{}\n\n{}\n{}",
+        &doc[..start],
+        variables_markdown(),
+        &doc[end..]
+    ))
 }
 
 /// The environment as configuration reads it: a value trimmed, an empty one as unset, and only
@@ -996,6 +1020,32 @@ mod tests {
             }
         }
         assert!(seen >= READ_ELSEWHERE.len(), "the scan found {seen} reads");
+    }
+
+    /// docs/configuration.md shows what `VARIABLES` says, every variable of it.
+    #[test]
+    fn the_shipped_variable_table_is_the_generated_one() {
+        let generated = variables_markdown();
+        for v in VARIABLES {
+            assert!(
+                generated.contains(&format!("| `{}` |", v.name)),
+                "{}",
+                v.name
+            );
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        let expected = with_variables_table(&shipped);
+        assert!(
+            expected.is_some(),
+            "{} lacks the lines {TABLE_BEGIN} and {TABLE_END}",
+            path.display()
+        );
+        assert!(
+            expected.as_deref() == Some(shipped.as_str()),
+            "{} is stale: run `cargo run -q -- config --markdown docs/configuration.md`",
+            path.display()
+        );
     }
 
     #[test]
