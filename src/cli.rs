@@ -25,13 +25,19 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 start would; list the routes and the sources each
                                                 can match; exit 1 naming what is wrong
        connect-task-bridge schema               print the mapping document's JSON Schema
+       connect-task-bridge config --markdown [FILE]
+                                                print the environment variables the function
+                                                reads as Markdown tables; with FILE, write them
+                                                between its <!-- variables:begin --> and
+                                                <!-- variables:end --> lines
        connect-task-bridge send EVENT.json [--endpoint-url URL] [--mapping FILE]
                                                 handle the event as the Lambda would, calling
                                                 Connect (credentials and region from the usual AWS
                                                 environment), and print the function's answer
 
 Configuration comes from the environment (CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, TASK_MAPPING,
-TASK_MAPPING_FILE, ...; see the README). --mapping overrides TASK_MAPPING / TASK_MAPPING_FILE.";
+TASK_MAPPING_FILE, ...; see docs/configuration.md or `config --markdown`). --mapping overrides
+TASK_MAPPING / TASK_MAPPING_FILE.";
 
 /// The arguments both commands take.
 struct EventArgs {
@@ -165,6 +171,39 @@ pub fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32
         let _ = writeln!(out, "  route {route}");
     }
     0
+}
+
+/// Runs `config --markdown [FILE]`: the table of `config::VARIABLES`, printed or written into
+/// FILE between its markers (0), or what is wrong (1; 2 for usage).
+pub fn config(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
+    let file = match args {
+        [flag] if flag == "--markdown" => None,
+        [flag, file] if flag == "--markdown" => Some(file),
+        _ => return usage(err, "config takes --markdown [FILE]"),
+    };
+    let Some(file) = file else {
+        let _ = write!(out, "{}", crate::config::variables_markdown());
+        return 0;
+    };
+    let written = std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|doc| {
+            crate::config::with_variables_table(&doc).ok_or_else(|| {
+                format!(
+                    "no {} and {} lines",
+                    crate::config::TABLE_BEGIN,
+                    crate::config::TABLE_END
+                )
+            })
+        })
+        .and_then(|doc| std::fs::write(file, doc).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "{file}: {e}");
+            1
+        }
+    }
 }
 
 /// Runs `send`: the event through the handler, as the Lambda would run it, against the endpoint

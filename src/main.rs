@@ -23,6 +23,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             print!("{}", connect_task_bridge::mapping::Mapping::json_schema());
             Ok(())
         }
+        Some("config") => {
+            let code = cli::config(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
+            std::process::exit(code);
+        }
         Some("check") => {
             let code = cli::check(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(code);

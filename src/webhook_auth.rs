@@ -22,6 +22,7 @@ use serde_json::Value;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::config::Vars;
 use crate::error::{BridgeError, ConfigError};
 
 pub const DEFAULT_HEADER: &str = "x-signature-256";
@@ -44,13 +45,13 @@ pub struct SignatureSettings {
 }
 
 impl SignatureSettings {
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<SignatureSettings>, ConfigError> {
-        let Some(secret_id) = get("WEBHOOK_SECRET_ID") else {
+    /// The settings, when `WEBHOOK_SECRET_ID` names a secret (its variables are described in
+    /// `config::VARIABLES`).
+    pub fn from_vars(vars: &Vars) -> Result<Option<SignatureSettings>, ConfigError> {
+        let Some(secret_id) = vars.get("WEBHOOK_SECRET_ID") else {
             return Ok(None);
         };
-        let tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
+        let tolerance = match vars.get("WEBHOOK_TOLERANCE_SECONDS") {
             None => DEFAULT_TOLERANCE,
             Some(t) => Duration::from_secs(t.parse().map_err(|_| ConfigError::Env {
                 name: "WEBHOOK_TOLERANCE_SECONDS",
@@ -59,11 +60,16 @@ impl SignatureSettings {
         };
         Ok(Some(SignatureSettings {
             secret_id,
-            header: get("WEBHOOK_SIGNATURE_HEADER")
+            header: vars
+                .get("WEBHOOK_SIGNATURE_HEADER")
                 .unwrap_or_else(|| DEFAULT_HEADER.into())
                 .to_ascii_lowercase(),
-            prefix: get("WEBHOOK_SIGNATURE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into()),
-            timestamp_header: get("WEBHOOK_TIMESTAMP_HEADER").map(|h| h.to_ascii_lowercase()),
+            prefix: vars
+                .get("WEBHOOK_SIGNATURE_PREFIX")
+                .unwrap_or_else(|| DEFAULT_PREFIX.into()),
+            timestamp_header: vars
+                .get("WEBHOOK_TIMESTAMP_HEADER")
+                .map(|h| h.to_ascii_lowercase()),
             tolerance,
         }))
     }
@@ -81,11 +87,9 @@ pub enum WebhookAuthSetting {
 }
 
 impl WebhookAuthSetting {
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> Option<String>,
-    ) -> Result<WebhookAuthSetting, ConfigError> {
-        let mode = get("WEBHOOK_AUTH").map(|m| m.to_ascii_lowercase());
-        let secret = get("WEBHOOK_SECRET_ID");
+    pub fn from_vars(vars: &Vars) -> Result<WebhookAuthSetting, ConfigError> {
+        let mode = vars.get("WEBHOOK_AUTH").map(|m| m.to_ascii_lowercase());
+        let secret = vars.get("WEBHOOK_SECRET_ID");
         if secret.is_some() && mode.as_deref() != Some("signature") {
             return Err(ConfigError::Env {
                 name: "WEBHOOK_AUTH",
@@ -97,7 +101,7 @@ impl WebhookAuthSetting {
             Some("none") => WebhookAuthSetting::None,
             Some("iam") => WebhookAuthSetting::Iam,
             Some("authorizer") => WebhookAuthSetting::Authorizer,
-            Some("signature") => match SignatureSettings::from_lookup(get)? {
+            Some("signature") => match SignatureSettings::from_vars(vars)? {
                 Some(settings) => WebhookAuthSetting::Signature(settings),
                 None => {
                     return Err(ConfigError::Env {
@@ -479,9 +483,8 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        WebhookAuthSetting::from_lookup(&|k: &str| {
-            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })
+        let lookup = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        WebhookAuthSetting::from_vars(&Vars::new(&lookup))
     }
 
     #[test]
@@ -579,10 +582,12 @@ mod tests {
             "WEBHOOK_SIGNATURE_HEADER" => Some("X-Hub-Signature-256".into()),
             _ => None,
         };
-        let s = SignatureSettings::from_lookup(&env).unwrap().unwrap();
+        let s = SignatureSettings::from_vars(&Vars::new(&env))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.header, "x-hub-signature-256");
         assert_eq!(s.prefix, "sha256=");
-        assert!(SignatureSettings::from_lookup(&|_: &str| None)
+        assert!(SignatureSettings::from_vars(&Vars::new(&|_: &str| None))
             .unwrap()
             .is_none());
         let check = SignatureCheck::new(s, b"very-secret-value".to_vec());

@@ -150,3 +150,56 @@ fn the_shipped_schema_is_the_generated_one() {
     let example = std::fs::read_to_string(root().join(EXAMPLE_MAPPING)).unwrap();
     assert!(example.contains("$schema=../schema/mapping.schema.json"));
 }
+
+/// `config --markdown` prints the tables of the variables the function reads, the ones
+/// docs/configuration.md shows, and with a file writes them between its markers.
+#[test]
+fn config_prints_and_writes_the_variable_tables() {
+    let config = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+            .arg("config")
+            .args(args)
+            .current_dir(root())
+            .env_clear()
+            .output()
+            .expect("the binary runs")
+    };
+    let out = config(&["--markdown"]);
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed, connect_task_bridge::config::variables_markdown());
+    for name in [
+        "TASK_TABLE",
+        "WEBHOOK_MODE",
+        "CONNECT_CALLERS",
+        "WEBHOOK_AUTH",
+    ] {
+        assert!(printed.contains(&format!("| `{name}` |")), "{printed}");
+    }
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    assert!(
+        doc.contains(&printed),
+        "docs/configuration.md is stale: run `cargo run -q -- config --markdown docs/configuration.md`"
+    );
+
+    let file = std::env::temp_dir().join(format!("ctb-config-{}.md", std::process::id()));
+    std::fs::write(
+        &file,
+        "# t\n<!-- variables:begin -->\nold\n<!-- variables:end -->\nafter\n",
+    )
+    .unwrap();
+    let out = config(&["--markdown", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", out);
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        written,
+        format!("# t\n<!-- variables:begin -->\n\n{printed}\n<!-- variables:end -->\nafter\n")
+    );
+    std::fs::write(&file, "no markers\n").unwrap();
+    let out = config(&["--markdown", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "no markers\n");
+    std::fs::remove_file(file).unwrap();
+
+    assert_eq!(config(&[]).status.code(), Some(2));
+}
