@@ -22,7 +22,6 @@ use serde_json::Value;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Vars;
 use crate::error::{BridgeError, ConfigError};
 
 pub const DEFAULT_HEADER: &str = "x-signature-256";
@@ -47,11 +46,14 @@ pub struct SignatureSettings {
 impl SignatureSettings {
     /// The settings, when `WEBHOOK_SECRET_ID` names a secret (its variables are described in
     /// `config::VARIABLES`).
-    pub fn from_vars(vars: &Vars) -> Result<Option<SignatureSettings>, ConfigError> {
-        let Some(secret_id) = vars.get("WEBHOOK_SECRET_ID") else {
+    /// `get` is configuration's reader (`config::Vars::get`: trimmed, empty as unset).
+    pub fn from_vars(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<SignatureSettings>, ConfigError> {
+        let Some(secret_id) = get("WEBHOOK_SECRET_ID") else {
             return Ok(None);
         };
-        let tolerance = match vars.get("WEBHOOK_TOLERANCE_SECONDS") {
+        let tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
             None => DEFAULT_TOLERANCE,
             Some(t) => Duration::from_secs(t.parse().map_err(|_| ConfigError::Env {
                 name: "WEBHOOK_TOLERANCE_SECONDS",
@@ -60,16 +62,11 @@ impl SignatureSettings {
         };
         Ok(Some(SignatureSettings {
             secret_id,
-            header: vars
-                .get("WEBHOOK_SIGNATURE_HEADER")
+            header: get("WEBHOOK_SIGNATURE_HEADER")
                 .unwrap_or_else(|| DEFAULT_HEADER.into())
                 .to_ascii_lowercase(),
-            prefix: vars
-                .get("WEBHOOK_SIGNATURE_PREFIX")
-                .unwrap_or_else(|| DEFAULT_PREFIX.into()),
-            timestamp_header: vars
-                .get("WEBHOOK_TIMESTAMP_HEADER")
-                .map(|h| h.to_ascii_lowercase()),
+            prefix: get("WEBHOOK_SIGNATURE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into()),
+            timestamp_header: get("WEBHOOK_TIMESTAMP_HEADER").map(|h| h.to_ascii_lowercase()),
             tolerance,
         }))
     }
@@ -87,9 +84,12 @@ pub enum WebhookAuthSetting {
 }
 
 impl WebhookAuthSetting {
-    pub fn from_vars(vars: &Vars) -> Result<WebhookAuthSetting, ConfigError> {
-        let mode = vars.get("WEBHOOK_AUTH").map(|m| m.to_ascii_lowercase());
-        let secret = vars.get("WEBHOOK_SECRET_ID");
+    /// `get` is configuration's reader (`config::Vars::get`: trimmed, empty as unset).
+    pub fn from_vars(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<WebhookAuthSetting, ConfigError> {
+        let mode = get("WEBHOOK_AUTH").map(|m| m.to_ascii_lowercase());
+        let secret = get("WEBHOOK_SECRET_ID");
         if secret.is_some() && mode.as_deref() != Some("signature") {
             return Err(ConfigError::Env {
                 name: "WEBHOOK_AUTH",
@@ -101,7 +101,7 @@ impl WebhookAuthSetting {
             Some("none") => WebhookAuthSetting::None,
             Some("iam") => WebhookAuthSetting::Iam,
             Some("authorizer") => WebhookAuthSetting::Authorizer,
-            Some("signature") => match SignatureSettings::from_vars(vars)? {
+            Some("signature") => match SignatureSettings::from_vars(get)? {
                 Some(settings) => WebhookAuthSetting::Signature(settings),
                 None => {
                     return Err(ConfigError::Env {
@@ -484,7 +484,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let lookup = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        WebhookAuthSetting::from_vars(&Vars::new(&lookup))
+        WebhookAuthSetting::from_vars(&|k| crate::config::Vars::new(&lookup).get(k))
     }
 
     #[test]
@@ -582,12 +582,12 @@ mod tests {
             "WEBHOOK_SIGNATURE_HEADER" => Some("X-Hub-Signature-256".into()),
             _ => None,
         };
-        let s = SignatureSettings::from_vars(&Vars::new(&env))
+        let s = SignatureSettings::from_vars(&|k| crate::config::Vars::new(&env).get(k))
             .unwrap()
             .unwrap();
         assert_eq!(s.header, "x-hub-signature-256");
         assert_eq!(s.prefix, "sha256=");
-        assert!(SignatureSettings::from_vars(&Vars::new(&|_: &str| None))
+        assert!(SignatureSettings::from_vars(&|_: &str| None)
             .unwrap()
             .is_none());
         let check = SignatureCheck::new(s, b"very-secret-value".to_vec());

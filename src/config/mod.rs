@@ -98,7 +98,7 @@ impl Config {
         let (batch_concurrency, limits) = intake(vars)?;
         let call_policy = call_policy(vars)?;
         let metrics_namespace = metrics_namespace(vars);
-        let webhook_auth = WebhookAuthSetting::from_vars(vars)?;
+        let webhook_auth = WebhookAuthSetting::from_vars(&|name| vars.get(name))?;
         let contact_link = contact_link(vars)?;
         let pace = pace_setting(vars)?;
         let queue = queue(vars)?;
