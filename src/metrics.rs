@@ -37,9 +37,9 @@ impl Tally {
         let mut tally = Tally::default();
         for outcome in outcomes {
             match &outcome.result {
-                Ok(started) if started.did == Did::Queued => tally.queued += 1,
-                Ok(started) if started.did == Did::KeyReused => tally.key_reused += 1,
-                Ok(started) if started.did == Did::Held => tally.held += 1,
+                Ok(done) if done.did == Did::Queued => tally.queued += 1,
+                Ok(done) if done.did == Did::KeyReused => tally.key_reused += 1,
+                Ok(done) if done.did == Did::Held => tally.held += 1,
                 Ok(_) => tally.started += 1,
                 Err(err) => {
                     tally.failed += 1;
@@ -129,12 +129,12 @@ pub fn emit(namespace: &str, source: SourceKind, outcomes: &[Outcome], pace: &Pa
 mod tests {
     use super::*;
     use crate::error::BridgeError;
-    use crate::response::Started;
+    use crate::response::Done;
 
     fn outcome(result: Result<(), BridgeError>) -> Outcome {
         Outcome {
             record_id: "r".into(),
-            result: result.map(|_| Started {
+            result: result.map(|_| Done {
                 contact_id: Some("c".into()),
                 client_token: "t".into(),
                 route: "r".into(),

@@ -120,14 +120,6 @@ impl Did {
     }
 }
 
-/// The result of an action: what was done and the task it was done to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Acted {
-    pub did: Did,
-    pub contact_id: Option<String>,
-    pub client_token: Option<String>,
-}
-
 /// How a task ended, from its contact event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ending {
@@ -169,4 +161,81 @@ pub fn ending_of(detail: &Value) -> Option<Ending> {
             .and_then(Value::as_str)
             .map(str::to_string),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are what logs, metrics and answers say (`outcome`, `Outcome`): an interface.
+    #[test]
+    fn actions_and_outcomes_keep_their_names() {
+        let actions = [
+            (Action::Start, "start"),
+            (Action::Update, "update"),
+            (Action::Reschedule, "reschedule"),
+            (Action::Stop, "stop"),
+            (Action::Tag, "tag"),
+        ];
+        for (action, name) in actions {
+            assert_eq!(action.as_str(), name);
+        }
+        let dids = [
+            (Did::Started, "started"),
+            (Did::Queued, "queued"),
+            (Did::Held, "held"),
+            (Did::Replayed, "replayed"),
+            (Did::KeyReused, "key_reused"),
+            (Did::Updated, "updated"),
+            (Did::Rescheduled, "rescheduled"),
+            (Did::Stopped, "stopped"),
+            (Did::Tagged, "tagged"),
+            (Did::Ignored, "ignored"),
+            (Did::Heard, "heard"),
+        ];
+        for (did, name) in dids {
+            assert_eq!(did.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn only_a_plain_start_goes_without_the_table() {
+        let plan = |action, task_token: Option<&str>| Plan {
+            action,
+            task_token: task_token.map(str::to_string),
+            ..Plan::default()
+        };
+        assert!(!plan(Action::Start, None).needs_table());
+        assert!(plan(Action::Start, Some("t")).needs_table());
+        for action in [
+            Action::Update,
+            Action::Reschedule,
+            Action::Stop,
+            Action::Tag,
+        ] {
+            assert!(plan(action, None).needs_table(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn a_contact_event_names_its_instance_by_arn() {
+        let ending = |arn: &str| Ending {
+            contact_id: "c".into(),
+            event_type: "DISCONNECTED".into(),
+            disconnect_reason: None,
+            instance_arn: Some(arn.into()),
+        };
+        let arn = "arn:aws:connect:eu-west-1:123456789012:instance/abc-1";
+        assert!(ending(arn).on_instance("abc-1"));
+        assert!(ending(arn).on_instance(arn));
+        assert!(!ending(arn).on_instance("abc-2"));
+        assert!(!ending(arn).on_instance(""));
+        let read = ending_of(&serde_json::json!({
+            "contactId": "c-1", "eventType": "COMPLETED", "instanceArn": arn
+        }))
+        .unwrap();
+        assert_eq!(read.contact_id, "c-1");
+        assert_eq!(read.event_type, "COMPLETED");
+        assert!(ending_of(&serde_json::json!({"eventType": "COMPLETED"})).is_none());
+    }
 }

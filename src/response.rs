@@ -4,14 +4,15 @@
 use crate::error::BridgeError;
 use crate::plan::Did;
 
-/// A task Connect started (or had already started for this client token), or a request put on
-/// the task queue to become one (`contact_id` None).
+/// What was done for a record (`did`: started, replayed, queued, held, updated, stopped,
+/// ignored, heard, ...) and the task it was done to, when there is one: the one result from the
+/// record's decision (`handler`) to its source's answer (`sources::respond`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Started {
+pub struct Done {
     pub contact_id: Option<String>,
     pub client_token: String,
     pub route: String,
-    /// What was done: started, queued, or a lifecycle action (see `lifecycle::Did`).
+    /// What was done (see `plan::Did`).
     pub did: Did,
 }
 
@@ -19,5 +20,5 @@ pub struct Started {
 pub struct Outcome {
     /// The source's id of the record (SQS messageId for batch item failures).
     pub record_id: String,
-    pub result: Result<Started, BridgeError>,
+    pub result: Result<Done, BridgeError>,
 }

@@ -431,16 +431,16 @@ fn stream_envelope(
 fn async_answer(_kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
     let mut results = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
-        let started = outcome.result?;
-        results.push(match (started.did, started.contact_id) {
+        let done = outcome.result?;
+        results.push(match (done.did, done.contact_id) {
             (Did::Queued | Did::Held, _) => {
-                serde_json::json!({"Queued": true, "ClientToken": started.client_token})
+                serde_json::json!({"Queued": true, "ClientToken": done.client_token})
             }
             (Did::Started, Some(contact_id)) => {
-                serde_json::json!({"ContactId": contact_id, "ClientToken": started.client_token})
+                serde_json::json!({"ContactId": contact_id, "ClientToken": done.client_token})
             }
             (did, contact_id) => serde_json::json!({
-                "Outcome": did.as_str(), "ContactId": contact_id, "ClientToken": started.client_token
+                "Outcome": did.as_str(), "ContactId": contact_id, "ClientToken": done.client_token
             }),
         });
     }
@@ -749,13 +749,13 @@ mod answers {
     //! Each source's answer to outcomes (what `response::Outcome` becomes).
     use super::*;
     use crate::plan::Did;
-    use crate::response::Started;
+    use crate::response::Done;
     use serde_json::json;
 
     fn ok(id: &str) -> Outcome {
         Outcome {
             record_id: id.into(),
-            result: Ok(Started {
+            result: Ok(Done {
                 contact_id: Some(format!("c-{id}")),
                 client_token: format!("t-{id}"),
                 route: "r".into(),

@@ -80,24 +80,23 @@ fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeErro
     let outcome = outcomes.into_iter().next();
     let http = match outcome {
         Some(Outcome {
-            result: Ok(started),
-            ..
-        }) => match (started.did, started.contact_id) {
+            result: Ok(done), ..
+        }) => match (done.did, done.contact_id) {
             // On the task queue: accepted, the task follows at the pace Connect allows (or
             // when Connect's quota of active tasks frees up).
             (Did::Queued | Did::Held, _) => HttpAnswer {
                 status: 202,
-                body: json!({"queued": true, "clientToken": started.client_token}),
+                body: json!({"queued": true, "clientToken": done.client_token}),
                 retry_after: None,
             },
             (Did::Started, Some(contact_id)) => HttpAnswer {
                 status: 201,
-                body: json!({"contactId": contact_id, "clientToken": started.client_token}),
+                body: json!({"contactId": contact_id, "clientToken": done.client_token}),
                 retry_after: None,
             },
             (did, contact_id) => HttpAnswer {
                 status: 200,
-                body: json!({"outcome": did.as_str(), "contactId": contact_id, "clientToken": started.client_token}),
+                body: json!({"outcome": did.as_str(), "contactId": contact_id, "clientToken": done.client_token}),
                 retry_after: None,
             },
         },

@@ -1,30 +1,30 @@
 //! The Lambda handler: open the envelope, run each record through `prepare` and `connect`, log
 //! one line per outcome, answer the source. Concurrency and ordering live here: a standard SQS
 //! batch runs its records concurrently up to `BATCH_CONCURRENCY`; a FIFO batch runs in order and
-//! stops at the first failure.
+//! stops at the first failure. What becomes of one record is decided in `decide`.
+
+mod decide;
+
+use decide::failed;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_smithy_types::DateTime;
 use futures_util::stream::{self, StreamExt};
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use crate::config::{Config, WebhookMode};
-use crate::connect::start_task;
+use crate::config::Config;
 use crate::connect::{CallContext, Paces};
 use crate::error::{BridgeError, Cause};
 use crate::lifecycle::Lifecycle;
 use crate::metrics;
 use crate::pace::Pacer;
-use crate::plan::{Acted, Action, Did};
-use crate::prepare::prepare;
 use crate::queue::{EnvelopeKeys, QueueMessage, TaskQueue};
-use crate::record::{Record, SourceKind, Work};
-use crate::response::{Outcome, Started};
-use crate::sources::{self, RecordError, Storage};
+use crate::record::{Record, SourceKind};
+use crate::response::Outcome;
+use crate::sources::{self, RecordError};
 use crate::table::TaskTable;
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
@@ -307,10 +307,7 @@ impl Bridge {
                     Ok(r) => r.id.clone(),
                     Err(e) => e.id.clone(),
                 };
-                let outcome = Outcome {
-                    record_id: id,
-                    result: Err(BridgeError::FifoBlocked),
-                };
+                let outcome = failed(id, BridgeError::FifoBlocked);
                 log_outcome(kind, &outcome, None, Duration::ZERO);
                 outcome
             } else {
@@ -336,178 +333,11 @@ impl Bridge {
             Err(e) => e.id.clone(),
         };
         let work = AssertUnwindSafe(self.process_unguarded(record, deadline)).catch_unwind();
-        let (outcome, route) = work.await.unwrap_or((
-            Outcome {
-                record_id,
-                result: Err(BridgeError::Internal),
-            },
-            None,
-        ));
+        let (outcome, route) = work
+            .await
+            .unwrap_or((failed(record_id, BridgeError::Internal), None));
         log_outcome(kind, &outcome, route.as_ref(), started_at.elapsed());
         outcome
-    }
-
-    async fn process_unguarded(
-        &self,
-        record: Result<Record, RecordError>,
-        deadline: Option<SystemTime>,
-    ) -> (Outcome, Option<(String, String)>) {
-        let mut record = match record {
-            Err(RecordError { id, error, .. }) => {
-                let outcome = Outcome {
-                    record_id: id,
-                    result: Err(error),
-                };
-                return (outcome, None);
-            }
-            Ok(record) => record,
-        };
-        let latest = deadline.map(|d| {
-            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
-            Instant::now() + left.saturating_sub(RESPONSE_MARGIN)
-        });
-        if let Work::Heard(ending) = &record.work {
-            let result = match ending {
-                None => Ok(Acted {
-                    did: Did::Ignored,
-                    contact_id: None,
-                    client_token: None,
-                }),
-                Some(ending) => {
-                    self.lifecycle
-                        .hear(&self.call_context(latest), ending)
-                        .await
-                }
-            };
-            let outcome = Outcome {
-                record_id: record.id.clone(),
-                result: result.map(|acted| Started {
-                    contact_id: acted.contact_id,
-                    client_token: acted.client_token.unwrap_or_default(),
-                    route: "contact_event".into(),
-                    did: acted.did,
-                }),
-            };
-            return (outcome, None);
-        }
-        // What the table remembers of the event that opened a task (its redelivery after the
-        // task ended is recognised by it).
-        let origin = crate::token::origin(&record.identity);
-        let prepared = prepare(&record, &self.config, DateTime::from(SystemTime::now()));
-        // What may go on the task queue: never a record that came from a queue.
-        let storage = match record.queue_message {
-            Some(_) => Storage::Never,
-            None => sources::storage_of(record.kind),
-        };
-        let queue_first =
-            storage == Storage::First && self.config.webhook_mode == WebhookMode::Queued;
-        let queue = self
-            .enqueuing()
-            .filter(|_| queue_first || storage == Storage::OnThrottle);
-        // A record may be held for Connect's exhausted quota (see `hold`), its event kept:
-        // not one whose order must be kept (a FIFO group, a shard's partition key: the held
-        // copy would let the next one overtake it), not one whose caller needs the task in
-        // the answer, and not forever (after `MAX_HOLDS` it fails as any other record).
-        let holding = self.queue.as_ref().filter(|q| {
-            q.can_hold()
-                && record.order_key.is_none()
-                && sources::holdable(record.kind)
-                && record.holds < MAX_HOLDS
-        });
-        let payload =
-            (queue.is_some() || holding.is_some()).then(|| std::mem::take(&mut record.event));
-        let holds = record.holds;
-        // The record (its event and parsed body, up to a few MiB) is not needed during the call:
-        // dropped here, so the concurrent calls of a batch hold only their requests.
-        let record_id = record.id.clone();
-        drop(record);
-        let prepared = match prepared {
-            Err(error) => {
-                let outcome = Outcome {
-                    record_id,
-                    result: Err(error),
-                };
-                return (outcome, None);
-            }
-            Ok(prepared) => prepared,
-        };
-        let client_token = prepared.client_token().to_string();
-        let queued = || Started {
-            contact_id: None,
-            client_token: client_token.clone(),
-            route: prepared.route.clone(),
-            did: Did::Queued,
-        };
-        let acted = |acted: Acted| Started {
-            contact_id: acted.contact_id,
-            client_token: acted.client_token.unwrap_or_else(|| client_token.clone()),
-            route: prepared.route.clone(),
-            did: acted.did,
-        };
-        let plan = &prepared.plan;
-        let through_table =
-            plan.needs_table() || (plan.key.is_some() && self.lifecycle.table.is_some());
-        let result = match (queue, &payload) {
-            // Checked and rendered, so bad input has had its answer; the task follows from the
-            // queue at the pace Connect allows.
-            (Some(queue), Some(payload)) if queue_first => {
-                queue.enqueue(payload).await.map(|()| queued())
-            }
-            _ => {
-                let call = self.call_context(latest);
-                let called = match (through_table, plan.action) {
-                    (false, _) => start_task(
-                        &self.client,
-                        &prepared.request,
-                        &self.pacer,
-                        latest,
-                        &self.config.call_policy,
-                    )
-                    .await
-                    .map(|contact_id| Acted {
-                        did: Did::Started,
-                        contact_id: Some(contact_id),
-                        client_token: None,
-                    }),
-                    (true, Action::Start) => {
-                        self.lifecycle
-                            .start(&call, &prepared.route, &prepared.request, plan, &origin)
-                            .await
-                    }
-                    (true, _) => {
-                        self.lifecycle
-                            .act(&call, &prepared.route, &prepared.request, plan, &origin)
-                            .await
-                    }
-                };
-                match (called, queue, &payload) {
-                    (Err(e), Some(queue), Some(payload)) if e.is_throttle() => {
-                        // Throttled beyond what the invocation could wait: queued, not failed.
-                        queue.enqueue(payload).await.map(|()| queued())
-                    }
-                    (Err(e), _, Some(payload))
-                        if e.cause() == Cause::QuotaExhausted && holding.is_some() =>
-                    {
-                        let queue = holding.expect("checked");
-                        let held = held_payload(payload);
-                        match queue.hold(&held, holds.saturating_add(1)).await {
-                            Ok(()) => Ok(Started {
-                                did: Did::Held,
-                                ..queued()
-                            }),
-                            // Not held: the record fails as it would have.
-                            Err(hold) => {
-                                tracing::warn!(error_code = hold.code(), "record not held");
-                                Err(e)
-                            }
-                        }
-                    }
-                    (called, _, _) => called.map(acted),
-                }
-            }
-        };
-        let outcome = Outcome { record_id, result };
-        (outcome, Some((prepared.route, client_token)))
     }
 }
 
@@ -521,22 +351,6 @@ fn rejected(err: BridgeError) -> BridgeError {
         "payload not accepted"
     );
     err
-}
-
-/// How many times a record is held before it fails like any other (a chain of 12 tasks per
-/// PreviousContactId never frees up): about a day at the longest delay.
-pub const MAX_HOLDS: u32 = 100;
-
-/// What holding a record puts in the function's envelope: the event as its source delivered it,
-/// a record of a batch (SQS, Kinesis, DynamoDB Streams: it has an event source) in a batch of
-/// its own, so that it is opened again as the same record with the same identity.
-fn held_payload(event: &serde_json::Value) -> serde_json::Value {
-    let is_batch_item = event.get("eventSource").is_some() || event.get("EventSource").is_some();
-    if is_batch_item {
-        serde_json::json!({ "Records": [event] })
-    } else {
-        event.clone()
-    }
 }
 
 /// A record as the envelope gives it: ready to route, or already failed.

@@ -7,16 +7,18 @@
 //! is open (claimed in the table before the call, same client token on a retry); each action is
 //! idempotent under redelivery (stopping a stopped task is success, an update reapplied is
 //! harmless); a task's workflow is notified once, whatever the order or number of its events.
+//! The notification itself (Step Functions, the completion event bus) is `notify`.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
+mod notify;
 
 use crate::connect::{self, CallContext, Paces};
-use crate::error::{BridgeError, Kind, Op, Service};
-use crate::plan::{Acted, Action, Did, Ending, IfMissing, Plan};
+use crate::error::BridgeError;
+use crate::plan::{Action, Did, Ending, IfMissing, Plan};
 use crate::protocol;
-use crate::table::{name_of, task_pk, token_pk, Claimed, Opened, State, TaskItem, TaskTable};
+use crate::response::Done;
+use crate::table::{task_pk, token_pk, Claimed, Opened, State, TaskItem, TaskTable};
 use crate::task::TaskRequest;
 use crate::token::{business_token, request_digest};
 
@@ -48,8 +50,8 @@ pub struct Lifecycle {
 
 /// Until when a claim this invocation takes holds: past its deadline (Lambda has ended the
 /// invocation by then), so that a claim is never taken over while its holder still works.
-fn hold_until(call: &CallContext<'_>, now: i64) -> i64 {
-    call.deadline
+fn hold_until(deadline: Option<Instant>, now: i64) -> i64 {
+    deadline
         .map(|d| {
             now + d.saturating_duration_since(Instant::now()).as_secs() as i64 + CLAIM_MARGIN_SECS
         })
@@ -87,7 +89,7 @@ impl Lifecycle {
         request: &TaskRequest,
         plan: &Plan,
         origin: &str,
-    ) -> Result<Acted, BridgeError> {
+    ) -> Result<Done, BridgeError> {
         let table = self.table.as_ref().ok_or_else(no_table)?;
         let token = request.client_token.clone().unwrap_or_default();
         let pk = match &plan.key {
@@ -108,7 +110,7 @@ impl Lifecycle {
             plan.task_token.as_deref().unwrap_or_default(),
         );
         let now = now_secs();
-        let claim_until = hold_until(call, now);
+        let claim_until = hold_until(call.deadline, now);
         match table.claim(&pk, origin, now, claim_until).await? {
             Claimed::Busy => Err(BridgeError::KeyBusy),
             Claimed::Existing(item) => {
@@ -124,15 +126,17 @@ impl Lifecycle {
                         "a business key that has an open task came with a different request; answered with the open task"
                     );
                 }
-                Ok(Acted {
-                    did: if reused {
+                Ok(done(
+                    route,
+                    request,
+                    if reused {
                         Did::KeyReused
                     } else {
                         Did::Replayed
                     },
-                    contact_id: item.contact_id,
-                    client_token: item.client_token,
-                })
+                    item.contact_id,
+                    item.client_token,
+                ))
             }
             Claimed::Fresh { generation } => {
                 let mut request = request.clone();
@@ -161,11 +165,13 @@ impl Lifecycle {
                         if let Some(item) = table.get(&pk).await? {
                             self.settle_ending(call, table, &item).await?;
                         }
-                        Ok(Acted {
-                            did: Did::Started,
-                            contact_id: Some(contact_id),
-                            client_token: Some(token),
-                        })
+                        Ok(done(
+                            route,
+                            &request,
+                            Did::Started,
+                            Some(contact_id),
+                            Some(token),
+                        ))
                     }
                     (settle, Err(e)) => {
                         // Connect's own refusal (or ours before the call) opened nothing under
@@ -210,7 +216,7 @@ impl Lifecycle {
         request: &TaskRequest,
         plan: &Plan,
         origin: &str,
-    ) -> Result<Acted, BridgeError> {
+    ) -> Result<Done, BridgeError> {
         let table = self.table.as_ref().ok_or_else(no_table)?;
         let key = plan.key.as_deref().unwrap_or_default();
         let item = table.get(&task_pk(key)).await?;
@@ -230,19 +236,17 @@ impl Lifecycle {
                     instance_arn: None,
                 };
                 self.finish(call, table, &item, &ending).await?;
-                return Ok(Acted {
-                    did: Did::Stopped,
-                    contact_id: item.contact_id,
-                    client_token: item.client_token,
-                });
+                return Ok(done(
+                    route,
+                    request,
+                    Did::Stopped,
+                    item.contact_id,
+                    item.client_token,
+                ));
             }
             _ => {
                 return match plan.if_missing {
-                    IfMissing::Ignore => Ok(Acted {
-                        did: Did::Ignored,
-                        contact_id: None,
-                        client_token: None,
-                    }),
+                    IfMissing::Ignore => Ok(done(route, request, Did::Ignored, None, None)),
                     IfMissing::Fail => Err(BridgeError::NoOpenTask {
                         route: route.to_string(),
                     }),
@@ -304,11 +308,13 @@ impl Lifecycle {
                 Did::Stopped
             }
         };
-        Ok(Acted {
+        Ok(done(
+            route,
+            request,
             did,
-            contact_id: Some(contact_id),
-            client_token: item.client_token,
-        })
+            Some(contact_id),
+            item.client_token,
+        ))
     }
 
     /// A contact event: a task the table knows has ended. Marks it and tells its workflow,
@@ -316,12 +322,17 @@ impl Lifecycle {
     pub async fn hear(
         &self,
         call: &CallContext<'_>,
-        ending: &Ending,
-    ) -> Result<Acted, BridgeError> {
-        let ignored = Acted {
+        ending: Option<&Ending>,
+    ) -> Result<Done, BridgeError> {
+        let ignored = Done {
             did: Did::Ignored,
-            contact_id: Some(ending.contact_id.clone()),
-            client_token: None,
+            contact_id: ending.map(|e| e.contact_id.clone()),
+            client_token: String::new(),
+            route: HEARD.into(),
+        };
+        // A contact event that is not about a contact's ending (or not Connect's at all).
+        let Some(ending) = ending else {
+            return Ok(ignored);
         };
         let Some(table) = &self.table else {
             return Ok(ignored);
@@ -362,10 +373,11 @@ impl Lifecycle {
             return Ok(ignored);
         };
         let told = self.finish(call, table, &item, &confirmed).await?;
-        Ok(Acted {
+        Ok(Done {
             did: if told { Did::Heard } else { Did::Ignored },
             contact_id: Some(ending.contact_id.clone()),
-            client_token: item.client_token,
+            client_token: item.client_token.unwrap_or_default(),
+            route: HEARD.into(),
         })
     }
 
@@ -450,7 +462,7 @@ impl Lifecycle {
                     state,
                     ending.disconnect_reason.as_deref(),
                     now,
-                    hold_until(call, now),
+                    hold_until(call.deadline, now),
                 )
                 .await?
         } else {
@@ -463,7 +475,7 @@ impl Lifecycle {
         } else {
             match table.get(&item.pk).await? {
                 Some(fresh) if fresh.generation == item.generation => {
-                    let held = hold_until(call, now);
+                    let held = hold_until(call.deadline, now);
                     (table.claim_notification(&fresh, now, held).await?, fresh)
                 }
                 _ => (false, item.clone()),
@@ -490,82 +502,27 @@ impl Lifecycle {
         table.notified(&item).await?;
         Ok(true)
     }
+}
 
-    async fn notify(
-        &self,
-        call: &CallContext<'_>,
-        item: &TaskItem,
-        state: State,
-        reason: Option<&str>,
-    ) -> Result<(), BridgeError> {
-        let contact_id = item.contact_id.clone().unwrap_or_default();
-        let key = name_of(&item.pk);
-        let outcome = json!({
-            "contactId": contact_id,
-            "key": key,
-            "outcome": state.as_str(),
-            "disconnectReason": reason,
-        });
-        if let (Some(token), Some(sfn)) = (&item.task_token, &self.sfn) {
-            let sent = if state == State::Completed {
-                // Contact events do not carry the attributes: read them back. Without them
-                // the workflow would be told the agent's decision is empty: the notification
-                // waits for the event's next delivery instead.
-                let attributes = connect::task_attributes(call, &self.paces, &contact_id).await?;
-                let mut output = outcome.clone();
-                output["attributes"] = json!(attributes);
-                sfn.send_task_success()
-                    .task_token(token)
-                    .output(output.to_string())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| Op::SendTaskSuccess.error(e))
-            } else {
-                sfn.send_task_failure()
-                    .task_token(token)
-                    .error(if state == State::Expired {
-                        "TaskExpired"
-                    } else {
-                        "TaskStopped"
-                    })
-                    .cause(outcome.to_string())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| Op::SendTaskFailure.error(e))
-            };
-            match sent {
-                Ok(()) => {}
-                // The workflow stopped waiting, or was told already: nothing left to tell.
-                Err(BridgeError::Notify { code })
-                    if Service::StepFunctions.kind_of(&code) == Kind::Gone =>
-                {
-                    tracing::warn!(error_code = code, "the waiting workflow is gone");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some((events, bus)) = &self.bus {
-            let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .event_bus_name(bus)
-                .source("connect-task-bridge")
-                .detail_type("Connect Task Completed")
-                .detail(outcome.to_string())
-                .build();
-            let out = events
-                .put_events()
-                .entries(entry)
-                .send()
-                .await
-                .map_err(|e| Op::PutEvents.error(e))?;
-            if out.failed_entry_count > 0 {
-                return Err(BridgeError::Notify {
-                    code: "PutEventsFailedEntry".into(),
-                });
-            }
-        }
-        Ok(())
+/// The route contact events are answered under: they take none.
+const HEARD: &str = "contact_event";
+
+/// What was done for a record of `route`: the task, named by the token it was opened with, or
+/// by the request's own when the action found no task.
+fn done(
+    route: &str,
+    request: &TaskRequest,
+    did: Did,
+    contact_id: Option<String>,
+    client_token: Option<String>,
+) -> Done {
+    Done {
+        did,
+        contact_id,
+        client_token: client_token
+            .or_else(|| request.client_token.clone())
+            .unwrap_or_default(),
+        route: route.to_string(),
     }
 }
 
@@ -579,6 +536,28 @@ fn no_table() -> BridgeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Op;
+
+    #[test]
+    fn a_claim_holds_past_its_invocations_deadline() {
+        let now = 1_000;
+        let deadline = Instant::now() + std::time::Duration::from_millis(10_500);
+        let until = hold_until(Some(deadline), now);
+        // 10 s left (the half second rounds down, or a little has passed since) and the margin.
+        assert!(
+            (now + 9 + CLAIM_MARGIN_SECS..=now + 10 + CLAIM_MARGIN_SECS).contains(&until),
+            "{until}"
+        );
+        let passed = Instant::now() - std::time::Duration::from_secs(5);
+        assert_eq!(hold_until(Some(passed), now), now + CLAIM_MARGIN_SECS);
+        assert_eq!(hold_until(None, now), now + UNBOUNDED_CLAIM_SECS);
+        let clock = now_secs();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((wall - 1..=wall + 1).contains(&clock));
+    }
     use std::time::Duration;
 
     /// Each operation draws from its own bucket at its own quota (a shared 10/s bucket let
