@@ -2,7 +2,8 @@
 //!  [--latency-ms N] [--delay-ms N] [--hang 0.1 --hang-ms N] [--rate R --burst B] [--seed N]`
 //!
 //! Serves Connect's StartTaskContact on 127.0.0.1 (an ephemeral port unless --port), prints
-//! `listening on http://ADDR` and runs until SIGINT/SIGTERM. Requests must be SigV4-signed with
+//! `listening on http://ADDR` and the `export` lines a shell needs to reach it (endpoint, keys,
+//! Region), and runs until SIGINT/SIGTERM. Requests must be SigV4-signed with
 //! the local credentials (AKIDLOCALSTANDIN0001 / local-secret-key-for-the-connect-stand-in,
 //! region eu-west-1). Admin: GET /admin/tasks, GET /admin/stats, GET|PUT /admin/faults,
 //! POST /admin/reset.
@@ -72,6 +73,18 @@ async fn run(options: Options, port: u16) -> std::process::ExitCode {
         }
     };
     println!("listening on {}", standin.url());
+    // What a shell needs to point the function, `cargo lambda` or the AWS CLI at it: the only
+    // keys and Region the stand-in's SigV4 check accepts (docs/standin.md, the local loop).
+    println!("export AWS_ENDPOINT_URL_CONNECT={}", standin.url());
+    println!(
+        "export AWS_ACCESS_KEY_ID={}",
+        connect_standin::LOCAL_ACCESS_KEY
+    );
+    println!(
+        "export AWS_SECRET_ACCESS_KEY={}",
+        connect_standin::LOCAL_SECRET_KEY
+    );
+    println!("export AWS_REGION={}", connect_standin::LOCAL_REGION);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     tokio::select! {

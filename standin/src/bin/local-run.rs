@@ -369,7 +369,14 @@ fn summarise(inv: &Invocation, logs: &[Value]) -> String {
     match inv {
         Invocation::Response(v) if v.get("batchItemFailures").is_some() => {
             let failed = v["batchItemFailures"].as_array().map_or(0, Vec::len);
-            let mut out = vec![format!("SQS batch: {failed} reported in batchItemFailures")];
+            // The source the records' log lines name (SQS, Kinesis, DynamoDB Streams, a pipe).
+            let source = logs
+                .iter()
+                .find_map(|l| l.get("fields").unwrap_or(l)["source"].as_str())
+                .unwrap_or("record");
+            let mut out = vec![format!(
+                "{source} batch: {failed} reported in batchItemFailures"
+            )];
             out.extend(per_record);
             out.join("\n")
         }
