@@ -11,8 +11,10 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::connect::{connect_client, load_sdk_config};
 use crate::handler::Bridge;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, RouteShape, TemplateId};
 use crate::prepare::prepare_payload;
+use crate::template::book::Book;
+use crate::template::TaskTemplate;
 
 pub const USAGE: &str = "\
 usage: connect-task-bridge                      run as a Lambda function (AWS_LAMBDA_RUNTIME_API)
@@ -20,10 +22,13 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 print the StartTaskContact request(s) for an event,
                                                 in the shape of `aws connect start-task-contact
                                                 --cli-input-json`, without calling Connect
-       connect-task-bridge check [--mapping FILE]
+       connect-task-bridge check [--mapping FILE] [--task-template FILE]... [--fetch]
                                                 check the configuration and the mapping as a cold
                                                 start would; list the routes and the sources each
-                                                can match; exit 1 naming what is wrong
+                                                can match; with --task-template (what `aws connect
+                                                get-task-template --output json` prints) or --fetch
+                                                (read from Connect), check every route that uses a
+                                                template against it; exit 1 naming what is wrong
        connect-task-bridge schema               print the mapping document's JSON Schema
        connect-task-bridge config --markdown [FILE]
                                                 print the environment variables the function
@@ -136,8 +141,10 @@ pub fn render(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i3
 
 /// Runs `check`: the configuration and mapping a cold start would build (exit 0), or the
 /// refusal a cold start would log, naming the variable or the route and field (exit 1).
-pub fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
+pub async fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
     let mut mapping_path = None;
+    let mut template_paths = Vec::new();
+    let mut fetch = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -145,6 +152,11 @@ pub fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32
                 Some(path) => mapping_path = Some(path.clone()),
                 None => return usage(err, "--mapping needs a file"),
             },
+            "--task-template" => match it.next() {
+                Some(path) => template_paths.push(path.clone()),
+                None => return usage(err, "--task-template needs a file"),
+            },
+            "--fetch" => fetch = true,
             other => return usage(err, &format!("unexpected argument {other}")),
         }
     }
@@ -170,7 +182,103 @@ pub fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32
     for route in config.mapping.describe_routes() {
         let _ = writeln!(out, "  route {route}");
     }
-    0
+    let mut templates = Vec::new();
+    for path in &template_paths {
+        let read = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+            .and_then(|v| TaskTemplate::from_json(&v));
+        match read {
+            Ok(template) => templates.push(template),
+            Err(e) => return fail(err, &format!("{path}: not a task template: {e}")),
+        }
+    }
+    let default = config.defaults.task_template_id.clone();
+    let shapes = config.mapping.route_shapes(default.as_deref());
+    if fetch {
+        // Explicit: `check` calls AWS only when asked to.
+        let sdk_config = load_sdk_config(config.call_policy, None).await;
+        let client = connect_client(&sdk_config, config.connect_region.as_deref());
+        let book = Book::new(
+            client,
+            config.defaults.instance_id.clone(),
+            config.call_policy,
+            config.pace.callers,
+        );
+        for id in config.mapping.literal_template_ids(default.as_deref()) {
+            match book.get(&id, None).await {
+                Some(template) => templates.push(template),
+                None => return fail(err, &format!("task template {id} cannot be read")),
+            }
+        }
+    }
+    if check_templates(&templates, &shapes, out, err) {
+        0
+    } else {
+        1
+    }
+}
+
+/// `check --task-template`: every route whose requests use one of `templates` checked against
+/// it, each broken rule a line naming the route and the field (never a value). True when none.
+fn check_templates(
+    templates: &[TaskTemplate],
+    shapes: &[RouteShape],
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> bool {
+    let mut ok = true;
+    for template in templates {
+        let _ = writeln!(
+            out,
+            "task template {} ('{}', {})",
+            template.id, template.name, template.status
+        );
+        let defaulted = template.defaulted();
+        if !defaulted.is_empty() {
+            let _ = writeln!(
+                out,
+                "  required fields left to the template's defaults: {}",
+                defaulted.join(", ")
+            );
+        }
+    }
+    for route in shapes.iter().filter(|r| r.starts) {
+        match &route.template {
+            TemplateId::None => {}
+            TemplateId::PerEvent => {
+                let _ = writeln!(
+                    out,
+                    "  route '{}': its task_template_id is rendered per event: checked before each call",
+                    route.route
+                );
+            }
+            TemplateId::Literal(id) => match templates.iter().find(|t| &t.id == id) {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  route '{}': task template {id} not given (--task-template FILE or --fetch): not checked",
+                        route.route
+                    );
+                }
+                Some(template) => {
+                    let problems = template.check(&route.shape);
+                    if problems.is_empty() {
+                        let _ = writeln!(out, "  route '{}': fits task template {id}", route.route);
+                    }
+                    for problem in problems {
+                        ok = false;
+                        let _ = writeln!(
+                            err,
+                            "route '{}', task template {id}, field {}: {}",
+                            route.route, problem.field, problem.rule
+                        );
+                    }
+                }
+            },
+        }
+    }
+    ok
 }
 
 /// Runs `config --markdown [FILE]`: the table of `config::VARIABLES`, printed or written into
@@ -227,7 +335,11 @@ pub async fn send(args: &[String], out: &mut impl Write, err: &mut impl Write) -
     let sdk_config = load_sdk_config(config.call_policy, args.endpoint_url.as_deref()).await;
     let client = connect_client(&sdk_config, config.connect_region.as_deref());
     let others = load_sdk_config(config.call_policy, None).await;
-    let bridge = Bridge::new(config, client).with_lifecycle_from(&others);
+    let templates = crate::template::book::for_config(&config, &client).await;
+    let mut bridge = Bridge::new(config, client).with_lifecycle_from(&others);
+    if let Some(book) = templates {
+        bridge = bridge.with_task_templates(book);
+    }
     match bridge.handle(payload, None).await {
         Ok(answer) => {
             let _ = writeln!(

@@ -29,6 +29,7 @@ pub mod response;
 pub mod sources;
 pub mod table;
 pub mod task;
+pub mod template;
 pub mod tls;
 pub mod token;
 pub mod validate;

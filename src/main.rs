@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(code);
         }
         Some("check") => {
-            let code = cli::check(&args[1..], &mut std::io::stdout(), &mut std::io::stderr());
+            let code = cli::check(&args[1..], &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Some("send") => {
@@ -99,12 +99,18 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         ),
         None => None,
     };
+    // Task templates: read ahead when the configuration names them, so each request is
+    // checked against its template before any call.
+    let templates = connect_task_bridge::template::book::for_config(&config, &client).await;
     let mut bridge = Bridge::new(config, client)
         .with_queue(queue)
         .with_envelope_keys(envelope)
         .with_lifecycle_from(&sdk_config);
     if let Some((check, secrets)) = signature {
         bridge = bridge.with_signature_check(check, Some(secrets));
+    }
+    if let Some(book) = templates {
+        bridge = bridge.with_task_templates(book);
     }
     let bridge = Arc::new(bridge);
     // The payload as text: the runtime would otherwise build the whole tree before any check.

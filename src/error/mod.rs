@@ -75,6 +75,11 @@ pub enum BridgeError {
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
 
+    /// The request does not fit the task template it names: refused before any call, naming
+    /// the template's fields and the rules they break (never the request's values).
+    #[error("task template {template}: {problems}")]
+    TemplateMismatch { template: String, problems: String },
+
     /// Connect answered with an error code (its class and cause follow from the code alone:
     /// `Service::Connect.kind_of`).
     #[error("Connect rejected the request ({code}): {message}")]
@@ -151,6 +156,7 @@ impl BridgeError {
             | BridgeError::NoRoute { .. }
             | BridgeError::Render { .. }
             | BridgeError::Validation { .. }
+            | BridgeError::TemplateMismatch { .. }
             | BridgeError::Unauthorized
             | BridgeError::Forbidden
             | BridgeError::Internal
@@ -175,6 +181,7 @@ impl BridgeError {
             BridgeError::NoRoute { .. } => "NoRoute",
             BridgeError::Render { .. } => "RenderError",
             BridgeError::Validation { .. } => "ValidationError",
+            BridgeError::TemplateMismatch { .. } => "TaskTemplateMismatch",
             BridgeError::Connect { code, .. } => code,
             BridgeError::Dispatch { code, .. } => code,
             BridgeError::FifoBlocked => "FifoBlocked",
@@ -201,7 +208,8 @@ impl BridgeError {
             BridgeError::UnrecognisedPayload(_)
             | BridgeError::InvalidEvent(_)
             | BridgeError::NoRoute { .. }
-            | BridgeError::Validation { .. } => Cause::CallersInput,
+            | BridgeError::Validation { .. }
+            | BridgeError::TemplateMismatch { .. } => Cause::CallersInput,
             BridgeError::Connect { code, .. } => Service::Connect.kind_of(code).cause(),
             BridgeError::DeadlineExceeded => Cause::OutOfTime,
             BridgeError::Paced => Cause::Throttled,
@@ -245,7 +253,9 @@ impl BridgeError {
             BridgeError::Connect { code, .. } => {
                 Service::Connect.kind_of(code) != Kind::Unavailable
             }
-            BridgeError::Validation { .. } | BridgeError::Paced => true,
+            BridgeError::Validation { .. }
+            | BridgeError::TemplateMismatch { .. }
+            | BridgeError::Paced => true,
             _ => false,
         }
     }
@@ -654,6 +664,9 @@ mod tests {
             Op::DescribeContact => {
                 fail!(op, connect::describe_contact::DescribeContactError, way)
             }
+            Op::GetTaskTemplate => {
+                fail!(op, connect::get_task_template::GetTaskTemplateError, way)
+            }
             Op::GetItem => fail!(op, dynamodb::get_item::GetItemError, way),
             Op::PutItem => fail!(op, dynamodb::put_item::PutItemError, way),
             Op::UpdateItem => fail!(op, dynamodb::update_item::UpdateItemError, way),
@@ -746,6 +759,14 @@ mod tests {
         for (name, op) in lifecycle["operations"].as_object().unwrap() {
             out.insert(name.clone(), errors(op));
         }
+        // Of the task-template slice the function calls GetTaskTemplate only.
+        let templates: serde_json::Value =
+            serde_json::from_str(include_str!("../../standin/model/task-template.model.json"))
+                .unwrap();
+        out.insert(
+            "GetTaskTemplate".to_string(),
+            errors(&templates["operations"]["GetTaskTemplate"]),
+        );
         out
     }
 

@@ -15,6 +15,7 @@ pub enum Op {
     TagContact,
     GetContactAttributes,
     DescribeContact,
+    GetTaskTemplate,
     GetItem,
     PutItem,
     UpdateItem,
@@ -27,7 +28,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 18] = [
         Op::StartTaskContact,
         Op::StopContact,
         Op::UpdateContact,
@@ -36,6 +37,7 @@ impl Op {
         Op::TagContact,
         Op::GetContactAttributes,
         Op::DescribeContact,
+        Op::GetTaskTemplate,
         Op::GetItem,
         Op::PutItem,
         Op::UpdateItem,
@@ -52,7 +54,9 @@ impl Op {
     /// its own: a reschedule burst never slows a stop, and a stop never spends a start's token.
     pub fn connect_quota(self) -> Option<(f64, f64)> {
         match self {
-            Op::StartTaskContact | Op::UpdateContactSchedule => Some((2.0, 5.0)),
+            Op::StartTaskContact | Op::UpdateContactSchedule | Op::GetTaskTemplate => {
+                Some((2.0, 5.0))
+            }
             Op::StopContact
             | Op::UpdateContact
             | Op::UpdateContactAttributes
@@ -90,7 +94,8 @@ impl Op {
             | Op::UpdateContactSchedule
             | Op::TagContact
             | Op::GetContactAttributes
-            | Op::DescribeContact => Service::Connect,
+            | Op::DescribeContact
+            | Op::GetTaskTemplate => Service::Connect,
             Op::GetItem | Op::PutItem | Op::UpdateItem => Service::DynamoDb,
             Op::SendMessage | Op::ChangeMessageVisibilityBatch => Service::Sqs,
             Op::SendTaskSuccess | Op::SendTaskFailure => Service::StepFunctions,

@@ -53,6 +53,14 @@ impl Bridge {
             Err(error) => return (failed(record_id, error), None),
             Ok(ready) => ready,
         };
+        // A request that does not fit its task template is refused before any call, and
+        // before a queued webhook is answered 202 (a 202 never turns into a refusal later).
+        if let Some(book) = &self.templates {
+            if let Err(error) = book.check(&ready.prepared.request, latest).await {
+                let route = (ready.prepared.route, ready.client_token);
+                return (failed(record_id, error), Some(route));
+            }
+        }
         let result = match self.decide(&ready) {
             Decision::Queue(queue) => self.enqueue(queue, &ready).await,
             Decision::Call => match self.call(&ready, latest).await {

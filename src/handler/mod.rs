@@ -26,6 +26,7 @@ use crate::record::{Record, SourceKind};
 use crate::response::Outcome;
 use crate::sources::{self, RecordError};
 use crate::table::TaskTable;
+use crate::template::book::Book;
 use crate::webhook_auth::{SignatureCheck, WebhookAuth, WebhookAuthSetting};
 
 /// The invocation's deadline, if it can be real. Lambda sends an epoch time in milliseconds;
@@ -65,6 +66,9 @@ pub struct Bridge {
     lifecycle: Lifecycle,
     /// The function's envelope key: signs what it queues, reads it back (see `queue`).
     envelope: Option<std::sync::Arc<EnvelopeKeys>>,
+    /// The task templates requests name, read from Connect: each request is checked against
+    /// its template before any call (`template`). None: requests are sent unchecked.
+    templates: Option<Book>,
 }
 
 impl Bridge {
@@ -88,6 +92,7 @@ impl Bridge {
             queue: None,
             lifecycle,
             envelope: None,
+            templates: None,
         }
     }
 
@@ -99,6 +104,17 @@ impl Bridge {
             .take()
             .map(|q| q.with_keys(self.envelope.clone()));
         self
+    }
+
+    /// Each request that names a task template is checked against it before any call.
+    pub fn with_task_templates(mut self, book: Book) -> Self {
+        self.templates = Some(book);
+        self
+    }
+
+    /// The templates of `book`, for a caller that reads them ahead (the cold start).
+    pub fn task_templates(&self) -> Option<&Book> {
+        self.templates.as_ref()
     }
 
     /// The task table and the workflows to notify (`TASK_TABLE`, Step Functions,

@@ -36,6 +36,7 @@ mod document;
 mod engine;
 mod matcher;
 mod render;
+mod shape;
 
 use crate::error::{BridgeError, ConfigError};
 use crate::plan::{Action, Plan};
@@ -49,6 +50,7 @@ use render::Context;
 
 pub use compile::parse_delay;
 pub use engine::{MAX_RENDERED_BYTES, RENDER_FUEL};
+pub use shape::{RouteShape, TemplateId};
 
 /// The built-in mapping's description: the body, pretty-printed when it is JSON, cut to 4,096
 /// characters.

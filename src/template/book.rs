@@ -1,0 +1,221 @@
+//! The task templates the function's requests name, read with GetTaskTemplate through that
+//! operation's own pace (2/s, burst 5), kept for the environment's life and read again after
+//! `REFRESH` (a template edited in the console is seen within minutes). A template that cannot
+//! be read (no permission, throttled, gone) is logged once and the call goes ahead unchecked, as
+//! it would without the check: the check never takes the function down.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Shape, TaskTemplate};
+use crate::config::Config;
+use crate::connect::{paced, CallPolicy};
+use crate::error::{BridgeError, Op};
+use crate::mapping::TemplateId;
+use crate::pace::{PaceSetting, Pacer};
+use crate::task::TaskRequest;
+
+/// How long a template read is trusted before it is read again.
+pub const REFRESH: Duration = Duration::from_secs(300);
+/// How long a template that could not be read waits before it is tried again.
+pub const RETRY_UNREADABLE: Duration = Duration::from_secs(60);
+
+struct Entry {
+    template: Option<TaskTemplate>,
+    read_at: Instant,
+}
+
+pub struct Book {
+    client: aws_sdk_connect::Client,
+    instance_id: String,
+    pacer: Pacer,
+    policy: CallPolicy,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Book {
+    /// `callers`: the environments sharing the operation's quota (`CONNECT_CALLERS`).
+    pub fn new(
+        client: aws_sdk_connect::Client,
+        instance_id: String,
+        policy: CallPolicy,
+        callers: u32,
+    ) -> Book {
+        let (rate, burst) = Op::GetTaskTemplate
+            .connect_quota()
+            .expect("GetTaskTemplate has a quota");
+        Book {
+            client,
+            instance_id,
+            pacer: Pacer::new(PaceSetting {
+                rate,
+                burst,
+                callers,
+            }),
+            policy,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// At cold start: every template the configuration names literally, read once.
+    pub async fn warm(&self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.get(&id, None).await;
+        }
+    }
+
+    /// The template `id` names: the one read within `REFRESH`, else read now (a read that fails
+    /// keeps the copy it had). None when it cannot be read.
+    pub async fn get(&self, id: &str, deadline: Option<Instant>) -> Option<TaskTemplate> {
+        let known = {
+            let entries = self.entries.lock().expect("not poisoned");
+            entries.get(id).map(|e| (e.template.clone(), e.read_at))
+        };
+        let fresh = |(template, read_at): &(Option<TaskTemplate>, Instant)| {
+            let wait = if template.is_some() {
+                REFRESH
+            } else {
+                RETRY_UNREADABLE
+            };
+            read_at.elapsed() < wait
+        };
+        if let Some(known) = known.as_ref().filter(|k| fresh(k)) {
+            return known.0.clone();
+        }
+        let read = self.read(id, deadline).await;
+        let template = match read {
+            Ok(template) => Some(template),
+            Err(e) => {
+                // Said once per spell of unreadability: the entry remembers it.
+                if known.as_ref().is_none_or(|k| k.0.is_some()) {
+                    tracing::warn!(
+                        task_template_id = id,
+                        error_code = e.code(),
+                        "the task template cannot be read: requests that name it are sent unchecked"
+                    );
+                }
+                known.and_then(|k| k.0)
+            }
+        };
+        self.entries.lock().expect("not poisoned").insert(
+            id.to_string(),
+            Entry {
+                template: template.clone(),
+                read_at: Instant::now(),
+            },
+        );
+        template
+    }
+
+    /// Checks a prepared request against the template it names, if it names one that can be
+    /// read: a request that does not fit is refused before any call, naming the fields and the
+    /// rules they break.
+    pub async fn check(
+        &self,
+        request: &TaskRequest,
+        deadline: Option<Instant>,
+    ) -> Result<(), BridgeError> {
+        let Some(id) = request
+            .task_template_id
+            .as_deref()
+            .filter(|i| !i.is_empty())
+        else {
+            return Ok(());
+        };
+        let Some(template) = self.get(id, deadline).await else {
+            return Ok(());
+        };
+        let problems = template.check(&Shape::of(request));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(BridgeError::TemplateMismatch {
+            template: id.to_string(),
+            problems: problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    async fn read(&self, id: &str, deadline: Option<Instant>) -> Result<TaskTemplate, BridgeError> {
+        let out = paced(&self.pacer, deadline, &self.policy, |_| {
+            let call = self
+                .client
+                .get_task_template()
+                .instance_id(&self.instance_id)
+                .task_template_id(id)
+                .send();
+            async move { call.await.map_err(|e| Op::GetTaskTemplate.error(e)) }
+        })
+        .await?;
+        Ok(of_sdk(&out))
+    }
+}
+
+/// The book a configuration needs: None when neither the default (`CONNECT_TASK_TEMPLATE_ID`)
+/// nor any route names a task template; else a book that has read every template named
+/// literally (one that cannot be read is logged once, and its requests go unchecked).
+pub async fn for_config(config: &Config, client: &aws_sdk_connect::Client) -> Option<Book> {
+    let default = config.defaults.task_template_id.as_deref();
+    let uses_templates = config
+        .mapping
+        .route_shapes(default)
+        .iter()
+        .any(|r| r.template != TemplateId::None);
+    if !uses_templates {
+        return None;
+    }
+    let book = Book::new(
+        client.clone(),
+        config.defaults.instance_id.clone(),
+        config.call_policy,
+        config.pace.callers,
+    );
+    book.warm(config.mapping.literal_template_ids(default))
+        .await;
+    Some(book)
+}
+
+/// The SDK's answer in the shape the check reads.
+fn of_sdk(
+    out: &aws_sdk_connect::operation::get_task_template::GetTaskTemplateOutput,
+) -> TaskTemplate {
+    let name_of = |id: Option<&aws_sdk_connect::types::TaskTemplateFieldIdentifier>| {
+        id.and_then(|i| i.name()).unwrap_or_default().to_string()
+    };
+    TaskTemplate {
+        id: out.id().to_string(),
+        name: out.name().to_string(),
+        status: out.status().map_or("ACTIVE", |s| s.as_str()).to_string(),
+        contact_flow_id: out
+            .contact_flow_id()
+            .filter(|f| !f.is_empty())
+            .map(str::to_string),
+        fields: out
+            .fields()
+            .iter()
+            .map(|f| super::Field {
+                name: name_of(f.id()),
+                kind: f.r#type().map_or("", |t| t.as_str()).to_string(),
+                options: f.single_select_options().to_vec(),
+            })
+            .collect(),
+        required: out
+            .constraints()
+            .map(|c| c.required_fields())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| name_of(r.id()))
+            .collect(),
+        defaults: out
+            .defaults()
+            .map(|d| d.default_field_values())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| name_of(d.id()))
+            .collect(),
+    }
+}
