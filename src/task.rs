@@ -47,7 +47,10 @@ pub struct TaskRequest {
     /// The task's name (at most 1,024 characters).
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "name")]
     pub name: Option<String>,
-    /// References shown to the agent: URL, NUMBER, STRING, DATE (epoch) or EMAIL.
+    /// References shown to the agent: URL, NUMBER, STRING, DATE (epoch) or EMAIL. With a task
+    /// template, a reference named after a template field fills it, with the field's type: TEXT,
+    /// TEXT_AREA, BOOLEAN (`true`/`false`), SINGLE_SELECT (one of its options) → STRING; NUMBER →
+    /// NUMBER; DATE_TIME → DATE; URL → URL; EMAIL → EMAIL (docs/templates.md).
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "references")]
     pub references: Option<BTreeMap<String, TaskReference>>,
     /// The description (at most 4,096 characters).
@@ -68,6 +71,8 @@ pub struct TaskRequest {
         alias = "scheduled_time"
     )]
     pub scheduled_time: Option<ScheduledTime>,
+    /// A task template (instead of a flow or a quick connect): its required fields must be
+    /// filled, checked by `check --task-template` and before each call (docs/templates.md).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -283,6 +283,36 @@ fn every_operation_the_function_calls_is_granted() {
     }
 }
 
+/// GetTaskTemplate is granted only when a task template is used: by the default parameter or by
+/// the mapping's routes (MappingUsesTaskTemplates), on the instance's templates alone.
+#[test]
+fn task_templates_are_read_only_when_a_template_is_used() {
+    let t = template();
+    let policy = format!(
+        "{:?}",
+        resource(&t, "BridgeRole")["Properties"]["Policies"]
+    );
+    let grant = policy
+        .find("connect:GetTaskTemplate")
+        .expect("GetTaskTemplate is granted");
+    let before = &policy[..grant];
+    let condition = before.rfind("ReadsTaskTemplates").expect("under a condition");
+    assert_eq!(
+        before[condition..].matches("Sid").count(),
+        1,
+        "the GetTaskTemplate statement is the one under ReadsTaskTemplates"
+    );
+    assert!(policy[grant..].contains("/task-template/*"));
+    let defined = format!("{:?}", t["Conditions"]["ReadsTaskTemplates"]);
+    for part in ["TaskTemplateId", "MappingUsesTaskTemplates"] {
+        assert!(defined.contains(part), "{part}: {defined}");
+    }
+    assert_eq!(
+        scalar(&t["Parameters"]["MappingUsesTaskTemplates"]["Default"]),
+        "false"
+    );
+}
+
 /// The function refuses webhooks unless WEBHOOK_AUTH says how they are authenticated; the
 /// template must say it whenever it deploys a webhook, and must never deploy an open one or a
 /// signed one without its key by accident.
