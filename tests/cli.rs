@@ -203,3 +203,94 @@ fn config_prints_and_writes_the_variable_tables() {
 
     assert_eq!(config(&[]).status.code(), Some(2));
 }
+
+/// `check --task-template`: the example mapping fits the example template; each way of breaking
+/// it exits 1 naming the route, the field and the rule (never a value).
+#[test]
+fn check_holds_a_mapping_to_its_task_template() {
+    let dir = std::env::temp_dir().join(format!("ctb-template-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = root().join("examples/task-template.json");
+    let mapping = std::fs::read_to_string(root().join("examples/task-template.yaml")).unwrap();
+    let run = |mapping_text: &str, template_path: &std::path::Path| {
+        let path = dir.join("mapping.yaml");
+        std::fs::write(&path, mapping_text).unwrap();
+        check(
+            &[
+                "--mapping",
+                path.to_str().unwrap(),
+                "--task-template",
+                template_path.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let (code, out, err) = run(&mapping, &template);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("route 'failed-order-form': fits task template"),
+        "{out}"
+    );
+    assert!(
+        out.contains("required fields left to the template's defaults: channel"),
+        "{out}"
+    );
+
+    let broken = [
+        (
+            mapping.replace(
+                "        orderId: { type: STRING, value: \"{{ body.orderId }}\" }\n",
+                "",
+            ),
+            "field orderId: required (TEXT) and not filled",
+        ),
+        (
+            mapping.replace("amount: { type: NUMBER", "amount: { type: STRING"),
+            "field amount: a NUMBER field takes a reference of type NUMBER, not STRING",
+        ),
+        (
+            mapping.replace(
+                "value: \"{{ 'high' if body.amount > 100 else 'normal' }}\"",
+                "value: URGENT-VIP",
+            ),
+            "field priority: not one of the field's options",
+        ),
+        (
+            mapping.replace(
+                "      task_template_id:",
+                "      contact_flow_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\n      task_template_id:",
+            ),
+            "field TaskTemplateId: a request names exactly one of ContactFlowId",
+        ),
+    ];
+    for (text, expected) in broken {
+        assert_ne!(text, mapping, "the replacement found its text: {expected}");
+        let (code, out, err) = run(&text, &template);
+        assert_eq!(code, 1, "{expected}: {out}{err}");
+        assert!(
+            err.contains(&format!("route 'failed-order-form', task template 7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01, {expected}")),
+            "{expected}: {err}"
+        );
+        assert!(!err.contains("URGENT-VIP"), "a value was quoted: {err}");
+    }
+
+    let inactive = std::fs::read_to_string(&template)
+        .unwrap()
+        .replace("\"Status\": \"ACTIVE\"", "\"Status\": \"INACTIVE\"");
+    let inactive_path = dir.join("inactive.json");
+    std::fs::write(&inactive_path, inactive).unwrap();
+    let (code, _, err) = run(&mapping, &inactive_path);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "field Status: the template is INACTIVE: tasks are created only from ACTIVE templates"
+        ),
+        "{err}"
+    );
+
+    // A template the mapping does not name changes nothing; a file that is not one is refused.
+    let (code, _, err) = run(&mapping, &root().join("Cargo.toml"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a task template"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
