@@ -1,7 +1,8 @@
 //! Everything connect-task-bridge needs to run for real without AWS: a stand-in for Amazon
-//! Connect's StartTaskContact (`connect`), checked against the embedded model (`model`) and
-//! Connect's documented rules (`rules`) and guarded by SigV4 (`sigv4`); a local Lambda Runtime
-//! API (`runtime_api`); and the harness that runs the function binary under both (`harness`).
+//! Connect's StartTaskContact and task templates (`connect`), checked against the embedded
+//! model (`model`) and Connect's documented rules (`rules`) and guarded by SigV4 (`sigv4`); a
+//! local Lambda Runtime API (`runtime_api`); and the harness that runs the function binary
+//! under both (`harness`).
 //! A development and test tool: it is never part of the Lambda package.
 
 pub mod connect;

@@ -1,7 +1,8 @@
 //! Checks a request body against Connect's model itself: the official model slices
-//! (StartTaskContact, and the operations that act on a task afterwards) are embedded and walked
-//! shape by shape (required members, unions, enums, lengths, patterns, list
-//! sizes, integer ranges). Nothing here is shared with the function's validator, which is written
+//! (StartTaskContact, the operations that act on a task afterwards, and task templates) are
+//! embedded and walked shape by shape (required members, unions, enums, lengths, patterns, list
+//! sizes, integer ranges). The slices' HTTP bindings (method, URI, which members travel in the
+//! URI and the query string) come from the same text. Nothing here is shared with the function's validator, which is written
 //! by hand from the same contract: two readings of the model must agree.
 
 use std::collections::HashMap;
@@ -18,11 +19,16 @@ pub const MODEL_JSON: &str = include_str!("../model/start-task-contact.model.jso
 /// GetContactAttributes, TagContact and DescribeContact.
 pub const LIFECYCLE_MODEL_JSON: &str = include_str!("../model/task-lifecycle.model.json");
 
+/// The slice for CreateTaskTemplate, GetTaskTemplate and ListTaskTemplates.
+pub const TASK_TEMPLATE_MODEL_JSON: &str = include_str!("../model/task-template.model.json");
+
 pub struct Model {
     shapes: serde_json::Map<String, Value>,
     input: String,
-    /// Input shape by operation (the lifecycle slice).
+    /// Input shape by operation (the slices with several operations).
     inputs: HashMap<String, String>,
+    /// HTTP method and request URI by operation, as the model's `http` trait gives them.
+    http: HashMap<String, (String, String)>,
     patterns: HashMap<String, Regex>,
 }
 
@@ -39,6 +45,21 @@ fn load(text: &str) -> Model {
         .flatten()
         .filter_map(|(op, o)| Some((op.clone(), o["input"]["shape"].as_str()?.to_string())))
         .collect();
+    let single = doc["operation"]["name"]
+        .as_str()
+        .map(|name| (name.to_string(), &doc["operation"]));
+    let http = doc["operations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(op, o)| (op.clone(), o))
+        .chain(single)
+        .filter_map(|(op, o)| {
+            let method = o["http"]["method"].as_str()?.to_string();
+            let uri = o["http"]["requestUri"].as_str()?.to_string();
+            Some((op, (method, uri)))
+        })
+        .collect();
     // A pattern the regex crate cannot compile (look-around: a tag key's `^(?!aws:)`) is
     // checked by `rules` instead.
     let patterns = shapes
@@ -52,8 +73,15 @@ fn load(text: &str) -> Model {
         shapes,
         input,
         inputs,
+        http,
         patterns,
     }
+}
+
+/// The task-template slice.
+pub fn task_templates() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| load(TASK_TEMPLATE_MODEL_JSON))
 }
 
 /// The lifecycle slice.
@@ -83,6 +111,71 @@ impl Model {
             None => out.push(format!("{operation}: not in the model")),
         }
         out
+    }
+
+    /// Every violation of the model in `value`, read as the named shape (an output shape, to
+    /// check what a test seeds in the shape of an answer).
+    pub fn violations_of_shape(&self, shape: &str, value: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.shapes.contains_key(shape) {
+            self.check(shape, value, "", &mut out);
+        } else {
+            out.push(format!("{shape}: not in the model"));
+        }
+        out
+    }
+
+    /// The members of a structure shape, by name.
+    pub fn members(&self, shape: &str) -> Vec<&str> {
+        self.shapes
+            .get(shape)
+            .and_then(|s| s["members"].as_object())
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The operation's HTTP method and request URI (labels as `{Name}`), from the model.
+    pub fn http(&self, operation: &str) -> Option<(&str, &str)> {
+        self.http
+            .get(operation)
+            .map(|(m, u)| (m.as_str(), u.as_str()))
+    }
+
+    /// The operation's input as restJson1 binds it: the members the model puts in the URI
+    /// (`labels`, by locationName) and the query string (`query`, by locationName; an integer
+    /// member parsed when it can be) over the body's members. A body member the model binds
+    /// elsewhere is not the body's to set.
+    pub fn bind(
+        &self,
+        operation: &str,
+        labels: &HashMap<String, String>,
+        query: &[(String, String)],
+        body: serde_json::Map<String, Value>,
+    ) -> Value {
+        let mut request = body;
+        let Some(input) = self.inputs.get(operation).and_then(|i| self.shapes.get(i)) else {
+            return Value::Object(request);
+        };
+        for (name, member) in input["members"].as_object().into_iter().flatten() {
+            let location_name = member["locationName"].as_str().unwrap_or(name);
+            let bound = match member["location"].as_str() {
+                Some("uri") => labels.get(location_name).cloned(),
+                Some("querystring") => query
+                    .iter()
+                    .find(|(k, _)| k == location_name)
+                    .map(|(_, v)| v.clone()),
+                _ => continue,
+            };
+            request.remove(name);
+            let Some(text) = bound else { continue };
+            let target = member["shape"].as_str().unwrap_or_default();
+            let value = match self.shapes.get(target).and_then(|s| s["type"].as_str()) {
+                Some("integer") => text.parse::<i64>().map_or(Value::String(text), Value::from),
+                _ => Value::String(text),
+            };
+            request.insert(name.clone(), value);
+        }
+        Value::Object(request)
     }
 
     pub fn http_method_and_uri(&self) -> (String, String) {
@@ -195,7 +288,20 @@ impl Model {
                 }
             }
             "integer" => match value.as_i64() {
-                Some(n) if i32::try_from(n).is_ok() => {}
+                Some(n) if i32::try_from(n).is_ok() => {
+                    if let Some(min) = shape["min"].as_i64().filter(|min| n < *min) {
+                        out.push(format!(
+                            "{}: member must have value greater than or equal to {min}",
+                            at(path)
+                        ));
+                    }
+                    if let Some(max) = shape["max"].as_i64().filter(|max| n > *max) {
+                        out.push(format!(
+                            "{}: member must have value less than or equal to {max}",
+                            at(path)
+                        ));
+                    }
+                }
                 _ => out.push(format!("{}: must be a 32-bit integer", at(path))),
             },
             "timestamp" => {
@@ -278,5 +384,120 @@ mod tests {
         }));
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].starts_with("Attachments[0].FileName"), "{v:?}");
+    }
+    #[test]
+    fn the_task_template_slice_binds_its_operations() {
+        let m = task_templates();
+        assert_eq!(
+            m.http("CreateTaskTemplate"),
+            Some(("PUT", "/instance/{InstanceId}/task/template"))
+        );
+        assert_eq!(
+            m.http("GetTaskTemplate"),
+            Some((
+                "GET",
+                "/instance/{InstanceId}/task/template/{TaskTemplateId}"
+            ))
+        );
+        assert_eq!(
+            m.http("ListTaskTemplates"),
+            Some(("GET", "/instance/{InstanceId}/task/template"))
+        );
+        assert_eq!(
+            model().http("StartTaskContact"),
+            Some(("PUT", "/contact/task"))
+        );
+    }
+
+    #[test]
+    fn labels_and_the_query_string_are_bound_as_the_model_says() {
+        let m = task_templates();
+        let labels = HashMap::from([("InstanceId".to_string(), "i".to_string())]);
+        let query = vec![
+            ("maxResults".to_string(), "7".to_string()),
+            ("status".to_string(), "ACTIVE".to_string()),
+            ("other".to_string(), "x".to_string()),
+        ];
+        let mut body = serde_json::Map::new();
+        body.insert("InstanceId".into(), json!("not the body's"));
+        let request = m.bind("ListTaskTemplates", &labels, &query, body);
+        assert_eq!(
+            request,
+            json!({"InstanceId": "i", "MaxResults": 7, "Status": "ACTIVE"})
+        );
+        assert!(m.violations_of("ListTaskTemplates", &request).is_empty());
+        let query = vec![("maxResults".to_string(), "many".to_string())];
+        let request = m.bind("ListTaskTemplates", &labels, &query, Default::default());
+        assert_eq!(
+            m.violations_of("ListTaskTemplates", &request),
+            ["MaxResults: must be a 32-bit integer"]
+        );
+    }
+
+    #[test]
+    fn integer_ranges_and_template_shapes_are_enforced() {
+        let m = task_templates();
+        for (n, needle) in [
+            (
+                0,
+                "MaxResults: member must have value greater than or equal to 1",
+            ),
+            (
+                101,
+                "MaxResults: member must have value less than or equal to 100",
+            ),
+        ] {
+            let v = m.violations_of(
+                "ListTaskTemplates",
+                &json!({"InstanceId": "i", "MaxResults": n}),
+            );
+            assert_eq!(v, [needle]);
+        }
+        let v = m
+            .violations_of(
+                "CreateTaskTemplate",
+                &json!({
+                    "InstanceId": "i",
+                    "Name": "n".repeat(101),
+                    "Status": "PAUSED",
+                    "Fields": [{"Id": {"Name": "f"}, "Type": "COLOUR"}, {"Type": "TEXT"}],
+                }),
+            )
+            .join("\n");
+        for needle in [
+            "Name: member must have length less than or equal to 100",
+            "Status: member must satisfy enum value set: ACTIVE, INACTIVE",
+            "Fields[0].Type: member must satisfy enum value set",
+            "Fields[1].Id: member must not be null",
+        ] {
+            assert!(v.contains(needle), "missing {needle} in\n{v}");
+        }
+        assert_eq!(
+            m.violations_of("CreateTaskTemplate", &json!({"InstanceId": "i"})),
+            [
+                "Name: member must not be null",
+                "Fields: member must not be null"
+            ]
+        );
+        assert!(m
+            .violations_of_shape(
+                "GetTaskTemplateResponse",
+                &json!({"Id": "t", "Arn": "a", "Name": "n", "CreatedTime": 1.5})
+            )
+            .is_empty());
+        let mut members = m.members("TaskTemplateMetadata");
+        members.sort_unstable();
+        assert_eq!(
+            members,
+            [
+                "Arn",
+                "CreatedTime",
+                "Description",
+                "Id",
+                "LastModifiedTime",
+                "Name",
+                "Status"
+            ]
+        );
     }
 }

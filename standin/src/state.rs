@@ -1,6 +1,7 @@
-//! What the stand-in's Connect operations share: the tasks and their states, the faults to
-//! inject, the counters, the answers (errors as Connect spells them, SigV4 refusals) and the
-//! contact events Connect would emit. StartTaskContact (`connect`) and the lifecycle operations
+//! What the stand-in's Connect operations share: the tasks and their states, the task templates
+//! a task may be started from, the faults to inject, the counters, the answers (errors as
+//! Connect spells them, SigV4 refusals) and the contact events Connect would emit.
+//! StartTaskContact and the task-template operations (`connect`) and the lifecycle operations
 //! (`lifecycle`) both build on it; neither needs the other.
 
 use std::collections::HashMap;
@@ -86,6 +87,9 @@ pub struct Stats {
     pub hung: u64,
     /// Valid StopContact, UpdateContact* and TagContact requests.
     pub lifecycle_requests: u64,
+    /// CreateTaskTemplate, GetTaskTemplate and ListTaskTemplates requests that passed the
+    /// signature and the model, on a known instance.
+    pub template_requests: u64,
 }
 
 pub(crate) struct Inner {
@@ -98,6 +102,20 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) rng: fastrand::Rng,
     pub(crate) bucket: Option<(f64, Instant)>,
+    /// Task templates in GetTaskTemplate's answer shape, in the order they were made (seeded,
+    /// created or put through the admin endpoint); kept across `POST /admin/reset`.
+    pub(crate) templates: Vec<Value>,
+    /// CreateTaskTemplate's client tokens: (instance, token) → template ID.
+    pub(crate) template_tokens: HashMap<(String, String), String>,
+}
+
+impl Inner {
+    /// The template `id` of `instance`.
+    pub(crate) fn template(&self, instance: &str, id: &str) -> Option<&Value> {
+        self.templates
+            .iter()
+            .find(|t| t["InstanceId"] == instance && t["Id"] == id)
+    }
 }
 
 pub(crate) struct Shared {
