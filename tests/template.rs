@@ -288,15 +288,14 @@ fn every_operation_the_function_calls_is_granted() {
 #[test]
 fn task_templates_are_read_only_when_a_template_is_used() {
     let t = template();
-    let policy = format!(
-        "{:?}",
-        resource(&t, "BridgeRole")["Properties"]["Policies"]
-    );
+    let policy = format!("{:?}", resource(&t, "BridgeRole")["Properties"]["Policies"]);
     let grant = policy
         .find("connect:GetTaskTemplate")
         .expect("GetTaskTemplate is granted");
     let before = &policy[..grant];
-    let condition = before.rfind("ReadsTaskTemplates").expect("under a condition");
+    let condition = before
+        .rfind("ReadsTaskTemplates")
+        .expect("under a condition");
     assert_eq!(
         before[condition..].matches("Sid").count(),
         1,

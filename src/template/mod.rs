@@ -160,7 +160,13 @@ impl TaskTemplate {
                 "SCHEDULED_TIME" => Some(shape.scheduled_time),
                 "EXPIRY_DURATION" => Some(shape.expiry),
                 "QUICK_CONNECT" | "SELF_ASSIGN" => None,
-                _ => Some(shape.references.contains_key(&field.name)),
+                // A reference with an empty value fills nothing.
+                _ => Some(
+                    shape
+                        .references
+                        .get(&field.name)
+                        .is_some_and(|r| r.value.as_deref() != Some("")),
+                ),
             };
             match filled {
                 Some(true) => {}
@@ -242,9 +248,16 @@ fn value_rule(field: &Field, value: &str) -> Option<String> {
                 && fraction.bytes().all(|b| b.is_ascii_digit())
         }
         "EMAIL" => value.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         }),
-        "URL" => value.starts_with("https://") || value.starts_with("http://"),
+        "URL" => {
+            let lower = value.to_ascii_lowercase();
+            let rest = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+                && !value.contains(char::is_whitespace)
+        }
         _ => true,
     };
     (!ok).then(|| {

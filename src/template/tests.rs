@@ -219,3 +219,23 @@ fn reference_types_follow_the_api_reference() {
     }
     assert_eq!(reference_type("NAME"), None);
 }
+
+#[test]
+fn an_empty_reference_fills_nothing_and_addresses_are_read_as_connect_reads_them() {
+    let mut shape = good();
+    shape
+        .references
+        .insert("orderId".into(), reference("STRING", ""));
+    assert_eq!(problems(&shape)[0].0, "orderId");
+    for (field, kind, value, ok) in [
+        ("customerEmail", "EMAIL", "a@b", true),
+        ("customerEmail", "EMAIL", "@b", false),
+        ("orderUrl", "URL", "HTTPS://shop.example/o", true),
+        ("orderUrl", "URL", "https://", false),
+        ("orderUrl", "URL", "https://shop.example/a b", false),
+    ] {
+        let mut shape = good();
+        shape.references.insert(field.into(), reference(kind, value));
+        assert_eq!(problems(&shape).is_empty(), ok, "{value}");
+    }
+}
