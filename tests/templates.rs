@@ -1,0 +1,189 @@
+//! Task templates through the binary, against a stand-in that holds the template and enforces it
+//! as Connect does: a request that does not fit is refused by the function before any
+//! StartTaskContact (the stand-in counts none), naming the field and the rule; a good one
+//! creates its task; a template the function cannot read does not stop it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{function_binary, response, root, INSTANCE};
+use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use connect_standin::harness::LocalStack;
+use serde_json::{json, Value};
+
+const TEMPLATE_ID: &str = "7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01";
+
+fn template() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn start(template: Value, mapping: &str, faults: Faults) -> LocalStack {
+    let mut options = Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    options.task_templates = vec![template];
+    options.faults = faults;
+    let connect = ConnectStandIn::start(options, 0).await.unwrap();
+    let env: Vec<(String, String)> = [
+        ("CONNECT_INSTANCE_ID", INSTANCE),
+        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
+        ("TASK_MAPPING", mapping),
+        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
+        ("CONNECT_BURST", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    LocalStack::start(&function_binary(), connect, &env)
+        .await
+        .unwrap()
+}
+
+fn example_mapping() -> String {
+    std::fs::read_to_string(root().join("examples/task-template.yaml")).unwrap()
+}
+
+/// An OrderFailed event (EventBridge, invoked directly: its answer carries the outcome).
+fn order(id: &str, amount: f64, email: &str) -> Value {
+    json!({
+        "version": "0", "id": format!("evt-{id}"), "detail-type": "OrderFailed",
+        "source": "shop.orders", "account": "111122223333", "time": "2026-11-24T09:14:03Z",
+        "region": "eu-west-1", "resources": [],
+        "detail": {"orderId": id, "amount": amount, "reason": "Payment declined",
+                   "customer": {"email": email}},
+    })
+}
+
+async fn invoke(stack: &mut LocalStack, event: Value) -> Result<Value, Value> {
+    match stack.invoke(event, Duration::from_secs(20)).await {
+        Ok(connect_standin::runtime_api::Invocation::Response(v)) => Ok(v),
+        Ok(connect_standin::runtime_api::Invocation::Error {
+            error_type,
+            message,
+        }) => Err(json!({"errorType": error_type, "errorMessage": message})),
+        other => panic!("no answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_fits_its_template_creates_its_task() {
+    let mut stack = start(template(), &example_mapping(), Faults::default()).await;
+    let answer = response(
+        stack
+            .invoke(
+                order("o-1", 149.9, "maria@example.com"),
+                Duration::from_secs(20),
+            )
+            .await,
+    );
+    assert!(answer["ContactId"].is_string(), "{answer}");
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].request["TaskTemplateId"], TEMPLATE_ID);
+    assert_eq!(tasks[0].request["References"]["priority"]["Value"], "high");
+    assert!(tasks[0].request.get("ContactFlowId").is_none());
+    assert!(
+        stack.connect.stats().template_requests >= 1,
+        "the template was read"
+    );
+    stack.function.stop().await;
+}
+
+#[tokio::test]
+async fn requests_that_do_not_fit_are_refused_before_any_call() {
+    let mapping = example_mapping();
+    let without_order_id = mapping.replace(
+        "        orderId: { type: STRING, value: \"{{ body.orderId }}\" }\n",
+        "",
+    );
+    let wrong_type = mapping.replace("amount: { type: NUMBER", "amount: { type: STRING");
+    // The option comes from the event: only the check before the call can see it.
+    let option_from_event = mapping.replace(
+        "value: \"{{ 'high' if body.amount > 100 else 'normal' }}\"",
+        "value: \"{{ body.customer.email }}\"",
+    );
+    let mut inactive = template();
+    inactive["Status"] = json!("INACTIVE");
+    let cases = [
+        (
+            template(),
+            without_order_id,
+            "orderId: required (TEXT) and not filled",
+        ),
+        (
+            template(),
+            wrong_type,
+            "amount: a NUMBER field takes a reference of type NUMBER, not STRING",
+        ),
+        (
+            template(),
+            option_from_event,
+            "priority: not one of the field's options",
+        ),
+        (
+            inactive,
+            mapping.clone(),
+            "Status: the template is INACTIVE",
+        ),
+    ];
+    for (template, mapping, rule) in cases {
+        let mut stack = start(template, &mapping, Faults::default()).await;
+        let refused = invoke(&mut stack, order("o-2", 12.0, "vip@example.com"))
+            .await
+            .expect_err("refused");
+        let text = refused.to_string();
+        assert!(text.contains("TaskTemplateMismatch"), "{rule}: {text}");
+        assert!(text.contains(rule), "{rule}: {text}");
+        assert!(
+            !text.contains("vip@example.com"),
+            "a value was quoted: {text}"
+        );
+        let stats = stack.connect.stats();
+        assert_eq!(stats.requests, 0, "{rule}: StartTaskContact was called");
+        assert!(stack.connect.tasks().is_empty());
+        let logged = stack.function.logs().join("\n");
+        assert!(logged.contains("TaskTemplateMismatch"), "{rule}: {logged}");
+        assert!(
+            !logged.contains("vip@example.com"),
+            "{rule}: a value was logged"
+        );
+        stack.function.stop().await;
+    }
+}
+
+/// The role may not read templates (or Connect throttles the read): said once, and the request
+/// goes as it would have without the check; Connect (here, the stand-in) still holds it to the
+/// template.
+#[tokio::test]
+async fn a_template_that_cannot_be_read_does_not_stop_the_function() {
+    let faults = Faults {
+        failing: [(
+            "GetTaskTemplate".to_string(),
+            "AccessDeniedException".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+        ..Faults::default()
+    };
+    let mut stack = start(template(), &example_mapping(), faults).await;
+    for id in ["o-3", "o-4"] {
+        let answer = response(
+            stack
+                .invoke(order(id, 20.0, "a@example.com"), Duration::from_secs(20))
+                .await,
+        );
+        assert!(answer["ContactId"].is_string(), "{answer}");
+    }
+    assert_eq!(stack.connect.tasks().len(), 2);
+    let warnings = stack
+        .function
+        .logs()
+        .iter()
+        .filter(|l| l.contains("the task template cannot be read"))
+        .count();
+    assert_eq!(warnings, 1, "said once");
+    stack.function.stop().await;
+}
