@@ -30,6 +30,9 @@ struct Args {
     flow: String,
     moto: Option<PathBuf>,
     lifecycle: Option<PathBuf>,
+    /// A task template (what `aws connect get-task-template` prints) and the mapping that fills
+    /// it: a task created from the template, and a request refused before the call.
+    task_template: Option<(PathBuf, PathBuf)>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -41,7 +44,9 @@ fn parse() -> Result<Args, String> {
         flow: DEFAULT_FLOW.into(),
         moto: None,
         lifecycle: None,
+        task_template: None,
     };
+    let mut template_file = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -53,6 +58,13 @@ fn parse() -> Result<Args, String> {
             "--flow" => args.flow = value,
             "--moto" => args.moto = Some(value.into()),
             "--lifecycle" => args.lifecycle = Some(value.into()),
+            "--task-template" => template_file = Some(PathBuf::from(value)),
+            "--template-mapping" => {
+                let file = template_file
+                    .take()
+                    .ok_or("--template-mapping follows --task-template")?;
+                args.task_template = Some((file, value.into()));
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -168,9 +180,92 @@ async fn run(args: Args) -> Result<(), String> {
         stats.requests, stats.created, stats.replayed, stats.invalid
     );
     stack.stop().await;
+    if let Some((template, mapping)) = &args.task_template {
+        task_template(&args, template, mapping, &env).await?;
+    }
     if let (Some(moto), Some(mapping)) = (&args.moto, &args.lifecycle) {
         lifecycle(&args, moto, mapping, &env).await?;
     }
+    Ok(())
+}
+
+/// A task created from a task template, and a request that does not fit it, refused by the
+/// function before any call (docs/templates.md).
+async fn task_template(
+    args: &Args,
+    template: &std::path::Path,
+    mapping: &std::path::Path,
+    base_env: &[(String, String)],
+) -> Result<(), String> {
+    println!(
+        "\n== a task from a task template ({}, mapping {})",
+        template.display(),
+        mapping.display()
+    );
+    let text =
+        std::fs::read_to_string(template).map_err(|e| format!("{}: {e}", template.display()))?;
+    let template: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", template.display()))?;
+    let mut options = Options::local();
+    options.instances = vec![args.instance.clone()];
+    options.task_templates = vec![template];
+    let connect = ConnectStandIn::start(options, 0)
+        .await
+        .map_err(|e| format!("stand-in: {e}"))?;
+    let abs = std::fs::canonicalize(mapping).map_err(|e| format!("{}: {e}", mapping.display()))?;
+    let mut env = base_env.to_vec();
+    env.push(("TASK_MAPPING_FILE".into(), abs.display().to_string()));
+    let mut stack = LocalStack::start(&args.function, connect, &env)
+        .await
+        .map_err(|e| format!("cannot start {}: {e}", args.function.display()))?;
+    let order = |id: &str, email: &str| {
+        serde_json::json!({
+            "version": "0", "id": format!("demo-template-{id}"), "detail-type": "OrderFailed",
+            "source": "shop.orders", "account": "111122223333", "time": "2026-11-24T09:14:03Z",
+            "region": "eu-west-1", "resources": [],
+            "detail": {"orderId": id, "amount": 149.9, "reason": "Payment declined by issuer",
+                       "customer": {"email": email}},
+        })
+    };
+    for (label, event) in [
+        ("order o-7", order("o-7", "maria.lopez@example.com")),
+        (
+            "order o-8, no e-mail address (EMAIL field)",
+            order("o-8", "unknown"),
+        ),
+    ] {
+        let answer = match stack.invoke(event, TIMEOUT).await {
+            Ok(Invocation::Response(v)) => {
+                format!("ContactId {}", v["ContactId"].as_str().unwrap_or("?"))
+            }
+            Ok(Invocation::Error {
+                error_type,
+                message,
+            }) => format!("refused: {error_type}: {message}"),
+            Err(e) => format!("invocation failed: {e}"),
+        };
+        println!("{label:<40} {answer}");
+    }
+    for t in stack.connect.tasks() {
+        let fields: Vec<String> = t.request["References"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k} ({})", v["Type"].as_str().unwrap_or_default()))
+            .collect();
+        println!(
+            "  {}  template {}  fields: {}",
+            t.contact_id,
+            t.request["TaskTemplateId"].as_str().unwrap_or("-"),
+            fields.join(", ")
+        );
+    }
+    let stats = stack.connect.stats();
+    println!(
+        "stand-in: {} StartTaskContact requests, {} tasks created, {} refused as invalid (the refused order never reached it)",
+        stats.requests, stats.created, stats.invalid
+    );
+    stack.stop().await;
     Ok(())
 }
 
