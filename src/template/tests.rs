@@ -235,7 +235,9 @@ fn an_empty_reference_fills_nothing_and_addresses_are_read_as_connect_reads_them
         ("orderUrl", "URL", "https://shop.example/a b", false),
     ] {
         let mut shape = good();
-        shape.references.insert(field.into(), reference(kind, value));
+        shape
+            .references
+            .insert(field.into(), reference(kind, value));
         assert_eq!(problems(&shape).is_empty(), ok, "{value}");
     }
 }
