@@ -22,6 +22,15 @@ fn template() -> Value {
 }
 
 async fn start(template: Value, mapping: &str, faults: Faults) -> LocalStack {
+    start_with(template, mapping, faults, &[]).await
+}
+
+async fn start_with(
+    template: Value,
+    mapping: &str,
+    faults: Faults,
+    extra: &[(&str, &str)],
+) -> LocalStack {
     let mut options = Options::local();
     options.instances = vec![INSTANCE.to_string()];
     options.task_templates = vec![template];
@@ -35,6 +44,7 @@ async fn start(template: Value, mapping: &str, faults: Faults) -> LocalStack {
         ("CONNECT_BURST", "1000"),
     ]
     .iter()
+    .chain(extra)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     LocalStack::start(&function_binary(), connect, &env)
@@ -185,5 +195,96 @@ async fn a_template_that_cannot_be_read_does_not_stop_the_function() {
         .filter(|l| l.contains("the task template cannot be read"))
         .count();
     assert_eq!(warnings, 1, "said once");
+    stack.function.stop().await;
+}
+
+/// A queued webhook is checked before it is answered 202: one that does not fit its template is
+/// refused at once (400) and never queued, so that a 202 never turns into a refusal later; one
+/// that fits is queued and becomes its task from the queue.
+#[tokio::test]
+async fn a_queued_webhook_is_checked_before_its_202() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    use connect_standin::moto::{moto_server, Moto};
+    use connect_standin::surge::{esm_record, queue_arn};
+
+    let moto = Moto::start(&moto_server(&root())).await;
+    let sqs = moto.sqs_client();
+    let url = sqs
+        .create_queue()
+        .queue_name("webhooks")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mapping = format!(
+        r#"
+routes:
+  - name: ticket-form
+    when: {{ source: webhook }}
+    task:
+      task_template_id: {TEMPLATE_ID}
+      name: "Ticket {{{{ body.ticket }}}}"
+      references:
+        orderId: {{ type: STRING, value: "{{{{ body.ticket }}}}" }}
+        priority: {{ type: STRING, value: "{{{{ body.priority }}}}" }}
+"#
+    );
+    let mut stack = start_with(
+        template(),
+        &mapping,
+        Faults::default(),
+        &[
+            ("WEBHOOK_AUTH", "none"),
+            ("TASK_QUEUE_URL", &url),
+            ("AWS_ENDPOINT_URL_SQS", &moto.url),
+        ],
+    )
+    .await;
+    // The sample's priority is "urgent": not one of the template's options.
+    let urgent = common::event("apigw-http-ticket");
+    let answer = response(stack.invoke(urgent, Duration::from_secs(20)).await);
+    assert_eq!(answer["statusCode"], 400, "{answer}");
+    assert!(
+        answer["body"].as_str().unwrap().contains("priority"),
+        "{answer}"
+    );
+    let receive = || async {
+        sqs.receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    assert!(receive().await.is_empty(), "a refused webhook was queued");
+
+    let mut high = common::event("apigw-http-ticket");
+    let body = r#"{"ticket": "HD-5522", "priority": "high"}"#;
+    high["body"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        body
+    ));
+    let answer = response(stack.invoke(high, Duration::from_secs(20)).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let records: Vec<Value> = receive()
+        .await
+        .iter()
+        .map(|m| esm_record(m, &queue_arn("webhooks")))
+        .collect();
+    assert_eq!(records.len(), 1);
+    let answer = response(
+        stack
+            .invoke(json!({ "Records": records }), Duration::from_secs(20))
+            .await,
+    );
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].request["TaskTemplateId"], TEMPLATE_ID);
+    assert_eq!(stack.connect.stats().requests, 1);
     stack.function.stop().await;
 }
