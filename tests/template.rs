@@ -84,8 +84,8 @@ fn no_iam_statement_grants_on_every_resource() {
 }
 
 /// Connect's operations are granted on the configured instance only: StartTaskContact on its
-/// contacts, flows, templates and quick connects; the lifecycle's operations (with
-/// EnableLifecycle) on its contacts.
+/// contacts, flows, templates and quick connects; GetTaskTemplate (when a template is used) on
+/// its templates; the lifecycle's operations (with EnableLifecycle) on its contacts.
 #[test]
 fn connect_is_reachable_only_on_the_configured_instance() {
     let t = template();
@@ -99,9 +99,15 @@ fn connect_is_reachable_only_on_the_configured_instance() {
                 .any(|a| scalar(a).starts_with("connect:"))
         })
         .collect();
-    assert_eq!(connect.len(), 2);
+    assert_eq!(connect.len(), 3);
     assert_eq!(scalar(&connect[0]["Action"]), "connect:StartTaskContact");
-    let lifecycle: Vec<String> = as_list(&connect[1]["Action"]).iter().map(scalar).collect();
+    // Task templates are read (to check requests against them) on the instance's templates.
+    assert_eq!(scalar(&connect[1]["Action"]), "connect:GetTaskTemplate");
+    let Value::Tagged(sub) = &connect[1]["Resource"] else {
+        panic!("GetTaskTemplate's resource is not built from the instance")
+    };
+    assert_eq!(scalar(&sub.value[0]), "${InstanceArn}/task-template/*");
+    let lifecycle: Vec<String> = as_list(&connect[2]["Action"]).iter().map(scalar).collect();
     assert_eq!(
         lifecycle,
         [
