@@ -40,6 +40,9 @@ INSTANCE_ARN = f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{INSTANCE_ID}"
 # The actions the function calls, by service: anything else granted is a finding.
 CALLED = {
     "connect:StartTaskContact",
+    # Task templates read to check requests against them (TaskTemplateId or
+    # MappingUsesTaskTemplates).
+    "connect:GetTaskTemplate",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",
@@ -71,6 +74,7 @@ PARAMETER_SETS = {
         "ConnectInstanceId": INSTANCE_ARN,
         "ContactFlowId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
         "TaskMappingFile": "examples/mapping.yaml",
+        "MappingUsesTaskTemplates": "true",
         "EnableWebhook": "true",
         "WebhookAuth": "SIGNATURE",
         "WebhookSecretArn": "connect-task-bridge/webhook",
@@ -86,6 +90,7 @@ PARAMETER_SETS = {
     },
     "signed webhooks, secret as a full ARN": {
         "ConnectInstanceId": INSTANCE_ID,
+        "TaskTemplateId": "7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01",
         "EnableWebhook": "true",
         "WebhookSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ctb/webhook-AbCdEf",
         "SqsBatchSize": "10",
@@ -315,6 +320,10 @@ def check_iam(url, resources, params, name):
                 region = r.split(":")[3]
                 want = INSTANCE_ARN.split(":")[3] if params["ConnectInstanceId"].startswith("arn:") else REGION
                 assert region == want, f"{name}: {r}"
+        if "connect:GetTaskTemplate" in actions:
+            assert targets and all(
+                r.endswith(f"instance/{INSTANCE_ID}/task-template/*") for r in targets
+            ), f"{name}: task templates read on {targets}"
         if "secretsmanager:GetSecretValue" in actions and s["Sid"] == "ReadEnvelopeKey":
             envelope_key = resources["EnvelopeKey"]["PhysicalResourceId"]
             assert targets == [envelope_key], f"{name}: envelope key granted on {targets}"
@@ -333,6 +342,8 @@ def check_iam(url, resources, params, name):
     sids = {s.get("Sid") for s in statements}
     assert ("ReadWebhookSecret" in sids) == signed, f"{name}: {sids}"
     assert "ReadEnvelopeKey" in sids, f"{name}: {sids}"
+    reads_templates = params["TaskTemplateId"] != "" or params["MappingUsesTaskTemplates"] == "true"
+    assert ("connect:GetTaskTemplate" in granted) == reads_templates, f"{name}: {granted}"
     assert ("kms:Decrypt" in granted) == (signed and params["WebhookSecretKmsKeyArn"] != "")
 
 
