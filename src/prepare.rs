@@ -9,7 +9,7 @@ use crate::error::BridgeError;
 use crate::plan::{Action, Plan};
 use crate::record::{Record, Work};
 use crate::sources::open;
-use crate::task::TaskRequest;
+use crate::task::{ScheduledTime, TaskRequest};
 use crate::token::business_token;
 use crate::token::client_token;
 use crate::validate::{validate, validate_action};
@@ -116,7 +116,12 @@ pub fn prepare(record: &Record, config: &Config, now: DateTime) -> Result<Prepar
             .scheduled_time
             .is_some_and(|t| t.0.secs() <= now.secs() + QUEUED_TIME_MARGIN_SECS)
     {
-        request.scheduled_time = None;
+        // A task template may require its SCHEDULED_TIME field: the time moves to just ahead
+        // of the call instead of going (still valid when the pace holds the call for a while).
+        request.scheduled_time = request
+            .task_template_id
+            .is_some()
+            .then(|| ScheduledTime::from_epoch_secs(now.secs() + 2 * QUEUED_TIME_MARGIN_SECS));
         plan.clock_time = true;
     }
     Ok(Prepared {

@@ -67,6 +67,8 @@ pub struct Config {
     pub completion_event_bus: Option<String>,
     /// The secret whose key signs what the function queues (`ENVELOPE_SECRET_ID`).
     pub envelope_secret_id: Option<String>,
+    /// How long a task template read from Connect is trusted (`TASK_TEMPLATE_REFRESH_SECONDS`).
+    pub template_refresh: std::time::Duration,
     /// The first delay of a record held for Connect's exhausted quota (`QUOTA_HOLD_SECONDS`).
     pub quota_hold: std::time::Duration,
 }
@@ -94,6 +96,7 @@ impl Config {
     /// variables, the refusal names the same one.
     fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let (defaults, connect_region) = task_defaults(vars)?;
+        let template_refresh = template_refresh(vars)?;
         let (mapping, mapping_source) = mapping(vars)?;
         let (batch_concurrency, limits) = intake(vars)?;
         let call_policy = call_policy(vars)?;
@@ -123,7 +126,22 @@ impl Config {
             completion_event_bus,
             envelope_secret_id: queue.envelope_secret_id,
             quota_hold: queue.quota_hold,
+            template_refresh,
         })
+    }
+}
+
+/// How long a task template read from Connect is trusted before it is read again.
+fn template_refresh(vars: &Vars) -> Result<std::time::Duration, ConfigError> {
+    match vars.get("TASK_TEMPLATE_REFRESH_SECONDS") {
+        None => Ok(std::time::Duration::from_secs(300)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs @ 1..=3600) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(ConfigError::Env {
+                name: "TASK_TEMPLATE_REFRESH_SECONDS",
+                message: "must be a whole number of seconds from 1 to 3600".into(),
+            }),
+        },
     }
 }
 
@@ -491,12 +509,13 @@ mod tests {
             completion_event_bus,
             envelope_secret_id,
             quota_hold,
+            template_refresh,
         } = c;
         format!(
             "{defaults:?} {connect_region:?} {mapping_source:?} {batch_concurrency:?} {limits:?} \
              {metrics_namespace:?} {call_policy:?} {webhook_auth:?} {contact_link:?} {pace:?} \
              {task_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
-             {envelope_secret_id:?} {quota_hold:?}"
+             {envelope_secret_id:?} {quota_hold:?} {template_refresh:?}"
         )
     }
 
@@ -564,6 +583,7 @@ mod tests {
                 "https://sqs.eu-west-1.amazonaws.com/1/tasks",
             ),
             ("QUOTA_HOLD_SECONDS", "120"),
+            ("TASK_TEMPLATE_REFRESH_SECONDS", "60"),
             ("ENVELOPE_SECRET_ID", "envelope"),
             ("TASK_TABLE", "tasks"),
             ("COMPLETION_EVENT_BUS", "default"),

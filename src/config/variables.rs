@@ -83,6 +83,12 @@ pub const VARIABLES: &[Variable] = &[
         doc: "Or the quick connect of tasks that name no flow",
     },
     Variable {
+        name: "TASK_TEMPLATE_REFRESH_SECONDS",
+        group: Group::Instance,
+        default: Some("300"),
+        doc: "How long a task template read from Connect is trusted before it is read again, 1 to 3600 (docs/templates.md)",
+    },
+    Variable {
         name: "CONTACT_FLOW_LINK",
         group: Group::Instance,
         default: Some("related"),

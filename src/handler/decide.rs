@@ -53,14 +53,6 @@ impl Bridge {
             Err(error) => return (failed(record_id, error), None),
             Ok(ready) => ready,
         };
-        // A request that does not fit its task template is refused before any call, and
-        // before a queued webhook is answered 202 (a 202 never turns into a refusal later).
-        if let Some(book) = &self.templates {
-            if let Err(error) = book.check(&ready.prepared.request, latest).await {
-                let route = (ready.prepared.route, ready.client_token);
-                return (failed(record_id, error), Some(route));
-            }
-        }
         let result = match self.decide(&ready) {
             Decision::Queue(queue) => self.enqueue(queue, &ready).await,
             Decision::Call => match self.call(&ready, latest).await {
@@ -138,6 +130,11 @@ impl Bridge {
     /// Onto the task queue: checked and rendered, so bad input has had its answer; the task
     /// follows from the queue at the pace Connect allows.
     async fn enqueue(&self, queue: &TaskQueue, ready: &Ready<'_>) -> Result<Done, BridgeError> {
+        // A webhook is held to its task template before its 202 (the same check its call
+        // makes from the queue), so a 202 is not followed by a refusal the template foretold.
+        if ready.queue_first.is_some() && ready.prepared.plan.action == Action::Start {
+            self.check_template(ready, None).await?;
+        }
         queue
             .enqueue(&ready.payload)
             .await
@@ -146,6 +143,7 @@ impl Bridge {
 
     /// StartTaskContact, paced.
     async fn call(&self, ready: &Ready<'_>, latest: Option<Instant>) -> Result<Done, BridgeError> {
+        self.check_template(ready, latest).await?;
         let contact_id = start_task(
             &self.client,
             &ready.prepared.request,
@@ -158,6 +156,19 @@ impl Bridge {
             contact_id: Some(contact_id),
             ..ready.done(Did::Started)
         })
+    }
+
+    /// A request that will create a task, held to the task template it names (if it names one
+    /// the function can read): refused before any call when it does not fit.
+    async fn check_template(
+        &self,
+        ready: &Ready<'_>,
+        latest: Option<Instant>,
+    ) -> Result<(), BridgeError> {
+        match &self.templates {
+            Some(book) => book.check(&ready.prepared.request, latest).await,
+            None => Ok(()),
+        }
     }
 
     /// Through the task table: the key's task opened or acted on (see `lifecycle`).

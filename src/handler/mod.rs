@@ -68,7 +68,7 @@ pub struct Bridge {
     envelope: Option<std::sync::Arc<EnvelopeKeys>>,
     /// The task templates requests name, read from Connect: each request is checked against
     /// its template before any call (`template`). None: requests are sent unchecked.
-    templates: Option<Book>,
+    templates: Option<std::sync::Arc<Book>>,
 }
 
 impl Bridge {
@@ -108,13 +108,10 @@ impl Bridge {
 
     /// Each request that names a task template is checked against it before any call.
     pub fn with_task_templates(mut self, book: Book) -> Self {
+        let book = std::sync::Arc::new(book);
+        self.lifecycle.templates = Some(book.clone());
         self.templates = Some(book);
         self
-    }
-
-    /// The templates of `book`, for a caller that reads them ahead (the cold start).
-    pub fn task_templates(&self) -> Option<&Book> {
-        self.templates.as_ref()
     }
 
     /// The task table and the workflows to notify (`TASK_TABLE`, Step Functions,
@@ -126,6 +123,7 @@ impl Bridge {
         bus: Option<(aws_sdk_eventbridge::Client, String)>,
     ) -> Self {
         self.lifecycle = Lifecycle::new(table, sfn, bus, Paces::new(self.config.pace.callers));
+        self.lifecycle.templates = self.templates.clone();
         self
     }
 

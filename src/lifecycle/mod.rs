@@ -20,6 +20,7 @@ use crate::protocol;
 use crate::response::Done;
 use crate::table::{task_pk, token_pk, Claimed, Opened, State, TaskItem, TaskTable};
 use crate::task::TaskRequest;
+use crate::template::book::Book;
 use crate::token::{business_token, request_digest};
 
 /// How long past its invocation's deadline a claim holds: Lambda has ended the invocation by
@@ -46,6 +47,8 @@ pub struct Lifecycle {
     bus: Option<(aws_sdk_eventbridge::Client, String)>,
     /// Each lifecycle operation has its own quota (per account and Region): its own pace.
     paces: Paces,
+    /// The task templates a start is checked against before its call (`template::book`).
+    pub templates: Option<std::sync::Arc<Book>>,
 }
 
 /// Until when a claim this invocation takes holds: past its deadline (Lambda has ended the
@@ -76,6 +79,7 @@ impl Lifecycle {
             sfn,
             bus,
             paces,
+            templates: None,
         }
     }
 
@@ -144,14 +148,25 @@ impl Lifecycle {
                     request.client_token = Some(business_token(call.instance_id, key, generation));
                 }
                 let token = request.client_token.clone().unwrap_or_default();
-                let started = crate::connect::start_task(
-                    call.client,
-                    &request,
-                    call.start_pace,
-                    call.deadline,
-                    call.policy,
-                )
-                .await;
+                // Held to its task template only now that it will create a task: a key whose
+                // task is open is answered with it, whatever the template says today.
+                let checked = match &self.templates {
+                    Some(book) => book.check(&request, call.deadline).await,
+                    None => Ok(()),
+                };
+                let started = match checked {
+                    Ok(()) => {
+                        crate::connect::start_task(
+                            call.client,
+                            &request,
+                            call.start_pace,
+                            call.deadline,
+                            call.policy,
+                        )
+                        .await
+                    }
+                    Err(refused) => Err(refused),
+                };
                 match (protocol::settle(&started), started) {
                     (_, Ok(contact_id)) => {
                         let opened = Opened {

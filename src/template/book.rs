@@ -16,10 +16,17 @@ use crate::mapping::TemplateId;
 use crate::pace::{PaceSetting, Pacer};
 use crate::task::TaskRequest;
 
-/// How long a template read is trusted before it is read again.
+/// How long a template read is trusted before it is read again, unless configured
+/// (`TASK_TEMPLATE_REFRESH_SECONDS`).
 pub const REFRESH: Duration = Duration::from_secs(300);
 /// How long a template that could not be read waits before it is tried again.
 pub const RETRY_UNREADABLE: Duration = Duration::from_secs(60);
+/// The most one read may take of an invocation: a read that hangs leaves the rest of the
+/// invocation to the call, which then goes unchecked.
+pub const READ_BUDGET: Duration = Duration::from_secs(2);
+/// The most the cold start spends reading templates ahead (Lambda allows 10 s for the whole
+/// initialisation).
+pub const WARM_BUDGET: Duration = Duration::from_secs(3);
 
 struct Entry {
     template: Option<TaskTemplate>,
@@ -31,7 +38,14 @@ pub struct Book {
     instance_id: String,
     pacer: Pacer,
     policy: CallPolicy,
+    refresh: Duration,
     entries: Mutex<HashMap<String, Entry>>,
+    /// One read at a time: records of a batch that name one template wait for its read
+    /// instead of each spending a turn of the operation's quota.
+    reading: tokio::sync::Mutex<()>,
+    /// The ids the configuration names (read ahead): only these are logged; an id rendered
+    /// from an event is event data.
+    named: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Book {
@@ -54,48 +68,62 @@ impl Book {
                 callers,
             }),
             policy,
+            refresh: REFRESH,
             entries: Mutex::new(HashMap::new()),
+            reading: tokio::sync::Mutex::new(()),
+            named: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
-    /// At cold start: every template the configuration names literally, read once.
+    /// Templates are read again after `refresh` rather than `REFRESH`.
+    pub fn with_refresh(mut self, refresh: Duration) -> Book {
+        self.refresh = refresh;
+        self
+    }
+
+    /// At cold start: every template the configuration names literally, read once, within
+    /// `WARM_BUDGET` in all (what is not read by then is read before its first call).
     pub async fn warm(&self, ids: impl IntoIterator<Item = String>) {
+        let until = Instant::now() + WARM_BUDGET;
         for id in ids {
-            self.get(&id, None).await;
+            self.named.lock().expect("not poisoned").insert(id.clone());
+            self.get(&id, Some(until)).await;
         }
     }
 
-    /// The template `id` names: the one read within `REFRESH`, else read now (a read that fails
-    /// keeps the copy it had). None when it cannot be read.
+    /// The template `id` names: the one read within `REFRESH`, else read now, within
+    /// `READ_BUDGET` of the invocation. None when it cannot be read: the request then goes
+    /// unchecked (a copy older than `REFRESH` is not enforced: the template may have changed).
     pub async fn get(&self, id: &str, deadline: Option<Instant>) -> Option<TaskTemplate> {
-        let known = {
-            let entries = self.entries.lock().expect("not poisoned");
-            entries.get(id).map(|e| (e.template.clone(), e.read_at))
-        };
-        let fresh = |(template, read_at): &(Option<TaskTemplate>, Instant)| {
-            let wait = if template.is_some() {
-                REFRESH
-            } else {
-                RETRY_UNREADABLE
-            };
-            read_at.elapsed() < wait
-        };
-        if let Some(known) = known.as_ref().filter(|k| fresh(k)) {
-            return known.0.clone();
+        if let Some(known) = self.fresh(id) {
+            return known;
         }
-        let read = self.read(id, deadline).await;
-        let template = match read {
+        let _reading = self.reading.lock().await;
+        // Read meanwhile by the record that held the lock.
+        if let Some(known) = self.fresh(id) {
+            return known;
+        }
+        let budget = Instant::now() + READ_BUDGET;
+        let until = deadline.map_or(budget, |d| d.min(budget));
+        let was_readable = self
+            .entries
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .is_none_or(|e| e.template.is_some());
+        let template = match self.read(id, Some(until)).await {
             Ok(template) => Some(template),
             Err(e) => {
-                // Said once per spell of unreadability: the entry remembers it.
-                if known.as_ref().is_none_or(|k| k.0.is_some()) {
+                // Said once per spell of unreadability.
+                if was_readable {
+                    let named = self.named.lock().expect("not poisoned").contains(id);
                     tracing::warn!(
-                        task_template_id = id,
+                        task_template_id = named.then_some(id),
                         error_code = e.code(),
                         "the task template cannot be read: requests that name it are sent unchecked"
                     );
                 }
-                known.and_then(|k| k.0)
+                None
             }
         };
         self.entries.lock().expect("not poisoned").insert(
@@ -106,6 +134,19 @@ impl Book {
             },
         );
         template
+    }
+
+    /// What is known of `id` and still trusted: Some(template) within `REFRESH` of its read,
+    /// Some(None) within `RETRY_UNREADABLE` of a failed one; None when it is to be read.
+    fn fresh(&self, id: &str) -> Option<Option<TaskTemplate>> {
+        let entries = self.entries.lock().expect("not poisoned");
+        let entry = entries.get(id)?;
+        let trusted = if entry.template.is_some() {
+            self.refresh
+        } else {
+            RETRY_UNREADABLE.min(self.refresh)
+        };
+        (entry.read_at.elapsed() < trusted).then(|| entry.template.clone())
     }
 
     /// Checks a prepared request against the template it names, if it names one that can be
@@ -173,7 +214,8 @@ pub async fn for_config(config: &Config, client: &aws_sdk_connect::Client) -> Op
         config.defaults.instance_id.clone(),
         config.call_policy,
         config.pace.callers,
-    );
+    )
+    .with_refresh(config.template_refresh);
     book.warm(config.mapping.literal_template_ids(default))
         .await;
     Some(book)
@@ -215,6 +257,7 @@ fn of_sdk(
             .map(|d| d.default_field_values())
             .unwrap_or_default()
             .iter()
+            .filter(|d| d.default_value().is_some_and(|v| !v.is_empty()))
             .map(|d| name_of(d.id()))
             .collect(),
     }

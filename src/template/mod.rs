@@ -72,30 +72,51 @@ impl TaskTemplate {
                 .collect()
         };
         let id = text(value, "Id").ok_or("a task template has an Id")?;
-        let fields = value
-            .get("Fields")
+        let fields = match value.get("Fields") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(fields)) => fields
+                .iter()
+                .map(|field| {
+                    let options = match field.get("SingleSelectOptions") {
+                        None | Some(Value::Null) => Vec::new(),
+                        Some(Value::Array(options)) => options
+                            .iter()
+                            .map(|o| o.as_str().map(str::to_string))
+                            .collect::<Option<Vec<String>>>()
+                            .ok_or("SingleSelectOptions are texts")?,
+                        Some(_) => return Err("SingleSelectOptions is a list".to_string()),
+                    };
+                    Ok(Field {
+                        name: field
+                            .pointer("/Id/Name")
+                            .and_then(Value::as_str)
+                            .ok_or("every field has Id.Name")?
+                            .to_string(),
+                        kind: text(field, "Type").ok_or("every field has a Type")?,
+                        options,
+                    })
+                })
+                .collect::<Result<Vec<Field>, String>>()?,
+            Some(_) => return Err("Fields is a list".into()),
+        };
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = fields.iter().find(|f| !seen.insert(f.name.as_str())) {
+            return Err(format!("field '{}' is defined twice", twice.name));
+        }
+        // A default that is empty fills nothing (Connect refuses the task).
+        let defaults = value
+            .pointer("/Defaults/DefaultFieldValues")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|field| {
-                Ok(Field {
-                    name: field
-                        .pointer("/Id/Name")
-                        .and_then(Value::as_str)
-                        .ok_or("every field has Id.Name")?
-                        .to_string(),
-                    kind: text(field, "Type").ok_or("every field has a Type")?,
-                    options: field
-                        .get("SingleSelectOptions")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect(),
-                })
+            .filter(|d| {
+                d.get("DefaultValue")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty())
             })
-            .collect::<Result<Vec<Field>, String>>()?;
+            .filter_map(|d| d.pointer("/Id/Name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
         Ok(TaskTemplate {
             id,
             name: text(value, "Name").unwrap_or_default(),
@@ -103,7 +124,7 @@ impl TaskTemplate {
             contact_flow_id: text(value, "ContactFlowId").filter(|f| !f.is_empty()),
             fields,
             required: names(value.pointer("/Constraints/RequiredFields")),
-            defaults: names(value.pointer("/Defaults/DefaultFieldValues")),
+            defaults,
         })
     }
 
@@ -199,7 +220,8 @@ impl TaskTemplate {
                     continue;
                 }
             }
-            if let Some(value) = &reference.value {
+            // An empty value leaves an optional field empty (a required one is said above).
+            if let Some(value) = reference.value.as_deref().filter(|v| !v.is_empty()) {
                 if let Some(rule) = value_rule(field, value) {
                     problem(key, rule);
                 }
@@ -240,23 +262,25 @@ fn value_rule(field: &Field, value: &str) -> Option<String> {
         "TEXT_AREA" => chars < 4096,
         "BOOLEAN" => value == "true" || value == "false",
         "SINGLE_SELECT" => field.options.iter().any(|o| o == value),
-        "NUMBER" => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        "NUMBER" => value.parse::<f64>().is_ok_and(f64::is_finite),
         "DATE_TIME" => {
             let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
             !whole.is_empty()
                 && whole.bytes().all(|b| b.is_ascii_digit())
                 && fraction.bytes().all(|b| b.is_ascii_digit())
         }
-        "EMAIL" => value.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        }),
+        "EMAIL" => {
+            !value.contains(char::is_whitespace)
+                && value.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+                })
+        }
         "URL" => {
             let lower = value.to_ascii_lowercase();
             let rest = lower
                 .strip_prefix("https://")
                 .or_else(|| lower.strip_prefix("http://"));
-            rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-                && !value.contains(char::is_whitespace)
+            rest.is_some_and(|r| !r.is_empty()) && !value.contains(char::is_whitespace)
         }
         _ => true,
     };

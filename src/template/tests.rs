@@ -241,3 +241,30 @@ fn an_empty_reference_fills_nothing_and_addresses_are_read_as_connect_reads_them
         assert_eq!(problems(&shape).is_empty(), ok, "{value}");
     }
 }
+
+#[test]
+fn a_template_file_that_is_not_one_is_refused_and_an_empty_default_fills_nothing() {
+    for (broken, said) in [
+        (json!({"Id": "t", "Fields": {"a": 1}}), "Fields is a list"),
+        (
+            json!({"Id": "t", "Fields": [{"Id": {"Name": "p"}, "Type": "SINGLE_SELECT", "SingleSelectOptions": [1]}]}),
+            "SingleSelectOptions are texts",
+        ),
+        (
+            json!({"Id": "t", "Fields": [{"Id": {"Name": "p"}, "Type": "TEXT"}, {"Id": {"Name": "p"}, "Type": "NUMBER"}]}),
+            "field 'p' is defined twice",
+        ),
+        (json!({"Fields": []}), "a task template has an Id"),
+    ] {
+        assert_eq!(TaskTemplate::from_json(&broken).unwrap_err(), said);
+    }
+    let t = TaskTemplate::from_json(&json!({
+        "Id": "t", "ContactFlowId": "f",
+        "Fields": [{"Id": {"Name": "p"}, "Type": "TEXT"}],
+        "Constraints": {"RequiredFields": [{"Id": {"Name": "p"}}]},
+        "Defaults": {"DefaultFieldValues": [{"Id": {"Name": "p"}, "DefaultValue": ""}]},
+    }))
+    .unwrap();
+    assert!(t.defaulted().is_empty());
+    assert_eq!(t.check(&Shape::default())[0].field, "p");
+}
