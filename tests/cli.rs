@@ -294,3 +294,49 @@ fn check_holds_a_mapping_to_its_task_template() {
     assert!(err.contains("not a task template"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `check --fetch` reads the templates the mapping names from Connect (here the stand-in, with
+/// the local keys and Region) instead of files: it passes the example mapping against the
+/// template Connect holds, and fails once the template is made inactive there.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fetch_reads_the_templates_from_connect() {
+    let template: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
+    )
+    .unwrap();
+    let mut options = connect_standin::connect::Options::local();
+    options.instances = vec![INSTANCE.to_string()];
+    options.task_templates = vec![template.clone()];
+    let connect = connect_standin::connect::ConnectStandIn::start(options, 0)
+        .await
+        .unwrap();
+    let url = connect.url();
+    let run = move |url: String| {
+        tokio::task::spawn_blocking(move || {
+            check(
+                &["--mapping", "examples/task-template.yaml", "--fetch"],
+                &[
+                    ("AWS_ENDPOINT_URL_CONNECT", url.as_str()),
+                    ("AWS_ACCESS_KEY_ID", connect_standin::LOCAL_ACCESS_KEY),
+                    ("AWS_SECRET_ACCESS_KEY", connect_standin::LOCAL_SECRET_KEY),
+                    ("AWS_REGION", connect_standin::LOCAL_REGION),
+                ],
+            )
+        })
+    };
+    let (code, out, err) = run(url.clone()).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("fits task template"), "{out}");
+    assert!(connect.stats().template_requests >= 1);
+
+    let mut inactive = template;
+    inactive["Status"] = serde_json::json!("INACTIVE");
+    connect.put_task_template(inactive).unwrap();
+    let (code, _, err) = run(url).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("field Status: the template is INACTIVE"),
+        "{err}"
+    );
+    connect.stop().await;
+}
