@@ -8,7 +8,7 @@
 //! the template on those calls. `check --task-template` says nothing about these routes (it
 //! checks only routes that start tasks), so the first sign is the refusals in production.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! today (here: an option added in the console while GetTaskTemplate is denied or throttled).
 //! The refresh interval is configured short here (`TASK_TEMPLATE_REFRESH_SECONDS`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

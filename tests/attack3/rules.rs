@@ -12,7 +12,7 @@
 //! - a required field whose template default is an empty string: the stand-in does not count
 //!   it as defaulted, the function (and `check --task-template`, which says "fits") does.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! - concurrent records that name one template each read it (no single flight), spending
 //!   GetTaskTemplate's 2/s quota.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

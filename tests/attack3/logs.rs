@@ -5,7 +5,7 @@
 //! characters of event data reach the log (docs/security.md: no event data at any log level;
 //! docs/templates.md: "never a value").
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

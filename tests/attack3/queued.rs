@@ -10,7 +10,7 @@
 //!   can read the template and refuses it as a permanent TaskTemplateMismatch. The caller was
 //!   told its task is on its way; it never comes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
