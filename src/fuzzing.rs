@@ -68,6 +68,7 @@ pub fn run_signature(data: &[u8]) {
         prefix: "sha256=".into(),
         timestamp_header: (!ts.is_empty()).then(|| "x-signature-timestamp".into()),
         tolerance: Duration::from_secs(300),
+        scheme: crate::senders::Scheme::HmacSha256,
     };
     let check = SignatureCheck::new(settings, SECRET.to_vec());
     let headers = BTreeMap::from([
