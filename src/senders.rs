@@ -131,10 +131,15 @@ impl Scheme {
         match self {
             Scheme::StandardWebhooks | Scheme::Svix => {
                 let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .ok()
-                    .filter(|k| !k.is_empty())
+                // Padded or not, as the libraries take it.
+                base64::engine::general_purpose::GeneralPurpose::new(
+                    &base64::alphabet::STANDARD,
+                    base64::engine::general_purpose::GeneralPurposeConfig::new()
+                        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                )
+                .decode(encoded)
+                .ok()
+                .filter(|k| !k.is_empty())
             }
             _ => Some(text.as_bytes().to_vec()),
         }

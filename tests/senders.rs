@@ -142,6 +142,11 @@ fn status(result: Result<Invocation, InvokeError>) -> (u64, Value) {
 /// moto with the secret stored as the sender's dashboard shows it, and the function configured
 /// for `scheme`.
 async fn stack_for(scheme: &str, secret: &str) -> (Moto, LocalStack) {
+    stack_with(scheme, secret, false).await
+}
+
+/// As `stack_for`; `queued`: webhooks go through a task queue in moto's SQS (202).
+async fn stack_with(scheme: &str, secret: &str, queued: bool) -> (Moto, LocalStack) {
     let moto = Moto::start(&moto_server(&root())).await;
     moto.secrets_client()
         .create_secret()
@@ -150,14 +155,29 @@ async fn stack_for(scheme: &str, secret: &str) -> (Moto, LocalStack) {
         .send()
         .await
         .expect("the secret is created in moto");
-    let stack = start_function(&[
-        ("WEBHOOK_AUTH", "signature"),
-        ("WEBHOOK_SECRET_ID", SECRET_NAME),
-        ("WEBHOOK_SIGNATURE_SCHEME", scheme),
-        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.url),
-    ])
-    .await;
+    let mut env = vec![
+        ("WEBHOOK_AUTH", "signature".to_string()),
+        ("WEBHOOK_SECRET_ID", SECRET_NAME.to_string()),
+        ("WEBHOOK_SIGNATURE_SCHEME", scheme.to_string()),
+        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING.to_string()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
+    ];
+    if queued {
+        let url = moto
+            .sqs_client()
+            .create_queue()
+            .queue_name("tasks")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        env.push(("TASK_QUEUE_URL", url));
+        env.push(("AWS_ENDPOINT_URL_SQS", moto.url.clone()));
+        env.push(("WEBHOOK_MODE", "queued".to_string()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = start_function(&env).await;
     (moto, stack)
 }
 
@@ -373,11 +393,12 @@ async fn github_signed_by_octokit_webhooks_methods() {
     .await;
 }
 
-/// Slack's URL verification is answered with its challenge at once, and only when signed.
+/// Slack's URL verification is answered with its challenge at once, even when webhooks are
+/// queued (nothing is queued for it), and only when signed.
 #[tokio::test]
-async fn slack_url_verification_is_answered_only_when_signed() {
+async fn slack_url_verification_is_answered_only_when_signed_even_when_queued() {
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";
-    let (_moto, mut stack) = stack_for("slack", secret).await;
+    let (moto, mut stack) = stack_with("slack", secret, true).await;
     // Slack's url_verification reference example.
     let body = r#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let headers = signed_by_library(Library::Python, "slack", secret, body, "", now());
@@ -389,6 +410,60 @@ async fn slack_url_verification_is_answered_only_when_signed() {
     );
     let (code, _) = status(stack.invoke(request(body, &json!({})), TIMEOUT).await);
     assert_eq!(code, 401);
+    let sqs = moto.sqs_client();
+    let url = sqs
+        .get_queue_url()
+        .queue_name("tasks")
+        .send()
+        .await
+        .unwrap();
+    let queued = sqs
+        .receive_message()
+        .queue_url(url.queue_url.unwrap())
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        queued.messages.unwrap_or_default().is_empty(),
+        "the handshake was queued"
+    );
+    // An event in the same mode is queued (202).
+    let event = self::body("slack.json");
+    let headers = signed_by_library(Library::Python, "slack", secret, &event, "", now());
+    let (code, answer) = status(stack.invoke(request(&event, &headers), TIMEOUT).await);
+    assert_eq!(code, 202, "{answer}");
     assert!(stack.connect.tasks().is_empty());
+    stack.stop().await;
+}
+
+/// A signed delivery that can never become a task (its body is not the JSON its Content-Type
+/// says) is answered 200 under a preset, with what was wrong, so the sender does not retry it
+/// for days; the same under `hmac-sha256` keeps its 400.
+#[tokio::test]
+async fn a_delivery_that_can_never_be_a_task_is_answered_200_under_a_preset() {
+    let secret = "It's a Secret to Everybody";
+    let (_moto, mut stack) = stack_for("github", secret).await;
+    let broken = r#"{"action": "opened", "issue": "#;
+    let headers = signed_by_library(Library::Npm, "github", secret, broken, "", now());
+    let (code, answer) = status(stack.invoke(request(broken, &headers), TIMEOUT).await);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["accepted"], false, "{answer}");
+    assert_eq!(answer["recorded"], true, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{answer}"
+    );
+    assert!(stack.connect.tasks().is_empty());
+    stack.stop().await;
+
+    let (_moto, mut stack) = stack_for("hmac-sha256", secret).await;
+    let signed = signed_by_library(Library::Npm, "github", secret, broken, "", now());
+    let headers = json!({"X-Signature-256": signed["X-Hub-Signature-256"]});
+    let (code, answer) = status(stack.invoke(request(broken, &headers), TIMEOUT).await);
+    assert_eq!(code, 400, "{answer}");
     stack.stop().await;
 }

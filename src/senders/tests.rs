@@ -180,6 +180,44 @@ fn standard_webhooks_decodes_its_secret_and_reads_either_spelling_for_svix() {
     );
 }
 
+/// The reference vector of the Standard Webhooks specification's libraries (and Svix's
+/// "verifying manually" page): secret, id, timestamp, body and the signature they publish.
+#[test]
+fn the_standard_webhooks_reference_vector_verifies() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = r#"{"test": 2432232314}"#;
+    let published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    for (scheme, prefix) in [
+        (Scheme::StandardWebhooks, "webhook"),
+        (Scheme::Svix, "svix"),
+    ] {
+        let h = headers(&[
+            (&format!("{prefix}-id"), "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            (&format!("{prefix}-timestamp"), "1614265330"),
+            (&format!("{prefix}-signature"), published),
+        ]);
+        assert!(valid(scheme, secret, &h, body, 1_614_265_330), "{scheme:?}");
+        assert!(
+            !valid(scheme, secret, &h, body, 1_614_265_330 + 301),
+            "{scheme:?}"
+        );
+        let sig = sign(
+            scheme,
+            secret.as_bytes(),
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            body.as_bytes(),
+        );
+        assert_eq!(sig.as_deref(), Some(published));
+    }
+    // Unpadded base64, as the libraries accept it: the same key.
+    let unpadded = "whsec_dGVzdC1rZXk";
+    assert_eq!(
+        Scheme::StandardWebhooks.key(unpadded.as_bytes()),
+        Some(b"test-key".to_vec())
+    );
+}
+
 #[test]
 fn slack_signs_version_timestamp_and_body() {
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";
