@@ -393,6 +393,73 @@ async fn github_signed_by_octokit_webhooks_methods() {
     .await;
 }
 
+/// Zendesk publishes no signing library: signed as its "Verifying webhook authenticity" page
+/// documents (tests/senders/sign.py). A retry carries a new, unsigned invocation id: one task.
+#[tokio::test]
+async fn zendesk_signed_as_documented() {
+    let body = body("zendesk.json");
+    check_sender(Sender {
+        scheme: "zendesk",
+        library: Library::Python,
+        secret: "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==",
+        other: (body.replace("hello", "goodbye"), "inv-2"),
+        body,
+        id: "01HV7Q7V3M3Z8T5QJ9Y6K2N4XW",
+        header: "X-Zendesk-Webhook-Signature",
+        signs_timestamp: true,
+        retry_headers: json!({"X-Zendesk-Webhook-Invocation-Id": "01HV7Q9C0FFEE0000000000000"}),
+    })
+    .await;
+}
+
+/// Shopify publishes no signing library for webhooks: signed as its "Verify webhook
+/// deliveries" page documents. A replay under a new X-Shopify-Webhook-Id is one task.
+#[tokio::test]
+async fn shopify_signed_as_documented() {
+    let body = body("shopify.json");
+    check_sender(Sender {
+        scheme: "shopify",
+        library: Library::Python,
+        secret: "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",
+        other: (
+            body.replace("191167", "191168"),
+            "b54557e4-bdd9-4b37-8a5f-bf7d70bcd044",
+        ),
+        body,
+        id: "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        header: "X-Shopify-Hmac-Sha256",
+        signs_timestamp: false,
+        retry_headers: json!({"X-Shopify-Webhook-Id": "c0ffee00-bdd9-4b37-8a5f-bf7d70bcd043"}),
+    })
+    .await;
+}
+
+/// PagerDuty publishes no signing library for V3 webhooks: signed as its "Verifying
+/// signatures" page documents; the event id in the body names the delivery.
+#[tokio::test]
+async fn pagerduty_signed_as_documented() {
+    let body = body("pagerduty.json");
+    check_sender(Sender {
+        scheme: "pagerduty",
+        library: Library::Python,
+        secret: "q6I8JsNmuu0B6OR8yjHtg0AgUq9cJsbVGNFGWf8bcpGTmN4XGEO9K8nTfg9NG0r3",
+        other: (
+            body.replace(
+                "5ac64822-4adc-4fda-ade0-410becf0de4f",
+                "5ac64822-4adc-4fda-ade0-410becf0de50",
+            )
+            .replace("incident.priority_updated", "incident.resolved"),
+            "",
+        ),
+        body,
+        id: "",
+        header: "X-PagerDuty-Signature",
+        signs_timestamp: false,
+        retry_headers: json!({}),
+    })
+    .await;
+}
+
 /// Slack's URL verification is answered with its challenge at once, even when webhooks are
 /// queued (nothing is queued for it), and only when signed.
 #[tokio::test]
