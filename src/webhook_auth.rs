@@ -151,7 +151,9 @@ impl WebhookAuthSetting {
                 message: "WEBHOOK_SECRET_ID is set but WEBHOOK_AUTH is not `signature`; say which authentication webhooks use".into(),
             });
         }
-        if get("WEBHOOK_SIGNATURE_SCHEME").is_some() && mode.as_deref() != Some("signature") {
+        let preset = get("WEBHOOK_SIGNATURE_SCHEME")
+            .is_some_and(|s| Scheme::parse(&s) != Some(Scheme::HmacSha256));
+        if preset && mode.as_deref() != Some("signature") {
             return Err(ConfigError::Env {
                 name: "WEBHOOK_AUTH",
                 message: "WEBHOOK_SIGNATURE_SCHEME is set but WEBHOOK_AUTH is not `signature`; a scheme applies to signatures only".into(),
