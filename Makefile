@@ -47,7 +47,7 @@ demo: build $(VENV)/.moto
 		--moto $(VENV)/bin/moto_server --lifecycle examples/lifecycle.yaml \
 		--task-template examples/task-template.json --template-mapping examples/task-template.yaml
 
-test: $(VENV)/.moto
+test: $(VENV)/.moto $(VENV)/.senders tests/senders/node_modules/.installed
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
 
 # Benchmarks, one table: per-event CPU (criterion, in process), then cold start, an SQS batch
@@ -113,6 +113,17 @@ $(VENV)/bin/python:
 
 $(VENV)/.moto: $(VENV)/bin/python
 	$(PIP) install -q 'moto[server]>=5,<6'
+	touch $@
+
+# The webhook senders' own signing libraries (tests/senders.rs): PyPI into .venv, npm (node 20)
+# into tests/senders/node_modules from its lockfile.
+$(VENV)/.senders: $(VENV)/bin/python tests/senders/requirements.txt
+	$(PIP) install -q -r tests/senders/requirements.txt
+	touch $@
+
+tests/senders/node_modules/.installed: tests/senders/package.json tests/senders/package-lock.json
+	command -v npm >/dev/null || { echo "npm (node 20) is needed for tests/senders.rs" >&2; exit 1; }
+	npm ci --prefix tests/senders --no-audit --no-fund --silent
 	touch $@
 
 $(VENV)/.sam: $(VENV)/bin/python

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod queue;
 pub mod record;
 pub mod response;
+pub mod senders;
 pub mod sources;
 pub mod table;
 pub mod task;

@@ -23,6 +23,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::{BridgeError, ConfigError};
+use crate::senders::Scheme;
 
 pub const DEFAULT_HEADER: &str = "x-signature-256";
 pub const DEFAULT_PREFIX: &str = "sha256=";
@@ -39,8 +40,12 @@ pub struct SignatureSettings {
     pub prefix: String,
     /// Header carrying a Unix timestamp that is signed with the body (`WEBHOOK_TIMESTAMP_HEADER`).
     pub timestamp_header: Option<String>,
-    /// How far the timestamp may be from now (`WEBHOOK_TOLERANCE_SECONDS`).
+    /// How far the timestamp may be from now (`WEBHOOK_TOLERANCE_SECONDS`; a preset's own
+    /// default when unset).
     pub tolerance: Duration,
+    /// `hmac-sha256` (the header, prefix and timestamp above), or a sender's preset, which
+    /// fixes them (`WEBHOOK_SIGNATURE_SCHEME`, see `senders`).
+    pub scheme: Scheme,
 }
 
 impl SignatureSettings {
@@ -53,13 +58,48 @@ impl SignatureSettings {
         let Some(secret_id) = get("WEBHOOK_SECRET_ID") else {
             return Ok(None);
         };
+        let scheme = scheme_of(get)?;
         let tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
+            None if scheme.is_preset() => crate::senders::PRESET_TOLERANCE,
             None => DEFAULT_TOLERANCE,
             Some(t) => Duration::from_secs(t.parse().map_err(|_| ConfigError::Env {
                 name: "WEBHOOK_TOLERANCE_SECONDS",
                 message: format!("'{t}' is not a whole number of seconds"),
             })?),
         };
+        if scheme.is_preset() {
+            // A preset fixes headers, prefix and timestamp: a setting beside it would be
+            // silently ignored, and the operator would believe it applies.
+            let mut conflicting: Vec<&str> = [
+                "WEBHOOK_SIGNATURE_HEADER",
+                "WEBHOOK_SIGNATURE_PREFIX",
+                "WEBHOOK_TIMESTAMP_HEADER",
+            ]
+            .into_iter()
+            .filter(|name| get(name).is_some())
+            .collect();
+            if !scheme.signs_timestamp() && get("WEBHOOK_TOLERANCE_SECONDS").is_some() {
+                conflicting.push("WEBHOOK_TOLERANCE_SECONDS");
+            }
+            if !conflicting.is_empty() {
+                return Err(ConfigError::Env {
+                    name: "WEBHOOK_SIGNATURE_SCHEME",
+                    message: format!(
+                        "`{}` fixes the signature's headers, prefix and timestamp; unset {}",
+                        scheme.as_str(),
+                        conflicting.join(", ")
+                    ),
+                });
+            }
+            return Ok(Some(SignatureSettings {
+                secret_id,
+                header: scheme.signature_header().unwrap_or_default().into(),
+                prefix: String::new(),
+                timestamp_header: None,
+                tolerance,
+                scheme,
+            }));
+        }
         Ok(Some(SignatureSettings {
             secret_id,
             header: get("WEBHOOK_SIGNATURE_HEADER")
@@ -68,7 +108,22 @@ impl SignatureSettings {
             prefix: get("WEBHOOK_SIGNATURE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into()),
             timestamp_header: get("WEBHOOK_TIMESTAMP_HEADER").map(|h| h.to_ascii_lowercase()),
             tolerance,
+            scheme,
         }))
+    }
+}
+
+/// `WEBHOOK_SIGNATURE_SCHEME` (unset: `hmac-sha256`).
+fn scheme_of(get: &dyn Fn(&str) -> Option<String>) -> Result<Scheme, ConfigError> {
+    match get("WEBHOOK_SIGNATURE_SCHEME") {
+        None => Ok(Scheme::HmacSha256),
+        Some(name) => Scheme::parse(&name).ok_or_else(|| ConfigError::Env {
+            name: "WEBHOOK_SIGNATURE_SCHEME",
+            message: format!(
+                "unknown scheme '{name}'; must be one of {}",
+                Scheme::ALL.map(Scheme::as_str).join(", ")
+            ),
+        }),
     }
 }
 
@@ -94,6 +149,14 @@ impl WebhookAuthSetting {
             return Err(ConfigError::Env {
                 name: "WEBHOOK_AUTH",
                 message: "WEBHOOK_SECRET_ID is set but WEBHOOK_AUTH is not `signature`; say which authentication webhooks use".into(),
+            });
+        }
+        let preset = get("WEBHOOK_SIGNATURE_SCHEME")
+            .is_some_and(|s| Scheme::parse(&s) != Some(Scheme::HmacSha256));
+        if preset && mode.as_deref() != Some("signature") {
+            return Err(ConfigError::Env {
+                name: "WEBHOOK_AUTH",
+                message: "WEBHOOK_SIGNATURE_SCHEME is set but WEBHOOK_AUTH is not `signature`; a scheme applies to signatures only".into(),
             });
         }
         Ok(match mode.as_deref() {
@@ -219,6 +282,7 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// The signature check, holding the secret's current and previous versions.
 pub struct SignatureCheck {
     settings: SignatureSettings,
+    /// The HMAC keys the secret's versions stand for under the scheme (`Scheme::key`).
     secrets: RwLock<Vec<Vec<u8>>>,
     last_fetch: Mutex<Option<Instant>>,
 }
@@ -238,10 +302,13 @@ impl SignatureCheck {
     }
 
     /// Any of `secrets` signs valid requests (current first, then previous).
+    /// A version that is no key under the scheme (a Standard Webhooks secret that is not
+    /// `whsec_<base64>`) verifies nothing.
     pub fn with_secrets(settings: SignatureSettings, secrets: Vec<Vec<u8>>) -> SignatureCheck {
+        let keys = keys_of(settings.scheme, secrets);
         SignatureCheck {
             settings,
-            secrets: RwLock::new(secrets),
+            secrets: RwLock::new(keys),
             last_fetch: Mutex::new(None),
         }
     }
@@ -252,6 +319,17 @@ impl SignatureCheck {
         client: &aws_sdk_secretsmanager::Client,
     ) -> Result<SignatureCheck, ConfigError> {
         let secrets = fetch_versions(&settings.secret_id, client).await?;
+        if settings.scheme.key(&secrets[0]).is_none() {
+            // Never the secret itself in the message: only what it should look like.
+            return Err(ConfigError::Env {
+                name: "WEBHOOK_SECRET_ID",
+                message: format!(
+                    "secret {} is not a `{}` signing secret (Standard Webhooks and Svix: `whsec_` and base64, as the dashboard shows it)",
+                    settings.secret_id,
+                    settings.scheme.as_str()
+                ),
+            });
+        }
         // The interval counts from the last fetch a failure asked for: the first failure after
         // cold start may fetch at once (a rotation can happen seconds after a cold start).
         Ok(SignatureCheck::with_secrets(settings, secrets))
@@ -270,7 +348,8 @@ impl SignatureCheck {
         }
         match fetch_versions(&self.settings.secret_id, client).await {
             Ok(secrets) => {
-                *self.secrets.write().expect("not poisoned") = secrets;
+                *self.secrets.write().expect("not poisoned") =
+                    keys_of(self.settings.scheme, secrets);
                 tracing::info!("webhook secret fetched again after a failed signature check");
                 true
             }
@@ -291,6 +370,18 @@ impl SignatureCheck {
     ) -> Result<(), BridgeError> {
         let body = body.as_ref();
         let invalid = || BridgeError::Unauthorized;
+        if self.settings.scheme.is_preset() {
+            let presented = self
+                .settings
+                .scheme
+                .presented(headers, now, self.settings.tolerance)
+                .ok_or_else(invalid)?;
+            let keys = self.secrets.read().expect("not poisoned");
+            return presented
+                .signed_by(&keys, body)
+                .then_some(())
+                .ok_or_else(invalid);
+        }
         let given = headers.get(&self.settings.header).ok_or_else(invalid)?;
         let hex_digest = given
             .trim()
@@ -322,6 +413,30 @@ impl SignatureCheck {
         });
         valid.then_some(()).ok_or_else(invalid)
     }
+}
+
+impl SignatureCheck {
+    pub fn scheme(&self) -> Scheme {
+        self.settings.scheme
+    }
+
+    /// A signed delivery's identity (namespace, value): see `Scheme::identity`. Under
+    /// `hmac-sha256`, the signed body (without its timestamp), as always.
+    pub fn identity(
+        &self,
+        headers: &BTreeMap<String, String>,
+        text: &str,
+        body: &Value,
+    ) -> (&'static str, String) {
+        self.settings.scheme.identity(headers, text, body)
+    }
+}
+
+fn keys_of(scheme: Scheme, secrets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    if !scheme.is_preset() {
+        return secrets;
+    }
+    secrets.iter().filter_map(|s| scheme.key(s)).collect()
 }
 
 /// The current and previous versions of a secret (the previous one only when it differs):
@@ -400,6 +515,7 @@ mod tests {
             prefix: DEFAULT_PREFIX.into(),
             timestamp_header: timestamp.then(|| "x-signature-timestamp".into()),
             tolerance: DEFAULT_TOLERANCE,
+            scheme: Scheme::HmacSha256,
         }
     }
 
@@ -514,6 +630,105 @@ mod tests {
             setting(&[("WEBHOOK_AUTH", "signature"), ("WEBHOOK_SECRET_ID", "s")]).unwrap(),
             WebhookAuthSetting::Signature(_)
         ));
+    }
+
+    #[test]
+    fn a_preset_fixes_its_headers_and_an_unknown_or_conflicting_scheme_stops_the_cold_start() {
+        let base = [("WEBHOOK_AUTH", "signature"), ("WEBHOOK_SECRET_ID", "s")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            setting(&vars)
+        };
+        let WebhookAuthSetting::Signature(s) = with(&[]).unwrap() else {
+            panic!("signature")
+        };
+        assert_eq!(s.scheme, Scheme::HmacSha256);
+        assert_eq!(
+            (s.header.as_str(), s.prefix.as_str()),
+            (DEFAULT_HEADER, DEFAULT_PREFIX)
+        );
+        let WebhookAuthSetting::Signature(s) =
+            with(&[("WEBHOOK_SIGNATURE_SCHEME", "Stripe")]).unwrap()
+        else {
+            panic!("signature")
+        };
+        assert_eq!(s.scheme, Scheme::Stripe);
+        assert_eq!(s.header, "stripe-signature");
+        assert_eq!(s.tolerance, Duration::from_secs(300));
+        let WebhookAuthSetting::Signature(s) = with(&[
+            ("WEBHOOK_SIGNATURE_SCHEME", "slack"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "60"),
+        ])
+        .unwrap() else {
+            panic!("signature")
+        };
+        assert_eq!(s.tolerance, Duration::from_secs(60));
+        let err = with(&[("WEBHOOK_SIGNATURE_SCHEME", "stripe-v2")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("WEBHOOK_SIGNATURE_SCHEME") && err.contains("standard-webhooks"),
+            "{err}"
+        );
+        let err = with(&[
+            ("WEBHOOK_SIGNATURE_SCHEME", "github"),
+            ("WEBHOOK_SIGNATURE_HEADER", "X-Hub-Signature-256"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "60"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WEBHOOK_SIGNATURE_HEADER"), "{err}");
+        assert!(err.contains("WEBHOOK_TOLERANCE_SECONDS"), "{err}");
+        let err = with(&[
+            ("WEBHOOK_SIGNATURE_SCHEME", "svix"),
+            ("WEBHOOK_TIMESTAMP_HEADER", "svix-timestamp"),
+            ("WEBHOOK_SIGNATURE_PREFIX", "v1,"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("WEBHOOK_TIMESTAMP_HEADER") && err.contains("WEBHOOK_SIGNATURE_PREFIX"),
+            "{err}"
+        );
+        let err = setting(&[
+            ("WEBHOOK_AUTH", "iam"),
+            ("WEBHOOK_SIGNATURE_SCHEME", "slack"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WEBHOOK_SIGNATURE_SCHEME"), "{err}");
+    }
+
+    #[test]
+    fn a_preset_check_decodes_its_secret_and_tries_every_version() {
+        let settings = |scheme: Scheme| SignatureSettings {
+            secret_id: "s".into(),
+            header: String::new(),
+            prefix: String::new(),
+            timestamp_header: None,
+            tolerance: DEFAULT_TOLERANCE,
+            scheme,
+        };
+        let secret = b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec();
+        let check = SignatureCheck::with_secrets(
+            settings(Scheme::StandardWebhooks),
+            vec![b"whsec_not*base64".to_vec(), secret.clone()],
+        );
+        let ts = NOW.to_string();
+        let sig =
+            crate::senders::sign(Scheme::StandardWebhooks, &secret, "m1", &ts, b"{}").unwrap();
+        let h = headers(&[
+            ("webhook-id", "m1".into()),
+            ("webhook-timestamp", ts.clone()),
+            ("webhook-signature", sig),
+        ]);
+        assert!(check.verify(&h, "{}", at(NOW)).is_ok());
+        assert!(check.verify(&h, "{ }", at(NOW)).is_err());
+        assert!(check.verify(&h, "{}", at(NOW + 301)).is_err());
+        // The hmac-sha256 check never reads a preset's headers.
+        let plain = SignatureCheck::new(settings(Scheme::HmacSha256), secret);
+        assert!(plain.verify(&h, "{}", at(NOW)).is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use connect_task_bridge::fuzzing::{
-    payload_configs, run_payload, run_scheduled_time, run_signature,
+    payload_configs, run_payload, run_presets, run_scheduled_time, run_signature,
 };
+use connect_task_bridge::senders::Scheme;
 
 fn inputs(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,4 +44,18 @@ fn the_signature_corpus_never_panics_and_never_passes_a_wrong_hmac() {
     for input in inputs("signature") {
         run_signature(&input);
     }
+}
+
+/// The corpus holds, for every sender's preset, an input it accepts (so that the oracle "no
+/// other secret passes" is exercised, not only the refusals).
+#[test]
+fn every_preset_accepts_one_input_of_the_corpus() {
+    let accepted: std::collections::BTreeSet<&str> = inputs("signature")
+        .iter()
+        .filter_map(|input| run_presets(input))
+        .map(|scheme| scheme.as_str())
+        .collect();
+    let presets: std::collections::BTreeSet<&str> =
+        Scheme::ALL[1..].iter().map(|s| s.as_str()).collect();
+    assert_eq!(accepted, presets);
 }

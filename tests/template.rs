@@ -365,6 +365,41 @@ fn webhooks_fail_closed_in_the_template() {
     }
 }
 
+/// `WebhookSignatureScheme` offers exactly the function's schemes, defaults to `hmac-sha256`,
+/// reaches the function only with signed webhooks, and beside a preset the configurable check's
+/// header (and, where no timestamp is signed, the tolerance) stays unset: the function stops its
+/// cold start when a preset meets them.
+#[test]
+fn the_signature_scheme_parameter_is_the_functions_list() {
+    use connect_task_bridge::senders::Scheme;
+    let t = template();
+    let param = &t["Parameters"]["WebhookSignatureScheme"];
+    assert_eq!(scalar(&param["Default"]), "hmac-sha256");
+    let allowed: Vec<String> = param["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .map(scalar)
+        .collect();
+    let schemes: Vec<String> = Scheme::ALL.iter().map(|s| s.as_str().to_string()).collect();
+    assert_eq!(allowed, schemes);
+    let vars = &resource(&t, "BridgeFunction")["Properties"]["Environment"]["Variables"];
+    let scheme = format!("{:?}", vars["WEBHOOK_SIGNATURE_SCHEME"]);
+    assert!(scheme.contains("SignedWebhooks"), "{scheme}");
+    let header = format!("{:?}", vars["WEBHOOK_SIGNATURE_HEADER"]);
+    assert!(header.contains("HmacSignatures"), "{header}");
+    let tolerance = format!("{:?}", vars["WEBHOOK_TOLERANCE_SECONDS"]);
+    assert!(tolerance.contains("ToleranceApplies"), "{tolerance}");
+    let applies = format!("{:?}", t["Conditions"]["ToleranceApplies"]);
+    for scheme in Scheme::ALL.iter().filter(|s| s.is_preset()) {
+        assert_eq!(
+            applies.contains(&format!("\"{}\"", scheme.as_str())),
+            scheme.signs_timestamp(),
+            "ToleranceApplies and {scheme:?}: {applies}"
+        );
+    }
+}
+
 #[test]
 fn events_are_stored_first_and_the_pace_follows_the_quota() {
     let t = template();

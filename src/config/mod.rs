@@ -565,6 +565,7 @@ mod tests {
             ("MAX_BODY_BYTES", "1000"),
             ("WEBHOOK_AUTH", "signature"),
             ("WEBHOOK_SECRET_ID", "hook"),
+            ("WEBHOOK_SIGNATURE_SCHEME", "hmac-sha256"),
             ("WEBHOOK_SIGNATURE_HEADER", "X-Hub-Signature"),
             ("WEBHOOK_SIGNATURE_PREFIX", "v1="),
             ("WEBHOOK_TIMESTAMP_HEADER", "X-Timestamp"),

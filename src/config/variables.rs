@@ -133,6 +133,12 @@ pub const VARIABLES: &[Variable] = &[
         doc: "With `WEBHOOK_AUTH=signature` (and only then): the Secrets Manager secret (name or ARN) holding the HMAC key",
     },
     Variable {
+        name: "WEBHOOK_SIGNATURE_SCHEME",
+        group: Group::Webhooks,
+        default: Some("hmac-sha256"),
+        doc: "Whose signatures: `hmac-sha256` (the header, prefix and timestamp below), or a sender's preset that fixes them and names deliveries by the sender's id: `github`, `stripe`, `standard-webhooks`, `svix`, `slack`, `zendesk`, `shopify`, `pagerduty` (docs/senders.md); a preset beside the header, prefix or timestamp settings stops the cold start",
+    },
+    Variable {
         name: "WEBHOOK_SIGNATURE_HEADER",
         group: Group::Webhooks,
         default: Some("X-Signature-256"),
@@ -154,7 +160,7 @@ pub const VARIABLES: &[Variable] = &[
         name: "WEBHOOK_TOLERANCE_SECONDS",
         group: Group::Webhooks,
         default: Some("300"),
-        doc: "How far a signed timestamp may be from now, in whole seconds",
+        doc: "How far a signed timestamp may be from now, in whole seconds (a preset that signs a timestamp defaults to its sender's documented tolerance, 300 s for every one today)",
     },
     Variable {
         name: "WEBHOOK_MODE",

@@ -239,6 +239,9 @@ impl Bridge {
             Err(err) => return Err(rejected(err)),
         };
         let kind = envelope.kind;
+        if let Some(answer) = sources::answer_at_once(&self.auth, &envelope) {
+            return Ok(answer);
+        }
         let messages: HashMap<String, QueueMessage> = envelope
             .records
             .iter()
@@ -266,6 +269,9 @@ impl Bridge {
         self.hand_back(&outcomes, messages).await;
         if let Some(namespace) = &self.config.metrics_namespace {
             metrics::emit(namespace, kind, &outcomes, &self.pacer.take_stats());
+        }
+        if let Some(answer) = sources::answer_for_sender(&self.auth, kind, &outcomes) {
+            return Ok(answer);
         }
         sources::respond(kind, outcomes)
     }

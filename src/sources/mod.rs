@@ -262,6 +262,24 @@ pub fn open(
     Err(unrecognised(obj))
 }
 
+/// An answer given before any record is handled: Slack's URL verification handshake, for a
+/// request checked under the `slack` preset (even when webhooks are queued).
+pub fn answer_at_once(auth: &WebhookAuth, envelope: &Envelope) -> Option<Value> {
+    webhook::at_once(auth, envelope)
+}
+
+/// The answer a sender's preset gets instead of `respond`'s, where they differ: a delivery
+/// that can never become a task is answered 200 (recorded in its outcome's log line), so the
+/// sender neither retries it for days nor disables the endpoint; every other answer is
+/// `respond`'s (401, 2xx, and 5xx/429 where a retry can help).
+pub fn answer_for_sender(
+    auth: &WebhookAuth,
+    kind: SourceKind,
+    outcomes: &[Outcome],
+) -> Option<Value> {
+    webhook::for_sender(auth, kind, outcomes)
+}
+
 /// The answer the record's source expects.
 pub fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeError> {
     let source = REGISTRY

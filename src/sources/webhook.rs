@@ -27,6 +27,7 @@ use crate::error::{BridgeError, Cause};
 use crate::plan::Did;
 use crate::record::{parse_body, within_budget, Body, Content, Record, SourceKind, SourceMeta};
 use crate::response::Outcome;
+use crate::senders::Scheme;
 use crate::token::{digest_parts, Identity};
 use crate::webhook_auth::{WebhookAuth, WebhookRequest};
 
@@ -106,6 +107,68 @@ fn respond(kind: SourceKind, outcomes: Vec<Outcome>) -> Result<Value, BridgeErro
         None => http_error(&BridgeError::InvalidEvent("empty request".into())),
     };
     Ok(http.into_response(kind))
+}
+
+/// Slack's URL verification handshake, answered at once with its challenge (see
+/// `sources::answer_at_once`). Only a request that passed the `slack` preset's check is a
+/// record here: an unsigned one is a 401 and never reaches this.
+pub(super) fn at_once(auth: &WebhookAuth, envelope: &Envelope) -> Option<Value> {
+    let WebhookAuth::Signature(check) = auth else {
+        return None;
+    };
+    if check.scheme() != Scheme::Slack || !envelope.kind.is_webhook() {
+        return None;
+    }
+    let [Ok(record)] = envelope.records.as_slice() else {
+        return None;
+    };
+    let challenge = crate::senders::slack_challenge(record.content()?.body.get())?;
+    let answer = HttpAnswer {
+        status: 200,
+        body: json!({ "challenge": challenge }),
+        retry_after: None,
+    };
+    Some(answer.into_response(envelope.kind))
+}
+
+/// Under a sender's preset, a delivery refused for its content (400: it can never become a
+/// task, however often the sender retries) is answered 200 with what was wrong, so the sender
+/// neither retries it for days nor counts the endpoint as failing; the outcome's log line (and
+/// its metric) records it. Everything else keeps its answer: 401, 413, and 429/5xx, which a
+/// retry can help.
+pub(super) fn for_sender(
+    auth: &WebhookAuth,
+    kind: SourceKind,
+    outcomes: &[Outcome],
+) -> Option<Value> {
+    let WebhookAuth::Signature(check) = auth else {
+        return None;
+    };
+    if !check.scheme().is_preset() || !kind.is_webhook() {
+        return None;
+    }
+    let [Outcome {
+        result: Err(err),
+        record_id,
+    }] = outcomes
+    else {
+        return None;
+    };
+    if err.cause() != Cause::CallersInput {
+        return None;
+    }
+    tracing::warn!(
+        record_id = %record_id,
+        code = err.code(),
+        scheme = check.scheme().as_str(),
+        "webhook delivery can never become a task: answered 200 so the sender does not retry it"
+    );
+    let answer = HttpAnswer {
+        status: 200,
+        body: json!({"accepted": false, "recorded": true, "message": err.to_string(), "code": err.code()}),
+        retry_after: None,
+    };
+    Some(answer.into_response(kind))
 }
 
 struct HttpAnswer {
@@ -418,16 +481,17 @@ fn webhook(
         }
         _ => parse_body(&text),
     };
-    // With signatures on, only the signed body may make the identity: a replay that changes a
-    // header, the path or the method is the same event. Otherwise the caller's Idempotency-Key,
+    // With signatures on, only what is signed may make the identity: a replay that changes a
+    // header, the path or the method is the same event (a sender's preset names it by the
+    // sender's own id where the signature covers that id, see `senders`). Otherwise the caller's Idempotency-Key,
     // else a digest of method, path and body; both in namespaces of their own (see `token`),
     // and both the authenticated caller's own: two tenants sending `Idempotency-Key: 1` are two
     // requests (they were one, and the second tenant was answered with the first's task).
     let identity = match (auth, headers.get("idempotency-key"), &principal) {
-        (WebhookAuth::Signature(_), _, _) => Identity::Signed {
-            namespace: "webhook-signed-body",
-            value: digest_parts(&[text.as_bytes()]),
-        },
+        (WebhookAuth::Signature(check), _, _) => {
+            let (namespace, value) = check.identity(&headers, &text, &body);
+            Identity::Signed { namespace, value }
+        }
         (_, Some(key), None) if !key.trim().is_empty() => Identity::Caller {
             namespace: "webhook-key",
             value: key.clone(),

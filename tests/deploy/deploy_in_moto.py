@@ -105,6 +105,19 @@ PARAMETER_SETS = {
         "EnableEventBridge": "false",
         "WebhookMode": "SYNC",
     },
+    "a sender's preset (Stripe)": {
+        "ConnectInstanceId": INSTANCE_ID,
+        "EnableWebhook": "true",
+        "WebhookSecretArn": "connect-task-bridge/stripe",
+        "WebhookSignatureScheme": "stripe",
+    },
+    "a preset that signs no timestamp (GitHub)": {
+        "ConnectInstanceId": INSTANCE_ID,
+        "EnableWebhook": "true",
+        "WebhookSecretArn": "connect-task-bridge/github",
+        "WebhookSignatureScheme": "github",
+        "EnableEventBridge": "false",
+    },
 }
 
 # Parameter values the parameters' own constraints must refuse.
@@ -126,6 +139,9 @@ REFUSED = [
      "NoUnauthenticatedWebhookByAccident"),
     ({"ConnectInstanceId": INSTANCE_ID, "EnableFunctionUrl": "true", "FunctionUrlAuth": "NONE",
       "WebhookAuth": "AWS_IAM"}, "IamWebhooksNeedIamFunctionUrl"),
+    ({"ConnectInstanceId": INSTANCE_ID, "EnableWebhook": "true", "WebhookSecretArn": "s",
+      "WebhookSignatureScheme": "slack", "WebhookTimestampHeader": "X-Timestamp"},
+     "PresetsFixTheirTimestamp"),
 ]
 
 
@@ -371,6 +387,20 @@ def check_function(url, resources, params, name):
         assert len(key) == 64, f"{name}: the generated envelope key has {len(key)} characters"
     if params["WebhookTimestampHeader"]:
         assert env["WEBHOOK_TIMESTAMP_HEADER"] == params["WebhookTimestampHeader"], env
+    # The signature scheme: with signed webhooks only; beside a preset, no header of the
+    # configurable check (it would stop the cold start), the tolerance only where it applies.
+    scheme = params["WebhookSignatureScheme"]
+    if mode == "signature" and webhooks:
+        assert env["WEBHOOK_SIGNATURE_SCHEME"] == scheme, env
+    else:
+        assert "WEBHOOK_SIGNATURE_SCHEME" not in env, env
+    if scheme == "hmac-sha256":
+        assert env["WEBHOOK_SIGNATURE_HEADER"] == params["WebhookSignatureHeader"], env
+        assert env["WEBHOOK_TOLERANCE_SECONDS"] == str(params["WebhookToleranceSeconds"]), env
+    else:
+        assert "WEBHOOK_SIGNATURE_HEADER" not in env, env
+        timestamped = scheme in {"stripe", "standard-webhooks", "svix", "slack", "zendesk"}
+        assert ("WEBHOOK_TOLERANCE_SECONDS" in env) == timestamped, env
     # Storage-first and the pace: the queue's URL, the quota and the environments sharing it.
     assert env["WEBHOOK_MODE"] == params["WebhookMode"].lower(), env
     assert env["TASK_QUEUE_URL"].endswith(resources["TaskQueue"]["PhysicalResourceId"].rsplit("/", 1)[-1]), env
