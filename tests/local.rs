@@ -169,9 +169,9 @@ async fn the_log_has_one_line_per_outcome_and_no_task_content() {
         .into_iter()
         .filter(|l| l["outcome"].is_string())
         .collect();
-    // 22 samples: 18 single records (a stream of one, a queue of one), three batches of 3,
+    // 23 samples: 19 single records (a stream of one, a queue of one), three batches of 3,
     // a pipe of 2.
-    assert_eq!(outcomes.len(), 29, "{logs:#?}");
+    assert_eq!(outcomes.len(), 30, "{logs:#?}");
     for line in &outcomes {
         let f = line;
         assert!(

@@ -59,21 +59,40 @@ fn recognise(obj: &Map<String, Value>) -> bool {
 }
 
 fn open(payload: Value, ctx: &OpenContext<'_>) -> Result<Envelope, BridgeError> {
+    // A request refused after its signature passed (a body that is not JSON, or not text) keeps
+    // the request's id: under a sender's preset it is answered 200 "recorded", and its log line
+    // is then the only trace of the delivery (an ALB request carries its trace id instead).
+    let request_id = payload
+        .pointer("/requestContext/requestId")
+        .or_else(|| payload.pointer("/headers/x-amzn-trace-id"))
+        .and_then(Value::as_str)
+        .filter(|id| id.len() <= 256)
+        .unwrap_or_default()
+        .to_string();
+    let one = |kind, record| {
+        let mut envelope = single(kind, record);
+        for failed in envelope.records.iter_mut().filter_map(|r| r.as_mut().err()) {
+            if failed.id.is_empty() {
+                failed.id.clone_from(&request_id);
+            }
+        }
+        envelope
+    };
     // An ALB request has `httpMethod` too: its `requestContext.elb` tells it from a REST API's.
     if payload.pointer("/requestContext/elb").is_some() {
-        return Ok(single(ALB, alb_request(payload, ctx)));
+        return Ok(one(ALB, alb_request(payload, ctx)));
     }
     if payload.get("httpMethod").is_some() {
-        return Ok(single(REST, rest_request(payload, ctx)));
+        return Ok(one(REST, rest_request(payload, ctx)));
     }
     let is_function_url = payload
         .pointer("/requestContext/domainName")
         .and_then(Value::as_str)
         .is_some_and(|d| d.contains(".lambda-url."));
     Ok(if is_function_url {
-        single(FUNCTION_URL, function_url(payload, ctx))
+        one(FUNCTION_URL, function_url(payload, ctx))
     } else {
-        single(HTTP, http_request(payload, ctx))
+        one(HTTP, http_request(payload, ctx))
     })
 }
 
@@ -154,7 +173,11 @@ pub(super) fn for_sender(
     else {
         return None;
     };
-    if err.cause() != Cause::CallersInput {
+    // What this body says decides the refusal (its content, or the mapping's route and
+    // templates over it: a missing part of its identity): the same answer on every retry.
+    let for_its_content =
+        err.cause() == Cause::CallersInput || matches!(err, BridgeError::Render { .. });
+    if !for_its_content {
         return None;
     }
     tracing::warn!(
