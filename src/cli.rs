@@ -178,6 +178,9 @@ pub async fn check(args: &[String], out: &mut impl Write, err: &mut impl Write) 
         "webhook authentication: {}",
         config.webhook_auth.as_str()
     );
+    if let Some(scheme) = config.webhook_auth.scheme() {
+        let _ = writeln!(out, "webhook signature scheme: {scheme}");
+    }
     let _ = writeln!(out, "mapping: {source}");
     for route in config.mapping.describe_routes() {
         let _ = writeln!(out, "  route {route}");

@@ -62,6 +62,7 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         routes = ?config.mapping.route_names().collect::<Vec<_>>(),
         batch_concurrency = config.batch_concurrency,
         webhook_auth = config.webhook_auth.as_str(),
+        webhook_signature_scheme = config.webhook_auth.scheme(),
         webhook_mode = ?config.webhook_mode,
         connect_requests_per_second = config.pace.rate,
         connect_burst = config.pace.burst,

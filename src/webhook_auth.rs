@@ -182,6 +182,15 @@ impl WebhookAuthSetting {
         })
     }
 
+    /// The signature scheme in force (`WEBHOOK_SIGNATURE_SCHEME`), for the cold-start line and
+    /// `check`; None unless webhooks are signed.
+    pub fn scheme(&self) -> Option<&'static str> {
+        match self {
+            WebhookAuthSetting::Signature(settings) => Some(settings.scheme.as_str()),
+            _ => None,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             WebhookAuthSetting::Refuse => "unset (webhooks refused)",

@@ -340,3 +340,20 @@ async fn check_fetch_reads_the_templates_from_connect() {
     );
     connect.stop().await;
 }
+
+/// `check` names the webhook signature scheme in force, so an operator sees which preset runs.
+#[test]
+fn check_names_the_signature_scheme() {
+    let (code, out, err) = check(
+        &[],
+        &[
+            ("WEBHOOK_AUTH", "signature"),
+            ("WEBHOOK_SECRET_ID", "hook"),
+            ("WEBHOOK_SIGNATURE_SCHEME", "stripe"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("webhook signature scheme: stripe"), "{out}");
+    let (_, out, _) = check(&[], &[("WEBHOOK_AUTH", "none")]);
+    assert!(!out.contains("signature scheme"), "{out}");
+}
