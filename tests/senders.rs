@@ -99,34 +99,8 @@ enum Library {
     Npm,
 }
 
-/// An API Gateway HTTP API request (payload 2.0) carrying `body` as sent, with `headers`.
 fn request(body: &str, headers: &Value) -> Value {
-    let mut all = json!({"content-type": "application/json", "user-agent": "sender/1.0"});
-    for (k, v) in headers.as_object().unwrap() {
-        all[k.to_ascii_lowercase()] = v.clone();
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /hooks",
-        "rawPath": "/hooks",
-        "rawQueryString": "",
-        "headers": all,
-        "requestContext": {
-            "accountId": "111122223333",
-            "apiId": "snd123",
-            "domainName": "snd123.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "snd123",
-            "http": {"method": "POST", "path": "/hooks", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.9", "userAgent": "sender/1.0"},
-            "requestId": format!("req-{}", now()),
-            "routeKey": "POST /hooks",
-            "stage": "$default",
-            "time": "26/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_600_000_000u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
+    common::http_api_request(body, headers)
 }
 
 fn status(result: Result<Invocation, InvokeError>) -> (u64, Value) {

@@ -7,18 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{function_binary, response, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use common::{response, root};
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
 use serde_json::{json, Value};
 
 const TEMPLATE_ID: &str = "7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01";
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 async fn start(template: Value, mapping: &str, faults: Faults) -> LocalStack {
@@ -31,25 +28,9 @@ async fn start_with(
     faults: Faults,
     extra: &[(&str, &str)],
 ) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template];
-    options.faults = faults;
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", mapping),
-        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
-        ("CONNECT_BURST", "1000"),
-    ]
-    .iter()
-    .chain(extra)
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap()
+    let mut env = vec![("TASK_MAPPING", mapping)];
+    env.extend_from_slice(extra);
+    common::start_function_holding(vec![template], faults, &env).await
 }
 
 fn example_mapping() -> String {
@@ -68,13 +49,10 @@ fn order(id: &str, amount: f64, email: &str) -> Value {
 }
 
 async fn invoke(stack: &mut LocalStack, event: Value) -> Result<Value, Value> {
-    match stack.invoke(event, Duration::from_secs(20)).await {
-        Ok(connect_standin::runtime_api::Invocation::Response(v)) => Ok(v),
-        Ok(connect_standin::runtime_api::Invocation::Error {
-            error_type,
-            message,
-        }) => Err(json!({"errorType": error_type, "errorMessage": message})),
-        other => panic!("no answer: {other:?}"),
+    let answer = common::answer(stack, event).await;
+    match answer.get("errorType") {
+        Some(_) => Err(answer),
+        None => Ok(answer),
     }
 }
 

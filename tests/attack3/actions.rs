@@ -12,8 +12,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{order_event, response, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Options};
+use common::{order_event, response, root};
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
 use connect_standin::moto::{moto_server, Moto};
 use serde_json::{json, Value};
@@ -47,47 +47,29 @@ routes:
 "#;
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 async fn stack(moto: &Moto) -> LocalStack {
     moto.create_task_table(TABLE).await;
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("CONNECT_TASK_TEMPLATE_ID", TEMPLATE_ID),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", MAPPING),
-        ("TASK_TABLE", TABLE),
-        ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
-        ("AWS_ENDPOINT_URL_SFN", &moto.url),
-        ("AWS_ENDPOINT_URL_EVENTBRIDGE", &moto.url),
-        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
-        ("CONNECT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    LocalStack::start(&common::function_binary(), connect, &env)
-        .await
-        .unwrap()
+    common::start_function_holding(
+        vec![template()],
+        Faults::default(),
+        &[
+            ("CONNECT_CONTACT_FLOW_ID", ""),
+            ("CONNECT_TASK_TEMPLATE_ID", TEMPLATE_ID),
+            ("TASK_MAPPING", MAPPING),
+            ("TASK_TABLE", TABLE),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
+            ("AWS_ENDPOINT_URL_SFN", &moto.url),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", &moto.url),
+        ],
+    )
+    .await
 }
 
 async fn answer(stack: &mut LocalStack, event: Value) -> Value {
-    match stack.invoke(event, TIMEOUT).await {
-        Ok(connect_standin::runtime_api::Invocation::Response(v)) => v,
-        Ok(connect_standin::runtime_api::Invocation::Error {
-            error_type,
-            message,
-        }) => json!({"errorType": error_type, "errorMessage": message}),
-        other => panic!("no answer: {other:?}"),
-    }
+    common::answer(stack, event).await
 }
 
 #[tokio::test]

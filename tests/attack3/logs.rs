@@ -9,9 +9,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{function_binary, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Options};
-use connect_standin::harness::LocalStack;
+use connect_standin::connect::Faults;
 use serde_json::{json, Value};
 
 const CANARY: &str = "CANARY-from-the-event-7f3a";
@@ -30,30 +28,17 @@ routes:
 "#;
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 #[tokio::test]
 async fn a_per_event_template_id_that_cannot_be_read_is_not_logged() {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", MAPPING),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut stack = LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap();
+    let mut stack = common::start_function_holding(
+        vec![template()],
+        Faults::default(),
+        &[("TASK_MAPPING", MAPPING), ("AWS_LAMBDA_LOG_LEVEL", "DEBUG")],
+    )
+    .await;
     let event = json!({
         "version": "0", "id": "evt-1", "detail-type": "OrderFailed",
         "source": "shop.orders", "account": "111122223333", "time": "2026-11-24T09:14:03Z",

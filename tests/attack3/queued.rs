@@ -37,10 +37,7 @@ routes:
 "#;
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 /// The sample HTTP API webhook with `body` as its JSON body and its own idempotency key.
@@ -53,28 +50,18 @@ fn webhook(key: &str, body: Value) -> Value {
 }
 
 async fn stack(moto: &Moto, queue_url: &str, faults: Faults) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    options.faults = faults;
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", MAPPING),
-        ("WEBHOOK_AUTH", "none"),
-        ("WEBHOOK_MODE", "queued"),
-        ("TASK_QUEUE_URL", queue_url),
-        ("AWS_ENDPOINT_URL_SQS", &moto.url),
-        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
-        ("CONNECT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap()
+    common::start_function_holding(
+        vec![template()],
+        faults,
+        &[
+            ("TASK_MAPPING", MAPPING),
+            ("WEBHOOK_AUTH", "none"),
+            ("WEBHOOK_MODE", "queued"),
+            ("TASK_QUEUE_URL", queue_url),
+            ("AWS_ENDPOINT_URL_SQS", &moto.url),
+        ],
+    )
+    .await
 }
 
 async fn queue(moto: &Moto, name: &str) -> (aws_sdk_sqs::Client, String) {

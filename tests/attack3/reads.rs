@@ -15,8 +15,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{function_binary, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use common::root;
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
 use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
@@ -24,10 +24,7 @@ use serde_json::{json, Value};
 const TEMPLATE_ID: &str = "7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01";
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 fn failing(op: &str, code: &str) -> Faults {
@@ -38,24 +35,7 @@ fn failing(op: &str, code: &str) -> Faults {
 }
 
 async fn start(mapping: &str, faults: Faults) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    options.faults = faults;
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", mapping),
-        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
-        ("CONNECT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap()
+    common::start_function_holding(vec![template()], faults, &[("TASK_MAPPING", mapping)]).await
 }
 
 fn example_mapping() -> String {

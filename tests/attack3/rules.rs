@@ -15,12 +15,10 @@
 use crate::common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{function_binary, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Options};
+use common::{function_binary, INSTANCE};
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
-use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
 
 const TEMPLATE_ID: &str = "7e1d0c55-3b51-4a6f-9a3c-2f1a4b8c9d01";
@@ -43,30 +41,16 @@ routes:
 "#;
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 async fn start(template: Value) -> LocalStack {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", MAPPING),
-        ("CONNECT_REQUESTS_PER_SECOND", "1000"),
-        ("CONNECT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap()
+    common::start_function_holding(
+        vec![template],
+        Faults::default(),
+        &[("TASK_MAPPING", MAPPING)],
+    )
+    .await
 }
 
 fn order(id: &str, detail: Value) -> Value {
@@ -80,14 +64,7 @@ fn order(id: &str, detail: Value) -> Value {
 }
 
 async fn invoke(stack: &mut LocalStack, event: Value) -> Value {
-    match stack.invoke(event, Duration::from_secs(10)).await {
-        Ok(Invocation::Response(v)) => v,
-        Ok(Invocation::Error {
-            error_type,
-            message,
-        }) => json!({"errorType": error_type, "errorMessage": message}),
-        other => panic!("no answer: {other:?}"),
-    }
+    common::answer(stack, event).await
 }
 
 /// An optional field left empty because the event lacks it: Connect (the stand-in) creates
@@ -209,21 +186,12 @@ routes:
         amount: { type: NUMBER, value: "{{ body.amount }}" }
     client_token: "order-{{ body.orderId }}"
 "#;
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", NUMBER),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut stack = LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap();
+    let mut stack = common::start_function_holding(
+        vec![template()],
+        Faults::default(),
+        &[("TASK_MAPPING", NUMBER)],
+    )
+    .await;
     let answer = invoke(&mut stack, order("o-11", json!({"amount": " 12.5 "}))).await;
     let calls = stack.connect.stats().requests;
     stack.function.stop().await;

@@ -10,10 +10,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{function_binary, root, INSTANCE};
-use connect_standin::connect::{ConnectStandIn, Faults, Options};
+use connect_standin::connect::Faults;
 use connect_standin::harness::LocalStack;
-use connect_standin::runtime_api::Invocation;
 use serde_json::{json, Value};
 
 const MAPPING: &str = r#"
@@ -30,10 +28,7 @@ routes:
 "#;
 
 fn template() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
-    )
-    .unwrap()
+    common::example_task_template()
 }
 
 fn order(id: &str, priority: &str) -> Value {
@@ -46,34 +41,20 @@ fn order(id: &str, priority: &str) -> Value {
 }
 
 async fn invoke(stack: &mut LocalStack, event: Value) -> Value {
-    match stack.invoke(event, Duration::from_secs(10)).await {
-        Ok(Invocation::Response(v)) => v,
-        Ok(Invocation::Error {
-            error_type,
-            message,
-        }) => json!({"errorType": error_type, "errorMessage": message}),
-        other => panic!("no answer: {other:?}"),
-    }
+    common::answer(stack, event).await
 }
 
 #[tokio::test]
 async fn a_template_that_can_no_longer_be_read_is_not_enforced_from_a_stale_copy() {
-    let mut options = Options::local();
-    options.instances = vec![INSTANCE.to_string()];
-    options.task_templates = vec![template()];
-    let connect = ConnectStandIn::start(options, 0).await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("CONNECT_INSTANCE_ID", INSTANCE),
-        ("LAMBDA_TASK_ROOT", root().to_str().unwrap()),
-        ("TASK_MAPPING", MAPPING),
-        ("TASK_TEMPLATE_REFRESH_SECONDS", "2"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut stack = LocalStack::start(&function_binary(), connect, &env)
-        .await
-        .unwrap();
+    let mut stack = common::start_function_holding(
+        vec![template()],
+        Faults::default(),
+        &[
+            ("TASK_MAPPING", MAPPING),
+            ("TASK_TEMPLATE_REFRESH_SECONDS", "2"),
+        ],
+    )
+    .await;
 
     let first = invoke(&mut stack, order("o-1", "high")).await;
     assert!(first["ContactId"].is_string(), "{first}");

@@ -34,8 +34,26 @@ pub fn function_binary() -> PathBuf {
 /// The binary under a local Runtime API against a fresh stand-in that knows `INSTANCE`, with the
 /// instance, flow and task root set, then `extra` (later values win).
 pub async fn start_function(extra: &[(&str, &str)]) -> connect_standin::harness::LocalStack {
+    start_function_holding(
+        Vec::new(),
+        connect_standin::connect::Faults::default(),
+        extra,
+    )
+    .await
+}
+
+/// `start_function`, with a stand-in that holds (and enforces) `templates` and injects `faults`.
+/// An empty value in `extra` unsets a variable (the configuration reads it so): a default task
+/// template replaces the default flow with `("CONNECT_CONTACT_FLOW_ID", "")`.
+pub async fn start_function_holding(
+    templates: Vec<Value>,
+    faults: connect_standin::connect::Faults,
+    extra: &[(&str, &str)],
+) -> connect_standin::harness::LocalStack {
     let mut options = connect_standin::connect::Options::local();
     options.instances = vec![INSTANCE.to_string()];
+    options.task_templates = templates;
+    options.faults = faults;
     let connect = connect_standin::connect::ConnectStandIn::start(options, 0)
         .await
         .unwrap();
@@ -54,6 +72,29 @@ pub async fn start_function(extra: &[(&str, &str)]) -> connect_standin::harness:
     connect_standin::harness::LocalStack::start(&function_binary(), connect, &env)
         .await
         .unwrap()
+}
+
+/// `examples/task-template.json`: a task template as `aws connect get-task-template` prints it.
+pub fn example_task_template() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/task-template.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The function's answer, or the error it reported as `{"errorType", "errorMessage"}`.
+pub async fn answer(stack: &mut connect_standin::harness::LocalStack, event: Value) -> Value {
+    match stack
+        .invoke(event, std::time::Duration::from_secs(20))
+        .await
+    {
+        Ok(connect_standin::runtime_api::Invocation::Response(v)) => v,
+        Ok(connect_standin::runtime_api::Invocation::Error {
+            error_type,
+            message,
+        }) => json!({"errorType": error_type, "errorMessage": message}),
+        other => panic!("no answer: {other:?}"),
+    }
 }
 
 /// The function's answer to an invocation that must get one.
@@ -321,4 +362,39 @@ pub fn sent(moto: &connect_standin::moto::Moto, target: &str) -> Vec<Value> {
         .filter(|(t, _)| t == target)
         .map(|(_, body)| body)
         .collect()
+}
+
+/// An API Gateway HTTP API request (payload 2.0) carrying `body` as sent, with `headers` (names
+/// lower-cased, as API Gateway gives them) and a request id of its own.
+pub fn http_api_request(body: &str, headers: &Value) -> Value {
+    let mut all = json!({"content-type": "application/json", "user-agent": "sender/1.0"});
+    for (k, v) in headers.as_object().into_iter().flatten() {
+        all[k.to_ascii_lowercase()] = v.clone();
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /hooks",
+        "rawPath": "/hooks",
+        "rawQueryString": "",
+        "headers": all,
+        "requestContext": {
+            "accountId": "111122223333",
+            "apiId": "snd123",
+            "domainName": "snd123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "snd123",
+            "http": {"method": "POST", "path": "/hooks", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "sender/1.0"},
+            "requestId": format!("req-{nanos}"),
+            "routeKey": "POST /hooks",
+            "stage": "$default",
+            "time": "26/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1_795_600_000_000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
 }
