@@ -508,3 +508,65 @@ async fn a_delivery_that_can_never_be_a_task_is_answered_200_under_a_preset() {
     assert_eq!(code, 400, "{answer}");
     stack.stop().await;
 }
+
+/// A sender rotating its secret signs every delivery with the old and the new secret at once
+/// (Stripe: two `v1=` in one `Stripe-Signature`; Standard Webhooks: two `v1,` signatures
+/// separated by a space). The function holds the new secret and accepts the delivery on the
+/// signature it can check; one signed with the old secret alone is refused.
+#[tokio::test]
+async fn a_sender_rotating_its_secret_is_accepted_on_the_signature_it_shares() {
+    let when = now();
+    let old_stripe = "whsec_0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld0l";
+    let new_stripe = "whsec_8c2f3b1e5d7a4c6b9e0f1a2b3c4d5e6f";
+    let stripe = body("stripe.json");
+    let v1 = |headers: &Value| {
+        headers["Stripe-Signature"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .find(|p| p.starts_with("v1="))
+            .unwrap()
+            .to_string()
+    };
+    let with_old = signed_by_library(Library::Python, "stripe", old_stripe, &stripe, "", when);
+    let with_new = signed_by_library(Library::Python, "stripe", new_stripe, &stripe, "", when);
+    let both = format!("t={when},{},{}", v1(&with_old), v1(&with_new));
+    let (_moto, mut stack) = stack_for("stripe", new_stripe).await;
+    let old_only = request(
+        &stripe,
+        &json!({"Stripe-Signature": format!("t={when},{}", v1(&with_old))}),
+    );
+    assert_eq!(status(stack.invoke(old_only, TIMEOUT).await).0, 401);
+    let (code, answer) = status(
+        stack
+            .invoke(
+                request(&stripe, &json!({"Stripe-Signature": both})),
+                TIMEOUT,
+            )
+            .await,
+    );
+    assert_eq!(code, 201, "{answer}");
+    stack.stop().await;
+
+    // The specification's example secret, and another one the sender rotates away from.
+    let old_sw = "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
+    let new_sw = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sw = body("standard-webhooks.json");
+    let id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
+    let with_old = signed_by_library(Library::Python, "standard-webhooks", old_sw, &sw, id, when);
+    let with_new = signed_by_library(Library::Python, "standard-webhooks", new_sw, &sw, id, when);
+    let mut headers = with_new.clone();
+    headers["webhook-signature"] = json!(format!(
+        "{} {}",
+        with_old["webhook-signature"].as_str().unwrap(),
+        with_new["webhook-signature"].as_str().unwrap()
+    ));
+    let (_moto, mut stack) = stack_for("standard-webhooks", new_sw).await;
+    assert_eq!(
+        status(stack.invoke(request(&sw, &with_old), TIMEOUT).await).0,
+        401
+    );
+    let (code, answer) = status(stack.invoke(request(&sw, &headers), TIMEOUT).await);
+    assert_eq!(code, 201, "{answer}");
+    stack.stop().await;
+}
