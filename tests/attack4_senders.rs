@@ -15,7 +15,6 @@ use connect_standin::runtime_api::{Invocation, InvokeError};
 use connect_task_bridge::senders::{sign, Scheme};
 use serde_json::{json, Value};
 
-const SECRET_NAME: &str = "connect-task-bridge/webhook";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn now() -> u64 {
@@ -40,24 +39,8 @@ fn status(result: Result<Invocation, InvokeError>) -> (u64, Value) {
 }
 
 async fn stack_with(scheme: &str, secret: &str, extra: &[(&str, String)]) -> (Moto, LocalStack) {
-    let moto = Moto::start(&moto_server(&root())).await;
-    moto.secrets_client()
-        .create_secret()
-        .name(SECRET_NAME)
-        .secret_string(secret)
-        .send()
-        .await
-        .expect("the secret is created in moto");
-    let mut env = vec![
-        ("WEBHOOK_AUTH", "signature".to_string()),
-        ("WEBHOOK_SECRET_ID", SECRET_NAME.to_string()),
-        ("WEBHOOK_SIGNATURE_SCHEME", scheme.to_string()),
-        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING.to_string()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let stack = start_function(&env).await;
+    let moto = common::moto_with_webhook_secret(secret).await;
+    let stack = common::start_signed_webhooks(&moto, scheme, extra).await;
     (moto, stack)
 }
 
@@ -240,7 +223,7 @@ mod held {
             let secrets = moto.secrets_client();
             secrets
                 .create_secret()
-                .name(SECRET_NAME)
+                .name(common::WEBHOOK_SECRET_NAME)
                 .secret_string(STRIPE_SECRET)
                 .send()
                 .await
@@ -257,7 +240,7 @@ mod held {
                 .unwrap();
             let mut env = vec![
                 ("WEBHOOK_AUTH", "signature".to_string()),
-                ("WEBHOOK_SECRET_ID", SECRET_NAME.to_string()),
+                ("WEBHOOK_SECRET_ID", common::WEBHOOK_SECRET_NAME.to_string()),
                 ("WEBHOOK_SIGNATURE_SCHEME", "stripe".to_string()),
                 ("TASK_MAPPING_FILE", EXAMPLE_MAPPING.to_string()),
                 ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),

@@ -13,13 +13,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{event, root, start_function, EXAMPLE_MAPPING};
+use common::{event, root};
 use connect_standin::harness::LocalStack;
-use connect_standin::moto::{moto_server, Moto};
+use connect_standin::moto::Moto;
 use connect_standin::runtime_api::{Invocation, InvokeError};
 use serde_json::{json, Value};
 
-const SECRET_NAME: &str = "connect-task-bridge/webhook";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn now() -> u64 {
@@ -121,21 +120,8 @@ async fn stack_for(scheme: &str, secret: &str) -> (Moto, LocalStack) {
 
 /// As `stack_for`; `queued`: webhooks go through a task queue in moto's SQS (202).
 async fn stack_with(scheme: &str, secret: &str, queued: bool) -> (Moto, LocalStack) {
-    let moto = Moto::start(&moto_server(&root())).await;
-    moto.secrets_client()
-        .create_secret()
-        .name(SECRET_NAME)
-        .secret_string(secret)
-        .send()
-        .await
-        .expect("the secret is created in moto");
-    let mut env = vec![
-        ("WEBHOOK_AUTH", "signature".to_string()),
-        ("WEBHOOK_SECRET_ID", SECRET_NAME.to_string()),
-        ("WEBHOOK_SIGNATURE_SCHEME", scheme.to_string()),
-        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING.to_string()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
-    ];
+    let moto = common::moto_with_webhook_secret(secret).await;
+    let mut extra = Vec::new();
     if queued {
         let url = moto
             .sqs_client()
@@ -146,12 +132,11 @@ async fn stack_with(scheme: &str, secret: &str, queued: bool) -> (Moto, LocalSta
             .unwrap()
             .queue_url
             .unwrap();
-        env.push(("TASK_QUEUE_URL", url));
-        env.push(("AWS_ENDPOINT_URL_SQS", moto.url.clone()));
-        env.push(("WEBHOOK_MODE", "queued".to_string()));
+        extra.push(("TASK_QUEUE_URL", url));
+        extra.push(("AWS_ENDPOINT_URL_SQS", moto.url.clone()));
+        extra.push(("WEBHOOK_MODE", "queued".to_string()));
     }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let stack = start_function(&env).await;
+    let stack = common::start_signed_webhooks(&moto, scheme, &extra).await;
     (moto, stack)
 }
 

@@ -398,3 +398,39 @@ pub fn http_api_request(body: &str, headers: &Value) -> Value {
         "isBase64Encoded": false
     })
 }
+
+/// Where the signed-webhook suites keep the sender's secret in moto's Secrets Manager.
+pub const WEBHOOK_SECRET_NAME: &str = "connect-task-bridge/webhook";
+
+/// moto with `secret` stored as the sender's dashboard shows it.
+pub async fn moto_with_webhook_secret(secret: &str) -> connect_standin::moto::Moto {
+    let moto =
+        connect_standin::moto::Moto::start(&connect_standin::moto::moto_server(&root())).await;
+    moto.secrets_client()
+        .create_secret()
+        .name(WEBHOOK_SECRET_NAME)
+        .secret_string(secret)
+        .send()
+        .await
+        .expect("the secret is created in moto");
+    moto
+}
+
+/// The binary (against a fresh stand-in, the example mapping) checking webhooks with `scheme`
+/// and the secret in `moto`, then `extra`.
+pub async fn start_signed_webhooks(
+    moto: &connect_standin::moto::Moto,
+    scheme: &str,
+    extra: &[(&str, String)],
+) -> connect_standin::harness::LocalStack {
+    let mut env = vec![
+        ("WEBHOOK_AUTH", "signature".to_string()),
+        ("WEBHOOK_SECRET_ID", WEBHOOK_SECRET_NAME.to_string()),
+        ("WEBHOOK_SIGNATURE_SCHEME", scheme.to_string()),
+        ("TASK_MAPPING_FILE", EXAMPLE_MAPPING.to_string()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url.clone()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start_function(&env).await
+}
