@@ -39,6 +39,26 @@ impl Action {
     }
 }
 
+/// How urgently a route's calls go to Connect (`priority:` on a route). High-priority records
+/// are queued to the priority queue when the function queues them, and take the pace's tokens
+/// before normal calls already waiting; normal traffic keeps a configured share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
 /// What an action does when its key has no open task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
