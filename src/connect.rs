@@ -252,6 +252,8 @@ pub struct CallContext<'a> {
     pub policy: &'a CallPolicy,
     pub deadline: Option<Instant>,
     pub instance_id: &'a str,
+    /// The record's lane: high-priority calls take the pace's tokens first.
+    pub priority: crate::plan::Priority,
 }
 
 /// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and

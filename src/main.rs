@@ -90,6 +90,7 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sqs::Client::new(&sdk_config),
         config.task_queue_url.clone(),
     )
+    .with_priority_queue(config.priority_queue_url.clone())
     .with_hold_base(config.quota_hold);
     // The envelope key: a cold start that cannot read it stops, as for the webhook key.
     let envelope = match &config.envelope_secret_id {

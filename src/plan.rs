@@ -87,6 +87,8 @@ pub struct Plan {
     /// request's time moved forward): it is not part of what the request says, so the payload
     /// hash leaves it out (a redelivery computes another time and is still the same request).
     pub clock_time: bool,
+    /// The route's lane: where the function queues the record, and its place in the pace.
+    pub priority: Priority,
 }
 
 impl Plan {

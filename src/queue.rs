@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::error::{BridgeError, Op};
+use crate::plan::Priority;
 
 /// The envelope's key: a body that is an object with this one key is the function's own.
 pub const ENVELOPE_KEY: &str = "connectTaskBridge";
@@ -216,6 +217,10 @@ pub struct TaskQueue {
     client: aws_sdk_sqs::Client,
     /// Where the function puts what it queues (`TASK_QUEUE_URL`); None: it queues nothing.
     url: Option<String>,
+    /// Where it puts what high-priority routes queue (`PRIORITY_QUEUE_URL`): a queue of its
+    /// own, drained by its own event source mapping, so that a backlog on the task queue never
+    /// holds an urgent record back.
+    priority_url: Option<String>,
     /// Signs what the function queues (None: unsigned envelopes).
     keys: Option<std::sync::Arc<EnvelopeKeys>>,
     /// The first hold's delay.
@@ -227,6 +232,7 @@ impl TaskQueue {
         TaskQueue {
             client,
             url,
+            priority_url: None,
             keys: None,
             hold_base: Duration::from_secs(60),
         }
@@ -236,6 +242,31 @@ impl TaskQueue {
     pub fn with_hold_base(mut self, base: Duration) -> TaskQueue {
         self.hold_base = base;
         self
+    }
+
+    /// What high-priority routes queue goes to `url` (`PRIORITY_QUEUE_URL`).
+    pub fn with_priority_queue(mut self, url: Option<String>) -> TaskQueue {
+        self.priority_url = url;
+        self
+    }
+
+    /// The queue a record of `priority` goes to. A high-priority record is never put on the
+    /// normal queue instead (behind its backlog): without a priority queue it is an error,
+    /// which the configuration check makes a cold-start error.
+    fn url_for(&self, priority: Priority) -> Result<&str, BridgeError> {
+        let url = match priority {
+            Priority::Normal => self.url.as_deref(),
+            Priority::High => self.priority_url.as_deref(),
+        };
+        url.ok_or_else(|| BridgeError::Dispatch {
+            code: "QueueNotConfigured",
+            message: match priority {
+                Priority::Normal => "no TASK_QUEUE_URL to queue the request on".into(),
+                Priority::High => {
+                    "no PRIORITY_QUEUE_URL to queue a high-priority request on".into()
+                }
+            },
+        })
     }
 
     /// What the function queues is signed with `keys`.
@@ -254,15 +285,21 @@ impl TaskQueue {
         self.url.is_some() && self.keys.is_some()
     }
 
-    /// Puts `payload` back on the task queue for the `holds`-th time, signed, after
+    /// Puts `payload` back on its lane's queue for the `holds`-th time, signed, after
     /// `hold_delay(base, holds - 1)`.
-    pub async fn hold(&self, payload: &Value, holds: u32) -> Result<(), BridgeError> {
-        let (Some(url), Some(keys)) = (self.url.as_deref(), self.keys.as_deref()) else {
+    pub async fn hold(
+        &self,
+        payload: &Value,
+        holds: u32,
+        priority: Priority,
+    ) -> Result<(), BridgeError> {
+        let Some(keys) = self.keys.as_deref() else {
             return Err(BridgeError::Dispatch {
                 code: "QueueNotConfigured",
                 message: "holding needs TASK_QUEUE_URL and ENVELOPE_SECRET_ID".into(),
             });
         };
+        let url = self.url_for(priority)?;
         let delay = hold_delay(self.hold_base, holds.saturating_sub(1));
         self.client
             .send_message()
@@ -275,8 +312,8 @@ impl TaskQueue {
             .map_err(|e| Op::SendMessage.error(e))
     }
 
-    /// Whether `queue_arn` names the task queue: the only queue whose messages the function
-    /// hands back (the only one its role may change visibilities on).
+    /// Whether `queue_arn` names the task queue or the priority queue: the only queues whose
+    /// messages the function hands back (the only ones its role may change visibilities on).
     pub fn is_task_queue(&self, queue_arn: &str) -> bool {
         let tail = |url: &str| {
             let mut parts = url.trim_end_matches('/').rsplit('/');
@@ -285,19 +322,19 @@ impl TaskQueue {
                 parts.next().map(str::to_string),
             )
         };
-        match (&self.url, url_of(queue_arn)) {
-            (Some(ours), Some(theirs)) => tail(ours) == tail(&theirs),
-            _ => false,
-        }
+        let Some(theirs) = url_of(queue_arn) else {
+            return false;
+        };
+        [&self.url, &self.priority_url]
+            .into_iter()
+            .flatten()
+            .any(|ours| tail(ours) == tail(&theirs))
     }
 
-    /// Puts `payload` on the task queue. Only an answer from SQS counts: a 2xx to the caller is
-    /// given only for what is durably queued.
-    pub async fn enqueue(&self, payload: &Value) -> Result<(), BridgeError> {
-        let url = self.url.as_deref().ok_or(BridgeError::Dispatch {
-            code: "QueueNotConfigured",
-            message: "no TASK_QUEUE_URL to queue the request on".into(),
-        })?;
+    /// Puts `payload` on its lane's queue. Only an answer from SQS counts: a 2xx to the caller
+    /// is given only for what is durably queued.
+    pub async fn enqueue(&self, payload: &Value, priority: Priority) -> Result<(), BridgeError> {
+        let url = self.url_for(priority)?;
         self.client
             .send_message()
             .queue_url(url)
@@ -442,7 +479,31 @@ mod tests {
         assert!(queue.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:tasks"));
         assert!(!queue.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:tasks-dlq"));
         assert!(!queue.is_task_queue("arn:aws:sqs:eu-west-1:999999999999:tasks"));
-        assert!(!TaskQueue::new(client, None).is_task_queue("arn:aws:sqs:eu-west-1:1:tasks"));
+        assert!(
+            !TaskQueue::new(client.clone(), None).is_task_queue("arn:aws:sqs:eu-west-1:1:tasks")
+        );
+        // The priority queue is the function's too: its messages are handed back through it.
+        let lanes =
+            queue.with_priority_queue(Some("http://127.0.0.1:5000/123456789012/urgent".into()));
+        assert!(lanes.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:tasks"));
+        assert!(lanes.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:urgent"));
+        assert!(!lanes.is_task_queue("arn:aws:sqs:eu-west-1:123456789012:urgent-dlq"));
+    }
+
+    #[test]
+    fn each_lane_has_its_queue_and_an_urgent_record_never_joins_the_backlog() {
+        let client = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let one = TaskQueue::new(client, Some("https://q/1/tasks".into()));
+        assert_eq!(one.url_for(Priority::Normal).unwrap(), "https://q/1/tasks");
+        let err = one.url_for(Priority::High).unwrap_err();
+        assert_eq!(err.code(), "QueueNotConfigured");
+        let two = one.with_priority_queue(Some("https://q/1/urgent".into()));
+        assert_eq!(two.url_for(Priority::High).unwrap(), "https://q/1/urgent");
+        assert_eq!(two.url_for(Priority::Normal).unwrap(), "https://q/1/tasks");
     }
 
     #[test]

@@ -404,3 +404,49 @@ async fn records_are_held_while_connects_quota_of_active_tasks_is_exhausted() {
     assert_eq!(function.connect.stats().replayed, 1);
     function.stop().await;
 }
+
+/// Two lanes: what a `priority: high` route queues goes to the priority queue (its own event
+/// source mapping drains it, behind no backlog), the rest to the task queue; read back from
+/// the priority queue, the urgent webhook is the task its 202 promised.
+#[tokio::test]
+async fn what_a_high_priority_route_queues_goes_to_the_priority_queue_and_nothing_else_does() {
+    let moto = Moto::start(&moto_server(&root())).await;
+    let tasks = queue(&moto, "lane-tasks", 30).await;
+    let urgent = queue(&moto, "lane-urgent", 30).await;
+    let mapping = "routes:\n  - name: urgent\n    when: {source: webhook, headers: {x-lane: urgent}}\n    priority: high\n    task: {name: \"Urgent {{ id }}\"}\n  - name: rest\n    task: {name: \"Normal {{ id }}\"}\n";
+    let mut env = queued_env(&moto, &tasks);
+    env.push(("PRIORITY_QUEUE_URL", urgent.url.clone()));
+    env.push(("TASK_MAPPING", mapping.into()));
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain([("WEBHOOK_AUTH", "none")])
+        .collect();
+    let mut stack = common::start_function(&env).await;
+
+    let mut fraud = event("apigw-http-ticket");
+    fraud["headers"]["x-lane"] = json!("urgent");
+    let answer = response(stack.invoke(fraud, TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let urgent_token = body(&answer)["clientToken"].clone();
+    let mut routine = event("apigw-http-ticket");
+    routine["headers"]["idempotency-key"] = json!("helpdesk-HD-5522");
+    let answer = response(stack.invoke(routine, TIMEOUT).await);
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let routine_token = body(&answer)["clientToken"].clone();
+
+    let on_urgent = urgent.receive().await;
+    let on_tasks = tasks.receive().await;
+    assert_eq!((on_urgent.len(), on_tasks.len()), (1, 1));
+    let answer = response(stack.invoke(json!({ "Records": on_urgent }), TIMEOUT).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let started = stack.connect.tasks();
+    assert_eq!(started.len(), 1);
+    assert_eq!(json!(started[0].client_token), urgent_token);
+    let answer = response(stack.invoke(json!({ "Records": on_tasks }), TIMEOUT).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let started = stack.connect.tasks();
+    assert_eq!(started.len(), 2);
+    assert_eq!(json!(started[1].client_token), routine_token);
+    stack.stop().await;
+}

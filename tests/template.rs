@@ -185,6 +185,7 @@ fn every_failure_path_ends_in_a_queue() {
         ("TaskDeadLetterQueueAlarm", "TaskDeadLetterQueue"),
         ("FailureQueueAlarm", "FailureQueue"),
         ("EventRuleDeadLetterQueueAlarm", "EventRuleDeadLetterQueue"),
+        ("PriorityDeadLetterQueueAlarm", "PriorityDeadLetterQueue"),
     ] {
         let dims = &resource(&t, alarm)["Properties"]["Dimensions"][0]["Value"];
         assert_eq!(
@@ -219,6 +220,62 @@ fn the_queue_reports_batch_item_failures_and_waits_long_enough() {
             visibility.as_u64(),
             Some(6 * timeout.parse::<u64>().unwrap()),
             "{timeout}"
+        );
+    }
+}
+
+/// The priority lane is a queue of the function's own, with its own mapping and DLQ, fed by an
+/// optional rule; the function may drain it and queue to it, and is told where it is.
+#[test]
+fn the_priority_lane_has_its_own_queue_mapping_and_dead_letters() {
+    let t = template();
+    let esm = &resource(&t, "PriorityQueueEventSource")["Properties"];
+    assert_eq!(
+        intrinsic(&esm["EventSourceArn"]),
+        "!GetAtt PriorityQueue.Arn"
+    );
+    assert_eq!(
+        as_list(&esm["FunctionResponseTypes"])
+            .iter()
+            .map(scalar)
+            .collect::<Vec<_>>(),
+        ["ReportBatchItemFailures"]
+    );
+    let queue = &resource(&t, "PriorityQueue")["Properties"];
+    assert_eq!(
+        intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+        "!GetAtt PriorityDeadLetterQueue.Arn"
+    );
+    assert_eq!(
+        intrinsic(&queue["VisibilityTimeout"]),
+        intrinsic(&resource(&t, "TaskQueue")["Properties"]["VisibilityTimeout"])
+    );
+    let env = &resource(&t, "BridgeFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(intrinsic(&env["PRIORITY_QUEUE_URL"]), "!Ref PriorityQueue");
+    let rule = resource(&t, "PriorityEventRule");
+    assert_eq!(scalar(&rule["Condition"]), "PriorityRuleEnabled");
+    let target = &rule["Properties"]["Targets"][0];
+    assert_eq!(intrinsic(&target["Arn"]), "!GetAtt PriorityQueue.Arn");
+    assert_eq!(
+        intrinsic(&target["DeadLetterConfig"]["Arn"]),
+        "!GetAtt EventRuleDeadLetterQueue.Arn"
+    );
+    // The role drains and feeds both queues, and nothing else of SQS.
+    let mut all = Vec::new();
+    statements(
+        &resource(&t, "BridgeRole")["Properties"]["Policies"],
+        &mut all,
+    );
+    for sid in ["DrainTaskQueue", "QueueRequestsStorageFirst"] {
+        let s = all
+            .iter()
+            .find(|s| scalar(&s["Sid"]) == sid)
+            .unwrap_or_else(|| panic!("{sid}"));
+        let resources: Vec<String> = as_list(&s["Resource"]).iter().map(intrinsic).collect();
+        assert_eq!(
+            resources,
+            ["!GetAtt TaskQueue.Arn", "!GetAtt PriorityQueue.Arn"],
+            "{sid}"
         );
     }
 }

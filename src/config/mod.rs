@@ -58,6 +58,8 @@ pub struct Config {
     pub pace: PaceSetting,
     /// The task queue (`TASK_QUEUE_URL`): where queued webhooks and throttled direct requests go.
     pub task_queue_url: Option<String>,
+    /// The priority queue (`PRIORITY_QUEUE_URL`): what `priority: high` routes queue.
+    pub priority_queue_url: Option<String>,
     /// Whether webhooks are queued (202) or call Connect themselves (201) (`WEBHOOK_MODE`).
     pub webhook_mode: WebhookMode,
     /// The task table (`TASK_TABLE`, DynamoDB): business keys held while tasks are open,
@@ -104,7 +106,7 @@ impl Config {
         let webhook_auth = WebhookAuthSetting::from_vars(&|name| vars.get(name))?;
         let contact_link = contact_link(vars)?;
         let pace = pace_setting(vars)?;
-        let queue = queue(vars)?;
+        let queue = queue(vars, &mapping)?;
         let (task_table, completion_event_bus) = lifecycle(vars, &mapping, &webhook_auth)?;
         warn_of_a_large_inline_mapping(vars);
 
@@ -121,6 +123,7 @@ impl Config {
             contact_link,
             pace,
             task_queue_url: queue.url,
+            priority_queue_url: queue.priority_url,
             webhook_mode: queue.webhook_mode,
             task_table,
             completion_event_bus,
@@ -286,13 +289,30 @@ fn contact_link(vars: &Vars) -> Result<ContactLink, ConfigError> {
 /// The task queue and what goes through it.
 struct QueueSetting {
     url: Option<String>,
+    priority_url: Option<String>,
     webhook_mode: WebhookMode,
     quota_hold: std::time::Duration,
     envelope_secret_id: Option<String>,
 }
 
-fn queue(vars: &Vars) -> Result<QueueSetting, ConfigError> {
+fn queue(vars: &Vars, mapping: &Mapping) -> Result<QueueSetting, ConfigError> {
     let url = vars.get("TASK_QUEUE_URL");
+    let priority_url = vars.get("PRIORITY_QUEUE_URL");
+    if priority_url.is_some() && url.is_none() {
+        return Err(ConfigError::Env {
+            name: "PRIORITY_QUEUE_URL",
+            message:
+                "needs TASK_QUEUE_URL: the priority queue is a second lane beside the task queue"
+                    .into(),
+        });
+    }
+    // What a high-priority route queues must not wait behind the task queue's backlog, and
+    // must not be lost: without its own queue the cold start says so.
+    if let (Some(_), None, Some(route)) = (&url, &priority_url, mapping.high_priority_route()) {
+        return Err(ConfigError::Mapping(format!(
+            "route '{route}' says `priority: high`, and with a task queue what it queues needs the priority queue: set PRIORITY_QUEUE_URL (the template creates it)"
+        )));
+    }
     let webhook_mode = match vars.get("WEBHOOK_MODE").map(|v| v.to_ascii_lowercase()) {
         // Queued needs a queue: without one (local runs, tests) webhooks call Connect.
         None if url.is_some() => WebhookMode::Queued,
@@ -326,6 +346,7 @@ fn queue(vars: &Vars) -> Result<QueueSetting, ConfigError> {
     };
     Ok(QueueSetting {
         url,
+        priority_url,
         webhook_mode,
         quota_hold,
         envelope_secret_id: vars.get("ENVELOPE_SECRET_ID"),
@@ -504,6 +525,7 @@ mod tests {
             contact_link,
             pace,
             task_queue_url,
+            priority_queue_url,
             webhook_mode,
             task_table,
             completion_event_bus,
@@ -514,7 +536,7 @@ mod tests {
         format!(
             "{defaults:?} {connect_region:?} {mapping_source:?} {batch_concurrency:?} {limits:?} \
              {metrics_namespace:?} {call_policy:?} {webhook_auth:?} {contact_link:?} {pace:?} \
-             {task_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
+             {task_queue_url:?} {priority_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
              {envelope_secret_id:?} {quota_hold:?} {template_refresh:?}"
         )
     }
@@ -582,6 +604,10 @@ mod tests {
             (
                 "TASK_QUEUE_URL",
                 "https://sqs.eu-west-1.amazonaws.com/1/tasks",
+            ),
+            (
+                "PRIORITY_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/urgent",
             ),
             ("QUOTA_HOLD_SECONDS", "120"),
             ("TASK_TEMPLATE_REFRESH_SECONDS", "60"),
@@ -767,6 +793,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TASK_TABLE"), "{err}");
+    }
+
+    #[test]
+    fn a_high_priority_route_that_queues_needs_the_priority_queue() {
+        let urgent = "routes:\n  - name: fraud\n    when: {detail_type: Fraud}\n    priority: high\n    task: {name: n}\n  - name: rest\n    task: {name: n}\n";
+        let base = [
+            ("CONNECT_INSTANCE_ID", "i"),
+            ("CONNECT_CONTACT_FLOW_ID", "f"),
+            ("TASK_MAPPING", urgent),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars)
+        };
+        // Nothing queued (no task queue): the lane is the pace's alone.
+        assert!(with(&[]).is_ok());
+        let tasks = (
+            "TASK_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/1/tasks",
+        );
+        let err = with(&[tasks]).unwrap_err().to_string();
+        assert!(
+            err.contains("fraud") && err.contains("PRIORITY_QUEUE_URL"),
+            "{err}"
+        );
+        let urgent_queue = (
+            "PRIORITY_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/1/urgent",
+        );
+        let c = with(&[tasks, urgent_queue]).unwrap();
+        assert_eq!(c.priority_queue_url.as_deref(), Some(urgent_queue.1));
+        let err = with(&[urgent_queue]).unwrap_err().to_string();
+        assert!(err.contains("needs TASK_QUEUE_URL"), "{err}");
     }
 
     #[test]

@@ -225,6 +225,12 @@ pub const VARIABLES: &[Variable] = &[
         doc: "The task queue (SQS): where queued webhooks and throttled direct requests go; unset: nothing is queued",
     },
     Variable {
+        name: "PRIORITY_QUEUE_URL",
+        group: Group::Queue,
+        default: None,
+        doc: "The priority queue (SQS, with its own event source mapping): where what `priority: high` routes queue goes, so that no backlog on the task queue holds it back; needed (with TASK_QUEUE_URL) when a route says `priority: high`",
+    },
+    Variable {
         name: "QUOTA_HOLD_SECONDS",
         group: Group::Queue,
         default: Some("60"),

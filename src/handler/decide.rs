@@ -12,7 +12,7 @@ use super::{Bridge, RESPONSE_MARGIN};
 use crate::config::WebhookMode;
 use crate::connect::start_task;
 use crate::error::{BridgeError, Cause};
-use crate::plan::{Action, Did};
+use crate::plan::{Action, Did, Priority};
 use crate::prepare::{prepare, Prepared};
 use crate::queue::TaskQueue;
 use crate::record::{Record, Work};
@@ -38,7 +38,7 @@ impl Bridge {
             Instant::now() + left.saturating_sub(RESPONSE_MARGIN)
         });
         if let Work::Heard(ending) = &record.work {
-            let call = self.call_context(latest);
+            let call = self.call_context(latest, Priority::Normal);
             let result = self.lifecycle.hear(&call, ending.as_ref()).await;
             return (
                 Outcome {
@@ -136,7 +136,7 @@ impl Bridge {
             self.check_template(ready, None).await?;
         }
         queue
-            .enqueue(&ready.payload)
+            .enqueue(&ready.payload, ready.prepared.plan.priority)
             .await
             .map(|()| ready.done(Did::Queued))
     }
@@ -177,7 +177,7 @@ impl Bridge {
         ready: &Ready<'_>,
         latest: Option<Instant>,
     ) -> Result<Done, BridgeError> {
-        let call = self.call_context(latest);
+        let call = self.call_context(latest, ready.prepared.plan.priority);
         let Prepared {
             route,
             request,
@@ -211,7 +211,14 @@ impl Bridge {
             return Err(error);
         };
         let held = held_payload(&ready.payload);
-        match queue.hold(&held, ready.holds.saturating_add(1)).await {
+        match queue
+            .hold(
+                &held,
+                ready.holds.saturating_add(1),
+                ready.prepared.plan.priority,
+            )
+            .await
+        {
             Ok(()) => Ok(ready.done(Did::Held)),
             // Not held: the record fails as it would have.
             Err(hold) => {

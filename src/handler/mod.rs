@@ -21,6 +21,7 @@ use crate::error::{BridgeError, Cause};
 use crate::lifecycle::Lifecycle;
 use crate::metrics;
 use crate::pace::Pacer;
+use crate::plan::Priority;
 use crate::queue::{EnvelopeKeys, QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind};
 use crate::response::Outcome;
@@ -146,8 +147,9 @@ impl Bridge {
         self.with_lifecycle(table, sfn, bus)
     }
 
-    fn call_context(&self, deadline: Option<Instant>) -> CallContext<'_> {
+    fn call_context(&self, deadline: Option<Instant>, priority: Priority) -> CallContext<'_> {
         CallContext {
+            priority,
             client: &self.client,
             start_pace: &self.pacer,
             policy: &self.config.call_policy,

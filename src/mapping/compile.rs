@@ -11,7 +11,7 @@ use super::document::{task_members, OneOrMany, RouteDoc, SHORTHANDS};
 use super::engine::describe;
 use super::Mapping;
 use crate::error::ConfigError;
-use crate::plan::{Action, IfMissing};
+use crate::plan::{Action, IfMissing, Priority};
 use crate::record::SourceKind;
 use crate::task::TaskRequest;
 
@@ -50,6 +50,7 @@ pub(super) struct Route {
     pub(super) if_missing: IfMissing,
     pub(super) task_token: Option<Text>,
     pub(super) tags: Vec<(String, Text)>,
+    pub(super) priority: Priority,
 }
 
 /// A `task:` block compiled: its structure, with a template at every text leaf.
@@ -330,6 +331,7 @@ pub(super) fn compile_route(c: &mut Compiler, mut doc: RouteDoc) -> Result<Route
         if_missing: doc.if_missing.unwrap_or_default(),
         task_token: c.opt(r, "task_token", doc.task_token)?,
         tags,
+        priority: doc.priority,
         when,
         name: doc.name,
     })

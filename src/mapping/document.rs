@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::plan::{Action, IfMissing};
+use crate::plan::{Action, IfMissing, Priority};
 use crate::task::TaskRequest;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -59,6 +59,11 @@ pub(super) struct RouteDoc {
     /// tag: the tags (at most 6), values templates.
     #[serde(default)]
     pub(super) tags: BTreeMap<String, String>,
+    /// `high`: what the function queues of this route (queued webhooks, throttled direct
+    /// requests) goes to the priority queue (PRIORITY_QUEUE_URL), and its calls take the pace's
+    /// tokens before normal ones. Default `normal`.
+    #[serde(default)]
+    pub(super) priority: Priority,
 }
 
 // One value or a list of them; a record matches when it equals any. `Many` comes first because

@@ -203,6 +203,14 @@ impl Mapping {
             .map(|r| r.name.as_str())
     }
 
+    /// The first route that says `priority: high`.
+    pub fn high_priority_route(&self) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| r.priority == crate::plan::Priority::High)
+            .map(|r| r.name.as_str())
+    }
+
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
     }
@@ -405,6 +413,25 @@ routes:
         ));
         let other_type = eventbridge("OrderShipped", json!({"orderId": "o-1", "amount": 500}));
         assert!(apply(&m, &other_type).is_err());
+    }
+
+    #[test]
+    fn a_route_says_its_lane_and_normal_is_the_default() {
+        let m = Mapping::parse(
+            "routes:\n  - name: fraud\n    when: {detail_type: Fraud}\n    priority: high\n    task: {name: n}\n  - name: rest\n    task: {name: n}\n",
+        )
+        .unwrap();
+        let urgent = apply(&m, &eventbridge("Fraud", json!({}))).unwrap();
+        assert_eq!(urgent.plan.priority, crate::plan::Priority::High);
+        let other = apply(&m, &eventbridge("OrderFailed", json!({}))).unwrap();
+        assert_eq!(other.plan.priority, crate::plan::Priority::Normal);
+        assert_eq!(m.high_priority_route(), Some("fraud"));
+        assert_eq!(Mapping::parse(ORDERS).unwrap().high_priority_route(), None);
+        let err =
+            Mapping::parse("routes:\n  - name: r\n    priority: urgent\n    task: {name: n}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("priority") || err.contains("urgent"), "{err}");
     }
 
     #[test]

@@ -146,6 +146,7 @@ impl Mapping {
                 task_token,
                 tags,
                 clock_time: route.delay.is_some(),
+                priority: route.priority,
             },
         })
     }

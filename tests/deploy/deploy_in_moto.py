@@ -87,6 +87,7 @@ PARAMETER_SETS = {
         "EnableLifecycle": "true",
         "CompletionEventBusName": "default",
         "WaitingStateMachineArns": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:orders",
+        "PriorityEventPattern": '{"source": ["shop.fraud"]}',
     },
     "signed webhooks, secret as a full ARN": {
         "ConnectInstanceId": INSTANCE_ID,
@@ -104,6 +105,8 @@ PARAMETER_SETS = {
         "FunctionUrlAuth": "AWS_IAM",
         "EnableEventBridge": "false",
         "WebhookMode": "SYNC",
+        # The urgent rule alone still has its dead letters.
+        "PriorityEventPattern": '{"source": ["shop.fraud"], "detail-type": ["FraudSuspected"]}',
     },
     "a sender's preset (Stripe)": {
         "ConnectInstanceId": INSTANCE_ID,
@@ -251,9 +254,10 @@ def deploy(name, template, params, url):
     # moto json-encodes a string EventPattern a second time and then fails to read it back as a
     # pattern; CloudFormation takes a string or an object, so the parameter's JSON is inlined as
     # an object here (the pattern is compared with the parameter after deployment).
-    rule = deployable["Resources"].get("EventRule")
-    if rule and rule["Properties"].get("EventPattern") == {"Ref": "EventPattern"}:
-        rule["Properties"]["EventPattern"] = json.loads(params["EventPattern"])
+    for logical, param in (("EventRule", "EventPattern"), ("PriorityEventRule", "PriorityEventPattern")):
+        rule = deployable["Resources"].get(logical)
+        if rule and params[param] and rule["Properties"].get("EventPattern") == {"Ref": param}:
+            rule["Properties"]["EventPattern"] = json.loads(params[param])
     stack = "ctb-" + "".join(c if c.isalnum() else "-" for c in name)[:40]
     cfn.create_stack(
         StackName=stack,
@@ -425,6 +429,37 @@ def check_event_rule(url, resources, params, name):
     assert targets[0]["Arn"].split(":")[2] == "sqs", f"{name}: {targets}"
 
 
+def check_priority_lane(url, resources, params, name):
+    """The priority lane: its queue dead-letters to its own DLQ, its own mapping drains it, the
+    function is told where it is, and the urgent rule (when a pattern is given) feeds it and
+    dead-letters undeliverable events."""
+    sqs, lam = client("sqs", url), client("lambda", url)
+    queue_url = lambda logical: sqs.get_queue_url(
+        QueueName=resources[logical]["PhysicalResourceId"].rsplit("/", 1)[-1])["QueueUrl"]
+    attrs = lambda logical: sqs.get_queue_attributes(
+        QueueUrl=queue_url(logical), AttributeNames=["All"])["Attributes"]
+    lane, dlq = attrs("PriorityQueue"), attrs("PriorityDeadLetterQueue")
+    assert json.loads(lane["RedrivePolicy"])["deadLetterTargetArn"] == dlq["QueueArn"], f"{name}: {lane}"
+    mapping = lam.get_event_source_mapping(UUID=resources["PriorityQueueEventSource"]["PhysicalResourceId"])
+    assert mapping["EventSourceArn"] == lane["QueueArn"], f"{name}: {mapping}"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], mapping
+    function = resources["BridgeFunction"]["PhysicalResourceId"]
+    env = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    assert env["PRIORITY_QUEUE_URL"].endswith(lane["QueueArn"].rsplit(":", 1)[-1]), env
+    if not params["PriorityEventPattern"]:
+        assert "PriorityEventRule" not in resources, f"{name}: an urgent rule nobody asked for"
+        return
+    events = client("events", url)
+    rule = resources["PriorityEventRule"]["PhysicalResourceId"].split("|")[-1]
+    pattern = events.describe_rule(Name=rule, EventBusName=params["EventBusName"])["EventPattern"]
+    while isinstance(pattern, str):
+        pattern = json.loads(pattern)
+    assert pattern == json.loads(params["PriorityEventPattern"]), f"{name}: {pattern}"
+    targets = events.list_targets_by_rule(Rule=rule, EventBusName=params["EventBusName"])["Targets"]
+    assert [t["Arn"] for t in targets] == [lane["QueueArn"]], f"{name}: {targets}"
+    assert "DeadLetterConfig" in targets[0] and "EventRuleDeadLetterQueue" in resources, f"{name}: {targets}"
+
+
 def resolve(value, params, conditions):
     """The template's intrinsics that matter here, as CloudFormation resolves them for a
     parameter set: conditions, `Fn::If`, parameter `Ref`s, and the string functions the
@@ -557,6 +592,7 @@ def main():
                 check_event_source(url, resources, params, queue_arn, name)
                 if params["EnableEventBridge"] == "true":
                     check_event_rule(url, resources, params, name)
+                check_priority_lane(url, resources, params, name)
                 check_iam(url, resources, params, name)
                 check_function(url, resources, params, name)
                 if params["EnableLifecycle"] == "true":
