@@ -186,8 +186,14 @@ impl Mapping {
                     (None, Some(t)) => format!("client_token from {}", t.variables.join(", ")),
                     (None, None) => "client token from each record's identity".to_string(),
                 };
+                let lane = match route.priority {
+                    crate::plan::Priority::High => {
+                        "; priority high (the priority queue, first in the pace)"
+                    }
+                    crate::plan::Priority::Normal => "",
+                };
                 format!(
-                    "'{}' ({condition}): sources {}; {token}",
+                    "'{}' ({condition}): sources {}; {token}{lane}",
                     route.name,
                     sources.join(", ")
                 )
@@ -426,6 +432,9 @@ routes:
         let other = apply(&m, &eventbridge("OrderFailed", json!({}))).unwrap();
         assert_eq!(other.plan.priority, crate::plan::Priority::Normal);
         assert_eq!(m.high_priority_route(), Some("fraud"));
+        let described = m.describe_routes();
+        assert!(described[0].ends_with("; priority high (the priority queue, first in the pace)"));
+        assert!(!described[1].contains("priority"), "{}", described[1]);
         assert_eq!(Mapping::parse(ORDERS).unwrap().high_priority_route(), None);
         let err =
             Mapping::parse("routes:\n  - name: r\n    priority: urgent\n    task: {name: n}\n")
