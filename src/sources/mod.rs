@@ -138,6 +138,22 @@ pub fn default_task_name() -> String {
     text
 }
 
+/// The source whose shape `payload` has, as an invocation would find it (None: nobody's).
+pub fn source_of(payload: &Value) -> Option<&'static Source> {
+    let obj = payload.as_object()?;
+    REGISTRY.iter().copied().find(|s| (s.recognise)(obj))
+}
+
+/// Whether a payload of `source`, found outside the function (a Lambda failure record read by
+/// `redrive`), may travel back in the function's signed envelope: only what the function would
+/// itself hold (`holdable`), and never a webhook's request, authenticated only on arrival and
+/// never invoked asynchronously (so never in a failure record the function wrote).
+pub fn may_sign(source: &Source) -> bool {
+    source.holdable && source.storage != Storage::First
+}
+
+pub use sqs::wrapped_event;
+
 /// Every kind of record the registered sources produce.
 pub fn all_kinds() -> impl Iterator<Item = SourceKind> {
     REGISTRY.iter().flat_map(|s| s.kinds.iter().copied())
