@@ -211,8 +211,13 @@ pub async fn redrive(
     };
     let progress = Progress::new(total, terminal);
     let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    // Held invisible long enough for a whole batch at the pace.
-    let visibility = 30 + interval.map_or(0, |i| (i * BATCH as u32).as_secs() as i32);
+    // At a slow pace, no more per receive than about two seconds' worth: what a stopped run had
+    // received comes back to the DLQ soon, when the visibility below ends.
+    let batch = args
+        .rate
+        .map_or(BATCH, |r| ((r * 2.0).ceil() as i32).clamp(1, BATCH));
+    // Held invisible long enough for the batch at the pace, and a margin for SQS's answers.
+    let visibility = interval.map_or(30, |i| 5 + (i * batch as u32).as_secs_f64().ceil() as i32);
     let mut next_send = Instant::now();
     let mut seen = HashSet::new();
     // Received and not moved (refused, failed, a dry run): visible again at the end.
@@ -223,7 +228,7 @@ pub async fn redrive(
         if remaining == Some(0) {
             break;
         }
-        let want = remaining.map_or(BATCH, |r| r.min(BATCH as u64) as i32);
+        let want = remaining.map_or(batch, |r| r.min(batch as u64) as i32);
         let messages = redrive
             .sqs
             .receive_message()
