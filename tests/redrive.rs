@@ -474,7 +474,7 @@ async fn progress_is_a_bar_on_a_terminal_and_lines_otherwise() {
     let (code, out, _) = run(cmd);
     assert_eq!(code, 0);
     assert!(out.contains("3/3 messages"), "the bar's counts: {out:?}");
-    assert!(out.contains("moved 3 skipped 0 failed 0"), "{out:?}");
+    assert!(out.contains("/s, moved 3 skipped 0 failed 0"), "{out:?}");
     assert!(out.contains('\u{1b}'), "drawn with terminal codes: {out:?}");
     assert!(
         out.contains("redrive: moved 3, skipped 0, failed 0"),

@@ -118,7 +118,8 @@ impl Args {
         }
         parsed.from = from.ok_or("--from DLQ_URL is required")?;
         if parsed.envelope_secret_id.is_none() {
-            parsed.envelope_secret_id = env("ENVELOPE_SECRET_ID").filter(|v| !v.is_empty());
+            // The function's own variable, read as its configuration reads it.
+            parsed.envelope_secret_id = crate::config::Vars::new(&env).get("ENVELOPE_SECRET_ID");
         }
         Ok(parsed)
     }
@@ -211,7 +212,8 @@ pub struct Outgoing {
 /// Where the messages go, as the plan needs it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Its ARN: a raw message's `eventSourceARN` in its envelope (what `meta.queue_arn` said).
+    /// Its ARN: a raw message's `eventSourceARN` in its envelope when SQS does not say which
+    /// queue the message came from (`DeadLetterQueueSourceArn`).
     pub arn: String,
     pub fifo: bool,
     pub region: String,
@@ -264,14 +266,20 @@ fn recognise(
         return failure_payload(payload, keys).map(|bodies| (Kind::FailureRecord, bodies));
     }
     let keys = keys.ok_or(Refusal::NoKey)?;
+    // The queue it was first delivered from, when SQS says (a redrive policy's move does): the
+    // record as Lambda delivered it then, which `meta` and routes read.
+    let mut attributes = message.attributes.clone();
+    let source_arn = attributes
+        .remove(DLQ_SOURCE_ARN)
+        .unwrap_or_else(|| target.arn.clone());
     let delivered = json!({
         "messageId": message.message_id,
         "body": body,
-        "attributes": message.attributes,
+        "attributes": attributes,
         "messageAttributes": message.message_attributes,
         "md5OfBody": message.md5_of_body.clone().unwrap_or_default(),
         "eventSource": "aws:sqs",
-        "eventSourceARN": target.arn,
+        "eventSourceARN": source_arn,
         "awsRegion": target.region,
     });
     Ok((
@@ -282,6 +290,9 @@ fn recognise(
         )],
     ))
 }
+
+/// The attribute SQS sets on a message its redrive policy moved: the queue it came from.
+const DLQ_SOURCE_ARN: &str = "DeadLetterQueueSourceArn";
 
 /// A Lambda destination record (`requestContext.condition`, `requestPayload`): Some(payload),
 /// or Some(None) when the payload is missing; None for any other body.

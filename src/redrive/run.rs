@@ -151,7 +151,7 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} messages, {per_sec} {msg}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} messages, {msg}",
             )
             .expect("a valid template"),
         );
@@ -159,8 +159,16 @@ impl Progress {
         Progress::Bar(bar)
     }
 
-    fn record(&self, summary: &Summary, message_id: &str, outcome: &str, started: Instant) {
+    /// Shows `outcome` for a message; `first` is when the first message was handled (the rate
+    /// is counted from it, not from the setup's calls).
+    fn record(&self, summary: &Summary, message_id: &str, outcome: &str, first: Instant) {
         let handled = summary.handled();
+        let secs = first.elapsed().as_secs_f64();
+        let rate = if handled > 1 && secs > 0.0 {
+            format!("{:.1}/s", (handled - 1) as f64 / secs)
+        } else {
+            "-/s".to_string()
+        };
         match self {
             Progress::Bar(bar) => {
                 if bar.length().is_some_and(|len| handled > len) {
@@ -168,17 +176,16 @@ impl Progress {
                 }
                 bar.set_position(handled);
                 bar.set_message(format!(
-                    "moved {} skipped {} failed {}",
+                    "{rate}, moved {} skipped {} failed {}",
                     Summary::total(&summary.moved),
                     Summary::total(&summary.skipped),
                     Summary::total(&summary.failed)
                 ));
             }
             Progress::Lines { total } => {
-                let rate = handled as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 let of = total.map_or(String::new(), |t| format!("/{}", t.max(handled)));
                 // Only the messageId (SQS's, no business data) and what became of it.
-                eprintln!("{handled}{of} {rate:.1}/s message {message_id}: {outcome}");
+                eprintln!("{handled}{of} {rate} message {message_id}: {outcome}");
             }
         }
     }
@@ -186,6 +193,8 @@ impl Progress {
     fn finish(&self) {
         if let Progress::Bar(bar) = self {
             bar.finish();
+            // The bar stays as it ended, on a line of its own.
+            eprintln!();
         }
     }
 }
@@ -223,6 +232,7 @@ pub async fn redrive(
     // Received and not moved (refused, failed, a dry run): visible again at the end.
     let mut left = Vec::new();
     let mut empty = 0;
+    let mut first: Option<Instant> = None;
     'receiving: loop {
         let remaining = args.max.map(|m| m.saturating_sub(summary.handled()));
         if remaining == Some(0) {
@@ -252,6 +262,7 @@ pub async fn redrive(
             continue;
         }
         empty = 0;
+        let first = *first.get_or_insert_with(Instant::now);
         for m in messages {
             let handle = m.receipt_handle.clone().unwrap_or_default();
             let message = dlq_message(&m);
@@ -261,7 +272,7 @@ pub async fn redrive(
             }
             if !seen.insert(message.message_id.clone()) {
                 bump(&mut summary.skipped, "received again in this run");
-                progress.record(&summary, &message.message_id, "received again", started);
+                progress.record(&summary, &message.message_id, "received again", first);
                 left.push(handle);
                 continue;
             }
@@ -339,7 +350,7 @@ pub async fn redrive(
                     format!("left in place: {reason}")
                 }
             };
-            progress.record(&summary, &message.message_id, &shown, started);
+            progress.record(&summary, &message.message_id, &shown, first);
             if args.max.is_some_and(|max| summary.handled() >= max) {
                 continue 'receiving;
             }

@@ -59,6 +59,20 @@ fn a_raw_message_travels_signed_with_its_own_message_id() {
     assert_eq!(record["messageAttributes"]["tenant"]["stringValue"], "a");
     // The payload is the one a source recognises as an SQS batch (a hold's shape).
     assert!(sources::source_of(&payload).is_some_and(|s| s.kinds[0].as_str() == "sqs"));
+    // The queue SQS says it came from, when it says so (not an attribute of the delivery).
+    m.attributes.insert(
+        "DeadLetterQueueSourceArn".into(),
+        "arn:aws:sqs:eu-west-1:111122223333:orders".into(),
+    );
+    let planned = plan(&m, Some(&keys()), &target(false)).unwrap();
+    let record = &opened(&planned.bodies[0].body)["Records"][0];
+    assert_eq!(
+        record["eventSourceARN"],
+        "arn:aws:sqs:eu-west-1:111122223333:orders"
+    );
+    assert!(record["attributes"]
+        .get("DeadLetterQueueSourceArn")
+        .is_none());
     // Without the key it cannot keep its identity: left in place, never moved bare.
     assert_eq!(plan(&m, None, &target(false)), Err(Refusal::NoKey));
 }
