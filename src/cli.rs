@@ -1,6 +1,7 @@
 //! The command line: `render` prints the StartTaskContact request(s) an event would produce,
 //! through the very code the Lambda runs, without calling anything; `send` runs the event through
-//! the handler against Connect (or the local stand-in), the way to replay a message from a DLQ.
+//! the handler against Connect (or the local stand-in), the way to replay one event (a whole DLQ
+//! goes back with `redrive`, which keeps each message's identity).
 
 use std::io::Write;
 use std::time::SystemTime;
