@@ -592,3 +592,23 @@ async fn failure_records_and_the_rules_dlq_are_redriven_with_their_identity() {
     assert_eq!(stats.replayed, 2, "{stats:?}");
     stack.stop().await;
 }
+
+/// A usage error stops before any call (exit 2, the usage); `--help` names where the key comes
+/// from.
+#[test]
+fn usage_errors_stop_before_any_call_and_help_names_the_key() {
+    let mut cmd = Command::new(common::function_binary());
+    cmd.args(["redrive", "--to", "http://127.0.0.1:9/q"])
+        .env_clear();
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("--from DLQ_URL is required"), "{err}");
+    assert!(err.contains("usage: connect-task-bridge redrive"), "{err}");
+    let mut cmd = Command::new(common::function_binary());
+    cmd.args(["redrive", "--help"]).env_clear();
+    let (code, out, _) = run(cmd);
+    assert_eq!(code, 0);
+    assert!(out.contains("ENVELOPE_SECRET_ID"), "{out}");
+    assert!(out.contains("Start DLQ redrive"), "{out}");
+}

@@ -337,8 +337,11 @@ fn failure_payload(payload: Value, keys: Option<&EnvelopeKeys>) -> Result<Vec<St
         .collect())
 }
 
-/// A FIFO deduplication id from the message's identity in the dead-letter queue (its
-/// `messageId`, which a redrive policy's move keeps) and the part's place.
+/// A FIFO deduplication id from the message's `messageId` in the dead-letter queue (a raw
+/// message's original one on its first redrive: a redrive policy's move keeps it) and the part's
+/// place. Never from the identity inside an envelope: redriven, failed and redriven again within
+/// SQS's five minutes, the message would be dropped as a duplicate of its first redrive, then
+/// deleted from the DLQ.
 fn deduplication_id(message_id: &str, part: usize) -> String {
     let mut hash = Sha256::new();
     hash.update(b"ctb-redrive\n");
