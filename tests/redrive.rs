@@ -409,11 +409,17 @@ async fn a_forged_redrive_envelope_is_refused() {
         (1, 0),
         "{stats:?}"
     );
-    let logs = stack.function.json_logs();
-    assert!(
-        logs.iter()
-            .any(|l| l.to_string().contains("InvalidSignature")),
-        "the forged envelope is classified as today's forged envelopes: {logs:?}"
+    // Both classified as today's forged envelopes: a permanent InvalidSignature.
+    let refused: Vec<String> = stack
+        .function
+        .json_logs()
+        .iter()
+        .filter_map(|l| l["error_code"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        refused,
+        ["InvalidSignature", "InvalidSignature"],
+        "{refused:?}"
     );
 
     dlq.send(&forged, None).await;

@@ -84,13 +84,21 @@ pub(crate) fn open_queued(payload: Value, ctx: &OpenContext<'_>) -> Result<Recor
             "a queued payload must be one webhook request or one direct request".into(),
         )
     };
-    // Only the function's signed envelope may carry what it held (any source's record, with
-    // its identity); an unsigned one, only what may be queued on the way in.
+    // Only the function's signed envelope may carry what it held or redrove (any source's
+    // record, with its identity); an unsigned one, only what may be queued on the way in. An
+    // unsigned envelope around a record only a signature may carry claims an identity the
+    // function never vouched for: refused as a forged signature is.
     let source = match &payload {
-        Value::Object(obj) => REGISTRY
-            .iter()
-            .find(|s| (ctx.verified || s.storage != Storage::Never) && (s.recognise)(obj))
-            .ok_or_else(not_queueable)?,
+        Value::Object(obj) => {
+            let allowed = |s: &&&Source| ctx.verified || s.storage != Storage::Never;
+            match REGISTRY.iter().filter(allowed).find(|s| (s.recognise)(obj)) {
+                Some(s) => s,
+                None if REGISTRY.iter().any(|s| (s.recognise)(obj)) => {
+                    return Err(BridgeError::Unauthorized)
+                }
+                None => return Err(not_queueable()),
+            }
+        }
         _ => return Err(not_queueable()),
     };
     let mut envelope = (source.open)(payload, ctx)?;
