@@ -618,3 +618,74 @@ fn usage_errors_stop_before_any_call_and_help_names_the_key() {
     assert!(out.contains("ENVELOPE_SECRET_ID"), "{out}");
     assert!(out.contains("Start DLQ redrive"), "{out}");
 }
+
+/// Ctrl-C (SIGINT) during a slow run stops between two messages, never between a send and its
+/// delete: the summary, exit 130, each message in exactly one of the queues. `--to` naming the
+/// DLQ itself is refused before anything moves.
+#[tokio::test]
+async fn ctrl_c_stops_between_two_messages_with_the_summary() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    for i in 0..10 {
+        dlq.send(&format!("{{\"n\": {i}}}"), None).await;
+    }
+    let (code, _, err) = run(redrive(&moto, &["--from", &dlq.url, "--to", &dlq.url]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--to names the dead-letter queue itself"),
+        "{err}"
+    );
+
+    let mut slow = redrive(&moto, &["--from", &dlq.url, "--rate", "4"]);
+    let child = slow
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(130));
+    assert!(out.contains("stopped (Ctrl-C)"), "{out}");
+    let moved = q.count().await;
+    assert!(moved > 0 && moved < 10, "stopped mid-way: {moved} moved");
+    assert!(
+        out.starts_with(&format!("redrive: moved {moved}, ")),
+        "{out}"
+    );
+    assert_eq!(dlq.count().await + moved, 10, "no duplicate, no loss");
+}
+
+/// A body this run already sent that is in the DLQ again (it failed again while the run lasted,
+/// or a copy) is left for the next run, so a fault that lasts cannot send it round and round.
+#[tokio::test]
+async fn a_message_back_in_the_dlq_during_the_run_is_left_for_the_next() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let record = json!({"Records": [{
+        "messageId": "first-id", "body": "{\"n\": 1}", "attributes": {"SentTimestamp": "1"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": q.arn, "awsRegion": LOCAL_REGION
+    }]});
+    let body = envelope(&record, Some(&keys()));
+    dlq.send(&body, None).await;
+    dlq.send(&body, None).await;
+    let (code, out, _) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("redrive: moved 1, skipped 1, failed 0"),
+        "{out}"
+    );
+    assert!(out.contains("back in the DLQ during this run"), "{out}");
+    assert_eq!((dlq.count().await, q.count().await), (1, 1));
+    let (_, out, _) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert!(out.starts_with("redrive: moved 1, skipped 0"), "{out}");
+}

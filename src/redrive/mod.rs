@@ -55,9 +55,10 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
                      in the function's envelope signed with it; without it such messages are left
                      in place.
   Each message is sent before it is deleted: a stop in between leaves a duplicate, never a loss,
-  and the kept identity makes the duplicate harmless. Progress on stderr (a bar on a terminal,
-  one line per message otherwise); the summary on stdout. Exit 0 when nothing failed, 1 when a
-  message was left in place, 2 on a usage or setup error.";
+  and the kept identity makes the duplicate harmless. Ctrl-C stops between two messages, with
+  the summary. Progress on stderr (a bar on a terminal, one line per message otherwise); the
+  summary on stdout. Exit 0 when nothing failed, 1 when a message was left in place, 2 on a
+  usage or setup error, 130 when stopped.";
 
 /// The command's arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,6 +358,8 @@ pub struct Summary {
     pub skipped: BTreeMap<String, u64>,
     pub failed: BTreeMap<String, u64>,
     pub dry_run: bool,
+    /// Stopped by Ctrl-C before the DLQ was empty.
+    pub stopped: bool,
     pub seconds: f64,
 }
 
@@ -391,6 +394,9 @@ impl Summary {
         }
         if Self::total(&self.failed) > 0 {
             out.push_str("  (failed messages are left in the dead-letter queue)\n");
+        }
+        if self.stopped {
+            out.push_str("  stopped (Ctrl-C): the rest is still in the dead-letter queue\n");
         }
         out
     }

@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
@@ -14,6 +16,23 @@ use super::{plan, Args, DlqMessage, Refusal, Summary, Target};
 use crate::connect::{load_sdk_config, CallPolicy};
 use crate::error::Failure;
 use crate::queue::EnvelopeKeys;
+
+async fn arn_of(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, RedriveError> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(call("GetQueueAttributes"))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| RedriveError::Usage("a queue without an ARN".into()))
+}
+
+fn digest(body: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(body.as_bytes()).into()
+}
 
 /// A setup failure: nothing was moved.
 #[derive(Debug, thiserror::Error)]
@@ -97,16 +116,13 @@ impl Redrive {
                     }
                 }
             };
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&to)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(call("GetQueueAttributes"))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(|| RedriveError::Usage("the target queue has no ARN".into()))?;
+        let arn = arn_of(&sqs, &to).await?;
+        // Into itself, every moved message would be received again as a new one, for ever.
+        if arn_of(&sqs, &args.from).await? == arn {
+            return Err(RedriveError::Usage(
+                "--to names the dead-letter queue itself".into(),
+            ));
+        }
         let target = Target {
             fifo: arn.ends_with(".fifo"),
             region: arn.split(':').nth(3).unwrap_or_default().to_string(),
@@ -119,6 +135,12 @@ impl Redrive {
             target,
             keys,
         })
+    }
+
+    /// Whether `body` is one this run sent: a message that failed again and came back to the
+    /// DLQ while the run lasted (redriving it again would go round while the fault lasts).
+    fn came_back(sent: &HashSet<[u8; 32]>, body: &str) -> bool {
+        sent.contains(&digest(body))
     }
 
     /// How many messages the DLQ holds (for the bar's length; an estimate, as SQS says).
@@ -203,10 +225,13 @@ impl Progress {
 const BATCH: i32 = 10;
 
 /// Moves the messages, as `args` says; progress on stderr (a bar when `terminal`).
+/// Stops between two messages once `stop` is set (Ctrl-C): what was received and not moved
+/// stays in the DLQ.
 pub async fn redrive(
     redrive: &Redrive,
     args: &Args,
     terminal: bool,
+    stop: &AtomicBool,
 ) -> Result<Summary, RedriveError> {
     let started = Instant::now();
     let mut summary = Summary {
@@ -229,11 +254,16 @@ pub async fn redrive(
     let visibility = interval.map_or(30, |i| 5 + (i * batch as u32).as_secs_f64().ceil() as i32);
     let mut next_send = Instant::now();
     let mut seen = HashSet::new();
+    let mut sent_bodies = HashSet::new();
     // Received and not moved (refused, failed, a dry run): visible again at the end.
     let mut left = Vec::new();
     let mut empty = 0;
     let mut first: Option<Instant> = None;
     'receiving: loop {
+        if stop.load(Ordering::Relaxed) {
+            summary.stopped = true;
+            break;
+        }
         let remaining = args.max.map(|m| m.saturating_sub(summary.handled()));
         if remaining == Some(0) {
             break;
@@ -266,7 +296,8 @@ pub async fn redrive(
         for m in messages {
             let handle = m.receipt_handle.clone().unwrap_or_default();
             let message = dlq_message(&m);
-            if args.max.is_some_and(|max| summary.handled() >= max) {
+            if args.max.is_some_and(|max| summary.handled() >= max) || stop.load(Ordering::Relaxed)
+            {
                 left.push(handle);
                 continue;
             }
@@ -280,6 +311,20 @@ pub async fn redrive(
                 Err(refusal) => {
                     left.push(handle);
                     Err(refusal)
+                }
+                Ok(planned)
+                    if planned
+                        .bodies
+                        .iter()
+                        .any(|b| Redrive::came_back(&sent_bodies, &b.body)) =>
+                {
+                    bump(
+                        &mut summary.skipped,
+                        "back in the DLQ during this run (failed again)",
+                    );
+                    progress.record(&summary, &message.message_id, "came back", first);
+                    left.push(handle);
+                    continue;
                 }
                 Ok(planned) if args.dry_run => {
                     left.push(handle);
@@ -306,6 +351,7 @@ pub async fn redrive(
                             sent = Err(Refusal::SendFailed(reason(e)));
                             break;
                         }
+                        sent_bodies.insert(digest(&out.body));
                     }
                     match sent {
                         // Sent: only now deleted. A stop before this line leaves the message
@@ -457,10 +503,27 @@ pub async fn command(args: &[String], out: &mut impl Write, err: &mut impl Write
             ", no envelope key (raw messages stay)"
         },
     );
-    match redrive(&set_up, &args, std::io::stderr().is_terminal()).await {
+    // Ctrl-C: stop between two messages (never between a send and its delete), with the
+    // summary; a second one stops at once (a duplicate at worst, never a loss).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            eprintln!("\nredrive: stopping after this message (Ctrl-C again: at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    match redrive(&set_up, &args, std::io::stderr().is_terminal(), &stop).await {
         Ok(summary) => {
             let _ = write!(out, "{}", summary.render());
-            i32::from(Summary::total(&summary.failed) > 0)
+            if summary.stopped {
+                130
+            } else {
+                i32::from(Summary::total(&summary.failed) > 0)
+            }
         }
         Err(e) => {
             let _ = writeln!(err, "redrive: {e}");
