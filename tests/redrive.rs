@@ -317,7 +317,7 @@ async fn nothing_is_lost_when_the_command_is_killed_mid_way() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    moving(&q, 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
     // What the killed run had received comes back when its receive's visibility ends.
@@ -360,6 +360,17 @@ async fn nothing_is_lost_when_the_command_is_killed_mid_way() {
     assert_eq!(stack.connect.tasks().len(), 12, "{stats:?}");
     assert!(stats.replayed >= 12, "{stats:?}");
     stack.stop().await;
+}
+
+/// Waits until a run has moved `n` messages into `q` (a slow machine starts the binary late).
+async fn moving(q: &Queue, n: u64) {
+    for _ in 0..200 {
+        if q.count().await >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the run moved nothing in 20 s");
 }
 
 async fn dlq_invisible(q: &Queue) -> u64 {
@@ -643,7 +654,7 @@ async fn ctrl_c_stops_between_two_messages_with_the_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    moving(&q, 2).await;
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
