@@ -470,6 +470,16 @@ async fn progress_is_a_bar_on_a_terminal_and_lines_otherwise() {
         "no terminal codes in plain lines: {err:?}"
     );
     assert_eq!(dlq.count().await, 3);
+    let (code, out, _) = run(redrive(
+        &moto,
+        &["--from", &dlq.url, "--dry-run", "--max", "2"],
+    ));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("redrive (dry run): would move 2, skipped 0"),
+        "{out}"
+    );
+    assert_eq!(dlq.count().await, 3);
 
     // On a terminal.
     let script = ["/usr/bin/script", "/bin/script"]

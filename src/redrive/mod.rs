@@ -360,6 +360,8 @@ pub struct Summary {
     pub dry_run: bool,
     /// Stopped by Ctrl-C before the DLQ was empty.
     pub stopped: bool,
+    /// Ended by a failed call before the DLQ was empty.
+    pub broken: Option<String>,
     pub seconds: f64,
 }
 
@@ -397,6 +399,11 @@ impl Summary {
         }
         if self.stopped {
             out.push_str("  stopped (Ctrl-C): the rest is still in the dead-letter queue\n");
+        }
+        if let Some(why) = &self.broken {
+            out.push_str(&format!(
+                "  stopped: {why}; the rest is still in the dead-letter queue\n"
+            ));
         }
         out
     }

@@ -259,7 +259,7 @@ pub async fn redrive(
     let mut left = Vec::new();
     let mut empty = 0;
     let mut first: Option<Instant> = None;
-    'receiving: loop {
+    loop {
         if stop.load(Ordering::Relaxed) {
             summary.stopped = true;
             break;
@@ -269,7 +269,7 @@ pub async fn redrive(
             break;
         }
         let want = remaining.map_or(batch, |r| r.min(batch as u64) as i32);
-        let messages = redrive
+        let received = redrive
             .sqs
             .receive_message()
             .queue_url(&redrive.from)
@@ -279,10 +279,15 @@ pub async fn redrive(
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
-            .await
-            .map_err(call("ReceiveMessage"))?
-            .messages
-            .unwrap_or_default();
+            .await;
+        // A failure after some moves ends the run with its summary, not without one.
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                summary.broken = Some(format!("ReceiveMessage failed ({})", reason(e)));
+                break;
+            }
+        };
         if messages.is_empty() {
             // Twice: a short answer can be empty while messages wait on other servers.
             empty += 1;
@@ -328,7 +333,7 @@ pub async fn redrive(
                 }
                 Ok(planned) if args.dry_run => {
                     left.push(handle);
-                    Ok(planned.kind.describe())
+                    Ok(planned.kind.describe().to_string())
                 }
                 Ok(planned) => {
                     let mut sent = Ok(());
@@ -364,16 +369,14 @@ pub async fn redrive(
                                 .receipt_handle(&handle)
                                 .send()
                                 .await;
-                            if let Err(e) = deleted {
-                                bump(
-                                    &mut summary.skipped,
-                                    &format!(
-                                        "sent, not deleted ({}): a harmless duplicate",
-                                        reason(e)
-                                    ),
-                                );
-                            }
-                            Ok(planned.kind.describe())
+                            Ok(match deleted {
+                                Ok(_) => planned.kind.describe().to_string(),
+                                Err(e) => format!(
+                                    "{}; not deleted ({}): a harmless duplicate stays in the DLQ",
+                                    planned.kind.describe(),
+                                    reason(e)
+                                ),
+                            })
                         }
                         Err(refusal) => {
                             left.push(handle);
@@ -384,7 +387,7 @@ pub async fn redrive(
             };
             let shown = match outcome {
                 Ok(kind) => {
-                    bump(&mut summary.moved, kind);
+                    bump(&mut summary.moved, &kind);
                     format!(
                         "{} ({kind})",
                         if args.dry_run { "would move" } else { "moved" }
@@ -397,9 +400,6 @@ pub async fn redrive(
                 }
             };
             progress.record(&summary, &message.message_id, &shown, first);
-            if args.max.is_some_and(|max| summary.handled() >= max) {
-                continue 'receiving;
-            }
         }
     }
     // What stays in the DLQ is visible again at once, not after the receive's timeout.
@@ -522,7 +522,7 @@ pub async fn command(args: &[String], out: &mut impl Write, err: &mut impl Write
             if summary.stopped {
                 130
             } else {
-                i32::from(Summary::total(&summary.failed) > 0)
+                i32::from(Summary::total(&summary.failed) > 0 || summary.broken.is_some())
             }
         }
         Err(e) => {

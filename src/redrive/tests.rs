@@ -341,6 +341,11 @@ fn the_summary_counts_by_outcome_and_reason() {
         "{text}"
     );
     assert!(text.contains("left in the dead-letter queue"), "{text}");
+    summary.broken = Some("ReceiveMessage failed (no connection)".into());
+    assert!(summary.render().contains(
+        "  stopped: ReceiveMessage failed (no connection); the rest is still in the dead-letter queue\n"
+    ));
+    summary.broken = None;
     summary.dry_run = true;
     summary.failed.clear();
     assert!(summary
