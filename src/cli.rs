@@ -1,6 +1,7 @@
 //! The command line: `render` prints the StartTaskContact request(s) an event would produce,
 //! through the very code the Lambda runs, without calling anything; `send` runs the event through
-//! the handler against Connect (or the local stand-in), the way to replay a message from a DLQ.
+//! the handler against Connect (or the local stand-in), the way to replay one event (a whole DLQ
+//! goes back with `redrive`, which keeps each message's identity).
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -39,6 +40,10 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 handle the event as the Lambda would, calling
                                                 Connect (credentials and region from the usual AWS
                                                 environment), and print the function's answer
+       connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [--max N] [--dry-run]
+                               [--envelope-secret-id SECRET]
+                                                move a dead-letter queue's messages back, each
+                                                keeping its identity (`redrive --help`)
 
 Configuration comes from the environment (CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, TASK_MAPPING,
 TASK_MAPPING_FILE, ...; see docs/configuration.md or `config --markdown`). --mapping overrides

@@ -25,6 +25,7 @@ pub mod prepare;
 pub mod protocol;
 pub mod queue;
 pub mod record;
+pub mod redrive;
 pub mod response;
 pub mod senders;
 pub mod sources;

@@ -35,6 +35,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let code = cli::send(&args[1..], &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
+        Some("redrive") => {
+            let code = connect_task_bridge::redrive::command(
+                &args[1..],
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .await;
+            std::process::exit(code);
+        }
         Some("-h" | "--help" | "help") => {
             println!("{}", cli::USAGE);
             Ok(())

@@ -15,6 +15,8 @@
 //! is unsigned (`"version": 1, "payload": {...}`) and what it carries is checked again as it
 //! was the first time, with the queue's `SentTimestamp` (set by SQS, not by the sender) as
 //! "now". Either way the record has the same identity, route and task as the request had.
+//! `redrive` writes the same signed envelope around a dead-letter message (a hold's shape, the
+//! message in a batch of its own), which is how a raw message keeps its `messageId`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

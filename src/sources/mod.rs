@@ -84,13 +84,21 @@ pub(crate) fn open_queued(payload: Value, ctx: &OpenContext<'_>) -> Result<Recor
             "a queued payload must be one webhook request or one direct request".into(),
         )
     };
-    // Only the function's signed envelope may carry what it held (any source's record, with
-    // its identity); an unsigned one, only what may be queued on the way in.
+    // Only the function's signed envelope may carry what it held or redrove (any source's
+    // record, with its identity); an unsigned one, only what may be queued on the way in. An
+    // unsigned envelope around a record only a signature may carry claims an identity the
+    // function never vouched for: refused as a forged signature is.
     let source = match &payload {
-        Value::Object(obj) => REGISTRY
-            .iter()
-            .find(|s| (ctx.verified || s.storage != Storage::Never) && (s.recognise)(obj))
-            .ok_or_else(not_queueable)?,
+        Value::Object(obj) => {
+            let allowed = |s: &&&Source| ctx.verified || s.storage != Storage::Never;
+            match REGISTRY.iter().filter(allowed).find(|s| (s.recognise)(obj)) {
+                Some(s) => s,
+                None if REGISTRY.iter().any(|s| (s.recognise)(obj)) => {
+                    return Err(BridgeError::Unauthorized)
+                }
+                None => return Err(not_queueable()),
+            }
+        }
         _ => return Err(not_queueable()),
     };
     let mut envelope = (source.open)(payload, ctx)?;
@@ -137,6 +145,22 @@ pub fn default_task_name() -> String {
     text.push_str("{%- endif %}");
     text
 }
+
+/// The source whose shape `payload` has, as an invocation would find it (None: nobody's).
+pub fn source_of(payload: &Value) -> Option<&'static Source> {
+    let obj = payload.as_object()?;
+    REGISTRY.iter().copied().find(|s| (s.recognise)(obj))
+}
+
+/// Whether a payload of `source`, found outside the function (a Lambda failure record read by
+/// `redrive`), may travel back in the function's signed envelope: only what the function would
+/// itself hold (`holdable`), and never a webhook's request, authenticated only on arrival and
+/// never invoked asynchronously (so never in a failure record the function wrote).
+pub fn may_sign(source: &Source) -> bool {
+    source.holdable && source.storage != Storage::First
+}
+
+pub use sqs::wrapped_event;
 
 /// Every kind of record the registered sources produce.
 pub fn all_kinds() -> impl Iterator<Item = SourceKind> {

@@ -217,6 +217,19 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
     })
 }
 
+/// The kind of event an SQS message body carries whole with its own identity (a contact
+/// event, an EventBridge event, an SNS notification), read as `open` reads it; None for any
+/// other body (a producer's message, whose identity is its `messageId`, or an envelope). A body
+/// of one of these moves between queues as it is and stays the same event (`redrive`).
+pub fn wrapped_event(body: &str) -> Option<Result<SourceKind, BridgeError>> {
+    if let Some(event) = contact_event::from_queued(body) {
+        return Some(event.map(|_| contact_event::KIND));
+    }
+    eventbridge::from_queued(body)
+        .or_else(|| sns::from_queued(body))
+        .map(|inner| inner.map(|inner| inner.kind))
+}
+
 /// `meta` of an SQS message.
 #[derive(Debug, Serialize)]
 struct SqsMeta {
