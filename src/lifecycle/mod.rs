@@ -130,14 +130,19 @@ impl Lifecycle {
                         "a business key that has an open task came with a different request; answered with the open task"
                     );
                 }
+                // The same request: this event again (its redelivery), or another event
+                // asking for the task the key already has.
+                let did = if reused {
+                    Did::KeyReused
+                } else if item.origin.as_deref() == Some(origin) {
+                    Did::Replayed
+                } else {
+                    Did::Found
+                };
                 Ok(done(
                     route,
                     request,
-                    if reused {
-                        Did::KeyReused
-                    } else {
-                        Did::Replayed
-                    },
+                    did,
                     item.contact_id,
                     item.client_token,
                 ))
