@@ -168,6 +168,14 @@ async fn every_lifecycle_outcome_is_counted_by_source_and_route() {
 
     let lines = emf(&stack);
     well_formed(&lines);
+    // The cold-start line names the version the metrics carry.
+    let cold = stack
+        .function
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "cold start")
+        .expect("a cold-start line");
+    assert_eq!(cold["version"], env!("CARGO_PKG_VERSION"), "{cold}");
     let route = |r: &'static str| Some(r);
     for (counted_as, on_route, n) in [
         (Counted::Started, route("order-failed"), 1),
