@@ -489,3 +489,129 @@ fn the_envelope_key_is_the_stacks_own_and_outlives_it() {
     let alarm = &resource(&t, "TasksHeldAlarm")["Properties"];
     assert_eq!(scalar(&alarm["MetricName"]), "TasksHeld");
 }
+
+/// The dashboard's body as CloudFormation's `!Sub` makes it for the template's defaults: each
+/// `${Name}` a parameter's default, a resource attribute a name of its own.
+fn dashboard_body(t: &Value) -> serde_json::Value {
+    let dashboard = resource(t, "Dashboard");
+    assert_eq!(scalar(&dashboard["Condition"]), "DashboardEnabled");
+    let Value::Tagged(sub) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is not a !Sub");
+    };
+    assert_eq!(sub.tag, "!Sub");
+    let text = match &sub.value {
+        Value::Sequence(parts) => scalar(&parts[0]),
+        other => scalar(other),
+    };
+    let mut body = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("${") {
+        body.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("a closed ${") + at;
+        let name = &rest[at + 2..end];
+        let default = &t["Parameters"][name]["Default"];
+        body.push_str(&match default {
+            Value::Null => format!("{}-name", name.replace(['.', ':'], "-")),
+            other => scalar(other),
+        });
+        rest = &rest[end + 1..];
+    }
+    body.push_str(rest);
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}\n{body}"))
+}
+
+/// The dashboard body follows CloudWatch's dashboard body structure (widgets on the 24-column
+/// grid, a metric widget's region and metrics arrays, expression ids that exist), and every
+/// metric it names is one the function emits with one of its dimension sets
+/// (`metrics::METRICS`), or an AWS namespace's; every record outcome has its line.
+#[test]
+fn the_dashboard_is_a_valid_body_of_metrics_the_function_emits() {
+    use connect_task_bridge::metrics::{Counted, METRICS};
+    let t = template();
+    assert_eq!(
+        scalar(&t["Parameters"]["EnableDashboard"]["Default"]),
+        "true"
+    );
+    let body = dashboard_body(&t);
+    let widgets = body["widgets"].as_array().expect("a widgets array");
+    assert!(!widgets.is_empty() && widgets.len() <= 500);
+    let mut named: Vec<(String, String, Vec<String>)> = Vec::new();
+    for w in widgets {
+        let (x, y, width, height) = (
+            w["x"].as_u64().unwrap(),
+            w["y"].as_u64().unwrap(),
+            w["width"].as_u64().unwrap(),
+            w["height"].as_u64().unwrap(),
+        );
+        assert!(x + width <= 24 && (1..=24).contains(&width), "{w}");
+        assert!((1..=1000).contains(&height) && y < 1000, "{w}");
+        let p = &w["properties"];
+        match w["type"].as_str().unwrap() {
+            "text" => assert!(p["markdown"].is_string()),
+            "metric" => {
+                assert!(p["region"].is_string() && p["title"].is_string(), "{w}");
+                let metrics = p["metrics"].as_array().expect("metrics");
+                let ids: Vec<&str> = metrics
+                    .iter()
+                    .filter_map(|m| m.as_array()?.last()?["id"].as_str())
+                    .collect();
+                for m in metrics {
+                    let m = m.as_array().expect("each metric is an array");
+                    if let Some(expression) = m[0]["expression"].as_str() {
+                        if let Some(search) = expression.strip_prefix("SEARCH('{") {
+                            let (schema, query) = search.split_once('}').unwrap();
+                            let mut schema = schema.split(',').map(str::to_string);
+                            let namespace = schema.next().unwrap();
+                            let name = query.split('"').nth(1).expect("MetricName=\"...\"");
+                            named.push((namespace, name.to_string(), schema.collect()));
+                        } else {
+                            // Metric math over the widget's own ids.
+                            let words = expression
+                                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                                .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()));
+                            for word in words {
+                                assert!(ids.contains(&word), "{expression}: no id {word}");
+                            }
+                        }
+                        continue;
+                    }
+                    let strings: Vec<String> = m
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                    assert!(strings.len() >= 2 && strings.len() % 2 == 0, "{m:?}");
+                    let dimensions = strings[2..].iter().step_by(2).cloned().collect();
+                    named.push((strings[0].clone(), strings[1].clone(), dimensions));
+                }
+            }
+            other => panic!("a widget type this dashboard does not use: {other}"),
+        }
+    }
+    for (namespace, name, dimensions) in &named {
+        if namespace.starts_with("AWS/") {
+            continue;
+        }
+        assert_eq!(namespace, "ConnectTaskBridge");
+        let metric = METRICS.iter().find(|m| m.name == name).unwrap_or_else(|| {
+            panic!("the dashboard names {name}, which the function does not emit")
+        });
+        assert!(
+            metric.dimensions.iter().any(|set| set
+                .iter()
+                .copied()
+                .eq(dimensions.iter().map(String::as_str))),
+            "{name} by {dimensions:?}: not one of its dimension sets {:?}",
+            metric.dimensions
+        );
+    }
+    for counted in Counted::ALL {
+        assert!(
+            named.iter().any(|(_, name, _)| name == counted.metric()),
+            "no line for {counted:?}"
+        );
+    }
+    for name in ["ConnectThrottles", "PacedWaitMs", "Failures", "HandBacks"] {
+        assert!(named.iter().any(|(_, n, _)| n == name), "{name}");
+    }
+}
