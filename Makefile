@@ -9,6 +9,7 @@
 #   make test-faults   the fault matrix with its table
 #   make test-surge    bursts through the real binary at Connect's quota, with its table
 #   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
+#   make dashboard-picture   docs/dashboard.png: the template's dashboard fed by a short surge run
 #   make bench         benchmarks beside a Python + boto3 peer, printed as one table
 #   make fuzz          coverage-guided fuzzing (cargo fuzz, nightly), FUZZ_SECONDS per target
 #   make mutants       mutation testing of the core modules (cargo mutants, unit tests), never in CI
@@ -33,7 +34,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: mutants model schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: dashboard-picture mutants model schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -102,6 +103,20 @@ model:
 SURGE_SCALE ?= 5
 test-surge: build $(VENV)/.moto
 	MOTO_SERVER=$(VENV)/bin/moto_server $(BIN)/surge --function $(BIN)/connect-task-bridge --scale $(SURGE_SCALE) --root $(CURDIR)
+
+# The README's picture of the template's dashboard (docs/dashboard.png): a short surge run (two
+# bursts of 300 SQS messages: another caller taking half the quota, then 10 % of calls failing)
+# recorded as CloudWatch would see it, rendered from the dashboard body by matplotlib. ~2 minutes.
+# A scenario missing a surge target does not stop the picture (`make test-surge` judges those).
+DASHBOARD_RECORD := $(CARGO_TARGET_DIR)/dashboard-surge.jsonl
+dashboard-picture: build $(VENV)/.moto $(VENV)/.sam $(VENV)/.picture
+	MOTO_SERVER=$(VENV)/bin/moto_server $(BIN)/surge --function $(BIN)/connect-task-bridge --scale 5 \
+		--root $(CURDIR) --only 4 --only 5 --record $(DASHBOARD_RECORD) || true
+	$(VENV)/bin/python scripts/dashboard_picture.py $(DASHBOARD_RECORD) docs/dashboard.png
+
+$(VENV)/.picture: $(VENV)/bin/python
+	$(PIP) install -q 'matplotlib>=3.9,<4'
+	touch $@
 
 # The fault matrix alone, printing its table (it also runs in `make test`).
 test-faults:
