@@ -133,7 +133,7 @@ pub const METRICS: &[Metric] = &[
         name: "TasksReplayed",
         unit: "Count",
         dimensions: BY_ROUTE,
-        counts: "a redelivered event answered with the task it opened before (the task table knows the event; no call)",
+        counts: "a redelivered event answered with the task it opened before (the task table knows the event; no call), or a start that sent its key's client token again after a call whose outcome is unknown (a released or crashed claim taken over): Connect answered it from the token",
         when_it_moves: "nothing: redeliveries are normal (SQS at-least-once, Lambda retries); a steady high rate means answers get lost (timeouts, a batch failing for one record)",
     },
     Metric {
@@ -293,9 +293,15 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// `outcomes` with the route each record took (None: it failed before one was chosen) and
-    /// the ids of the records handed back to the task queue for their next turn.
-    pub fn of(outcomes: &[(Outcome, Option<String>)], handed_back: &HashSet<String>) -> Tally {
+    /// `outcomes` with the route each record took (None: it failed before one was chosen), the
+    /// ids of the records handed back to the task queue for their next turn, and the client
+    /// tokens of starts that sent a token again after a call whose outcome is unknown (Connect
+    /// answered them from the token: replays, though the answer is a start's).
+    pub fn of(
+        outcomes: &[(Outcome, Option<String>)],
+        handed_back: &HashSet<String>,
+        retaken: &HashSet<String>,
+    ) -> Tally {
         let mut tally = Tally::default();
         for (outcome, route) in outcomes {
             let route = route
@@ -307,7 +313,10 @@ impl Tally {
                     if done.did == Did::Held {
                         *tally.hand_backs.entry("quota").or_default() += 1;
                     }
-                    Counted::of_did(done.did)
+                    match done.did {
+                        Did::Started if retaken.contains(&done.client_token) => Counted::Replayed,
+                        did => Counted::of_did(did),
+                    }
                 }
                 Err(err) => {
                     if err.is_throttle() {
@@ -438,13 +447,14 @@ pub fn emit(
     source: SourceKind,
     outcomes: &[(Outcome, Option<String>)],
     handed_back: &HashSet<String>,
+    retaken: &HashSet<String>,
     pace: &PaceStats,
 ) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    let tally = Tally::of(outcomes, handed_back);
+    let tally = Tally::of(outcomes, handed_back, retaken);
     for doc in documents(namespace, source, &tally, pace, now) {
         println!("{doc}");
     }
@@ -466,7 +476,7 @@ mod tests {
                 record_id: id.into(),
                 result: result.map(|did| Done {
                     contact_id: Some("c".into()),
-                    client_token: "t".into(),
+                    client_token: format!("t{id}"),
                     route: route.into(),
                     did,
                 }),
@@ -496,9 +506,11 @@ mod tests {
         ];
         // 6 was not a task-queue message: it fails as before.
         let handed_back: HashSet<String> = ["5", "8"].map(String::from).into();
-        let tally = Tally::of(&outcomes, &handed_back);
-        assert_eq!(tally.total(Counted::Started), 2);
-        assert_eq!(tally.total(Counted::Replayed), 1);
+        // 2 sent its token again after a call without an answer: Connect answered from it.
+        let retaken: HashSet<String> = ["t2".to_string()].into();
+        let tally = Tally::of(&outcomes, &handed_back, &retaken);
+        assert_eq!(tally.total(Counted::Started), 1);
+        assert_eq!(tally.total(Counted::Replayed), 2);
         assert_eq!(tally.total(Counted::Held), 1);
         assert_eq!(tally.total(Counted::HandedBack), 2);
         assert_eq!(tally.total(Counted::Failed), 2);
@@ -518,7 +530,8 @@ mod tests {
         assert_eq!(docs.len(), 3 + 1 + 3 + 3, "{docs:#?}");
         let orders = docs.iter().find(|d| d["Route"] == "orders").unwrap();
         assert_eq!(orders["Source"], "sqs");
-        assert_eq!(orders["TasksStarted"], 2);
+        assert_eq!(orders["TasksStarted"], 1);
+        assert_eq!(orders["TasksReplayed"], 2);
         assert_eq!(orders["TasksHandedBack"], 2);
         assert!(
             orders.get("TasksHeld").is_none(),

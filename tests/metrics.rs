@@ -1,4 +1,5 @@
-//! Every decision counted, through the binary: each record outcome (started, replayed, found,
+//! Every decision counted, through the binary: each record outcome (started, replayed (a
+//! redelivery the table knows, a token Connect answered from after a call cut short), found,
 //! key_reused, updated, rescheduled, tagged, stopped, ignored, failed, heard, queued, held,
 //! handed back for the pace, the clock and a fault) is driven against the stand-in (with moto's
 //! DynamoDB, Step Functions, EventBridge, SQS and Secrets Manager where the outcome needs them),
@@ -166,6 +167,35 @@ async fn every_lifecycle_outcome_is_counted_by_source_and_route() {
     let heard = response(stack.invoke(ended[1].clone(), TIMEOUT).await);
     assert_eq!(heard["Outcome"], "heard", "{heard}");
 
+    // A start whose call Connect carried out but answered too late: the claim is released, the
+    // redelivery takes it over and sends the same token, and Connect answers from it.
+    stack.connect.set_faults(Faults {
+        hang: 1.0,
+        hang_ms: 3_000,
+        ..Faults::default()
+    });
+    let late = order_event(
+        "ev-9",
+        "OrderFailed",
+        json!({"orderId": "o-9", "taskToken": "t-9"}),
+    );
+    let cut = stack.invoke(late.clone(), Duration::from_secs(2)).await;
+    assert!(
+        matches!(
+            &cut,
+            Ok(connect_standin::runtime_api::Invocation::Error { .. })
+        ),
+        "{cut:?}"
+    );
+    stack.connect.set_faults(Faults::default());
+    let again = response(stack.invoke(late, TIMEOUT).await);
+    assert!(again["ContactId"].is_string(), "{again}");
+    assert_eq!(
+        stack.connect.stats().replayed,
+        1,
+        "Connect answered from the token"
+    );
+
     let lines = emf(&stack);
     well_formed(&lines);
     // The cold-start line names the version the metrics carry.
@@ -179,7 +209,8 @@ async fn every_lifecycle_outcome_is_counted_by_source_and_route() {
     let route = |r: &'static str| Some(r);
     for (counted_as, on_route, n) in [
         (Counted::Started, route("order-failed"), 1),
-        (Counted::Replayed, route("order-failed"), 1),
+        // The redelivery of ev-1 (no call), and ev-9's token sent again.
+        (Counted::Replayed, route("order-failed"), 2),
         (Counted::Found, route("order-failed"), 1),
         (Counted::KeyReused, route("order-failed"), 1),
         (Counted::Updated, route("order-note"), 1),

@@ -267,9 +267,11 @@ impl Bridge {
                 .await
         };
         let handed_back = self.hand_back(&outcomes, messages).await;
+        // Taken whether or not metrics are on, so that nothing piles up across invocations.
+        let retaken = self.lifecycle.take_retaken();
         if let Some(namespace) = &self.config.metrics_namespace {
             let stats = self.pacer.take_stats();
-            metrics::emit(namespace, kind, &outcomes, &handed_back, &stats);
+            metrics::emit(namespace, kind, &outcomes, &handed_back, &retaken, &stats);
         }
         let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(o, _)| o).collect();
         if let Some(answer) = sources::answer_for_sender(&self.auth, kind, &outcomes) {
