@@ -9,6 +9,8 @@
 #   make test-faults   the fault matrix with its table
 #   make test-surge    bursts through the real binary at Connect's quota, with its table
 #   make sam-check     cfn-lint, sam validate, sam build, glibc check (the deploy path, offline)
+#   make dashboard-picture   docs/dashboard.png: the template's dashboard fed by a short surge run
+#   make package       what `sam publish` takes: release build, sam validate, sam package (moto's S3 offline)
 #   make bench         benchmarks beside a Python + boto3 peer, printed as one table
 #   make fuzz          coverage-guided fuzzing (cargo fuzz, nightly), FUZZ_SECONDS per target
 #   make mutants       mutation testing of the core modules (cargo mutants, unit tests), never in CI
@@ -33,7 +35,7 @@ PACKAGE_FILES ?= examples/mapping.yaml
 VENV := $(CURDIR)/.venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: mutants model schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
+.PHONY: package dashboard-picture mutants model schema check fuzz bench test-surge test-faults demo test lint render build standin clean release build-BridgeFunction sam-check
 
 # Every binary of the workspace (the function, the stand-in, local-run) plus the test targets in
 # one build: with the test targets in, cargo unifies crate features exactly as `cargo test` does,
@@ -103,6 +105,20 @@ SURGE_SCALE ?= 5
 test-surge: build $(VENV)/.moto
 	MOTO_SERVER=$(VENV)/bin/moto_server $(BIN)/surge --function $(BIN)/connect-task-bridge --scale $(SURGE_SCALE) --root $(CURDIR)
 
+# The README's picture of the template's dashboard (docs/dashboard.png): a short surge run (two
+# bursts of 300 SQS messages: another caller taking half the quota, then 10 % of calls failing)
+# recorded as CloudWatch would see it, rendered from the dashboard body by matplotlib. ~2 minutes.
+# A scenario missing a surge target does not stop the picture (`make test-surge` judges those).
+DASHBOARD_RECORD := $(CARGO_TARGET_DIR)/dashboard-surge.jsonl
+dashboard-picture: build $(VENV)/.moto $(VENV)/.sam $(VENV)/.picture
+	MOTO_SERVER=$(VENV)/bin/moto_server $(BIN)/surge --function $(BIN)/connect-task-bridge --scale 5 \
+		--root $(CURDIR) --only 4 --only 5 --record $(DASHBOARD_RECORD) || true
+	$(VENV)/bin/python scripts/dashboard_picture.py $(DASHBOARD_RECORD) docs/dashboard.png
+
+$(VENV)/.picture: $(VENV)/bin/python
+	$(PIP) install -q 'matplotlib>=3.9,<4'
+	touch $@
+
 # The fault matrix alone, printing its table (it also runs in `make test`).
 test-faults:
 	$(CARGO) test --test faults -- --nocapture
@@ -139,6 +155,19 @@ sam-check: $(VENV)/.sam $(VENV)/.moto
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam validate --lint
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 $(VENV)/bin/sam build
 	scripts/check-glibc .aws-sam/build/BridgeFunction/bootstrap 2.34
+
+# What `sam publish` takes (scripts/package.py): `sam validate --lint`, `sam build` (the release
+# binary through build-BridgeFunction, in the one target dir), then `sam package` into moto's S3
+# on loopback (offline; PACKAGE_BUCKET=... packages into that real bucket instead) as
+# .aws-sam/packaged.yaml, checked: code, LICENSE and README uploaded, SemanticVersion equal to
+# the binary's. SOURCE_URL=https://... adds HomePageUrl and SourceCodeUrl.
+PACKAGE_BUCKET ?=
+SOURCE_URL ?=
+package: $(VENV)/.sam $(VENV)/.moto
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-central-1 $(VENV)/bin/sam validate --lint
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-central-1 $(VENV)/bin/sam build
+	$(VENV)/bin/python scripts/package.py --version "$$(.aws-sam/build/BridgeFunction/bootstrap --version | cut -d' ' -f2)" \
+		$(if $(PACKAGE_BUCKET),--bucket $(PACKAGE_BUCKET)) $(if $(SOURCE_URL),--source-url $(SOURCE_URL))
 
 lint:
 	$(CARGO) fmt --all --check

@@ -31,6 +31,8 @@ usage: connect-task-bridge                      run as a Lambda function (AWS_LA
                                                 (read from Connect), check every route that uses a
                                                 template against it; exit 1 naming what is wrong
        connect-task-bridge schema               print the mapping document's JSON Schema
+       connect-task-bridge --version            print the version (Cargo.toml's; the template's
+                                                SemanticVersion)
        connect-task-bridge config --markdown [FILE]
                                                 print the environment variables the function
                                                 reads as Markdown tables; with FILE, write them

@@ -9,6 +9,10 @@
 //! decision per record; `queue` holds what waits for Connect's pace; `error` classifies every
 //! failure once.
 
+/// The function's version (Cargo.toml's), as `--version`, the cold-start line and the metrics
+/// report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod cli;
 pub mod config;
 pub mod connect;

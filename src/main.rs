@@ -35,6 +35,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let code = cli::send(&args[1..], &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
+        Some("-V" | "--version" | "version") => {
+            println!("connect-task-bridge {}", connect_task_bridge::VERSION);
+            Ok(())
+        }
         Some("redrive") => {
             let code = connect_task_bridge::redrive::command(
                 &args[1..],
@@ -66,6 +70,7 @@ async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let sdk_config = load_sdk_config(config.call_policy, None).await;
     let client = connect_client(&sdk_config, config.connect_region.as_deref());
     tracing::info!(
+        version = connect_task_bridge::VERSION,
         instance_id = %config.defaults.instance_id,
         mapping = %config.mapping_source,
         routes = ?config.mapping.route_names().collect::<Vec<_>>(),

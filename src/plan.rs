@@ -108,8 +108,11 @@ pub enum Did {
     /// in the function's signed envelope with its identity, after a growing delay (a hand-back
     /// would spend one of the message's receives, and the DLQ would follow in minutes).
     Held,
-    /// The key's task exists (open, or opened by this very event): no call.
+    /// The key's task was opened by this very event (a redelivery): answered with it, no call.
     Replayed,
+    /// The key's open task was opened by another event with the same request: answered with
+    /// it, no call.
+    Found,
     /// The key's task is open and was opened by a different request: answered with it, no
     /// second task (logged, and counted as `KeyReused`).
     KeyReused,
@@ -131,6 +134,7 @@ impl Did {
             Did::Queued => "queued",
             Did::Held => "held",
             Did::Replayed => "replayed",
+            Did::Found => "found",
             Did::KeyReused => "key_reused",
             Did::Updated => "updated",
             Did::Rescheduled => "rescheduled",

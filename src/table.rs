@@ -49,8 +49,10 @@ pub use crate::protocol::{State, TaskItem};
 /// What claiming a start gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claimed {
-    /// Ours to start, with this generation's client token.
-    Fresh { generation: u64 },
+    /// Ours to start, with this generation's client token. `retaken`: the claim was taken over
+    /// from a start whose call's outcome is unknown (released, or left by a crash), so the same
+    /// token goes to Connect again and Connect answers from it if that call made the task.
+    Fresh { generation: u64, retaken: bool },
     /// A task exists for the key that this event must not duplicate: the open one, or the one
     /// this very event opened before (a redelivery after the task ended).
     Existing(Box<TaskItem>),
@@ -215,7 +217,10 @@ impl TaskTable {
             .send()
             .await;
         if written(Op::PutItem, created)? {
-            return Ok(Claimed::Fresh { generation: 1 });
+            return Ok(Claimed::Fresh {
+                generation: 1,
+                retaken: false,
+            });
         }
         let Some(item) = self.get(pk).await? else {
             // Gone between the two calls (TTL): the next delivery claims it afresh.
@@ -227,6 +232,8 @@ impl TaskTable {
             Claim::Busy | Claim::Create => Ok(Claimed::Busy),
             Claim::Take { expect, generation } => {
                 let next = generation != item.generation;
+                // A refused claim opened nothing under its token; a `starting` one may have.
+                let retaken = !next && item.state == State::Starting;
                 let mut take = self
                     .client
                     .update_item()
@@ -255,7 +262,10 @@ impl TaskTable {
                 };
                 let taken = expecting(take, &expect).send().await;
                 Ok(if written(Op::UpdateItem, taken)? {
-                    Claimed::Fresh { generation }
+                    Claimed::Fresh {
+                        generation,
+                        retaken,
+                    }
                 } else {
                     Claimed::Busy
                 })

@@ -357,3 +357,19 @@ fn check_names_the_signature_scheme() {
     let (_, out, _) = check(&[], &[("WEBHOOK_AUTH", "none")]);
     assert!(!out.contains("signature scheme"), "{out}");
 }
+
+#[test]
+fn version_prints_cargo_tomls_version() {
+    for flag in ["--version", "-V", "version"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_connect-task-bridge"))
+            .arg(flag)
+            .env_clear()
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("connect-task-bridge {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}

@@ -546,3 +546,232 @@ fn the_envelope_key_is_the_stacks_own_and_outlives_it() {
     let alarm = &resource(&t, "TasksHeldAlarm")["Properties"];
     assert_eq!(scalar(&alarm["MetricName"]), "TasksHeld");
 }
+
+/// The dashboard's body as CloudFormation's `!Sub` makes it for the template's defaults: each
+/// `${Name}` a parameter's default, a resource attribute a name of its own.
+fn dashboard_body(t: &Value) -> serde_json::Value {
+    let dashboard = resource(t, "Dashboard");
+    assert_eq!(scalar(&dashboard["Condition"]), "DashboardEnabled");
+    let Value::Tagged(sub) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is not a !Sub");
+    };
+    assert_eq!(sub.tag, "!Sub");
+    let text = match &sub.value {
+        Value::Sequence(parts) => scalar(&parts[0]),
+        other => scalar(other),
+    };
+    let mut body = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("${") {
+        body.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("a closed ${") + at;
+        let name = &rest[at + 2..end];
+        let default = &t["Parameters"][name]["Default"];
+        body.push_str(&match default {
+            Value::Null => format!("{}-name", name.replace(['.', ':'], "-")),
+            other => scalar(other),
+        });
+        rest = &rest[end + 1..];
+    }
+    body.push_str(rest);
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}\n{body}"))
+}
+
+/// The dashboard body follows CloudWatch's dashboard body structure (widgets on the 24-column
+/// grid, a metric widget's region and metrics arrays, expression ids that exist), and every
+/// metric it names is one the function emits with one of its dimension sets
+/// (`metrics::METRICS`), or an AWS namespace's; every record outcome has its line.
+#[test]
+fn the_dashboard_is_a_valid_body_of_metrics_the_function_emits() {
+    use connect_task_bridge::metrics::{Counted, METRICS};
+    let t = template();
+    assert_eq!(
+        scalar(&t["Parameters"]["EnableDashboard"]["Default"]),
+        "true"
+    );
+    let body = dashboard_body(&t);
+    let widgets = body["widgets"].as_array().expect("a widgets array");
+    assert!(!widgets.is_empty() && widgets.len() <= 500);
+    let mut named: Vec<(String, String, Vec<String>)> = Vec::new();
+    for w in widgets {
+        let (x, y, width, height) = (
+            w["x"].as_u64().unwrap(),
+            w["y"].as_u64().unwrap(),
+            w["width"].as_u64().unwrap(),
+            w["height"].as_u64().unwrap(),
+        );
+        assert!(x + width <= 24 && (1..=24).contains(&width), "{w}");
+        assert!((1..=1000).contains(&height) && y < 1000, "{w}");
+        let p = &w["properties"];
+        match w["type"].as_str().unwrap() {
+            "text" => assert!(p["markdown"].is_string()),
+            "metric" => {
+                assert!(p["region"].is_string() && p["title"].is_string(), "{w}");
+                let metrics = p["metrics"].as_array().expect("metrics");
+                let ids: Vec<&str> = metrics
+                    .iter()
+                    .filter_map(|m| m.as_array()?.last()?["id"].as_str())
+                    .collect();
+                for m in metrics {
+                    let m = m.as_array().expect("each metric is an array");
+                    if let Some(expression) = m[0]["expression"].as_str() {
+                        if let Some(search) = expression.strip_prefix("SEARCH('{") {
+                            let (schema, query) = search.split_once('}').unwrap();
+                            let mut schema = schema.split(',').map(str::to_string);
+                            let namespace = schema.next().unwrap();
+                            let name = query.split('"').nth(1).expect("MetricName=\"...\"");
+                            named.push((namespace, name.to_string(), schema.collect()));
+                        } else {
+                            // Metric math over the widget's own ids.
+                            let words = expression
+                                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                                .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()));
+                            for word in words {
+                                assert!(ids.contains(&word), "{expression}: no id {word}");
+                            }
+                        }
+                        continue;
+                    }
+                    let strings: Vec<String> = m
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                    assert!(strings.len() >= 2 && strings.len() % 2 == 0, "{m:?}");
+                    let dimensions = strings[2..].iter().step_by(2).cloned().collect();
+                    named.push((strings[0].clone(), strings[1].clone(), dimensions));
+                }
+            }
+            other => panic!("a widget type this dashboard does not use: {other}"),
+        }
+    }
+    for (namespace, name, dimensions) in &named {
+        if namespace.starts_with("AWS/") {
+            continue;
+        }
+        assert_eq!(namespace, "ConnectTaskBridge");
+        let metric = METRICS.iter().find(|m| m.name == name).unwrap_or_else(|| {
+            panic!("the dashboard names {name}, which the function does not emit")
+        });
+        assert!(
+            metric.dimensions.iter().any(|set| set
+                .iter()
+                .copied()
+                .eq(dimensions.iter().map(String::as_str))),
+            "{name} by {dimensions:?}: not one of its dimension sets {:?}",
+            metric.dimensions
+        );
+    }
+    for counted in Counted::ALL {
+        assert!(
+            named.iter().any(|(_, name, _)| name == counted.metric()),
+            "no line for {counted:?}"
+        );
+    }
+    for name in ["ConnectThrottles", "PacedWaitMs", "Failures", "HandBacks"] {
+        assert!(named.iter().any(|(_, n, _)| n == name), "{name}");
+    }
+}
+
+/// Resource types of the template missing from the list as last published in the SAR guide's
+/// source (tests/fixtures/sar-supported-resources.txt), each used here on purpose; the live list
+/// must be checked for them before `sam publish` (docs/deploy.md#publishing-to-the-serverless-application-repository).
+/// A new type outside the list fails the test below until it is checked and named here.
+const NOT_ON_THE_ARCHIVED_SAR_LIST: [&str; 2] = [
+    // The optional function URL (EnableFunctionUrl).
+    "AWS::Lambda::Url",
+    // The envelope key (the function's own signing key, generated by the stack).
+    "AWS::SecretsManager::Secret",
+];
+
+/// `AWS::ServerlessRepo::Application` held to the Serverless Application Repository's
+/// documented rules (the SAM developer guide's "Metadata section properties"): required fields,
+/// lengths and patterns, an SPDX id equal to Cargo.toml's, local LICENSE and README files
+/// (`sam package` uploads them) under SAR's 5 MB, at most 10 labels of the allowed characters,
+/// SemanticVersion equal to Cargo.toml's version, no intrinsic function; and every resource type
+/// of the template one SAR accepts.
+#[test]
+fn the_serverless_application_repository_metadata_follows_its_documented_rules() {
+    let t = template();
+    let app = &t["Metadata"]["AWS::ServerlessRepo::Application"];
+    let text = |key: &str| match &app[key] {
+        Value::String(s) => s.clone(),
+        other => panic!("{key} must be a plain string (no intrinsic function): {other:?}"),
+    };
+    let name = text("Name");
+    assert!((1..=140).contains(&name.len()));
+    assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    assert!((1..=256).contains(&text("Description").len()));
+    // ^[a-z0-9](([a-z0-9]|-(?!-))*[a-z0-9])?$
+    let author = text("Author");
+    assert!((1..=127).contains(&author.len()));
+    assert!(author
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    assert!(!author.starts_with('-') && !author.ends_with('-') && !author.contains("--"));
+    assert_eq!(text("SpdxLicenseId"), env!("CARGO_PKG_LICENSE"));
+    for (key, must_contain) in [
+        ("LicenseUrl", "MIT No Attribution"),
+        ("ReadmeUrl", "# connect-task-bridge"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(text(key));
+        let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            body.len() < 5 * 1024 * 1024 && body.contains(must_contain),
+            "{key}"
+        );
+    }
+    let Value::Sequence(labels) = &app["Labels"] else {
+        panic!("Labels is a list")
+    };
+    assert!(labels.len() <= 10);
+    for label in labels {
+        let label = scalar(label);
+        assert!((1..=127).contains(&label.len()), "{label}");
+        assert!(
+            label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-_:/@".contains(c)),
+            "{label}"
+        );
+    }
+    assert_eq!(text("SemanticVersion"), env!("CARGO_PKG_VERSION"));
+    let known = [
+        "Name",
+        "Description",
+        "Author",
+        "SpdxLicenseId",
+        "LicenseUrl",
+        "ReadmeUrl",
+        "Labels",
+        "HomePageUrl",
+        "SemanticVersion",
+        "SourceCodeUrl",
+    ];
+    for (key, _) in app.as_mapping().unwrap() {
+        assert!(known.contains(&scalar(key).as_str()), "{key:?}");
+    }
+
+    let listed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sar-supported-resources.txt"
+    ))
+    .unwrap();
+    let listed: Vec<&str> = listed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    let mut unlisted: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|r| scalar(&r["Type"]))
+        .filter(|ty| !listed.contains(&ty.as_str()))
+        .collect();
+    unlisted.sort();
+    unlisted.dedup();
+    assert_eq!(
+        unlisted, NOT_ON_THE_ARCHIVED_SAR_LIST,
+        "resource types SAR's documented list does not name"
+    );
+}

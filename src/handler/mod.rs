@@ -7,7 +7,7 @@ mod decide;
 
 use decide::failed;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -268,10 +268,14 @@ impl Bridge {
                 .collect::<Vec<_>>()
                 .await
         };
-        self.hand_back(&outcomes, messages).await;
+        let handed_back = self.hand_back(&outcomes, messages).await;
+        // Taken whether or not metrics are on, so that nothing piles up across invocations.
+        let retaken = self.lifecycle.take_retaken();
         if let Some(namespace) = &self.config.metrics_namespace {
-            metrics::emit(namespace, kind, &outcomes, &self.pacer.take_stats());
+            let stats = self.pacer.take_stats();
+            metrics::emit(namespace, kind, &outcomes, &handed_back, &retaken, &stats);
         }
+        let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(o, _)| o).collect();
         if let Some(answer) = sources::answer_for_sender(&self.auth, kind, &outcomes) {
             return Ok(answer);
         }
@@ -286,14 +290,21 @@ impl Bridge {
     /// environment's own future turns left them waiting while the other environment ran dry:
     /// drain times up to 1.3 × the ideal in the surge simulation; leaving faulted ones to the
     /// visibility timeout, 1.8 ×.) Input and configuration errors keep the visibility timeout:
-    /// retrying them soon cannot help.
-    async fn hand_back(&self, outcomes: &[Outcome], messages: HashMap<String, QueueMessage>) {
-        let Some(queue) = &self.queue else { return };
+    /// retrying them soon cannot help. Returns the ids of the records handed back (counted by
+    /// reason in the metrics).
+    async fn hand_back(
+        &self,
+        outcomes: &[(Outcome, Option<String>)],
+        messages: HashMap<String, QueueMessage>,
+    ) -> HashSet<String> {
+        let Some(queue) = &self.queue else {
+            return HashSet::new();
+        };
         let next_turn = self.pacer.time_for(1);
         let after_fault = next_turn.max(self.config.call_policy.max_backoff);
-        let delayed: Vec<(QueueMessage, Duration)> = outcomes
+        let delayed: Vec<(String, (QueueMessage, Duration))> = outcomes
             .iter()
-            .filter_map(|o| {
+            .filter_map(|(o, _)| {
                 let delay = match &o.result {
                     Err(e) => match e.cause() {
                         Cause::Throttled | Cause::OutOfTime => next_turn,
@@ -305,12 +316,15 @@ impl Bridge {
                 messages
                     .get(&o.record_id)
                     .filter(|m| queue.is_task_queue(&m.queue_arn))
-                    .map(|m| (m.clone(), delay))
+                    .map(|m| (o.record_id.clone(), (m.clone(), delay)))
             })
             .collect();
+        let (ids, delayed): (HashSet<String>, Vec<(QueueMessage, Duration)>) =
+            delayed.into_iter().unzip();
         if !delayed.is_empty() {
             queue.postpone(delayed).await;
         }
+        ids
     }
 
     /// The records of one order key, one after the other; after the first failure the rest are
@@ -320,7 +334,7 @@ impl Bridge {
         kind: SourceKind,
         records: Vec<Result<Record, RecordError>>,
         deadline: Option<SystemTime>,
-    ) -> Vec<Outcome> {
+    ) -> Vec<(Outcome, Option<String>)> {
         let mut outcomes = Vec::with_capacity(records.len());
         let mut blocked = false;
         for record in records {
@@ -331,11 +345,11 @@ impl Bridge {
                 };
                 let outcome = failed(id, BridgeError::FifoBlocked);
                 log_outcome(kind, &outcome, None, Duration::ZERO);
-                outcome
+                (outcome, None)
             } else {
                 self.process(kind, record, deadline).await
             };
-            blocked |= outcome.result.is_err();
+            blocked |= outcome.0.result.is_err();
             outcomes.push(outcome);
         }
         outcomes
@@ -343,12 +357,13 @@ impl Bridge {
 
     /// One record, isolated: a panic anywhere in its handling (ours or a library's) fails this
     /// record alone as a permanent `InternalError`, and the other records of the batch go on.
+    /// Returns the outcome with the route the record took, if it got that far.
     async fn process(
         &self,
         kind: SourceKind,
         record: Result<Record, RecordError>,
         deadline: Option<SystemTime>,
-    ) -> Outcome {
+    ) -> (Outcome, Option<String>) {
         let started_at = Instant::now();
         let record_id = match &record {
             Ok(r) => r.id.clone(),
@@ -359,7 +374,11 @@ impl Bridge {
             .await
             .unwrap_or((failed(record_id, BridgeError::Internal), None));
         log_outcome(kind, &outcome, route.as_ref(), started_at.elapsed());
-        outcome
+        let route = match &outcome.result {
+            Ok(done) => Some(done.route.clone()),
+            Err(_) => route.map(|(route, _)| route),
+        };
+        (outcome, route)
     }
 }
 

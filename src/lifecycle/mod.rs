@@ -49,6 +49,10 @@ pub struct Lifecycle {
     paces: Paces,
     /// The task templates a start is checked against before its call (`template::book`).
     pub templates: Option<std::sync::Arc<Book>>,
+    /// The client tokens of this invocation's starts that sent a token again after a call
+    /// whose outcome is unknown (`Claimed::Fresh::retaken`): Connect answered them from the
+    /// token if that call made the task. Counted as replays (`take_retaken`).
+    retaken: std::sync::Mutex<Vec<String>>,
 }
 
 /// Until when a claim this invocation takes holds: past its deadline (Lambda has ended the
@@ -80,7 +84,15 @@ impl Lifecycle {
             bus,
             paces,
             templates: None,
+            retaken: Default::default(),
         }
+    }
+
+    /// The client tokens of the starts that sent a token again since the last call (one
+    /// invocation's, as the handler takes them after each).
+    pub fn take_retaken(&self) -> std::collections::HashSet<String> {
+        let mut retaken = self.retaken.lock().unwrap_or_else(|e| e.into_inner());
+        retaken.drain(..).collect()
     }
 
     /// Opens the task of a keyed (or awaited) start through the table: claims the key, calls
@@ -130,19 +142,27 @@ impl Lifecycle {
                         "a business key that has an open task came with a different request; answered with the open task"
                     );
                 }
+                // The same request: this event again (its redelivery), or another event
+                // asking for the task the key already has.
+                let did = if reused {
+                    Did::KeyReused
+                } else if item.origin.as_deref() == Some(origin) {
+                    Did::Replayed
+                } else {
+                    Did::Found
+                };
                 Ok(done(
                     route,
                     request,
-                    if reused {
-                        Did::KeyReused
-                    } else {
-                        Did::Replayed
-                    },
+                    did,
                     item.contact_id,
                     item.client_token,
                 ))
             }
-            Claimed::Fresh { generation } => {
+            Claimed::Fresh {
+                generation,
+                retaken,
+            } => {
                 let mut request = request.clone();
                 if let Some(key) = &plan.key {
                     request.client_token = Some(business_token(call.instance_id, key, generation));
@@ -177,6 +197,12 @@ impl Lifecycle {
                             task_token: plan.task_token.as_deref(),
                         };
                         table.opened(&pk, generation, &opened, now_secs()).await?;
+                        if retaken {
+                            self.retaken
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(token.clone());
+                        }
                         if let Some(item) = table.get(&pk).await? {
                             self.settle_ending(call, table, &item).await?;
                         }

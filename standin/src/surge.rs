@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::{
@@ -228,6 +228,29 @@ pub struct Surge {
     pub moto: Moto,
     pub scale: f64,
     pub defaults: Defaults,
+    /// With `Some`, the run records what CloudWatch would see (`Recorder`): the function's EMF
+    /// lines (its metrics on, not off), each invocation, each message's life and the queues'
+    /// depths, for scripts/dashboard_picture.py.
+    pub record: Option<Recorder>,
+}
+
+/// What a recorded surge run saw, one JSON object per entry, times in epoch milliseconds:
+/// `scenario` (its start, scale and quota), `emf` (an EMF line of the function's stdout),
+/// `invocation` (start, end, whether it failed), `received` / `deleted` (a message, with its
+/// SentTimestamp), `queue` (visible and in-flight messages of the task queue, its DLQ's depth).
+pub type Recorder = Arc<Mutex<Vec<Value>>>;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn note(record: &Option<Recorder>, entry: Value) {
+    if let Some(r) = record {
+        r.lock().unwrap().push(entry);
+    }
 }
 
 impl Surge {
@@ -237,6 +260,7 @@ impl Surge {
             moto: Moto::start(moto_server).await,
             scale,
             defaults: Defaults::default(),
+            record: None,
         }
     }
 
@@ -301,7 +325,14 @@ impl Surge {
             ("CONNECT_CONTACT_FLOW_ID", FLOW.to_string()),
             ("WEBHOOK_AUTH", "none".to_string()),
             ("TASK_MAPPING", MAPPING.to_string()),
-            ("METRICS_NAMESPACE", "off".to_string()),
+            (
+                "METRICS_NAMESPACE",
+                match self.record {
+                    Some(_) => "ConnectTaskBridge",
+                    None => "off",
+                }
+                .to_string(),
+            ),
             ("CONNECT_REQUESTS_PER_SECOND", format!("{rate}")),
             ("CONNECT_BURST", d.burst.to_string()),
             ("CONNECT_CALLERS", d.maximum_concurrency.to_string()),
@@ -344,6 +375,11 @@ impl Surge {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
+        note(
+            &self.record,
+            json!({"kind": "scenario", "name": scenario.name, "at_ms": now_ms(), "scale": scale,
+                   "rate": d.rate, "events": scenario.events}),
+        );
         let busy = Arc::new(AtomicU64::new(0));
         let receives = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -363,6 +399,7 @@ impl Surge {
                 busy: Arc::clone(&busy),
                 receives: Arc::clone(&receives),
                 stop: Arc::clone(&stop),
+                record: self.record.clone(),
             };
             pollers.push(tokio::spawn(poller.run()));
         }
@@ -401,6 +438,14 @@ impl Surge {
             let done_keys = task_keys(&connect).len();
             let parked = queue_depth(&sqs, &dlq_url).await;
             let left = queue_depth(&sqs, &queue_url).await;
+            if self.record.is_some() {
+                let visible = queue_visible(&sqs, &queue_url).await;
+                note(
+                    &self.record,
+                    json!({"kind": "queue", "at_ms": now_ms(), "visible": visible,
+                           "in_flight": left.saturating_sub(visible), "dlq": parked}),
+                );
+            }
             if (done_keys + parked + refused >= scenario.events && left == 0)
                 || Instant::now() > give_up
             {
@@ -480,6 +525,24 @@ async fn create_queue(
         .expect("moto creates the queue")
         .queue_url
         .expect("a queue URL")
+}
+
+/// Visible messages only (CloudWatch's ApproximateNumberOfMessagesVisible).
+async fn queue_visible(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    let Ok(out) = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    out.attributes
+        .unwrap_or_default()
+        .get(&QueueAttributeName::ApproximateNumberOfMessages)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Visible plus in-flight messages.
@@ -599,9 +662,23 @@ struct Poller {
     busy: Arc<AtomicU64>,
     receives: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    record: Option<Recorder>,
 }
 
 impl Poller {
+    /// The EMF lines `function` printed since line `from`; returns where the next look starts.
+    fn note_emf(&self, function: &LocalFunction, from: usize) -> usize {
+        let logs = function.logs();
+        for line in logs.iter().skip(from) {
+            if let Ok(doc) = serde_json::from_str::<Value>(line) {
+                if doc["_aws"]["CloudWatchMetrics"].is_array() {
+                    note(&self.record, json!({"kind": "emf", "doc": doc}));
+                }
+            }
+        }
+        logs.len()
+    }
+
     async fn start_function(&self) -> LocalFunction {
         LocalFunction::start(&self.binary, &self.connect_url, &self.env)
             .await
@@ -610,6 +687,7 @@ impl Poller {
 
     async fn run(self) {
         let mut function = self.start_function().await;
+        let mut seen = 0;
         while !self.stop.load(Ordering::SeqCst) {
             let received = self
                 .sqs
@@ -643,12 +721,34 @@ impl Poller {
                 .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
                 .collect();
             let began = Instant::now();
+            let began_ms = now_ms();
+            if self.record.is_some() {
+                for m in &messages {
+                    let sent = m
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                        .and_then(|v| v.parse::<u64>().ok());
+                    note(
+                        &self.record,
+                        json!({"kind": "received", "id": m.message_id, "sent_ms": sent, "at_ms": began_ms}),
+                    );
+                }
+            }
             let result = function
                 .invoke(json!({ "Records": records }), self.timeout)
                 .await;
             self.busy
                 .fetch_add(began.elapsed().as_micros() as u64, Ordering::SeqCst);
-            let delete: Vec<String> = match result {
+            if self.record.is_some() {
+                let error = !matches!(result, Ok(Invocation::Response(_)));
+                note(
+                    &self.record,
+                    json!({"kind": "invocation", "start_ms": began_ms, "end_ms": now_ms(), "error": error}),
+                );
+                seen = self.note_emf(&function, seen);
+            }
+            let delete: Vec<(String, String)> = match result {
                 Ok(Invocation::Response(answer)) => {
                     let failed: BTreeSet<String> = answer["batchItemFailures"]
                         .as_array()
@@ -660,7 +760,7 @@ impl Poller {
                     handles
                         .iter()
                         .filter(|(id, _)| !failed.contains(*id))
-                        .map(|(_, h)| h.clone())
+                        .map(|(id, h)| (id.clone(), h.clone()))
                         .collect()
                 }
                 // An error or a timeout: the whole batch comes back after its visibility.
@@ -668,15 +768,23 @@ impl Poller {
                 Err(InvokeError::TimedOut) | Err(InvokeError::Exited(_)) => {
                     function.stop().await;
                     function = self.start_function().await;
+                    seen = 0;
                     Vec::new()
                 }
                 Err(_) => Vec::new(),
             };
+            let deleted_ms = now_ms();
+            for (id, _) in &delete {
+                note(
+                    &self.record,
+                    json!({"kind": "deleted", "id": id, "at_ms": deleted_ms}),
+                );
+            }
             for chunk in delete.chunks(10) {
                 let entries = chunk
                     .iter()
                     .enumerate()
-                    .map(|(i, h)| {
+                    .map(|(i, (_, h))| {
                         DeleteMessageBatchRequestEntry::builder()
                             .id(format!("d{i}"))
                             .receipt_handle(h)

@@ -114,6 +114,11 @@ PARAMETER_SETS = {
         "WebhookSecretArn": "connect-task-bridge/stripe",
         "WebhookSignatureScheme": "stripe",
     },
+    "no dashboard": {
+        "ConnectInstanceId": INSTANCE_ID,
+        "EnableDashboard": "false",
+        "EnableEventBridge": "false",
+    },
     "a preset that signs no timestamp (GitHub)": {
         "ConnectInstanceId": INSTANCE_ID,
         "EnableWebhook": "true",
@@ -526,6 +531,30 @@ def check_task_table(url, resources, params, name, translated):
     assert env.get("COMPLETION_EVENT_BUS") == params["CompletionEventBusName"], env
 
 
+def check_dashboard(url, resources, params, name):
+    """The dashboard moto's CloudFormation created: its body is JSON with every `${...}`
+    resolved, naming this stack's queues and function (tests/template.rs checks the widgets and
+    the metric names against what the function emits)."""
+    if params["EnableDashboard"] != "true":
+        assert "Dashboard" not in resources, f"{name}: a dashboard nobody asked for"
+        return
+    cw = client("cloudwatch", url)
+    dashboard = resources["Dashboard"]["PhysicalResourceId"]
+    body = cw.get_dashboard(DashboardName=dashboard)["DashboardBody"]
+    assert "${" not in body, f"{name}: unresolved in the dashboard: {body}"
+    parsed = json.loads(body)
+    assert parsed["widgets"], f"{name}: no widgets"
+    sqs = client("sqs", url)
+    for queue in ["TaskQueue", "TaskDeadLetterQueue", "FailureQueue"]:
+        queue_name = resources[queue]["PhysicalResourceId"].rsplit("/", 1)[-1]
+        assert f'"{queue_name}"' in body, f"{name}: the dashboard does not show {queue}"
+    function = resources["BridgeFunction"]["PhysicalResourceId"]
+    assert f'"{function}"' in body, f"{name}: the dashboard does not show the function"
+    rule_dlq = resources.get("EventRuleDeadLetterQueue")
+    if rule_dlq:
+        assert rule_dlq["PhysicalResourceId"].rsplit("/", 1)[-1] in body, name
+
+
 def check_statically(translated, params, name):
     """What moto does not deploy, read from the translated template as resolved for `params`."""
     conditions = translated.get("Conditions", {})
@@ -599,6 +628,7 @@ def main():
                     check_task_table(url, resources, params, name, translated)
                 else:
                     assert "TaskTable" not in resources, f"{name}: a table nobody asked for"
+                check_dashboard(url, resources, params, name)
                 check_statically(translated, params, name)
                 print(f"deployed into moto: {name}: CREATE_COMPLETE, {len(resources)} resources; checks passed")
             except AssertionError as e:

@@ -2,11 +2,16 @@
 //! scenarios, printed as one Markdown table; exits 1 when a scenario misses a target.
 //!
 //! surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]
+//!       [--record FILE]
+//!
+//! `--record FILE` writes what CloudWatch would have seen (`connect_standin::surge::Recorder`) as
+//! JSON lines, for `make dashboard-picture`.
 
 use std::path::PathBuf;
 
 use connect_standin::moto::moto_server;
 use connect_standin::surge::{table, Scenario, Surge};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() {
@@ -15,7 +20,8 @@ async fn main() {
     let mut burst = 300;
     let mut webhooks = 40;
     let mut root = PathBuf::from(".");
-    let mut only: Option<usize> = None;
+    let mut only: Vec<usize> = Vec::new();
+    let mut record: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -40,18 +46,20 @@ async fn main() {
                     .unwrap_or_else(|_| usage("--webhooks: a count"))
             }
             "--root" => root = PathBuf::from(value()),
-            "--only" => {
-                only = Some(
-                    value()
-                        .parse()
-                        .unwrap_or_else(|_| usage("--only: a scenario number")),
-                )
-            }
+            "--only" => only.push(
+                value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--only: a scenario number")),
+            ),
+            "--record" => record = Some(PathBuf::from(value())),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     let function = function.unwrap_or_else(|| usage("--function is required"));
-    let surge = Surge::start(&function, &moto_server(&root), scale).await;
+    let mut surge = Surge::start(&function, &moto_server(&root), scale).await;
+    if record.is_some() {
+        surge.record = Some(Default::default());
+    }
     println!(
         "Surge simulation: template defaults (function timeout {} s, visibility {} s, maxReceiveCount {}, \
          BatchSize {}, MaximumConcurrency {}, BatchConcurrency {}), Connect {}/s burst {}; time scaled 1/{scale} \
@@ -69,7 +77,7 @@ async fn main() {
     let mut reports = Vec::new();
     let mut failed = false;
     for (i, scenario) in Scenario::standard(burst, webhooks).iter().enumerate() {
-        if only.is_some_and(|n| n != i + 1) {
+        if !only.is_empty() && !only.contains(&(i + 1)) {
             continue;
         }
         let report = surge.run(scenario, i).await;
@@ -80,6 +88,16 @@ async fn main() {
         reports.push(report);
     }
     print!("{}", table(&reports));
+    if let (Some(path), Some(recorded)) = (&record, &surge.record) {
+        let lines: Vec<String> = recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")
+            .unwrap_or_else(|e| usage(&format!("--record {}: {e}", path.display())));
+    }
     // Stops moto before exit (process::exit runs no destructors).
     drop(surge);
     if failed {
@@ -88,6 +106,6 @@ async fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]");
+    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]... [--record FILE]");
     std::process::exit(2);
 }
