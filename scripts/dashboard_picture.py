@@ -42,6 +42,8 @@ NAMES = {  # what `${...}` stands for in the picture
     "TaskQueue.QueueName": "task-queue",
     "TaskDeadLetterQueue.QueueName": "task-dlq",
     "FailureQueue.QueueName": "failure-queue",
+    "PriorityQueue.QueueName": "priority-queue",
+    "PriorityDeadLetterQueue.QueueName": "priority-dlq",
     "RuleDeadLetterQueue": "rule-dlq",
     "BridgeFunction": "connect-task-bridge",
     "AWS::Region": "eu-central-1",

@@ -545,7 +545,7 @@ def check_dashboard(url, resources, params, name):
     parsed = json.loads(body)
     assert parsed["widgets"], f"{name}: no widgets"
     sqs = client("sqs", url)
-    for queue in ["TaskQueue", "TaskDeadLetterQueue", "FailureQueue"]:
+    for queue in ["TaskQueue", "TaskDeadLetterQueue", "FailureQueue", "PriorityQueue", "PriorityDeadLetterQueue"]:
         queue_name = resources[queue]["PhysicalResourceId"].rsplit("/", 1)[-1]
         assert f'"{queue_name}"' in body, f"{name}: the dashboard does not show {queue}"
     function = resources["BridgeFunction"]["PhysicalResourceId"]
