@@ -150,6 +150,8 @@ impl Bridge {
             &self.pacer,
             latest,
             &self.config.call_policy,
+            // The route's `priority:` once the mapping carries it (the lead's plumbing).
+            crate::plan::Priority::Normal,
         )
         .await?;
         Ok(Done {
