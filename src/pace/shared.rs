@@ -24,7 +24,10 @@
 //!
 //! **Other callers.** A throttle raises `interval` by `1/TRIM` once per congestion (the write
 //! is conditional on the interval the throttled call saw, so the environments throttled by one
-//! congestion trim once) and notes it as `ceiling`; successes lower it again, one write per
+//! congestion trim once) and notes it as `ceiling`; the environment that trimmed also empties
+//! the schedule's burst (Connect's bucket is empty: no call before a full turn from now), and
+//! calls booked at the old interval book again instead of spending turns given out too soon.
+//! Successes lower the interval again, one write per
 //! `LOWER_EVERY` successes of an environment, by `INCREASE` per call, a quarter of that near
 //! the ceiling, never below the configured quota's interval: another caller outside our stacks
 //! is found once for all environments.
@@ -412,7 +415,7 @@ impl SharedPace {
 
     /// Sets the schedule's interval to `to` if it still is `seen` (one write per congestion,
     /// whichever environment sees it first). Failures only cost the adjustment.
-    async fn set_interval(&self, seen: i64, to: i64, ceiling: Option<Option<i64>>) {
+    async fn set_interval(&self, seen: i64, to: i64, ceiling: Option<Option<i64>>) -> bool {
         let mut update = self
             .table
             .client
@@ -430,18 +433,41 @@ impl SharedPace {
             Some(None) => update.update_expression("SET #i = :to REMOVE ceiling"),
             None => update.update_expression("SET #i = :to"),
         };
-        if update.send().await.is_ok() {
+        let made = update.send().await.is_ok();
+        if made {
             let mut s = self.seen();
             s.interval = to;
             if let Some(c) = ceiling {
                 s.ceiling = c;
             }
         }
+        made
     }
 
-    /// The shared schedule is never booked again: calls booked before a trim keep their turns.
+    /// Connect's bucket is empty (a throttle): no call of the schedule goes before a full
+    /// turn from now, whatever burst the schedule thought was left. Failures cost only that.
+    async fn empty_the_burst(&self, interval: i64) {
+        let empty = now_us() + tolerance(interval, self.burst) + interval;
+        let _ = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .update_expression("SET tat = :empty")
+            .condition_expression("tat < :empty")
+            .expression_attribute_values(":empty", n(empty))
+            .send()
+            .await;
+    }
+
+    /// Whether `slot` was booked at an interval a throttle has since raised: its turn was
+    /// given out too soon, and it books again (its turn is left empty: Connect's bucket is).
     pub fn rebook(&self, slot: Slot) -> bool {
-        slot.shared.is_none() && self.fallback.rebook(slot)
+        match slot.shared {
+            Some(seen) => seen < self.seen().interval,
+            None => self.fallback.rebook(slot),
+        }
     }
 
     /// Connect accepted a call: every `LOWER_EVERY` successes, the interval comes down.
@@ -476,8 +502,8 @@ impl SharedPace {
         self.seen().stats.throttles += 1;
         let slowest = (self.base as f64 / FLOOR) as i64;
         let raised = ((seen as f64 / TRIM) as i64).min(slowest);
-        if raised > seen {
-            self.set_interval(seen, raised, Some(Some(seen))).await;
+        if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
+            self.empty_the_burst(raised).await;
         }
     }
 
