@@ -22,8 +22,9 @@
 //! booking from one schedule. Clocks: Lambda hosts keep time through the Amazon Time Sync
 //! Service (well within a millisecond), far below a turn (500 ms at the default quota).
 //!
-//! **Other callers.** A throttle raises `interval` by `1/TRIM` once per congestion (the write
-//! is conditional on the interval the throttled call saw, so the environments throttled by one
+//! **Other callers.** A throttle raises `interval` by `1/TRIM` (by `1/TRIM_AGAIN` when the
+//! environment saw a trim within `QUICK` successes: it was not enough) once per congestion
+//! (the write is conditional on the interval the throttled call saw, so the environments throttled by one
 //! congestion trim once) and notes it as `ceiling`; the environment that trimmed also empties
 //! the schedule's burst (Connect's bucket is empty: no call before a full turn from now), and
 //! calls booked at the old interval book again instead of spending turns given out too soon.
@@ -52,7 +53,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::local::{FLOOR, INCREASE, NEAR, PAST, TRIM};
+use super::local::{FLOOR, INCREASE, NEAR, PAST, QUICK, TRIM, TRIM_AGAIN};
 use super::{PaceSetting, PaceStats, Pacer, Slot};
 use crate::error::Op;
 use crate::plan::Priority;
@@ -108,6 +109,8 @@ struct Seen {
     interval: i64,
     ceiling: Option<i64>,
     successes: u32,
+    /// Successes since the schedule was last seen trimmed (here or by another environment).
+    since_trim: u32,
     stats: PaceStats,
     failing_until: Option<Instant>,
 }
@@ -177,6 +180,7 @@ impl SharedPace {
                 interval: base,
                 ceiling: None,
                 successes: 0,
+                since_trim: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
             }),
@@ -327,6 +331,9 @@ impl SharedPace {
                     let interval = number(&item, "interval").unwrap_or(interval);
                     if fixed.is_none() {
                         let mut s = self.seen();
+                        if interval > s.interval {
+                            s.since_trim = 0;
+                        }
                         s.tat = tat;
                         s.interval = interval;
                         s.ceiling = number(&item, "ceiling");
@@ -478,6 +485,7 @@ impl SharedPace {
         let ceiling = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
+            s.since_trim = s.since_trim.saturating_add(1);
             if s.successes % LOWER_EVERY != 0 || seen <= self.base {
                 return;
             }
@@ -499,10 +507,20 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_throttle(slot);
         };
-        self.seen().stats.throttles += 1;
+        let trim = {
+            let mut s = self.seen();
+            s.stats.throttles += 1;
+            // Throttled again within a few successes of a trim: it was not enough.
+            if s.since_trim < QUICK {
+                TRIM_AGAIN
+            } else {
+                TRIM
+            }
+        };
         let slowest = (self.base as f64 / FLOOR) as i64;
-        let raised = ((seen as f64 / TRIM) as i64).min(slowest);
+        let raised = ((seen as f64 / trim) as i64).min(slowest);
         if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
+            self.seen().since_trim = 0;
             self.empty_the_burst(raised).await;
         }
     }
