@@ -134,20 +134,36 @@ async fn each_operation_has_its_own_schedule() {
     assert_eq!(slot.wait, Duration::ZERO);
 }
 
-/// A throttle slows the schedule for every environment, once per congestion: two environments
-/// throttled on calls booked at the same interval trim it once.
+/// A lone throttle after a quiet run only empties the schedule's burst (a call that arrived
+/// early); a second one is a congestion and slows the schedule for every environment, once:
+/// two environments throttled on calls booked at the same interval trim it once.
 #[tokio::test]
-async fn a_throttle_trims_the_shared_schedule_once_per_congestion() {
+async fn a_congestion_trims_the_shared_schedule_once() {
     let moto = moto_with_table("pace").await;
     let (a, b) = (
         pace(&moto, "pace", Op::StartTaskContact),
         pace(&moto, "pace", Op::StartTaskContact),
     );
-    let sa = a.reserve(None, Priority::Normal).await.unwrap();
-    let sb = b.reserve(None, Priority::Normal).await.unwrap();
-    a.on_throttle(sa).await;
-    b.on_throttle(sb).await;
-    // b learns the trimmed interval with its next booking.
+    let turn = 1.0 / RATE;
+    let sa1 = a.reserve(None, Priority::Normal).await.unwrap();
+    let sb1 = b.reserve(None, Priority::Normal).await.unwrap();
+    let sa2 = a.reserve(None, Priority::Normal).await.unwrap();
+    let sb2 = b.reserve(None, Priority::Normal).await.unwrap();
+    // Lone: no trim, but the burst is gone (Connect's bucket is empty): a full turn's wait.
+    // (Without it, this fifth call would go half a turn after the first.)
+    let throttled_at = Instant::now();
+    a.on_throttle(sa1).await;
+    let after = b.reserve(None, Priority::Normal).await.unwrap();
+    assert_eq!(after.shared, sa1.shared, "not trimmed");
+    let starts_after = (Instant::now() + after.wait - throttled_at).as_secs_f64();
+    assert!(
+        starts_after >= turn * 0.95,
+        "the burst was emptied: it starts {starts_after:.3} s after the throttle"
+    );
+    b.on_throttle(sb1).await;
+    // Again within QUIET successes: a congestion, trimmed once for both environments.
+    a.on_throttle(sa2).await;
+    b.on_throttle(sb2).await;
     let next: Slot = b.reserve(None, Priority::Normal).await.unwrap();
     let trimmed = (1e6 / RATE / 0.85) as i64;
     assert_eq!(next.shared, Some(trimmed));
@@ -158,7 +174,7 @@ async fn a_throttle_trims_the_shared_schedule_once_per_congestion() {
         a.on_success(s).await;
     }
     assert!((a.rate() - RATE).abs() < 1e-6, "{}", a.rate());
-    assert_eq!(a.take_stats().throttles + b.take_stats().throttles, 2);
+    assert_eq!(a.take_stats().throttles + b.take_stats().throttles, 4);
 }
 
 /// An urgent call behind a backlog of normal ones goes within the horizon: normal calls book

@@ -32,8 +32,8 @@ use super::{PaceSetting, PaceStats, Slot};
 /// Multiplier on a throttle.
 pub(super) const TRIM: f64 = 0.85;
 /// Multiplier on a throttle within `QUICK` successes of the last trim.
-pub(super) const TRIM_AGAIN: f64 = 0.5;
-pub(super) const QUICK: u32 = 5;
+const TRIM_AGAIN: f64 = 0.5;
+const QUICK: u32 = 5;
 /// Within this share of the last throttled rate, the climb slows to a quarter.
 pub(super) const NEAR: f64 = 0.98;
 /// Share of a turn a call may be delayed by, at random.

@@ -22,9 +22,10 @@
 //! booking from one schedule. Clocks: Lambda hosts keep time through the Amazon Time Sync
 //! Service (well within a millisecond), far below a turn (500 ms at the default quota).
 //!
-//! **Other callers.** A throttle raises `interval` by `1/TRIM` (by `1/TRIM_AGAIN` when the
-//! environment saw a trim within `QUICK` successes: it was not enough) once per congestion
-//! (the write is conditional on the interval the throttled call saw, so the environments throttled by one
+//! **Other callers.** A throttle empties the schedule's burst; a second one within `QUIET`
+//! successes, or one near the rate last throttled (a congestion, not a call that arrived
+//! early), raises `interval` by `1/TRIM`, once
+//! per congestion (the write is conditional on the interval the throttled call saw, so the environments throttled by one
 //! congestion trim once) and notes it as `ceiling`; the environment that trimmed also empties
 //! the schedule's burst (Connect's bucket is empty: no call before a full turn from now), and
 //! calls booked at the old interval book again instead of spending turns given out too soon.
@@ -53,7 +54,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::local::{FLOOR, INCREASE, NEAR, PAST, QUICK, TRIM, TRIM_AGAIN};
+use super::local::{FLOOR, INCREASE, NEAR, PAST, TRIM};
 use super::{PaceSetting, PaceStats, Pacer, Slot};
 use crate::error::Op;
 use crate::plan::Priority;
@@ -64,6 +65,8 @@ const HEADROOM: f64 = 1.5;
 const FALLBACK_FOR: Duration = Duration::from_secs(10);
 /// Successes of an environment per write that lowers the interval.
 const LOWER_EVERY: u32 = 8;
+/// Successes after which a throttle is taken for a lone early arrival rather than congestion.
+const QUIET: u32 = 20;
 /// How many turns ahead a normal call may book.
 const HORIZON: f64 = 2.0;
 /// Round trips one booking may take before the record goes back (contention flipping between
@@ -109,8 +112,8 @@ struct Seen {
     interval: i64,
     ceiling: Option<i64>,
     successes: u32,
-    /// Successes since the schedule was last seen trimmed (here or by another environment).
-    since_trim: u32,
+    /// Successes since this environment's last throttle.
+    since_throttle: u32,
     stats: PaceStats,
     failing_until: Option<Instant>,
 }
@@ -180,7 +183,7 @@ impl SharedPace {
                 interval: base,
                 ceiling: None,
                 successes: 0,
-                since_trim: u32::MAX,
+                since_throttle: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
             }),
@@ -331,16 +334,17 @@ impl SharedPace {
                     let interval = number(&item, "interval").unwrap_or(interval);
                     if fixed.is_none() {
                         let mut s = self.seen();
-                        if interval > s.interval {
-                            s.since_trim = 0;
-                        }
                         s.tat = tat;
                         s.interval = interval;
                         s.ceiling = number(&item, "ceiling");
                     }
                     let start = (tat - interval - tolerance(interval, self.burst)).max(now);
+                    // The turn is a moment, not a delay from the answer: a slow answer from
+                    // the table must not push this call closer to the next one.
+                    let wait =
+                        Duration::from_micros((start - now) as u64).saturating_sub(now_i.elapsed());
                     return Ok(Ok(Some(Slot {
-                        wait: Duration::from_micros((start - now) as u64),
+                        wait,
                         number: 0,
                         shared: Some(interval),
                     })));
@@ -485,7 +489,7 @@ impl SharedPace {
         let ceiling = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
-            s.since_trim = s.since_trim.saturating_add(1);
+            s.since_throttle = s.since_throttle.saturating_add(1);
             if s.successes % LOWER_EVERY != 0 || seen <= self.base {
                 return;
             }
@@ -507,20 +511,26 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_throttle(slot);
         };
-        let trim = {
+        // One trim per congestion, never deeper: on a loaded host two calls delayed together
+        // look like a second congestion, and halving the pace for it cost a burst of 40 more
+        // than twice its ideal time in the surge simulation (the local pace's TRIM_AGAIN).
+        // A lone throttle after a quiet run (`QUIET` successes) only empties the burst: a call
+        // that arrived early (latency, a busy host) would otherwise cost the next 50 calls 15 %
+        // of the quota; a second one within `QUIET` is a congestion, and trims.
+        let lone = {
             let mut s = self.seen();
             s.stats.throttles += 1;
-            // Throttled again within a few successes of a trim: it was not enough.
-            if s.since_trim < QUICK {
-                TRIM_AGAIN
-            } else {
-                TRIM
-            }
+            // Near the rate that was throttled last, it is that congestion again.
+            let near = s.ceiling.is_some_and(|c| seen as f64 <= c as f64 / NEAR);
+            let lone = s.since_throttle >= QUIET && !near;
+            s.since_throttle = 0;
+            lone
         };
         let slowest = (self.base as f64 / FLOOR) as i64;
-        let raised = ((seen as f64 / trim) as i64).min(slowest);
-        if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
-            self.seen().since_trim = 0;
+        let raised = ((seen as f64 / TRIM) as i64).min(slowest);
+        if lone {
+            self.empty_the_burst(seen).await;
+        } else if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
             self.empty_the_burst(raised).await;
         }
     }

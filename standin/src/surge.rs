@@ -827,6 +827,13 @@ impl Poller {
                     .await;
             }
         }
+        if std::env::var_os("SURGE_DEBUG").is_some() {
+            for line in function.logs() {
+                if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                    eprintln!("{line}");
+                }
+            }
+        }
         function.stop().await;
     }
 }
