@@ -59,7 +59,8 @@ bench: release $(VENV)/.peer $(VENV)/.moto
 	$(CARGO) bench --bench pipeline -- --noplot
 	$(CARGO) build --release -p connect-standin --bin bench
 	$(CARGO_TARGET_DIR)/release/bench --function $(CARGO_TARGET_DIR)/release/connect-task-bridge \
-		--python $(VENV)/bin/python --peer-dir bench/peer --criterion $(CARGO_TARGET_DIR)/criterion
+		--python $(VENV)/bin/python --peer-dir bench/peer --criterion $(CARGO_TARGET_DIR)/criterion \
+		--moto $(VENV)/bin/moto_server
 	$(CARGO) build --release -p connect-standin --bin surge
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO_TARGET_DIR)/release/surge \
 		--function $(CARGO_TARGET_DIR)/release/connect-task-bridge --scale $(SURGE_SCALE) --root $(CURDIR)

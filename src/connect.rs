@@ -12,7 +12,8 @@ use aws_sdk_connect::types::{Reference, ReferenceType, SegmentAttributeValue, Ta
 use aws_sdk_connect::Client;
 
 use crate::error::{BridgeError, Op};
-use crate::pace::Pacer;
+use crate::pace::{Pace, PaceSetting, PaceTable, Quotas};
+use crate::plan::Priority;
 use crate::task::{SegmentValue, TaskRequest};
 use crate::tls::{https_client, TlsRoots};
 
@@ -207,34 +208,35 @@ pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) 
     Client::from_conf(builder.build())
 }
 
-/// One pace per Connect operation the lifecycle calls, each at the operation's own quota
-/// shared by `callers` environments.
+/// One pace per Connect operation the lifecycle calls, each at the operation's own quota:
+/// shared through the pace table when there is one, else this environment's share.
 pub struct Paces {
-    paces: Vec<(Op, Pacer)>,
+    paces: Vec<(Op, Pace)>,
 }
 
 impl Paces {
+    /// Local paces at Connect's default quotas shared by `callers` environments.
     pub fn new(callers: u32) -> Paces {
+        let start = PaceSetting {
+            callers,
+            ..PaceSetting::default()
+        };
+        Paces::of_quotas(start, &Quotas::default(), None)
+    }
+
+    /// The paces of `quotas` (`start`: StartTaskContact's, for the environments' share), shared
+    /// through `table` when given.
+    pub fn of_quotas(start: PaceSetting, quotas: &Quotas, table: Option<&PaceTable>) -> Paces {
         let paces = Op::ALL
             .iter()
-            .filter(|op| **op != Op::StartTaskContact)
-            .filter_map(|op| {
-                let (rate, burst) = op.connect_quota()?;
-                Some((
-                    *op,
-                    Pacer::new(crate::pace::PaceSetting {
-                        rate,
-                        burst,
-                        callers,
-                    }),
-                ))
-            })
+            .filter(|op| !matches!(**op, Op::StartTaskContact | Op::GetTaskTemplate))
+            .filter_map(|op| Some((*op, quotas.pace(start, *op, table)?)))
             .collect();
         Paces { paces }
     }
 
     /// The pace `op` draws from.
-    pub fn of(&self, op: Op) -> &Pacer {
+    pub fn of(&self, op: Op) -> &Pace {
         &self
             .paces
             .iter()
@@ -248,12 +250,12 @@ impl Paces {
 pub struct CallContext<'a> {
     pub client: &'a aws_sdk_connect::Client,
     /// StartTaskContact's pace.
-    pub start_pace: &'a Pacer,
+    pub start_pace: &'a Pace,
     pub policy: &'a CallPolicy,
     pub deadline: Option<Instant>,
     pub instance_id: &'a str,
-    /// The record's lane: high-priority calls take the pace's tokens first.
-    pub priority: crate::plan::Priority,
+    /// The record's route's priority: high-priority calls take the pace's turns first.
+    pub priority: Priority,
 }
 
 /// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and
@@ -261,11 +263,12 @@ pub struct CallContext<'a> {
 pub async fn start_task(
     client: &Client,
     req: &TaskRequest,
-    pacer: &Pacer,
+    pacer: &Pace,
     deadline: Option<Instant>,
     policy: &CallPolicy,
+    priority: Priority,
 ) -> Result<String, BridgeError> {
-    paced(pacer, deadline, policy, |budget| {
+    paced(pacer, deadline, policy, priority, |budget| {
         call_once(client, req, budget)
     })
     .await
@@ -285,10 +288,16 @@ where
     E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
     R: std::fmt::Debug,
 {
-    paced(paces.of(op), call.deadline, call.policy, |_| {
-        let fut = attempt();
-        async move { fut.await.map_err(|e| op.error(e)) }
-    })
+    paced(
+        paces.of(op),
+        call.deadline,
+        call.policy,
+        call.priority,
+        |_| {
+            let fut = attempt();
+            async move { fut.await.map_err(|e| op.error(e)) }
+        },
+    )
     .await
 }
 
@@ -436,9 +445,10 @@ pub async fn task_attributes(
 /// worth it are retried with `policy`'s backoff, throttles trim the pace, and no attempt starts
 /// that could not finish before `deadline`. `attempt` gets the time left for it.
 pub async fn paced<T, F, Fut>(
-    pacer: &Pacer,
+    pacer: &Pace,
     deadline: Option<Instant>,
     policy: &CallPolicy,
+    priority: Priority,
     mut attempt: F,
 ) -> Result<T, BridgeError>
 where
@@ -472,13 +482,13 @@ where
                 BridgeError::DeadlineExceeded,
             ));
         }
-        let Some(mut slot) = pacer.reserve(latest_start) else {
+        let Some(mut slot) = pacer.reserve(latest_start, priority).await else {
             break;
         };
         tokio::time::sleep(slot.wait).await;
         // Booked at a rate a throttle has since trimmed: booked again at the new one.
         while pacer.rebook(slot) {
-            let Some(again) = pacer.reserve(latest_start) else {
+            let Some(again) = pacer.reserve(latest_start, priority).await else {
                 return Err(outcome_error(unknown, last_error, BridgeError::Paced));
             };
             slot = again;
@@ -503,12 +513,12 @@ where
         };
         match result {
             Ok(value) => {
-                pacer.on_success();
+                pacer.on_success(slot).await;
                 return Ok(value);
             }
             Err(err) => {
                 if err.is_throttle() {
-                    pacer.on_throttle(slot);
+                    pacer.on_throttle(slot).await;
                 }
                 if !err.worth_another_attempt() {
                     return Err(unknown.unwrap_or(err));
@@ -577,7 +587,6 @@ async fn call_once(
 mod tests {
     use super::*;
     use crate::error::ErrorClass;
-    use crate::pace::PaceSetting;
     use crate::task::{
         ScheduledTime, TaskAttachment as OurAttachment, TaskReference, CONTACT_EXPIRY,
     };
@@ -591,8 +600,8 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::collections::BTreeMap;
 
-    fn unpaced() -> Pacer {
-        Pacer::new(PaceSetting {
+    fn unpaced() -> Pace {
+        Pace::local(PaceSetting {
             rate: 1000.0,
             burst: 1000.0,
             callers: 1,
@@ -625,14 +634,21 @@ mod tests {
             .build();
         let client = mock_client!(aws_sdk_connect, RuleMode::Sequential, [&failing], |c| c
             .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
-        let pacer = Pacer::new(PaceSetting {
+        let pacer = Pace::local(PaceSetting {
             rate: 50.0,
             burst: 5.0,
             callers: 1,
         });
-        let id = start_task(&client, &full_request(), &pacer, None, &policy())
-            .await
-            .unwrap();
+        let id = start_task(
+            &client,
+            &full_request(),
+            &pacer,
+            None,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
         assert_eq!(id, "c-2");
         assert_eq!(failing.num_calls(), 3);
         assert!(pacer.rate() < 50.0, "{}", pacer.rate());
@@ -644,29 +660,50 @@ mod tests {
         let rule = mock!(Client::start_task_contact).then_error(throttled);
         let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
             .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
-        let err = start_task(&client, &full_request(), &unpaced(), None, &policy())
-            .await
-            .unwrap_err();
+        let err = start_task(
+            &client,
+            &full_request(),
+            &unpaced(),
+            None,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "ThrottlingException");
         assert_eq!(rule.num_calls(), 3);
 
         // A pace of one call per second leaves no second turn before a deadline 700 ms away:
         // one call, then the record goes back as it is.
-        let slow = Pacer::new(PaceSetting {
+        let slow = Pace::local(PaceSetting {
             rate: 1.0,
             burst: 1.0,
             callers: 1,
         });
         let deadline = Some(Instant::now() + Duration::from_millis(700));
-        let err = start_task(&client, &full_request(), &slow, deadline, &policy())
-            .await
-            .unwrap_err();
+        let err = start_task(
+            &client,
+            &full_request(),
+            &slow,
+            deadline,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "ThrottlingException");
         assert_eq!(rule.num_calls(), 4);
         // With no turn at all, nothing is called.
-        let err = start_task(&client, &full_request(), &slow, deadline, &policy())
-            .await
-            .unwrap_err();
+        let err = start_task(
+            &client,
+            &full_request(),
+            &slow,
+            deadline,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "Paced");
         assert!(err.is_throttle());
         assert_eq!(rule.num_calls(), 4);
@@ -727,9 +764,16 @@ mod tests {
             })
             .then_output(|| StartTaskContactOutput::builder().contact_id("c-1").build());
         let client = mock_client!(aws_sdk_connect, [&rule]);
-        let id = start_task(&client, &full_request(), &unpaced(), None, &policy())
-            .await
-            .unwrap();
+        let id = start_task(
+            &client,
+            &full_request(),
+            &unpaced(),
+            None,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
         assert_eq!(id, "c-1");
         assert_eq!(rule.num_calls(), 1);
     }
@@ -793,9 +837,16 @@ mod tests {
                 max_attempts: 1,
                 ..policy()
             };
-            let err = start_task(&client, &full_request(), &unpaced(), None, &once)
-                .await
-                .unwrap_err();
+            let err = start_task(
+                &client,
+                &full_request(),
+                &unpaced(),
+                None,
+                &once,
+                Priority::Normal,
+            )
+            .await
+            .unwrap_err();
             assert_eq!(err.code(), code);
             assert_eq!(err.class(), class, "{code}");
             assert!(err.to_string().ends_with(": m"), "{err}");
@@ -818,9 +869,16 @@ mod tests {
             mock!(Client::start_task_contact).then_error(move || errors.lock().unwrap().remove(0));
         let client = mock_client!(aws_sdk_connect, RuleMode::MatchAny, [&rule], |c| c
             .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled()));
-        let err = start_task(&client, &full_request(), &unpaced(), None, &policy())
-            .await
-            .unwrap_err();
+        let err = start_task(
+            &client,
+            &full_request(),
+            &unpaced(),
+            None,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(rule.num_calls(), 3);
         assert_eq!(err.code(), "InternalServiceException");
         assert!(!err.refused_by_connect());
@@ -851,9 +909,16 @@ mod tests {
             .then_output(|| StartTaskContactOutput::builder().contact_id("late").build());
         let client = mock_client!(aws_sdk_connect, [&rule]);
         let soon = Some(Instant::now() + Duration::from_millis(10));
-        let err = start_task(&client, &full_request(), &unpaced(), soon, &policy())
-            .await
-            .unwrap_err();
+        let err = start_task(
+            &client,
+            &full_request(),
+            &unpaced(),
+            soon,
+            &policy(),
+            Priority::Normal,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.class(), ErrorClass::Transient);
         assert_eq!(err.code(), "DeadlineExceeded");
         assert_eq!(rule.num_calls(), 0);

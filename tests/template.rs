@@ -486,6 +486,13 @@ fn events_are_stored_first_and_the_pace_follows_the_quota() {
         ("CONNECT_BURST", "!Ref ConnectBurst"),
         ("CONNECT_CALLERS", "!Ref SqsMaximumConcurrency"),
         ("TASK_QUEUE_URL", "!Ref TaskQueue"),
+        ("CONNECT_SCHEDULE_RATE", "!Ref ConnectScheduleRate"),
+        ("CONNECT_SCHEDULE_BURST", "!Ref ConnectScheduleBurst"),
+        ("CONNECT_CONTACT_RATE", "!Ref ConnectContactRate"),
+        ("CONNECT_CONTACT_BURST", "!Ref ConnectContactBurst"),
+        ("CONNECT_TAG_RATE", "!Ref ConnectTagRate"),
+        ("CONNECT_TAG_BURST", "!Ref ConnectTagBurst"),
+        ("CONNECT_NORMAL_SHARE", "!Ref ConnectNormalShare"),
     ] {
         assert_eq!(intrinsic(&vars[var]), value, "{var}");
     }
@@ -507,6 +514,34 @@ fn events_are_stored_first_and_the_pace_follows_the_quota() {
         batch <= share * 0.4 * (timeout - 0.5),
         "a batch of {batch} does not fit {timeout} s at the floor pace"
     );
+    // Each operation's quota defaults to Connect's documented one (the function's defaults).
+    let quotas = connect_task_bridge::pace::Quotas::default();
+    for (param, value) in [
+        ("ConnectScheduleRate", quotas.schedule.0),
+        ("ConnectScheduleBurst", quotas.schedule.1),
+        ("ConnectContactRate", quotas.contact.0),
+        ("ConnectContactBurst", quotas.contact.1),
+        ("ConnectTagRate", quotas.tag.0),
+        ("ConnectTagBurst", quotas.tag.1),
+        ("ConnectNormalShare", quotas.normal_share),
+    ] {
+        assert_eq!(default(param), value, "{param}");
+    }
+    // The pace table: created by default, on demand, keyed as the function books it; granted
+    // exactly UpdateItem (the pace never reads).
+    assert_eq!(scalar(&t["Parameters"]["PaceTableName"]["Default"]), "");
+    let table = &resource(&t, "PaceTable")["Properties"];
+    assert_eq!(scalar(&table["BillingMode"]), "PAY_PER_REQUEST");
+    assert_eq!(scalar(&table["KeySchema"][0]["AttributeName"]), "pk");
+    let mut role = Vec::new();
+    self::statements(&resource(&t, "BridgeRole")["Properties"], &mut role);
+    let pace = role
+        .iter()
+        .find(|s| scalar(&s["Sid"]) == "BookThePace")
+        .expect("the pace's grant");
+    assert_eq!(as_list(&pace["Action"]).len(), 1);
+    assert_eq!(scalar(&pace["Action"]), "dynamodb:UpdateItem");
+    assert!(intrinsic(&vars["PACE_TABLE"]).contains("PaceTable"));
     // A stuck queue, not a burst, raises the backlog alarm.
     let alarm = &resource(&t, "TaskQueueBacklogAlarm")["Properties"];
     assert_eq!(

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::connect::CallPolicy;
 use crate::error::ConfigError;
 use crate::mapping::Mapping;
-use crate::pace::PaceSetting;
+use crate::pace::{PaceSetting, Quotas};
 use crate::sources::EnvelopeLimits;
 use crate::task::TaskDefaults;
 use crate::tls::TlsRoots;
@@ -56,6 +56,8 @@ pub struct Config {
     /// Connect's quota and how many environments share it (`CONNECT_REQUESTS_PER_SECOND`,
     /// `CONNECT_BURST`, `CONNECT_CALLERS`).
     pub pace: PaceSetting,
+    /// The other operations' quotas, the priority share and the pace table (`PACE_TABLE`).
+    pub quotas: Quotas,
     /// The task queue (`TASK_QUEUE_URL`): where queued webhooks and throttled direct requests go.
     pub task_queue_url: Option<String>,
     /// The priority queue (`PRIORITY_QUEUE_URL`): what `priority: high` routes queue.
@@ -106,6 +108,7 @@ impl Config {
         let webhook_auth = WebhookAuthSetting::from_vars(&|name| vars.get(name))?;
         let contact_link = contact_link(vars)?;
         let pace = pace_setting(vars)?;
+        let quotas = quotas(vars)?;
         let queue = queue(vars, &mapping)?;
         let (task_table, completion_event_bus) = lifecycle(vars, &mapping, &webhook_auth)?;
         warn_of_a_large_inline_mapping(vars);
@@ -122,6 +125,7 @@ impl Config {
             webhook_auth,
             contact_link,
             pace,
+            quotas,
             task_queue_url: queue.url,
             priority_queue_url: queue.priority_url,
             webhook_mode: queue.webhook_mode,
@@ -427,21 +431,8 @@ fn resolve(file: &str, task_root: Option<String>) -> PathBuf {
 /// shared by two environments (the queue's smallest maximum concurrency).
 fn pace_setting(vars: &Vars) -> Result<PaceSetting, ConfigError> {
     let defaults = PaceSetting::default();
-    let positive = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
-        match vars.get(name) {
-            None => Ok(default),
-            Some(text) => text
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .ok_or(ConfigError::Env {
-                    name,
-                    message: "must be a number above 0".into(),
-                }),
-        }
-    };
-    let rate = positive("CONNECT_REQUESTS_PER_SECOND", defaults.rate)?;
-    let burst = positive("CONNECT_BURST", defaults.burst)?;
+    let rate = positive(vars, "CONNECT_REQUESTS_PER_SECOND", defaults.rate)?;
+    let burst = positive(vars, "CONNECT_BURST", defaults.burst)?;
     let callers = number(vars, "CONNECT_CALLERS", defaults.callers as usize)?;
     if !(1..=1000).contains(&callers) {
         return Err(ConfigError::Env {
@@ -453,6 +444,52 @@ fn pace_setting(vars: &Vars) -> Result<PaceSetting, ConfigError> {
         rate,
         burst,
         callers: callers as u32,
+    })
+}
+
+/// A quota's rate or burst: a number above 0.
+fn positive(vars: &Vars, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+    match vars.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or(ConfigError::Env {
+                name,
+                message: "must be a number above 0".into(),
+            }),
+    }
+}
+
+/// The other operations' quotas (accounts with raised quotas), the share normal calls keep
+/// against high-priority ones, and the pace table.
+fn quotas(vars: &Vars) -> Result<Quotas, ConfigError> {
+    let d = Quotas::default();
+    let pair = |rate, burst, (r, b): (f64, f64)| -> Result<(f64, f64), ConfigError> {
+        Ok((positive(vars, rate, r)?, positive(vars, burst, b)?))
+    };
+    let normal_share = match vars.get("CONNECT_NORMAL_SHARE") {
+        None => d.normal_share,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or(ConfigError::Env {
+                name: "CONNECT_NORMAL_SHARE",
+                message: "must be a number from 0 to 1".into(),
+            })?,
+    };
+    Ok(Quotas {
+        schedule: pair(
+            "CONNECT_SCHEDULE_RATE",
+            "CONNECT_SCHEDULE_BURST",
+            d.schedule,
+        )?,
+        contact: pair("CONNECT_CONTACT_RATE", "CONNECT_CONTACT_BURST", d.contact)?,
+        tag: pair("CONNECT_TAG_RATE", "CONNECT_TAG_BURST", d.tag)?,
+        normal_share,
+        table: vars.get("PACE_TABLE").filter(|t| !t.is_empty()),
     })
 }
 
@@ -524,6 +561,7 @@ mod tests {
             webhook_auth,
             contact_link,
             pace,
+            quotas,
             task_queue_url,
             priority_queue_url,
             webhook_mode,
@@ -536,7 +574,7 @@ mod tests {
         format!(
             "{defaults:?} {connect_region:?} {mapping_source:?} {batch_concurrency:?} {limits:?} \
              {metrics_namespace:?} {call_policy:?} {webhook_auth:?} {contact_link:?} {pace:?} \
-             {task_queue_url:?} {priority_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
+             {quotas:?} {task_queue_url:?} {priority_queue_url:?} {webhook_mode:?} {task_table:?} {completion_event_bus:?} \
              {envelope_secret_id:?} {quota_hold:?} {template_refresh:?}"
         )
     }
@@ -596,6 +634,14 @@ mod tests {
             ("CONNECT_REQUESTS_PER_SECOND", "10"),
             ("CONNECT_BURST", "20"),
             ("CONNECT_CALLERS", "4"),
+            ("PACE_TABLE", "pace"),
+            ("CONNECT_SCHEDULE_RATE", "4"),
+            ("CONNECT_SCHEDULE_BURST", "8"),
+            ("CONNECT_CONTACT_RATE", "30"),
+            ("CONNECT_CONTACT_BURST", "40"),
+            ("CONNECT_TAG_RATE", "50"),
+            ("CONNECT_TAG_BURST", "60"),
+            ("CONNECT_NORMAL_SHARE", "0.5"),
             ("CONNECT_MAX_ATTEMPTS", "5"),
             ("CONNECT_ATTEMPT_TIMEOUT_MS", "1000"),
             ("CONNECT_INITIAL_BACKOFF_MS", "50"),
@@ -641,6 +687,11 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{alternative:?}: {e}"));
             assert_eq!(c.pace.callers, 4);
+            assert_eq!(c.quotas.schedule, (4.0, 8.0));
+            assert_eq!(c.quotas.contact, (30.0, 40.0));
+            assert_eq!(c.quotas.tag, (50.0, 60.0));
+            assert_eq!(c.quotas.normal_share, 0.5);
+            assert_eq!(c.quotas.table.as_deref(), Some("pace"));
             assert_eq!(c.webhook_mode, WebhookMode::Queued);
         }
         std::fs::remove_dir_all(dir).unwrap();

@@ -150,6 +150,7 @@ impl Bridge {
             &self.pacer,
             latest,
             &self.config.call_policy,
+            ready.prepared.plan.priority,
         )
         .await?;
         Ok(Done {

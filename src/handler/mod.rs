@@ -20,7 +20,7 @@ use crate::connect::{CallContext, Paces};
 use crate::error::{BridgeError, Cause};
 use crate::lifecycle::Lifecycle;
 use crate::metrics;
-use crate::pace::Pacer;
+use crate::pace::{Pace, PaceTable};
 use crate::plan::Priority;
 use crate::queue::{EnvelopeKeys, QueueMessage, TaskQueue};
 use crate::record::{Record, SourceKind};
@@ -59,8 +59,11 @@ pub struct Bridge {
     auth: WebhookAuth,
     /// Where the signature secret is fetched again after a failed check.
     secrets: Option<aws_sdk_secretsmanager::Client>,
-    /// This environment's share of Connect's quota; lives as long as the environment.
-    pacer: Pacer,
+    /// StartTaskContact's pace: this environment's share of Connect's quota, or the schedule
+    /// shared through the pace table; lives as long as the environment.
+    pacer: Pace,
+    /// Where the paces are shared (`PACE_TABLE`); None: each environment paces alone.
+    pace_table: Option<PaceTable>,
     /// Where requests are queued and messages handed back; None: neither (tests, `send`).
     queue: Option<TaskQueue>,
     /// Business keys, actions on open tasks, contact events (see `lifecycle`).
@@ -82,14 +85,20 @@ impl Bridge {
             WebhookAuthSetting::Authorizer => WebhookAuth::Authorizer,
             WebhookAuthSetting::Refuse | WebhookAuthSetting::Signature(_) => WebhookAuth::Refuse,
         };
-        let pacer = Pacer::new(config.pace);
-        let lifecycle = Lifecycle::new(None, None, None, Paces::new(config.pace.callers));
+        let pacer = Pace::local(config.pace);
+        let lifecycle = Lifecycle::new(
+            None,
+            None,
+            None,
+            Paces::of_quotas(config.pace, &config.quotas, None),
+        );
         Bridge {
             config,
             client,
             auth,
             secrets: None,
             pacer,
+            pace_table: None,
             queue: None,
             lifecycle,
             envelope: None,
@@ -123,7 +132,12 @@ impl Bridge {
         sfn: Option<aws_sdk_sfn::Client>,
         bus: Option<(aws_sdk_eventbridge::Client, String)>,
     ) -> Self {
-        self.lifecycle = Lifecycle::new(table, sfn, bus, Paces::new(self.config.pace.callers));
+        let paces = Paces::of_quotas(
+            self.config.pace,
+            &self.config.quotas,
+            self.pace_table.as_ref(),
+        );
+        self.lifecycle = Lifecycle::new(table, sfn, bus, paces);
         self.lifecycle.templates = self.templates.clone();
         self
     }
@@ -132,19 +146,42 @@ impl Bridge {
     /// from `sdk_config` (the function's cold start and `send` alike: the CLI does what the
     /// function does).
     pub fn with_lifecycle_from(self, sdk_config: &aws_config::SdkConfig) -> Self {
-        let table = self
+        let pace_table = self
+            .config
+            .quotas
+            .table
+            .as_deref()
+            .map(|name| PaceTable::from_config(sdk_config, name));
+        let this = self.with_pace_table(pace_table);
+        let table = this
             .config
             .task_table
             .clone()
             .map(|name| TaskTable::new(aws_sdk_dynamodb::Client::new(sdk_config), name));
         // Step Functions is told only about tasks in the table.
         let sfn = table.as_ref().map(|_| aws_sdk_sfn::Client::new(sdk_config));
-        let bus = self
+        let bus = this
             .config
             .completion_event_bus
             .clone()
             .map(|bus| (aws_sdk_eventbridge::Client::new(sdk_config), bus));
-        self.with_lifecycle(table, sfn, bus)
+        this.with_lifecycle(table, sfn, bus)
+    }
+
+    /// Every pace is booked from `table`'s schedules (None: each environment paces alone).
+    /// Called before `with_lifecycle`, which builds the lifecycle's paces.
+    pub fn with_pace_table(mut self, table: Option<PaceTable>) -> Self {
+        self.pacer = self
+            .config
+            .quotas
+            .pace(
+                self.config.pace,
+                crate::error::Op::StartTaskContact,
+                table.as_ref(),
+            )
+            .unwrap_or_else(|| Pace::local(self.config.pace));
+        self.pace_table = table;
+        self
     }
 
     fn call_context(&self, deadline: Option<Instant>, priority: Priority) -> CallContext<'_> {

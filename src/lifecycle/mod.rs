@@ -182,6 +182,7 @@ impl Lifecycle {
                             call.start_pace,
                             call.deadline,
                             call.policy,
+                            call.priority,
                         )
                         .await
                     }
@@ -599,6 +600,7 @@ mod tests {
             .as_secs() as i64;
         assert!((wall - 1..=wall + 1).contains(&clock));
     }
+    use futures_util::FutureExt;
     use std::time::Duration;
 
     /// Each operation draws from its own bucket at its own quota (a shared 10/s bucket let
@@ -620,7 +622,11 @@ mod tests {
         // Spending one operation's bucket leaves the others as they were.
         let stop_before = paces.of(Op::StopContact).time_for(1);
         for _ in 0..50 {
-            paces.of(Op::UpdateContactSchedule).reserve(None);
+            paces
+                .of(Op::UpdateContactSchedule)
+                .reserve(None, crate::plan::Priority::Normal)
+                .now_or_never()
+                .flatten();
         }
         assert!(paces.of(Op::UpdateContactSchedule).time_for(1) > Duration::from_secs(10));
         assert_eq!(paces.of(Op::StopContact).time_for(1), stop_before);

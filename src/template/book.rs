@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::connect::{paced, CallPolicy};
 use crate::error::{BridgeError, Op};
 use crate::mapping::TemplateId;
-use crate::pace::{PaceSetting, Pacer};
+use crate::pace::{Pace, PaceSetting};
+use crate::plan::Priority;
 use crate::task::TaskRequest;
 
 /// How long a template read is trusted before it is read again, unless configured
@@ -36,7 +37,7 @@ struct Entry {
 pub struct Book {
     client: aws_sdk_connect::Client,
     instance_id: String,
-    pacer: Pacer,
+    pacer: Pace,
     policy: CallPolicy,
     refresh: Duration,
     entries: Mutex<HashMap<String, Entry>>,
@@ -62,7 +63,7 @@ impl Book {
         Book {
             client,
             instance_id,
-            pacer: Pacer::new(PaceSetting {
+            pacer: Pace::local(PaceSetting {
                 rate,
                 burst,
                 callers,
@@ -182,15 +183,21 @@ impl Book {
     }
 
     async fn read(&self, id: &str, deadline: Option<Instant>) -> Result<TaskTemplate, BridgeError> {
-        let out = paced(&self.pacer, deadline, &self.policy, |_| {
-            let call = self
-                .client
-                .get_task_template()
-                .instance_id(&self.instance_id)
-                .task_template_id(id)
-                .send();
-            async move { call.await.map_err(|e| Op::GetTaskTemplate.error(e)) }
-        })
+        let out = paced(
+            &self.pacer,
+            deadline,
+            &self.policy,
+            Priority::Normal,
+            |_| {
+                let call = self
+                    .client
+                    .get_task_template()
+                    .instance_id(&self.instance_id)
+                    .task_template_id(id)
+                    .send();
+                async move { call.await.map_err(|e| Op::GetTaskTemplate.error(e)) }
+            },
+        )
         .await?;
         Ok(of_sdk(&out))
     }

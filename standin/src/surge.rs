@@ -106,6 +106,74 @@ pub struct Scenario {
     pub other_caller_share: f64,
     /// Share of calls Connect answers with InternalServiceException.
     pub internal: f64,
+    /// Stacks sharing the account's quota, each with its own queue and environments, all on
+    /// one pace table when `pace_table` (the events are split between them).
+    pub stacks: usize,
+    /// The template's default: the environments book from a pace table (moto's DynamoDB).
+    pub pace_table: bool,
+    /// A raised quota (calls per second, burst) instead of Connect's default.
+    pub quota: Option<(f64, u32)>,
+    /// The queue's MaximumConcurrency instead of the template's default.
+    pub concurrency: Option<usize>,
+    /// The most this scenario's time may be scaled by (the emulation's limits: a lone batch's
+    /// seconds are mostly polling and process start, multiplied by the scale).
+    pub max_scale: Option<f64>,
+    /// The messages are on the queue before the clock starts (fed as they drain, see `run`):
+    /// sending thousands to moto takes minutes, which SQS takes in parallel, and the drain would
+    /// measure that instead.
+    pub preload: bool,
+}
+
+impl Scenario {
+    /// A scenario of SQS messages at once on one stack with a pace table, Connect's default quota.
+    pub fn sqs(name: &str, events: usize) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            arrival: Arrival::Sqs,
+            events,
+            other_caller_share: 0.0,
+            internal: 0.0,
+            stacks: 1,
+            pace_table: true,
+            quota: None,
+            concurrency: None,
+            max_scale: None,
+            preload: false,
+        }
+    }
+
+    /// The scenarios of issue #22 (the shared pace): a lone batch, two stacks on one pace
+    /// table (`burst` messages each), another caller taking half the quota, a raised quota
+    /// (`raised` messages at 20/s burst 50, on the queue before the clock starts,
+    /// MaximumConcurrency 4 as docs/bursts.md recommends),
+    /// and the same burst without a pace table for comparison.
+    pub fn shared_pace(burst: usize, raised: usize) -> Vec<Scenario> {
+        vec![
+            Scenario {
+                max_scale: Some(1.0),
+                ..Scenario::sqs("lone SQS batch of 10", 10)
+            },
+            Scenario {
+                stacks: 2,
+                ..Scenario::sqs("two stacks, one pace table", 2 * burst)
+            },
+            Scenario {
+                other_caller_share: 0.5,
+                ..Scenario::sqs("pace table, another caller takes half the quota", burst)
+            },
+            Scenario {
+                quota: Some((20.0, 50)),
+                concurrency: Some(4),
+                max_scale: Some(2.0),
+                preload: true,
+                ..Scenario::sqs("raised quota 20/s burst 50", raised)
+            },
+            Scenario {
+                pace_table: false,
+                ..Scenario::sqs("SQS messages at once, no pace table", burst)
+            },
+        ]
+    }
 }
 
 impl Scenario {
@@ -118,6 +186,7 @@ impl Scenario {
             events,
             other_caller_share: other,
             internal,
+            ..Scenario::sqs(name, events)
         };
         vec![
             s("SQS messages at once", Arrival::Sqs, burst, 0.0, 0.0),
@@ -177,6 +246,10 @@ pub struct Report {
     pub busy_secs: f64,
     /// Messages received more than once (each extra receive counts).
     pub extra_receives: u64,
+    /// With several stacks: when each one's last task was created (unscaled seconds).
+    pub stack_drains: Vec<f64>,
+    /// Writes to the pace table (bookings, refusals, trims), for its cost per task.
+    pub pace_writes: usize,
 }
 
 impl Report {
@@ -210,6 +283,15 @@ impl Report {
             misses.push(format!(
                 "drained in {:.1} s, over {drain} × the ideal {:.1} s + the arrival {:.1} s",
                 self.drain_secs, self.ideal_secs, self.arrival_secs
+            ));
+        }
+        let (first, last) = self
+            .stack_drains
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), d| (a.min(*d), b.max(*d)));
+        if self.stack_drains.len() > 1 && last > 1.2 * first {
+            misses.push(format!(
+                "one stack drained in {last:.1} s, the other in {first:.1} s (over 1.2 ×)"
             ));
         }
         if self.throttled_share() > throttled {
@@ -268,22 +350,25 @@ impl Surge {
     /// once on this machine's cores (not 40 Lambda hosts), and their CPU time, multiplied by the
     /// scale, would otherwise be most of what is measured.
     pub fn scale_of(&self, scenario: &Scenario) -> f64 {
-        match scenario.arrival {
+        let scale = match scenario.arrival {
             Arrival::Webhook => self.scale.min(2.0),
             _ => self.scale,
-        }
+        };
+        scenario.max_scale.map_or(scale, |m| scale.min(m))
     }
 
     pub async fn run(&self, scenario: &Scenario, serial: usize) -> Report {
         let d = &self.defaults;
         let scale = self.scale_of(scenario);
         let scaled = |d: Duration| d.div_f64(scale);
-        let rate = d.rate * scale;
+        let (quota_rate, quota_burst) = scenario.quota.unwrap_or((d.rate, d.burst));
+        let concurrency = scenario.concurrency.unwrap_or(d.maximum_concurrency);
+        let rate = quota_rate * scale;
         let connect = ConnectStandIn::start(
             Options {
                 faults: Faults {
                     rate: Some(rate),
-                    burst: Some(d.burst),
+                    burst: Some(quota_burst),
                     other_caller_rate: rate * scenario.other_caller_share,
                     internal: scenario.internal,
                     ..Faults::default()
@@ -297,67 +382,89 @@ impl Surge {
         .expect("the stand-in starts");
 
         let sqs = self.moto.sqs_client();
-        let name = format!("surge-{}-{serial}", std::process::id());
-        let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
-        let dlq_arn = queue_arn(&format!("{name}-dlq"));
+        let base = format!("surge-{}-{serial}", std::process::id());
+        // One pace table for every stack: the account's quota, shared.
+        let pace_table = format!("{base}-pace");
+        if scenario.pace_table {
+            self.moto.create_task_table(&pace_table).await;
+        }
         // SQS counts visibility in whole seconds.
         let visibility = scaled(d.visibility_timeout).as_secs_f64().ceil().max(1.0);
-        let queue_url = create_queue(
-            &sqs,
-            &name,
-            &BTreeMap::from([
-                (
-                    QueueAttributeName::VisibilityTimeout,
-                    format!("{visibility}"),
-                ),
-                (
-                    QueueAttributeName::RedrivePolicy,
-                    json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d.max_receive_count})
-                        .to_string(),
-                ),
-            ]),
-        )
-        .await;
-        let queue_arn = queue_arn(&name);
+        let stacks = scenario.stacks.max(1);
+        let mut queues = Vec::new();
+        for stack in 0..stacks {
+            let name = format!("{base}-{stack}");
+            let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
+            let dlq_arn = queue_arn(&format!("{name}-dlq"));
+            let queue_url = create_queue(
+                &sqs,
+                &name,
+                &BTreeMap::from([
+                    (
+                        QueueAttributeName::VisibilityTimeout,
+                        format!("{visibility}"),
+                    ),
+                    (
+                        QueueAttributeName::RedrivePolicy,
+                        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d.max_receive_count})
+                            .to_string(),
+                    ),
+                ]),
+            )
+            .await;
+            queues.push((queue_url, dlq_url, queue_arn(&name)));
+        }
 
-        let env: Vec<(String, String)> = [
-            ("CONNECT_INSTANCE_ID", INSTANCE.to_string()),
-            ("CONNECT_CONTACT_FLOW_ID", FLOW.to_string()),
-            ("WEBHOOK_AUTH", "none".to_string()),
-            ("TASK_MAPPING", MAPPING.to_string()),
-            (
-                "METRICS_NAMESPACE",
-                match self.record {
-                    Some(_) => "ConnectTaskBridge",
-                    None => "off",
-                }
-                .to_string(),
-            ),
-            ("CONNECT_REQUESTS_PER_SECOND", format!("{rate}")),
-            ("CONNECT_BURST", d.burst.to_string()),
-            ("CONNECT_CALLERS", d.maximum_concurrency.to_string()),
-            ("BATCH_CONCURRENCY", d.batch_concurrency.to_string()),
-            // The function's backoff after a fault (200 ms to 2 s), scaled like every duration.
-            (
-                "CONNECT_INITIAL_BACKOFF_MS",
-                format!("{:.0}", 200.0 / scale),
-            ),
-            ("CONNECT_MAX_BACKOFF_MS", format!("{:.0}", 2000.0 / scale)),
-            ("TASK_QUEUE_URL", queue_url.clone()),
-            ("AWS_ENDPOINT_URL_SQS", self.moto.url.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let env_of = |queue_url: &str| -> Vec<(String, String)> {
+            let mut env: Vec<(&str, String)> = vec![
+                ("CONNECT_INSTANCE_ID", INSTANCE.to_string()),
+                ("CONNECT_CONTACT_FLOW_ID", FLOW.to_string()),
+                ("WEBHOOK_AUTH", "none".to_string()),
+                ("TASK_MAPPING", MAPPING.to_string()),
+                (
+                    "METRICS_NAMESPACE",
+                    match self.record {
+                        Some(_) => "ConnectTaskBridge",
+                        None => "off",
+                    }
+                    .to_string(),
+                ),
+                ("CONNECT_REQUESTS_PER_SECOND", format!("{rate}")),
+                ("CONNECT_BURST", quota_burst.to_string()),
+                ("CONNECT_CALLERS", concurrency.to_string()),
+                ("BATCH_CONCURRENCY", d.batch_concurrency.to_string()),
+                // The function's backoff after a fault (200 ms to 2 s), scaled like every duration.
+                (
+                    "CONNECT_INITIAL_BACKOFF_MS",
+                    format!("{:.0}", 200.0 / scale),
+                ),
+                ("CONNECT_MAX_BACKOFF_MS", format!("{:.0}", 2000.0 / scale)),
+                ("TASK_QUEUE_URL", queue_url.to_string()),
+                ("AWS_ENDPOINT_URL_SQS", self.moto.url.clone()),
+            ];
+            if scenario.pace_table {
+                env.push(("PACE_TABLE", pace_table.clone()));
+                env.push(("AWS_ENDPOINT_URL_DYNAMODB", self.moto.url.clone()));
+            }
+            env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
 
         let timeout = scaled(d.function_timeout);
         let keys: Vec<String> = (0..scenario.events)
-            .map(|i| format!("k{serial}-{i:04}"))
+            .map(|i| format!("k{serial}-{}-{i:04}", i % stacks))
             .collect();
+        let keys_of = |stack: usize| -> Vec<String> {
+            keys.iter()
+                .enumerate()
+                .filter(|(i, _)| i % stacks == stack)
+                .map(|(_, k)| k.clone())
+                .collect()
+        };
         // Webhook environments are started before the clock: API Gateway's callers meet warm
         // and cold environments alike, and a cold start here takes milliseconds.
         let webhook_functions = match scenario.arrival {
             Arrival::Webhook => {
+                let env = env_of(&queues[0].0);
                 let mut functions = Vec::new();
                 for _ in &keys {
                     functions.push(
@@ -370,6 +477,35 @@ impl Surge {
             }
             _ => Vec::new(),
         };
+        // A preloaded backlog: the first `FED` messages before the clock, then a feeder keeps
+        // at least half that many visible until all are sent. moto's ReceiveMessage scans the
+        // whole queue (140 ms at 300 messages, 1.6 s at 3,000 on this machine), so 3,000 on
+        // the queue at once would measure moto; SQS's receive does not grow with the backlog.
+        const FED: usize = 200;
+        let preloaded = scenario.preload && scenario.arrival == Arrival::Sqs;
+        let mut feeders = Vec::new();
+        if preloaded {
+            for (stack, (url, _, _)) in queues.iter().enumerate() {
+                let bodies: Vec<Value> = keys_of(stack).iter().map(|k| json!({"key": k})).collect();
+                let first = bodies.len().min(FED);
+                send_all(&sqs, url, bodies[..first].iter().cloned()).await;
+                let rest = bodies[first..].to_vec();
+                let (sqs, url) = (sqs.clone(), url.clone());
+                feeders.push(tokio::spawn(async move {
+                    let mut rest = rest.into_iter();
+                    loop {
+                        if queue_depth(&sqs, &url).await < FED / 2 {
+                            let next: Vec<Value> = rest.by_ref().take(FED / 2).collect();
+                            if next.is_empty() {
+                                break;
+                            }
+                            send_all(&sqs, &url, next.into_iter()).await;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }));
+            }
+        }
         let started = Instant::now();
         let start_epoch = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -384,34 +520,48 @@ impl Surge {
         let receives = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
 
-        // The event source mapping: one poller per concurrent invocation.
+        // The event source mappings: one poller per concurrent invocation, per stack.
         let mut pollers = Vec::new();
-        for _ in 0..d.maximum_concurrency {
-            let poller = Poller {
-                binary: self.binary.clone(),
-                connect_url: connect.url(),
-                env: env.clone(),
-                sqs: sqs.clone(),
-                queue_url: queue_url.clone(),
-                queue_arn: queue_arn.clone(),
-                batch_size: d.batch_size,
-                timeout,
-                busy: Arc::clone(&busy),
-                receives: Arc::clone(&receives),
-                stop: Arc::clone(&stop),
-                record: self.record.clone(),
-            };
-            pollers.push(tokio::spawn(poller.run()));
+        for (queue_url, _, queue_arn) in &queues {
+            for _ in 0..concurrency {
+                let poller = Poller {
+                    binary: self.binary.clone(),
+                    connect_url: connect.url(),
+                    env: env_of(queue_url),
+                    sqs: sqs.clone(),
+                    queue_url: queue_url.clone(),
+                    queue_arn: queue_arn.clone(),
+                    batch_size: d.batch_size,
+                    timeout,
+                    busy: Arc::clone(&busy),
+                    receives: Arc::clone(&receives),
+                    stop: Arc::clone(&stop),
+                    record: self.record.clone(),
+                };
+                pollers.push(tokio::spawn(poller.run()));
+            }
         }
 
-        // The burst.
+        // The burst, on every stack at once.
         let mut refused = 0;
         match scenario.arrival {
-            Arrival::Sqs => {
-                send_all(&sqs, &queue_url, keys.iter().map(|k| json!({"key": k}))).await
-            }
-            Arrival::EventBridge => {
-                send_all(&sqs, &queue_url, keys.iter().map(|k| eventbridge_event(k))).await
+            _ if preloaded => {}
+            Arrival::Sqs | Arrival::EventBridge => {
+                let sends = queues.iter().enumerate().map(|(stack, (url, _, _))| {
+                    let bodies: Vec<Value> = keys_of(stack)
+                        .iter()
+                        .map(|k| match scenario.arrival {
+                            Arrival::EventBridge => eventbridge_event(k),
+                            _ => json!({"key": k}),
+                        })
+                        .collect();
+                    let sqs = sqs.clone();
+                    let url = url.clone();
+                    tokio::spawn(async move { send_all(&sqs, &url, bodies.into_iter()).await })
+                });
+                for send in sends.collect::<Vec<_>>() {
+                    send.await.expect("the burst is sent");
+                }
             }
             Arrival::Webhook => {
                 let timeout = scaled(Duration::from_secs(29)).min(scaled(d.function_timeout));
@@ -427,19 +577,26 @@ impl Surge {
 
         let arrival_secs = started.elapsed().as_secs_f64() * scale;
 
-        // Until every event has its task, is parked or was refused, and the queue is empty.
+        // Until every event has its task, is parked or was refused, and the queues are empty.
         // The rate left to us: the quota less the other caller's share, of which only the calls
         // Connect does not fail make tasks.
-        let ideal = (scenario.events.saturating_sub(d.burst as usize)) as f64
-            / (d.rate * (1.0 - scenario.other_caller_share) * (1.0 - scenario.internal));
+        let ideal = (scenario.events.saturating_sub(quota_burst as usize)) as f64
+            / (quota_rate * (1.0 - scenario.other_caller_share) * (1.0 - scenario.internal));
         let give_up = started + scaled(Duration::from_secs_f64(ideal * 4.0 + 120.0));
         let parked = loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let done_keys = task_keys(&connect).len();
-            let parked = queue_depth(&sqs, &dlq_url).await;
-            let left = queue_depth(&sqs, &queue_url).await;
+            let mut parked = 0;
+            let mut left = 0;
+            let mut visible = 0;
+            for (queue_url, dlq_url, _) in &queues {
+                parked += queue_depth(&sqs, dlq_url).await;
+                left += queue_depth(&sqs, queue_url).await;
+                if self.record.is_some() {
+                    visible += queue_visible(&sqs, queue_url).await;
+                }
+            }
             if self.record.is_some() {
-                let visible = queue_visible(&sqs, &queue_url).await;
                 note(
                     &self.record,
                     json!({"kind": "queue", "at_ms": now_ms(), "visible": visible,
@@ -453,16 +610,37 @@ impl Surge {
             }
         };
         stop.store(true, Ordering::SeqCst);
+        for f in feeders {
+            f.abort();
+        }
         for p in pollers {
             let _ = p.await;
         }
 
         let tasks = connect.tasks();
         let keys_done = task_keys(&connect);
-        let last = tasks
-            .iter()
-            .map(|t| t.created_at)
-            .fold(start_epoch, f64::max);
+        let last_of = |prefix: Option<String>| {
+            tasks
+                .iter()
+                .filter(|t| {
+                    prefix.as_ref().is_none_or(|p| {
+                        t.request
+                            .pointer("/Attributes/eventKey")
+                            .and_then(Value::as_str)
+                            .is_some_and(|k| k.starts_with(p.as_str()))
+                    })
+                })
+                .map(|t| t.created_at)
+                .fold(start_epoch, f64::max)
+        };
+        let last = last_of(None);
+        let stack_drains = if stacks > 1 {
+            (0..stacks)
+                .map(|stack| (last_of(Some(format!("k{serial}-{stack}-"))) - start_epoch) * scale)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let stats = connect.stats();
         if std::env::var_os("SURGE_DEBUG").is_some() {
             let mut times: Vec<f64> = tasks
@@ -477,6 +655,17 @@ impl Surge {
             );
         }
         connect.stop().await;
+        let pace_writes = if scenario.pace_table {
+            self.moto
+                .recorded()
+                .iter()
+                .filter(|(target, body)| {
+                    target.ends_with(".UpdateItem") && body["TableName"] == pace_table.as_str()
+                })
+                .count()
+        } else {
+            0
+        };
         let lost = scenario
             .events
             .saturating_sub(keys_done.len() + parked + refused);
@@ -497,6 +686,8 @@ impl Surge {
             extra_receives: receives
                 .load(Ordering::SeqCst)
                 .saturating_sub(scenario.events as u64),
+            stack_drains,
+            pace_writes,
         }
     }
 }
@@ -801,6 +992,13 @@ impl Poller {
                     .await;
             }
         }
+        if std::env::var_os("SURGE_DEBUG").is_some() {
+            for line in function.logs() {
+                if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                    eprintln!("{line}");
+                }
+            }
+        }
         function.stop().await;
     }
 }
@@ -829,12 +1027,12 @@ pub fn queue_arn(name: &str) -> String {
 /// The table of a run, in Markdown.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task | stacks drained s | pace writes / task |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} | {} | {} |\n",
             r.scenario,
             r.events,
             r.tasks,
@@ -852,6 +1050,20 @@ pub fn table(reports: &[Report]) -> String {
             r.extra_receives,
             r.busy_secs,
             if r.tasks > 0 { r.busy_secs / r.tasks as f64 } else { 0.0 },
+            if r.stack_drains.is_empty() {
+                "–".to_string()
+            } else {
+                r.stack_drains
+                    .iter()
+                    .map(|d| format!("{d:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            if r.pace_writes == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.2}", r.pace_writes as f64 / r.tasks.max(1) as f64)
+            },
         ));
     }
     out

@@ -99,6 +99,8 @@ PARAMETER_SETS = {
     },
     "iam webhooks": {
         "ConnectInstanceId": INSTANCE_ID,
+        # A pace table another stack created: shared, not created.
+        "PaceTableName": "shared-pace",
         "EnableWebhook": "true",
         "WebhookAuth": "AWS_IAM",
         "EnableFunctionUrl": "true",
@@ -110,6 +112,8 @@ PARAMETER_SETS = {
     },
     "a sender's preset (Stripe)": {
         "ConnectInstanceId": INSTANCE_ID,
+        # No pace table: each environment paces alone.
+        "PaceTableName": "NONE",
         "EnableWebhook": "true",
         "WebhookSecretArn": "connect-task-bridge/stripe",
         "WebhookSignatureScheme": "stripe",
@@ -555,6 +559,53 @@ def check_dashboard(url, resources, params, name):
         assert rule_dlq["PhysicalResourceId"].rsplit("/", 1)[-1] in body, name
 
 
+def check_pace_table(url, resources, params, name, statements):
+    """The pace table: created on demand by default (partition key `pk`, string), an existing
+    one when named (shared with other stacks), none with NONE; the function finds it by
+    PACE_TABLE and may call exactly dynamodb:UpdateItem on it, nothing else."""
+    given = params["PaceTableName"]
+    function = resources["BridgeFunction"]["PhysicalResourceId"]
+    env = client("lambda", url).get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    grants = [s for s in statements if s.get("Sid") == "BookThePace"]
+    if given == "NONE":
+        assert "PaceTable" not in resources and "PACE_TABLE" not in env and not grants, f"{name}: {env}"
+        return
+    if given:
+        assert "PaceTable" not in resources, f"{name}: a pace table created beside the named one"
+        table = given
+    else:
+        table = resources["PaceTable"]["PhysicalResourceId"]
+        described = client("dynamodb", url).describe_table(TableName=table)["Table"]
+        assert described["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}], described
+        assert described.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST", described
+    assert env.get("PACE_TABLE") == table, f"{name}: {env}"
+    assert len(grants) == 1, f"{name}: {grants}"
+    actions = grants[0]["Action"] if isinstance(grants[0]["Action"], list) else [grants[0]["Action"]]
+    targets = grants[0]["Resource"] if isinstance(grants[0]["Resource"], list) else [grants[0]["Resource"]]
+    assert actions == ["dynamodb:UpdateItem"], f"{name}: {actions}"
+    assert targets == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"], f"{name}: {targets}"
+    # Only the pace table is written outside the task table.
+    for s in statements:
+        acts = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        if any(a.startswith("dynamodb:") for a in acts) and s.get("Sid") != "BookThePace":
+            assert s.get("Sid") == "OwnTaskTable", f"{name}: {s}"
+
+
+def role_statements(url, resources):
+    iam = client("iam", url)
+    role = resources["BridgeRole"]["PhysicalResourceId"]
+    statements = []
+    for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+        if isinstance(doc, str):
+            try:
+                doc = json.loads(doc)
+            except json.JSONDecodeError:
+                doc = ast.literal_eval(doc)
+        statements += [st for st in doc["Statement"] if st is not None]
+    return statements
+
+
 def check_statically(translated, params, name):
     """What moto does not deploy, read from the translated template as resolved for `params`."""
     conditions = translated.get("Conditions", {})
@@ -629,6 +680,7 @@ def main():
                 else:
                     assert "TaskTable" not in resources, f"{name}: a table nobody asked for"
                 check_dashboard(url, resources, params, name)
+                check_pace_table(url, resources, params, name, role_statements(url, resources))
                 check_statically(translated, params, name)
                 print(f"deployed into moto: {name}: CREATE_COMPLETE, {len(resources)} resources; checks passed")
             except AssertionError as e:

@@ -1,11 +1,14 @@
 //! `bench --function BINARY [--python PYTHON --peer-dir DIR] [--criterion DIR] [--starts N]
-//!        [--events N]`
+//!        [--events N] [--moto MOTO_SERVER]`
 //!
 //! The end-to-end benchmarks of `make bench`, printed as one table beside the peer (a Python
 //! handler with boto3 under awslambdaric, the same job against the same stand-in and runtime
 //! API): cold start to the first poll and to the first answer (median of N starts), an SQS
 //! batch of 10 with 50 ms added to every Connect call, peak RSS over N events, package size;
-//! plus the per-event CPU criterion measured in process.
+//! plus the per-event CPU criterion measured in process. With `--moto`, a second table: what the
+//! pace costs (docs/bursts.md): the first event of a fresh environment paced at Connect's
+//! default quota, without a pace table and with one in moto, over an unpaced one, and one
+//! booking's round trip (the conditional UpdateItem the shared pace sends) to moto.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +29,7 @@ struct Args {
     criterion: PathBuf,
     starts: usize,
     events: usize,
+    moto: Option<PathBuf>,
 }
 
 /// How to start one implementation.
@@ -44,6 +48,7 @@ fn parse() -> Result<Args, String> {
         criterion: PathBuf::from("target/criterion"),
         starts: 20,
         events: 1000,
+        moto: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +64,7 @@ fn parse() -> Result<Args, String> {
             "--criterion" => a.criterion = v.clone().into(),
             "--starts" => a.starts = n()?,
             "--events" => a.events = n()?,
+            "--moto" => a.moto = Some(v.clone().into()),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -290,5 +296,98 @@ async fn main() {
     for (name, us) in criterion_rows(&args.criterion) {
         println!("| per-record CPU in process, {name}, median (µs) | {us:.1} | – | – |");
     }
+    if let Some(moto) = &args.moto {
+        pace_cost(&ours, &connect, moto, args.starts).await;
+    }
     connect.stop().await;
+}
+
+/// Median ms from exec to the first answer over `starts` cold starts of `env`, each with an
+/// event of its own (`base` apart from other runs: no client token is replayed).
+async fn first_answer(
+    s: &Subject,
+    env: &[(String, String)],
+    connect: &ConnectStandIn,
+    starts: usize,
+    base: usize,
+) -> f64 {
+    let subject = Subject {
+        name: s.name,
+        program: s.program.clone(),
+        args: s.args.clone(),
+        env: env.to_vec(),
+    };
+    let mut first = Vec::new();
+    for i in 0..starts {
+        let t0 = Instant::now();
+        let mut f = start(&subject, connect).await;
+        expect_ok(s.name, f.invoke(eventbridge(base + i), TIMEOUT).await);
+        first.push(t0.elapsed().as_secs_f64() * 1000.0);
+        f.stop().await;
+    }
+    median(first)
+}
+
+/// What the pace costs: the first event of a fresh environment with and without a pace, and
+/// one booking against moto's DynamoDB.
+async fn pace_cost(ours: &Subject, connect: &ConnectStandIn, moto_server: &Path, starts: usize) {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    let moto = connect_standin::moto::Moto::start(moto_server).await;
+    moto.create_task_table("bench-pace").await;
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = common_env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    // Connect's default quota: the first event finds a token.
+    let paced = with(&[("CONNECT_REQUESTS_PER_SECOND", "2"), ("CONNECT_BURST", "5")]);
+    let shared = with(&[
+        ("CONNECT_REQUESTS_PER_SECOND", "2"),
+        ("CONNECT_BURST", "5"),
+        ("PACE_TABLE", "bench-pace"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
+    ]);
+    eprintln!("measuring the pace ...");
+    let unpaced_ms = first_answer(ours, &common_env(), connect, starts, 2_000_000).await;
+    let paced_ms = first_answer(ours, &paced, connect, starts, 3_000_000).await;
+    // Each start books from the shared schedule: 2/s, so the starts are spread past its burst.
+    let mut shared_runs = Vec::new();
+    for i in 0..starts {
+        shared_runs.push(first_answer(ours, &shared, connect, 1, 4_000_000 + i).await);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let shared_ms = median(shared_runs);
+    // One booking as the shared pace sends it (the busy variant), 200 times.
+    let ddb = moto.dynamodb_client();
+    let mut rtt = Vec::new();
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        let _ = ddb
+            .update_item()
+            .table_name("bench-pace")
+            .key("pk", AttributeValue::S("pace#Bench".into()))
+            .update_expression("SET tat = if_not_exists(tat, :zero) + :i")
+            .condition_expression("attribute_not_exists(tat) OR tat BETWEEN :zero AND :limit")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":i", AttributeValue::N("500000".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(i64::MAX.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .expect("moto books");
+        rtt.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let booking = median(rtt);
+    println!("\n| the pace (median of {starts} cold starts; moto's DynamoDB on loopback) | ms | over unpaced (ms) |");
+    println!("|---|---|---|");
+    println!("| first event of a fresh environment, unpaced (1000/s) | {unpaced_ms:.1} | – |");
+    println!(
+        "| first event of a fresh environment, paced at 2/s burst 5, no pace table | {paced_ms:.1} | {:+.1} |",
+        paced_ms - unpaced_ms
+    );
+    println!(
+        "| first event of a fresh environment, paced at 2/s burst 5, pace table in moto | {shared_ms:.1} | {:+.1} |",
+        shared_ms - unpaced_ms
+    );
+    println!("| one booking (conditional UpdateItem, ALL_NEW) against moto, median of 200 | {booking:.2} | – |");
 }

@@ -1,8 +1,8 @@
 //! `make test-surge`: the surge simulation (see `connect_standin::surge`) over the issue's
 //! scenarios, printed as one Markdown table; exits 1 when a scenario misses a target.
 //!
-//! surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]
-//!       [--record FILE]
+//! surge --function PATH [--scale N] [--burst N] [--webhooks N] [--raised N] [--root DIR]
+//!       [--only SCENARIO (1-based)]... [--record FILE]
 //!
 //! `--record FILE` writes what CloudWatch would have seen (`connect_standin::surge::Recorder`) as
 //! JSON lines, for `make dashboard-picture`.
@@ -19,6 +19,7 @@ async fn main() {
     let mut scale = 5.0;
     let mut burst = 300;
     let mut webhooks = 40;
+    let mut raised = 3000;
     let mut root = PathBuf::from(".");
     let mut only: Vec<usize> = Vec::new();
     let mut record: Option<PathBuf> = None;
@@ -45,6 +46,11 @@ async fn main() {
                     .parse()
                     .unwrap_or_else(|_| usage("--webhooks: a count"))
             }
+            "--raised" => {
+                raised = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--raised: a count"))
+            }
             "--root" => root = PathBuf::from(value()),
             "--only" => only.push(
                 value()
@@ -63,7 +69,8 @@ async fn main() {
     println!(
         "Surge simulation: template defaults (function timeout {} s, visibility {} s, maxReceiveCount {}, \
          BatchSize {}, MaximumConcurrency {}, BatchConcurrency {}), Connect {}/s burst {}; time scaled 1/{scale} \
-         (webhooks 1/{}), figures unscaled.\n",
+         (webhooks 1/{}, each scenario at most its own cap), figures unscaled; the environments book from a pace table \
+         (moto's DynamoDB) unless the scenario says none.\n",
         surge.defaults.function_timeout.as_secs(),
         surge.defaults.visibility_timeout.as_secs(),
         surge.defaults.max_receive_count,
@@ -76,7 +83,12 @@ async fn main() {
     );
     let mut reports = Vec::new();
     let mut failed = false;
-    for (i, scenario) in Scenario::standard(burst, webhooks).iter().enumerate() {
+    // The storage-first scenarios, then the shared pace's (issue #22).
+    let scenarios: Vec<Scenario> = Scenario::standard(burst, webhooks)
+        .into_iter()
+        .chain(Scenario::shared_pace(burst, raised))
+        .collect();
+    for (i, scenario) in scenarios.iter().enumerate() {
         if !only.is_empty() && !only.contains(&(i + 1)) {
             continue;
         }
@@ -106,6 +118,6 @@ async fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--root DIR] [--only SCENARIO (1-based)]... [--record FILE]");
+    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--raised N] [--root DIR] [--only SCENARIO (1-based)]... [--record FILE]");
     std::process::exit(2);
 }

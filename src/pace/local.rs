@@ -1,6 +1,7 @@
-//! The pace of calls to Connect: a token bucket per execution environment, so that the
-//! environments a queue runs at once share StartTaskContact's account quota (about 2 calls per
-//! second, burst 5, per account and Region) instead of discovering it by being throttled.
+//! The local pace: a token bucket per execution environment, used without a pace table (tests,
+//! `send`, a deployment that opts out) and while the pace table does not answer. The
+//! environments a queue runs at once share an operation's account quota (StartTaskContact: about
+//! 2 calls per second, burst 5, per account and Region) by a fixed share each.
 //!
 //! Each environment takes `rate / environments` calls per second (`CONNECT_REQUESTS_PER_SECOND`
 //! over `CONNECT_CALLERS`, which the template sets to the queue's maximum concurrency) with a
@@ -26,45 +27,26 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::{PaceSetting, PaceStats, Slot};
+
 /// Multiplier on a throttle.
-const TRIM: f64 = 0.85;
+pub(super) const TRIM: f64 = 0.85;
 /// Multiplier on a throttle within `QUICK` successes of the last trim.
 const TRIM_AGAIN: f64 = 0.5;
 const QUICK: u32 = 5;
 /// Within this share of the last throttled rate, the climb slows to a quarter.
-const NEAR: f64 = 0.98;
+pub(super) const NEAR: f64 = 0.98;
 /// Share of a turn a call may be delayed by, at random.
 const JITTER: f64 = 0.2;
 /// This far past the last throttled rate, it is forgotten.
-const PAST: f64 = 1.05;
+pub(super) const PAST: f64 = 1.05;
 /// Share of the current rate added per successful call.
-const INCREASE: f64 = 0.004;
+pub(super) const INCREASE: f64 = 0.004;
 /// The rate never drops below this share of the configured one: at 40 % a batch of 10 still
 /// fits the default 30 s timeout at one call per second per environment, and two
 /// environments at the floor leave a fifth of the quota to other callers. Another caller that
 /// takes more than that gets throttles, retried at our next turns, but the queue never stalls.
-const FLOOR: f64 = 0.4;
-
-/// Connect's quota and how many environments share it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PaceSetting {
-    /// Calls per second for the whole account (Connect's default quota: 2).
-    pub rate: f64,
-    /// Connect's burst for the whole account (default 5).
-    pub burst: f64,
-    /// How many environments call at once (the queue's maximum concurrency).
-    pub callers: u32,
-}
-
-impl Default for PaceSetting {
-    fn default() -> Self {
-        PaceSetting {
-            rate: 2.0,
-            burst: 5.0,
-            callers: 2,
-        }
-    }
-}
+pub(super) const FLOOR: f64 = 0.4;
 
 /// One environment's bucket.
 #[derive(Debug)]
@@ -88,22 +70,6 @@ struct State {
     succeeded_since_trim: u32,
     /// The rate that was last throttled, until the rate is well past it.
     ceiling: Option<f64>,
-}
-
-/// What the pace did since the last `take_stats`: for the invocation's metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PaceStats {
-    /// Calls Connect throttled (retried ones included).
-    pub throttles: u64,
-    /// Time calls waited for their turn, summed.
-    pub waited: Duration,
-}
-
-/// A granted call: wait `wait`, then call; `number` tells its answer's news from old news.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Slot {
-    pub wait: Duration,
-    pub number: u64,
 }
 
 impl Pacer {
@@ -179,6 +145,7 @@ impl Pacer {
         Some(Slot {
             wait,
             number: s.booked,
+            shared: None,
         })
     }
 

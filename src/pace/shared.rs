@@ -1,0 +1,581 @@
+//! The shared pace: one schedule per operation quota in the pace table (`PACE_TABLE`,
+//! DynamoDB), booked by every environment of every stack that names the table.
+//!
+//! **Why GCRA in one item, conditional writes and no read.** The generic cell rate algorithm
+//! (the "virtual scheduling" form of a token bucket) keeps one number per quota: `tat`, the
+//! theoretical arrival time of the next call (µs since the epoch), with `interval`, the µs per
+//! call (the adaptive rate). A call books its turn with one conditional UpdateItem and no read:
+//! - busy (`tat` ahead of now): `SET tat = tat + interval` if `tat BETWEEN now AND limit`
+//!   (`limit`: the latest start plus the tolerance, so a call that could not go in time books
+//!   nothing); it goes at `max(now, tat_new - interval - tolerance)`;
+//! - idle (`tat` past, or no item): `SET tat = now + interval` if `attribute_not_exists(tat) OR
+//!   tat < now`; it goes at once (the item's absence creates it).
+//!
+//! The tolerance is `(burst - 1.5) × interval`: a lone burst takes all but one and a half of
+//! Connect's burst at once and the rest at the quota's rate, and half a token stays in
+//! Connect's bucket so that a call arriving a little early (latency, scheduling) is not
+//! throttled. The last `tat` seen picks the variant tried first; a failed condition answers
+//! with the item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`, which moto honours too), so
+//! a wrong guess costs one more round trip and never a read. Atomic counters alone cannot
+//! refuse a booking past a deadline, and leases would be held by an environment that dies;
+//! here a dead environment holds nothing, and N environments and stacks split the quota by
+//! booking from one schedule. Clocks: Lambda hosts keep time through the Amazon Time Sync
+//! Service (well within a millisecond), far below a turn (500 ms at the default quota).
+//!
+//! **Other callers.** A throttle empties the schedule's burst; a second one within `QUIET`
+//! successes, or one near the rate last throttled (a congestion, not a call that arrived
+//! early), raises `interval` by `1/TRIM`, once
+//! per congestion (the write is conditional on the interval the throttled call saw, so the environments throttled by one
+//! congestion trim once) and notes it as `ceiling`; the environment that trimmed also empties
+//! the schedule's burst (Connect's bucket is empty: no call before a full turn from now), and
+//! calls booked at the old interval book again instead of spending turns given out too soon.
+//! Successes lower the interval again, one write per
+//! `LOWER_EVERY` successes of an environment, by `INCREASE` per call, a quarter of that near
+//! the ceiling, never below the configured quota's interval: another caller outside our stacks
+//! is found once for all environments.
+//!
+//! **Priority.** A normal call books at most `HORIZON` turns ahead, one call of an environment
+//! at a time (`line`); refused, it sleeps until its turn would fall within the horizon and books
+//! again. A high-priority call skips the line and books without the horizon, so at most
+//! `HORIZON` normal turns are ahead of it. It first books on a second item, `<key>#high`, at
+//! `1 - NORMAL_SHARE` of the quota (`CONNECT_NORMAL_SHARE`), so normal traffic keeps its share.
+//!
+//! **Failures.** A pace table that fails (unreachable, throttled, denied) never loses a record
+//! and never stops delivery: the environment paces alone on its local share (`Pacer`) for
+//! `FALLBACK_FOR` and then tries the table again. Handing records back instead would stall
+//! every queue for as long as DynamoDB fails and walk records towards the DLQ; the local pace is
+//! what ran before the table existed, and Connect's throttles bound it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use super::local::{FLOOR, INCREASE, NEAR, PAST, TRIM};
+use super::{PaceSetting, PaceStats, Pacer, Slot};
+use crate::error::Op;
+use crate::plan::Priority;
+
+/// Tokens of Connect's burst never booked at once: half a token of headroom stays.
+const HEADROOM: f64 = 1.5;
+/// How long an environment paces alone after the pace table failed.
+const FALLBACK_FOR: Duration = Duration::from_secs(10);
+/// Successes of an environment per write that lowers the interval.
+const LOWER_EVERY: u32 = 8;
+/// Successes after which a throttle is taken for a lone early arrival rather than congestion.
+const QUIET: u32 = 20;
+/// How many turns ahead a normal call may book.
+const HORIZON: f64 = 2.0;
+/// Round trips one booking may take before the record goes back (contention flipping between
+/// the idle and the busy variant).
+const TRIES: usize = 6;
+
+/// The pace table: where the shared schedules live (partition key `pk`, string).
+#[derive(Clone)]
+pub struct PaceTable {
+    client: Client,
+    name: Arc<str>,
+}
+
+impl PaceTable {
+    pub fn new(client: Client, name: &str) -> PaceTable {
+        PaceTable {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// The table's client from the function's configuration, with tight timeouts: a pace that
+    /// does not answer within a second is worse than the local one.
+    pub fn from_config(sdk_config: &aws_config::SdkConfig, name: &str) -> PaceTable {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .operation_attempt_timeout(Duration::from_secs(1))
+            .build();
+        let conf = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+            .timeout_config(timeouts)
+            .retry_config(
+                aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2),
+            )
+            .build();
+        PaceTable::new(Client::from_conf(conf), name)
+    }
+}
+
+/// The schedule as this environment last saw it.
+#[derive(Debug)]
+struct Seen {
+    tat: i64,
+    interval: i64,
+    ceiling: Option<i64>,
+    successes: u32,
+    /// Successes since this environment's last throttle.
+    since_throttle: u32,
+    stats: PaceStats,
+    failing_until: Option<Instant>,
+}
+
+/// One operation's schedule in the pace table.
+pub struct SharedPace {
+    table: PaceTable,
+    /// The item's key: `pace#<operation>`.
+    key: String,
+    /// The configured quota's interval, µs: the schedule never runs faster.
+    base: i64,
+    burst: f64,
+    /// High-priority calls' share of the quota.
+    high_share: f64,
+    fallback: Pacer,
+    seen: Mutex<Seen>,
+    /// One normal call of this environment books at a time.
+    line: tokio::sync::Mutex<()>,
+}
+
+/// What a conditional booking came to.
+enum Booked {
+    /// Made: the item as it is now.
+    Made(HashMap<String, AttributeValue>),
+    /// The condition did not hold: the item as it was (None: no item).
+    Refused(Option<HashMap<String, AttributeValue>>),
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    match item.get(name)? {
+        AttributeValue::N(n) => n.parse::<f64>().ok().map(|v| v as i64),
+        _ => None,
+    }
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The tolerance of a schedule at `interval`: how far ahead of now `tat` may be for a call to
+/// go at once.
+fn tolerance(interval: i64, burst: f64) -> i64 {
+    ((burst - HEADROOM).max(0.0) * interval as f64) as i64
+}
+
+impl SharedPace {
+    /// `op`'s schedule at `setting`'s quota; `normal_share`: the share of the quota normal
+    /// calls keep whatever high-priority calls ask.
+    pub fn new(table: PaceTable, op: Op, setting: PaceSetting, normal_share: f64) -> SharedPace {
+        let base = (1e6 / setting.rate.max(f64::MIN_POSITIVE)).round().max(1.0) as i64;
+        SharedPace {
+            table,
+            key: format!("pace#{op:?}"),
+            base,
+            burst: setting.burst,
+            high_share: (1.0 - normal_share).clamp(0.0, 1.0),
+            fallback: Pacer::new(setting),
+            seen: Mutex::new(Seen {
+                tat: 0,
+                interval: base,
+                ceiling: None,
+                successes: 0,
+                since_throttle: u32::MAX,
+                stats: PaceStats::default(),
+                failing_until: None,
+            }),
+            line: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failing(&self) -> bool {
+        let mut s = self.seen();
+        match s.failing_until {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                s.failing_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn failed(&self, error: &crate::error::BridgeError) {
+        let mut s = self.seen();
+        if s.failing_until.is_none() {
+            tracing::warn!(
+                code = error.code(),
+                pace = %self.key,
+                fallback_secs = FALLBACK_FOR.as_secs(),
+                "the pace table failed: this environment paces alone on its share for a while"
+            );
+        }
+        s.failing_until = Some(Instant::now() + FALLBACK_FOR);
+    }
+
+    /// Books the next call; None when its turn would come after `latest`. See the module doc.
+    pub async fn reserve(&self, latest: Option<Instant>, priority: Priority) -> Option<Slot> {
+        if self.failing() {
+            return self.fallback.reserve(latest);
+        }
+        let booked = match priority {
+            Priority::High => self.reserve_high(latest).await,
+            Priority::Normal => {
+                let _line = match latest {
+                    Some(latest) => tokio::time::timeout_at(latest.into(), self.line.lock())
+                        .await
+                        .ok()?,
+                    None => self.line.lock().await,
+                };
+                self.book_within(&self.key, latest, Some(HORIZON), None)
+                    .await
+            }
+        };
+        match booked {
+            Ok(slot) => {
+                if let Some(slot) = slot {
+                    self.seen().stats.waited += slot.wait;
+                }
+                slot
+            }
+            Err(error) => {
+                self.failed(&error);
+                self.fallback.reserve(latest)
+            }
+        }
+    }
+
+    /// A high-priority call: its turn in the high lane (at most `high_share` of the quota),
+    /// then the next turn of the schedule, with no horizon.
+    async fn reserve_high(
+        &self,
+        latest: Option<Instant>,
+    ) -> Result<Option<Slot>, crate::error::BridgeError> {
+        if self.high_share <= 0.0 {
+            return self
+                .book_within(&self.key, latest, Some(HORIZON), None)
+                .await;
+        }
+        let lane = format!("{}#high", self.key);
+        let interval = (self.base as f64 / self.high_share).round() as i64;
+        let Some(turn) = self
+            .book_within(&lane, latest, None, Some(interval))
+            .await?
+        else {
+            return Ok(None);
+        };
+        tokio::time::sleep(turn.wait).await;
+        self.book_within(&self.key, latest, None, None).await
+    }
+
+    /// Books on `key`, coming back while the turn lies past `horizon` turns; `fixed`: the
+    /// interval of a lane that does not adapt (the high lane).
+    async fn book_within(
+        &self,
+        key: &str,
+        latest: Option<Instant>,
+        horizon: Option<f64>,
+        fixed: Option<i64>,
+    ) -> Result<Option<Slot>, crate::error::BridgeError> {
+        loop {
+            match self.book(key, latest, horizon, fixed).await? {
+                Ok(slot) => return Ok(slot),
+                // Booked out past the horizon: come back when the turn would fall within it,
+                // a random part of a turn later, so that the environments that were refused
+                // together take the next turns in a random order, not always the same one
+                // first. The horizon keeps a turn booked ahead: the delay costs no turn.
+                Err(until) => {
+                    let turn = self.seen().interval as f64;
+                    let spread = Duration::from_micros((turn * fastrand::f64()) as u64);
+                    tokio::time::sleep(until + spread).await
+                }
+            }
+        }
+    }
+
+    /// One booking: Ok(Ok(slot)) booked (None: not before `latest`), Ok(Err(wait)): past the
+    /// horizon, try again after `wait`.
+    async fn book(
+        &self,
+        key: &str,
+        latest: Option<Instant>,
+        horizon: Option<f64>,
+        fixed: Option<i64>,
+    ) -> Result<Result<Option<Slot>, Duration>, crate::error::BridgeError> {
+        let (now_i, now) = (Instant::now(), now_us());
+        let (mut tat, interval) = {
+            let s = self.seen();
+            let tat = if fixed.is_some() { 0 } else { s.tat };
+            (tat, fixed.unwrap_or(s.interval))
+        };
+        let tau = tolerance(interval, self.burst);
+        let latest_us = latest.map(|l| now + l.saturating_duration_since(now_i).as_micros() as i64);
+        let deadline_limit = latest_us.map_or(i64::MAX / 4, |l| l + tau);
+        let horizon_limit =
+            horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
+        let limit = deadline_limit.min(horizon_limit);
+        for _ in 0..TRIES {
+            let busy = tat >= now;
+            let result = if busy {
+                self.book_busy(key, now, limit).await?
+            } else {
+                self.book_idle(key, now, fixed.unwrap_or(self.base)).await?
+            };
+            match result {
+                Booked::Made(item) => {
+                    let tat = number(&item, "tat").unwrap_or(now + interval);
+                    let interval = number(&item, "interval").unwrap_or(interval);
+                    if fixed.is_none() {
+                        let mut s = self.seen();
+                        s.tat = tat;
+                        s.interval = interval;
+                        s.ceiling = number(&item, "ceiling");
+                    }
+                    let start = (tat - interval - tolerance(interval, self.burst)).max(now);
+                    // The turn is a moment, not a delay from the answer: a slow answer from
+                    // the table must not push this call closer to the next one.
+                    let wait =
+                        Duration::from_micros((start - now) as u64).saturating_sub(now_i.elapsed());
+                    return Ok(Ok(Some(Slot {
+                        wait,
+                        number: 0,
+                        shared: Some(interval),
+                    })));
+                }
+                Booked::Refused(old) => {
+                    let old_tat = old.as_ref().and_then(|o| number(o, "tat"));
+                    if fixed.is_none() {
+                        if let Some(t) = old_tat {
+                            self.seen().tat = t;
+                        }
+                    }
+                    match old_tat {
+                        Some(t) if t >= now && t > limit => {
+                            // Turn at t - tau: past the deadline, or past the horizon.
+                            if t > deadline_limit {
+                                return Ok(Ok(None));
+                            }
+                            let until = (t - horizon_limit).max(0) as u64;
+                            return Ok(Err(Duration::from_micros(until)));
+                        }
+                        Some(t) => tat = t,
+                        None => tat = now - 1,
+                    }
+                }
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    async fn book_busy(
+        &self,
+        key: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Booked, crate::error::BridgeError> {
+        let answer = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .update_expression("SET tat = tat + #i")
+            .condition_expression("tat BETWEEN :now AND :limit")
+            .expression_attribute_names("#i", "interval")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":limit", n(limit))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        booked(answer.map(|out| out.attributes))
+    }
+
+    async fn book_idle(
+        &self,
+        key: &str,
+        now: i64,
+        interval: i64,
+    ) -> Result<Booked, crate::error::BridgeError> {
+        let answer = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .update_expression(
+                "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0)",
+            )
+            .condition_expression("attribute_not_exists(tat) OR tat < :now")
+            .expression_attribute_names("#i", "interval")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":i0", n(interval))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        booked(answer.map(|out| out.attributes))
+    }
+
+    /// Sets the schedule's interval to `to` if it still is `seen` (one write per congestion,
+    /// whichever environment sees it first). Failures only cost the adjustment.
+    async fn set_interval(&self, seen: i64, to: i64, ceiling: Option<Option<i64>>) -> bool {
+        let mut update = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .condition_expression("#i = :seen")
+            .expression_attribute_names("#i", "interval")
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":to", n(to));
+        update = match ceiling {
+            Some(Some(c)) => update
+                .update_expression("SET #i = :to, ceiling = :c")
+                .expression_attribute_values(":c", n(c)),
+            Some(None) => update.update_expression("SET #i = :to REMOVE ceiling"),
+            None => update.update_expression("SET #i = :to"),
+        };
+        let made = update.send().await.is_ok();
+        if made {
+            let mut s = self.seen();
+            s.interval = to;
+            if let Some(c) = ceiling {
+                s.ceiling = c;
+            }
+        }
+        made
+    }
+
+    /// Connect's bucket is empty (a throttle): no call of the schedule goes before a full
+    /// turn from now, whatever burst the schedule thought was left. Failures cost only that.
+    async fn empty_the_burst(&self, interval: i64) {
+        let empty = now_us() + tolerance(interval, self.burst) + interval;
+        let _ = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .update_expression("SET tat = :empty")
+            .condition_expression("tat < :empty")
+            .expression_attribute_values(":empty", n(empty))
+            .send()
+            .await;
+    }
+
+    /// Whether `slot` was booked at an interval a throttle has since raised: its turn was
+    /// given out too soon, and it books again (its turn is left empty: Connect's bucket is).
+    pub fn rebook(&self, slot: Slot) -> bool {
+        match slot.shared {
+            Some(seen) => seen < self.seen().interval,
+            None => self.fallback.rebook(slot),
+        }
+    }
+
+    /// Connect accepted a call: every `LOWER_EVERY` successes, the interval comes down.
+    pub async fn on_success(&self, slot: Slot) {
+        let Some(seen) = slot.shared else {
+            return self.fallback.on_success();
+        };
+        let ceiling = {
+            let mut s = self.seen();
+            s.successes = s.successes.wrapping_add(1);
+            s.since_throttle = s.since_throttle.saturating_add(1);
+            if s.successes % LOWER_EVERY != 0 || seen <= self.base {
+                return;
+            }
+            s.ceiling
+        };
+        // Rates: near the ceiling (within NEAR of its rate) the climb slows to a quarter.
+        let step = match ceiling {
+            Some(c) if (seen as f64) <= c as f64 / NEAR => INCREASE / 4.0,
+            _ => INCREASE,
+        };
+        let lowered = ((seen as f64 / (1.0 + step).powi(LOWER_EVERY as i32)) as i64).max(self.base);
+        let forget = ceiling.is_some_and(|c| (lowered as f64) < c as f64 / PAST);
+        self.set_interval(seen, lowered, forget.then_some(None))
+            .await;
+    }
+
+    /// Connect throttled the call of `slot`: the schedule slows, once per congestion.
+    pub async fn on_throttle(&self, slot: Slot) {
+        let Some(seen) = slot.shared else {
+            return self.fallback.on_throttle(slot);
+        };
+        // One trim per congestion, never deeper: on a loaded host two calls delayed together
+        // look like a second congestion, and halving the pace for it cost a burst of 40 more
+        // than twice its ideal time in the surge simulation (the local pace's TRIM_AGAIN).
+        // A lone throttle after a quiet run (`QUIET` successes) only empties the burst: a call
+        // that arrived early (latency, a busy host) would otherwise cost the next 50 calls 15 %
+        // of the quota; a second one within `QUIET` is a congestion, and trims.
+        let lone = {
+            let mut s = self.seen();
+            s.stats.throttles += 1;
+            // Near the rate that was throttled last, it is that congestion again.
+            let near = s.ceiling.is_some_and(|c| seen as f64 <= c as f64 / NEAR);
+            let lone = s.since_throttle >= QUIET && !near;
+            s.since_throttle = 0;
+            lone
+        };
+        let slowest = (self.base as f64 / FLOOR) as i64;
+        let raised = ((seen as f64 / TRIM) as i64).min(slowest);
+        if lone {
+            self.empty_the_burst(seen).await;
+        } else if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
+            self.empty_the_burst(raised).await;
+        }
+    }
+
+    /// How long from now until `calls` more calls would have had their turn, as last seen.
+    pub fn time_for(&self, calls: usize) -> Duration {
+        if self.failing() {
+            return self.fallback.time_for(calls);
+        }
+        let s = self.seen();
+        let now = now_us();
+        let ahead = (s.tat - now).max(0) - tolerance(s.interval, self.burst);
+        let owed = ahead + calls as i64 * s.interval;
+        Duration::from_micros(owed.max(0) as u64)
+    }
+
+    /// Calls per second the schedule runs at, as last seen.
+    pub fn rate(&self) -> f64 {
+        1e6 / self.seen().interval as f64
+    }
+
+    pub fn take_stats(&self) -> PaceStats {
+        let mut stats = std::mem::take(&mut self.seen().stats);
+        stats.add(self.fallback.take_stats());
+        stats
+    }
+}
+
+/// A conditional write's answer: made, refused (with the old item), or the table's error.
+fn booked(
+    answer: Result<
+        Option<HashMap<String, AttributeValue>>,
+        aws_sdk_dynamodb::error::SdkError<
+            UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Booked, crate::error::BridgeError> {
+    match answer {
+        Ok(item) => Ok(Booked::Made(item.unwrap_or_default())),
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                Ok(Booked::Refused(refused.item.clone()))
+            }
+            _ => Err(Op::UpdateItem.error(err)),
+        },
+    }
+}
