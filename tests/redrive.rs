@@ -710,3 +710,45 @@ async fn a_message_back_in_the_dlq_during_the_run_is_left_for_the_next() {
     let (_, out, _) = run(redrive(&moto, &["--from", &dlq.url]));
     assert!(out.starts_with("redrive: moved 1, skipped 0"), "{out}");
 }
+
+/// A producer's message in the task queue's DLQ whose body looks like a Lambda destination
+/// record (another function's on-failure destination is the task queue: a task per failed
+/// invocation). The function read it as a raw message, identity its messageId; redrive must move
+/// it as such (in the signed envelope), not take it for the failure queue's record and send its
+/// `requestPayload` instead: that was a second, different task, and the message itself deleted.
+#[tokio::test]
+async fn a_message_shaped_like_a_failure_record_in_a_queues_dlq_is_a_raw_message() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    let record = json!({
+        "version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {"requestId": "r-9", "condition": "RetriesExhausted",
+            "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:billing:$LATEST",
+            "approximateInvokeCount": 3},
+        "requestPayload": common::event("eventbridge-order-failed"),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                            "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Error", "errorMessage": "billing failed"}
+    });
+    let original = q.send(&record.to_string(), None).await;
+    // Its task is created; the answer is lost.
+    deliver(&mut stack, &q, false).await;
+    assert_eq!(stack.connect.tasks().len(), 1);
+    to_dlq(&q, &dlq, 1).await;
+
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("raw message, in the signed envelope"), "{out}");
+    let moved = q.receive(30).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(identity_of(&moved[0]), original);
+    q.make_visible(&moved).await;
+    let answers = deliver(&mut stack, &q, true).await;
+    assert!(batch_failures(&answers[0]).is_empty(), "{answers:?}");
+    let stats = stack.connect.stats();
+    assert_eq!(stack.connect.tasks().len(), 1, "a second task: {stats:?}");
+    assert_eq!(stats.replayed, 1, "{stats:?}");
+    stack.stop().await;
+}

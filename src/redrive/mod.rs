@@ -218,6 +218,11 @@ pub struct Target {
     pub arn: String,
     pub fifo: bool,
     pub region: String,
+    /// Whether the dead-letter place is a queue's DLQ (`ListDeadLetterSourceQueues` names one):
+    /// everything in it is a message the function read from that queue, one whose body looks
+    /// like a Lambda destination record included (a producer's message: its `messageId` is its
+    /// identity). Only a place that is no queue's DLQ (the failure queue) holds Lambda's records.
+    pub dlq_of_a_queue: bool,
 }
 
 /// What `message` becomes on its way to `target`.
@@ -262,7 +267,10 @@ fn recognise(
         Some(Err(_)) => return Err(Refusal::BadEvent),
         None => {}
     }
-    if let Some(record) = failure_record(body) {
+    // A message SQS moved from a queue (it says which, or the place is a queue's DLQ) is one the
+    // function read as a producer's message, whatever its body looks like.
+    let from_a_queue = target.dlq_of_a_queue || message.attributes.contains_key(DLQ_SOURCE_ARN);
+    if let Some(record) = failure_record(body).filter(|_| !from_a_queue) {
         let payload = record.ok_or(Refusal::NoRequestPayload)?;
         return failure_payload(payload, keys).map(|bodies| (Kind::FailureRecord, bodies));
     }

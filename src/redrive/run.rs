@@ -88,34 +88,34 @@ impl Redrive {
         sqs: aws_sdk_sqs::Client,
         keys: Option<EnvelopeKeys>,
     ) -> Result<Redrive, RedriveError> {
-        let to =
-            match &args.to {
-                Some(to) => to.clone(),
-                None => {
-                    let sources = sqs
-                        .list_dead_letter_source_queues()
-                        .queue_url(&args.from)
-                        .send()
-                        .await
-                        .map_err(call("ListDeadLetterSourceQueues"))?
-                        .queue_urls;
-                    match sources.as_slice() {
-                        [one] => one.clone(),
-                        [] => return Err(RedriveError::Usage(
-                            "no queue names this one as its dead-letter queue (the failure queue \
-                             and the EventBridge rule's DLQ have no source queue): give --to, \
-                             the stack's TaskQueueUrl"
-                                .into(),
-                        )),
-                        many => {
-                            return Err(RedriveError::Usage(format!(
-                                "{} queues name this one as their dead-letter queue: give --to",
-                                many.len()
-                            )))
-                        }
-                    }
-                }
-            };
+        // The queues whose DLQ this is: the default target, and whether a body shaped like a
+        // Lambda destination record is one (the failure queue is no queue's DLQ) or a
+        // producer's message (a queue's DLQ holds only what the function read from the queue).
+        let sources = sqs
+            .list_dead_letter_source_queues()
+            .queue_url(&args.from)
+            .send()
+            .await
+            .map_err(call("ListDeadLetterSourceQueues"))?
+            .queue_urls;
+        let to = match (&args.to, sources.as_slice()) {
+            (Some(to), _) => to.clone(),
+            (None, [one]) => one.clone(),
+            (None, []) => {
+                return Err(RedriveError::Usage(
+                    "no queue names this one as its dead-letter queue (the failure queue \
+                     and the EventBridge rule's DLQ have no source queue): give --to, \
+                     the stack's TaskQueueUrl"
+                        .into(),
+                ))
+            }
+            (None, many) => {
+                return Err(RedriveError::Usage(format!(
+                    "{} queues name this one as their dead-letter queue: give --to",
+                    many.len()
+                )))
+            }
+        };
         let arn = arn_of(&sqs, &to).await?;
         // Into itself, every moved message would be received again as a new one, for ever.
         if arn_of(&sqs, &args.from).await? == arn {
@@ -127,6 +127,7 @@ impl Redrive {
             fifo: arn.ends_with(".fifo"),
             region: arn.split(':').nth(3).unwrap_or_default().to_string(),
             arn,
+            dlq_of_a_queue: !sources.is_empty(),
         };
         Ok(Redrive {
             sqs,

@@ -12,6 +12,7 @@ fn target(fifo: bool) -> Target {
         ),
         fifo,
         region: "eu-west-1".into(),
+        dlq_of_a_queue: false,
     }
 }
 
@@ -157,6 +158,29 @@ fn failure_record(payload: Option<Value>) -> String {
         record["requestPayload"] = p;
     }
     record.to_string()
+}
+
+/// A body shaped like a Lambda destination record in a queue's DLQ is a producer's message (the
+/// function read it so, identity its messageId): moved whole in the signed envelope, never its
+/// `requestPayload` instead (a second, different task, the message itself deleted).
+#[test]
+fn a_record_shaped_message_from_a_queue_is_a_raw_message() {
+    let body = failure_record(Some(sample("eventbridge-order-failed")));
+    let queues_dlq = Target {
+        dlq_of_a_queue: true,
+        ..target(false)
+    };
+    let planned = plan(&message("m", &body), Some(&keys()), &queues_dlq).unwrap();
+    assert_eq!(planned.kind, Kind::Raw);
+    assert_eq!(opened(&planned.bodies[0].body)["Records"][0]["body"], body);
+    // SQS says where it came from: the same, whatever the place.
+    let mut moved = message("m", &body);
+    moved.attributes.insert(
+        DLQ_SOURCE_ARN.into(),
+        "arn:aws:sqs:eu-west-1:111122223333:tasks".into(),
+    );
+    let planned = plan(&moved, Some(&keys()), &target(false)).unwrap();
+    assert_eq!(planned.kind, Kind::Raw);
 }
 
 /// The asynchronous failure queue: the request inside a Lambda failure record goes back as
