@@ -752,3 +752,24 @@ async fn a_message_shaped_like_a_failure_record_in_a_queues_dlq_is_a_raw_message
     assert_eq!(stats.replayed, 1, "{stats:?}");
     stack.stop().await;
 }
+
+/// A `--rate` so slow that a receive's visibility (the batch's share of time, plus a margin)
+/// passes SQS's 12 hours is a usage error before any call: it made every ReceiveMessage fail
+/// (InvalidParameterValue, exit 1 as if some messages had failed), and a tinier one (1e-300)
+/// panicked converting the interval (exit 101).
+#[tokio::test]
+async fn a_rate_too_slow_for_sqs_is_a_usage_error() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    dlq.send("{\"n\": 1}", None).await;
+    for rate in ["0.00001", "1e-300"] {
+        let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", rate]));
+        assert_eq!(code, 2, "--rate {rate}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--rate must be at least"), "{err}");
+    }
+    let (code, _, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "0.001"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((dlq.count().await, q.count().await), (0, 1));
+}

@@ -46,7 +46,8 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
                      (FailureQueueUrl) or the EventBridge rule's DLQ
   --to QUEUE_URL     where to (default: the DLQ's source queue, from ListDeadLetterSourceQueues;
                      the failure queue and the rule's DLQ have none: give the TaskQueueUrl)
-  --rate N           at most N messages a second (default: as fast as SQS answers)
+  --rate N           at most N messages a second, at least 0.001 (default: as fast as SQS
+                     answers)
   --max N            at most N messages (default: all)
   --dry-run          move nothing; say what each message would become
   --envelope-secret-id SECRET
@@ -59,6 +60,9 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
   the summary. Progress on stderr (a bar on a terminal, one line per message otherwise); the
   summary on stdout. Exit 0 when nothing failed, 1 when a message was left in place, 2 on a
   usage or setup error, 130 when stopped.";
+
+/// The slowest `--rate`: a receive's visibility stays well within SQS's 12 hours.
+pub const MIN_RATE: f64 = 0.001;
 
 /// The command's arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +104,13 @@ impl Args {
                         .map_err(|_| "--rate needs a number".to_string())?;
                     if !(rate.is_finite() && rate > 0.0) {
                         return Err("--rate must be above 0".into());
+                    }
+                    // A receive holds its batch invisible for the batch's share of time at
+                    // this pace: slower than this, beyond SQS's 12 hours.
+                    if rate < MIN_RATE {
+                        return Err(format!(
+                            "--rate must be at least {MIN_RATE} (a message in about 17 minutes)"
+                        ));
                     }
                     parsed.rate = Some(rate);
                 }
