@@ -773,3 +773,53 @@ async fn a_rate_too_slow_for_sqs_is_a_usage_error() {
     assert_eq!(code, 0, "{err}");
     assert_eq!((dlq.count().await, q.count().await), (0, 1));
 }
+
+/// Lambda invokes an event source mapping's batch (SQS, Kinesis, DynamoDB Streams) synchronously:
+/// a failure record carrying one was written by someone who may send to the failure queue, not
+/// by Lambda. Signed into the function's envelope by redrive, its SQS record's claim on another
+/// message's messageId became the function's word (the victim then answered with the forger's
+/// task); it is left in place, refused, as a forged envelope is.
+#[tokio::test]
+async fn a_failure_record_claiming_a_queue_message_is_refused() {
+    let moto = moto().await;
+    let q = Queue::new(&moto, "tasks", None).await;
+    let failures = Queue::new(&moto, "failures", None).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    // The victim's message, waiting elsewhere (in the DLQ, say) while the claim goes first.
+    let victim = q.send("{\"orderId\": \"ord-1\"}", None).await;
+    let waiting = q.receive(120).await;
+    let claim = json!({"Records": [{
+        "messageId": victim, "body": "{\"orderId\": \"written by someone else\"}",
+        "attributes": {"SentTimestamp": "1795500000000"}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": q.arn,
+        "awsRegion": LOCAL_REGION
+    }]});
+    let record = json!({
+        "version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted",
+            "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:bridge:$LATEST",
+            "approximateInvokeCount": 3},
+        "requestPayload": claim,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                            "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "transient.Unavailable", "errorMessage": "m"}
+    });
+    failures.send(&record.to_string(), None).await;
+    let (code, out, err) = run(redrive(&moto, &["--from", &failures.url, "--to", &q.url]));
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("failed 1"), "{out}");
+    assert_eq!(failures.count().await, 1, "left in place");
+
+    deliver(&mut stack, &q, true).await;
+    q.make_visible(&waiting).await;
+    let answers = deliver(&mut stack, &q, true).await;
+    assert!(batch_failures(&answers[0]).is_empty(), "{answers:?}");
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0].request.to_string().contains("ord-1"),
+        "the victim's own task: {}",
+        tasks[0].request
+    );
+    stack.stop().await;
+}

@@ -195,7 +195,7 @@ pub enum Refusal {
     BadEvent,
     #[error("failure record without its requestPayload")]
     NoRequestPayload,
-    #[error("failure record of a synchronous request (webhook, contact flow)")]
+    #[error("failure record of a synchronous request (webhook, contact flow, a queue's or stream's batch)")]
     Synchronous,
     #[error("failure record of an unrecognised payload")]
     UnknownPayload,

@@ -243,8 +243,15 @@ fn a_failure_records_request_goes_back_with_its_identity() {
         1
     );
 
-    // A webhook is never invoked asynchronously: a record of one is nobody's to sign.
-    for sync in ["apigw-http-ticket", "contact-flow-callback"] {
+    // A webhook is never invoked asynchronously, nor an event source mapping's batch: a record
+    // of one is nobody's to sign (signed, its claim on a message's identity would stand).
+    for sync in [
+        "apigw-http-ticket",
+        "contact-flow-callback",
+        "sqs-standard-batch",
+        "kinesis-records",
+        "dynamodb-update",
+    ] {
         assert_eq!(
             plan(
                 &message("m", &failure_record(Some(sample(sync)))),
