@@ -823,3 +823,42 @@ async fn a_failure_record_claiming_a_queue_message_is_refused() {
     );
     stack.stop().await;
 }
+
+/// FIFO: a message left in place (forged here; a send SQS refused, one without the key) holds
+/// back the rest of its group: moving the next one would let it overtake the earlier one, and
+/// the function would handle the group out of order. Other groups move; the summary counts what
+/// waits behind it.
+#[tokio::test]
+async fn a_fifo_message_left_in_place_holds_back_the_rest_of_its_group() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "orders-dlq.fifo", None).await;
+    let q = Queue::new(&moto, "orders.fifo", Some(&dlq)).await;
+    let other = EnvelopeKeys::new(vec![b"not-the-functions-key".to_vec()]).unwrap();
+    let forged = envelope(&json!({"Records": []}), Some(&other));
+    dlq.send(&forged, Some("a")).await;
+    dlq.send("{\"a\": 1}", Some("a")).await;
+    dlq.send("{\"a\": 2}", Some("a")).await;
+    dlq.send("{\"b\": 1}", Some("b")).await;
+    // Two seconds' worth at 2/s: a receive takes four, both groups' first ones together.
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "2"]));
+    assert_eq!(code, 1, "{err}");
+    let moved: Vec<String> = q
+        .receive(30)
+        .await
+        .iter()
+        .map(|m| {
+            let opened = queued_payload(m.body.as_deref().unwrap(), Some(&keys()));
+            opened.unwrap().unwrap().payload["Records"][0]["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(moved, ["{\"b\": 1}"], "group a moved past its first: {out}");
+    assert_eq!(dlq.count().await, 3);
+    assert!(out.contains("failed 1"), "{out}");
+    assert!(
+        out.contains("left behind an earlier message of its FIFO group left in place"),
+        "{out}"
+    );
+}

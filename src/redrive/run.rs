@@ -222,6 +222,9 @@ impl Progress {
     }
 }
 
+/// Why a FIFO message is left: an earlier one of its group is.
+const BEHIND_IN_GROUP: &str = "left behind an earlier message of its FIFO group left in place";
+
 /// SQS's most per receive.
 const BATCH: i32 = 10;
 
@@ -256,6 +259,8 @@ pub async fn redrive(
     let mut next_send = Instant::now();
     let mut seen = HashSet::new();
     let mut sent_bodies = HashSet::new();
+    // FIFO groups with a message left in place in this run.
+    let mut waiting_groups: HashSet<String> = HashSet::new();
     // Received and not moved (refused, failed, a dry run): visible again at the end.
     let mut left = Vec::new();
     let mut empty = 0;
@@ -307,6 +312,14 @@ pub async fn redrive(
                 left.push(handle);
                 continue;
             }
+            // FIFO: behind a message of its group left in place, a message is left too (moved,
+            // it would overtake it: the function would handle the group out of order).
+            if message.group().is_some_and(|g| waiting_groups.contains(g)) {
+                bump(&mut summary.skipped, BEHIND_IN_GROUP);
+                progress.record(&summary, &message.message_id, BEHIND_IN_GROUP, first);
+                left.push(handle);
+                continue;
+            }
             if !seen.insert(message.message_id.clone()) {
                 bump(&mut summary.skipped, "received again in this run");
                 progress.record(&summary, &message.message_id, "received again", first);
@@ -324,6 +337,7 @@ pub async fn redrive(
                         .iter()
                         .any(|b| Redrive::came_back(&sent_bodies, &b.body)) =>
                 {
+                    waiting_groups.extend(message.group().map(str::to_string));
                     bump(
                         &mut summary.skipped,
                         "back in the DLQ during this run (failed again)",
@@ -395,6 +409,7 @@ pub async fn redrive(
                     )
                 }
                 Err(refusal) => {
+                    waiting_groups.extend(message.group().map(str::to_string));
                     let reason = refusal.to_string();
                     bump(&mut summary.failed, &reason);
                     format!("left in place: {reason}")
