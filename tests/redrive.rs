@@ -862,3 +862,29 @@ async fn a_fifo_message_left_in_place_holds_back_the_rest_of_its_group() {
         "{out}"
     );
 }
+
+/// A message left in place comes back into view once its receive's visibility ends (7 s at
+/// 2/s); a slow run receives it again and again. It is one message: counted once, and not
+/// against `--max`. Before, every new receipt counted it again as skipped ("received again"):
+/// 23 messages reported as 27 or more, and a `--max` run spent its count on them.
+#[tokio::test]
+async fn a_message_left_in_place_is_counted_once_however_long_the_run() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let other = EnvelopeKeys::new(vec![b"not-the-functions-key".to_vec()]).unwrap();
+    for i in 0..3 {
+        dlq.send(&envelope(&json!({ "Records": [i] }), Some(&other)), None)
+            .await;
+    }
+    for i in 0..20 {
+        dlq.send(&format!("{{\"n\": {i}}}"), None).await;
+    }
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "2"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 20, skipped 0, failed 3"),
+        "{out}"
+    );
+    assert_eq!((q.count().await, dlq.count().await), (20, 3));
+}

@@ -312,17 +312,17 @@ pub async fn redrive(
                 left.push(handle);
                 continue;
             }
+            // Handled already in this run (left in place, its visibility since ended; or moved
+            // and not deleted): one message, counted once and not again against --max.
+            if !seen.insert(message.message_id.clone()) {
+                left.push(handle);
+                continue;
+            }
             // FIFO: behind a message of its group left in place, a message is left too (moved,
             // it would overtake it: the function would handle the group out of order).
             if message.group().is_some_and(|g| waiting_groups.contains(g)) {
                 bump(&mut summary.skipped, BEHIND_IN_GROUP);
                 progress.record(&summary, &message.message_id, BEHIND_IN_GROUP, first);
-                left.push(handle);
-                continue;
-            }
-            if !seen.insert(message.message_id.clone()) {
-                bump(&mut summary.skipped, "received again in this run");
-                progress.record(&summary, &message.message_id, "received again", first);
                 left.push(handle);
                 continue;
             }
