@@ -888,3 +888,80 @@ async fn a_message_left_in_place_is_counted_once_however_long_the_run() {
     );
     assert_eq!((q.count().await, dlq.count().await), (20, 3));
 }
+
+/// The rule's DLQ is shared by the event rule (its events go back to the task queue) and the
+/// priority rule (#22: back to the priority queue). Each event names its rule in its RULE_ARN
+/// message attribute, and `--rule-arn` moves only that rule's: before, a run moved the whole DLQ
+/// to its one `--to`, so the docs' "--to PriorityQueueUrl puts them back in their lane" put the
+/// normal rule's events in the priority lane too.
+#[tokio::test]
+async fn the_rules_dlq_goes_back_one_rule_at_a_time() {
+    let moto = moto().await;
+    let tasks = Queue::new(&moto, "tasks", None).await;
+    let urgent = Queue::new(&moto, "urgent", None).await;
+    let rule_dlq = Queue::new(&moto, "rule-dlq", None).await;
+    let (main_rule, priority_rule) = (
+        "arn:aws:events:eu-west-1:123456789012:rule/main",
+        "arn:aws:events:eu-west-1:123456789012:rule/priority",
+    );
+    let mut urgent_event = common::event("eventbridge-order-failed");
+    urgent_event["id"] = json!("urgent-1");
+    let normal_event = common::event("eventbridge-order-failed");
+    for (event, rule) in [(&urgent_event, priority_rule), (&normal_event, main_rule)] {
+        rule_dlq
+            .sqs
+            .send_message()
+            .queue_url(&rule_dlq.url)
+            .message_body(event.to_string())
+            .message_attributes(
+                "RULE_ARN",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(rule)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, out, err) = run(redrive(
+        &moto,
+        &[
+            "--from",
+            &rule_dlq.url,
+            "--to",
+            &urgent.url,
+            "--rule-arn",
+            priority_rule,
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 1, skipped 1, failed 0"),
+        "{out}"
+    );
+    let moved = urgent.receive(30).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(moved[0].body.as_deref().unwrap()).unwrap()["id"],
+        "urgent-1"
+    );
+    let (code, out, err) = run(redrive(
+        &moto,
+        &[
+            "--from",
+            &rule_dlq.url,
+            "--to",
+            &tasks.url,
+            "--rule-arn",
+            main_rule,
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 1, skipped 0, failed 0"),
+        "{out}"
+    );
+    assert_eq!((tasks.count().await, rule_dlq.count().await), (1, 0));
+}

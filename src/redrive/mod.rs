@@ -36,7 +36,7 @@ pub use run::{command, redrive, Redrive, RedriveError};
 
 pub const USAGE: &str = "\
 usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [--max N] [--dry-run]
-                                   [--envelope-secret-id SECRET]
+                                   [--envelope-secret-id SECRET] [--rule-arn RULE_ARN]
   Moves the messages of a dead-letter queue back to the queue the function drains, each keeping
   its identity (a message whose task exists is answered with that task, never a second one).
   Use it instead of SQS's own redrive (the console's \"Start DLQ redrive\"), which gives every
@@ -50,6 +50,10 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
                      answers)
   --max N            at most N messages (default: all)
   --dry-run          move nothing; say what each message would become
+  --rule-arn RULE_ARN
+                     only the events of this EventBridge rule (their RULE_ARN attribute): the
+                     rule's DLQ is shared by the event rule (back to TaskQueueUrl) and the
+                     priority rule (back to PriorityQueueUrl); the others stay, skipped
   --envelope-secret-id SECRET
                      the secret holding the function's envelope key (default: ENVELOPE_SECRET_ID,
                      as the function reads it; the stack's EnvelopeKey). A raw message travels
@@ -73,6 +77,8 @@ pub struct Args {
     pub max: Option<u64>,
     pub dry_run: bool,
     pub envelope_secret_id: Option<String>,
+    /// Only the events of this rule (`RULE_ARN` message attribute, as EventBridge's DLQ sets it).
+    pub rule_arn: Option<String>,
 }
 
 impl Args {
@@ -86,6 +92,7 @@ impl Args {
             max: None,
             dry_run: false,
             envelope_secret_id: None,
+            rule_arn: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -122,6 +129,7 @@ impl Args {
                     )
                 }
                 "--dry-run" => parsed.dry_run = true,
+                "--rule-arn" => parsed.rule_arn = Some(value("--rule-arn")?),
                 "--envelope-secret-id" => {
                     parsed.envelope_secret_id = Some(value("--envelope-secret-id")?)
                 }
@@ -152,6 +160,14 @@ pub struct DlqMessage {
 impl DlqMessage {
     pub fn group(&self) -> Option<&str> {
         self.attributes.get("MessageGroupId").map(String::as_str)
+    }
+
+    /// The rule whose event this is, as EventBridge's DLQ says (`RULE_ARN`).
+    pub fn rule_arn(&self) -> Option<&str> {
+        self.message_attributes
+            .get("RULE_ARN")?
+            .get("stringValue")?
+            .as_str()
     }
 }
 

@@ -225,6 +225,9 @@ impl Progress {
 /// Why a FIFO message is left: an earlier one of its group is.
 const BEHIND_IN_GROUP: &str = "left behind an earlier message of its FIFO group left in place";
 
+/// Why an event is left with --rule-arn: another rule's (or none named).
+const ANOTHER_RULE: &str = "not the --rule-arn rule's event (RULE_ARN)";
+
 /// SQS's most per receive.
 const BATCH: i32 = 10;
 
@@ -323,6 +326,17 @@ pub async fn redrive(
             if message.group().is_some_and(|g| waiting_groups.contains(g)) {
                 bump(&mut summary.skipped, BEHIND_IN_GROUP);
                 progress.record(&summary, &message.message_id, BEHIND_IN_GROUP, first);
+                left.push(handle);
+                continue;
+            }
+            // Another rule's event (--rule-arn): left for its own run, to its own lane.
+            if args
+                .rule_arn
+                .as_deref()
+                .is_some_and(|rule| message.rule_arn() != Some(rule))
+            {
+                bump(&mut summary.skipped, ANOTHER_RULE);
+                progress.record(&summary, &message.message_id, ANOTHER_RULE, first);
                 left.push(handle);
                 continue;
             }

@@ -328,6 +328,8 @@ fn arguments_are_read_with_the_key_from_the_environment() {
             "--dry-run",
             "--envelope-secret-id",
             "flag",
+            "--rule-arn",
+            "arn:aws:events:eu-west-1:1:rule/p",
         ]),
         env,
     )
@@ -336,6 +338,10 @@ fn arguments_are_read_with_the_key_from_the_environment() {
     assert_eq!((parsed.rate, parsed.max), (Some(2.5), Some(7)));
     assert!(parsed.dry_run);
     assert_eq!(parsed.envelope_secret_id.as_deref(), Some("flag"));
+    assert_eq!(
+        parsed.rule_arn.as_deref(),
+        Some("arn:aws:events:eu-west-1:1:rule/p")
+    );
     for bad in [
         &["--to", "t"][..],
         &["--from"],
