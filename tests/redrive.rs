@@ -965,3 +965,40 @@ async fn the_rules_dlq_goes_back_one_rule_at_a_time() {
     );
     assert_eq!((tasks.count().await, rule_dlq.count().await), (1, 0));
 }
+
+/// The envelope key rotated while the function is warm: redrive signs with the new version,
+/// which the environment (it read the key at its cold start) did not know, and refused every
+/// redriven message as forged (InvalidSignature), delivery after delivery, back to the DLQ (a
+/// queued webhook written by a newer environment met the same). The environment now reads the
+/// key again after an envelope that does not verify (at most once a minute), so the message's
+/// next delivery is the task.
+#[tokio::test]
+async fn a_redrive_signed_after_a_key_rotation_is_opened_by_a_warm_function() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    q.send("{\"warm\": 1}", None).await;
+    deliver(&mut stack, &q, true).await;
+    assert_eq!(stack.connect.tasks().len(), 1);
+    moto.secrets_client()
+        .put_secret_value()
+        .secret_id("envelope")
+        .secret_string("the-key-rotated")
+        .send()
+        .await
+        .unwrap();
+    dlq.send("{\"orderId\": \"ord-1\"}", None).await;
+    let (code, _, err) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert_eq!(code, 0, "{err}");
+    // Delivered twice (the first may meet the old key), the answer not deleting it.
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let answers = deliver(&mut stack, &q, false).await;
+        failed = answers.iter().flat_map(batch_failures).collect();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    assert!(failed.is_empty(), "refused on its second delivery too");
+    assert_eq!(stack.connect.tasks().len(), 2);
+    stack.stop().await;
+}

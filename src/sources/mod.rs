@@ -167,6 +167,8 @@ pub fn may_sign(source: &Source) -> bool {
 }
 
 pub use sqs::wrapped_event;
+/// The kind of an SQS batch: where the function's envelopes are read back.
+pub use sqs::KIND as SQS_KIND;
 
 /// Every kind of record the registered sources produce.
 pub fn all_kinds() -> impl Iterator<Item = SourceKind> {
