@@ -36,24 +36,45 @@ const SIGNED_VERSION: u64 = 2;
 const MAC_CONTEXT: &[u8] = b"ctb-envelope-v2\n";
 
 /// The function's envelope key: its current version signs, the previous one still verifies
-/// (a rotation never refuses what was queued before it).
+/// (a rotation never refuses what was queued before it). Fetched from Secrets Manager, it is
+/// read again after an envelope that does not verify (`refresh`): a rotation since the cold
+/// start (a redrive, a newer environment sign with the new version) is not a forgery.
 pub struct EnvelopeKeys {
-    keys: Vec<Vec<u8>>,
+    keys: std::sync::RwLock<Vec<Vec<u8>>>,
+    /// Where they came from, to read them again; None when given.
+    source: Option<KeySource>,
 }
+
+struct KeySource {
+    secret_id: String,
+    client: aws_sdk_secretsmanager::Client,
+    /// The last fetch after a failed check (None: none yet).
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// At most one fetch of the key a minute after failed checks (forged envelopes cost no more).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for EnvelopeKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvelopeKeys")
-            .field("versions", &self.keys.len())
+            .field("versions", &self.read().len())
             .finish_non_exhaustive()
     }
+}
+
+fn usable(keys: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| !k.is_empty()).collect();
+    (!keys.is_empty()).then_some(keys)
 }
 
 impl EnvelopeKeys {
     /// `keys[0]` signs; all verify. None when there is no key.
     pub fn new(keys: Vec<Vec<u8>>) -> Option<EnvelopeKeys> {
-        let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| !k.is_empty()).collect();
-        (!keys.is_empty()).then_some(EnvelopeKeys { keys })
+        usable(keys).map(|keys| EnvelopeKeys {
+            keys: std::sync::RwLock::new(keys),
+            source: None,
+        })
     }
 
     /// The key as `ENVELOPE_SECRET_ID` names it in Secrets Manager (current and previous).
@@ -63,10 +84,54 @@ impl EnvelopeKeys {
     ) -> Result<EnvelopeKeys, crate::error::ConfigError> {
         let keys =
             crate::webhook_auth::fetch_versions_of("ENVELOPE_SECRET_ID", secret_id, client).await?;
-        EnvelopeKeys::new(keys).ok_or(crate::error::ConfigError::Env {
+        let keys = usable(keys).ok_or(crate::error::ConfigError::Env {
             name: "ENVELOPE_SECRET_ID",
             message: "the secret is empty".into(),
+        })?;
+        Ok(EnvelopeKeys {
+            keys: std::sync::RwLock::new(keys),
+            source: Some(KeySource {
+                secret_id: secret_id.to_string(),
+                client: client.clone(),
+                last: std::sync::Mutex::new(None),
+            }),
         })
+    }
+
+    /// After an envelope that did not verify: reads the key again unless that was done less
+    /// than a minute ago. Whether new keys were read (a failed fetch keeps the keys held).
+    pub async fn refresh(&self) -> bool {
+        let Some(source) = &self.source else {
+            return false;
+        };
+        {
+            let mut last = source.last.lock().expect("not poisoned");
+            if last.is_some_and(|t| t.elapsed() < REFRESH_INTERVAL) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let fetched = crate::webhook_auth::fetch_versions_of(
+            "ENVELOPE_SECRET_ID",
+            &source.secret_id,
+            &source.client,
+        )
+        .await;
+        match fetched.ok().and_then(usable) {
+            Some(keys) => {
+                *self.keys.write().expect("not poisoned") = keys;
+                tracing::info!("envelope key read again after an envelope that did not verify");
+                true
+            }
+            None => {
+                tracing::warn!("envelope key could not be read again");
+                false
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Vec<u8>>> {
+        self.keys.read().expect("not poisoned")
     }
 
     fn mac(key: &[u8], text: &str) -> Hmac<Sha256> {
@@ -77,7 +142,7 @@ impl EnvelopeKeys {
     }
 
     pub fn sign(&self, text: &str) -> String {
-        hex::encode(Self::mac(&self.keys[0], text).finalize().into_bytes())
+        hex::encode(Self::mac(&self.read()[0], text).finalize().into_bytes())
     }
 
     pub fn verify(&self, text: &str, mac_hex: &str) -> bool {
@@ -85,7 +150,7 @@ impl EnvelopeKeys {
             return false;
         };
         // verify_slice compares in constant time.
-        self.keys
+        self.read()
             .iter()
             .any(|key| Self::mac(key, text).verify_slice(&digest).is_ok())
     }

@@ -710,3 +710,295 @@ async fn a_message_back_in_the_dlq_during_the_run_is_left_for_the_next() {
     let (_, out, _) = run(redrive(&moto, &["--from", &dlq.url]));
     assert!(out.starts_with("redrive: moved 1, skipped 0"), "{out}");
 }
+
+/// A producer's message in the task queue's DLQ whose body looks like a Lambda destination
+/// record (another function's on-failure destination is the task queue: a task per failed
+/// invocation). The function read it as a raw message, identity its messageId; redrive must move
+/// it as such (in the signed envelope), not take it for the failure queue's record and send its
+/// `requestPayload` instead: that was a second, different task, and the message itself deleted.
+#[tokio::test]
+async fn a_message_shaped_like_a_failure_record_in_a_queues_dlq_is_a_raw_message() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    let record = json!({
+        "version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {"requestId": "r-9", "condition": "RetriesExhausted",
+            "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:billing:$LATEST",
+            "approximateInvokeCount": 3},
+        "requestPayload": common::event("eventbridge-order-failed"),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                            "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Error", "errorMessage": "billing failed"}
+    });
+    let original = q.send(&record.to_string(), None).await;
+    // Its task is created; the answer is lost.
+    deliver(&mut stack, &q, false).await;
+    assert_eq!(stack.connect.tasks().len(), 1);
+    to_dlq(&q, &dlq, 1).await;
+
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("raw message, in the signed envelope"), "{out}");
+    let moved = q.receive(30).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(identity_of(&moved[0]), original);
+    q.make_visible(&moved).await;
+    let answers = deliver(&mut stack, &q, true).await;
+    assert!(batch_failures(&answers[0]).is_empty(), "{answers:?}");
+    let stats = stack.connect.stats();
+    assert_eq!(stack.connect.tasks().len(), 1, "a second task: {stats:?}");
+    assert_eq!(stats.replayed, 1, "{stats:?}");
+    stack.stop().await;
+}
+
+/// A `--rate` so slow that a receive's visibility (the batch's share of time, plus a margin)
+/// passes SQS's 12 hours is a usage error before any call: it made every ReceiveMessage fail
+/// (InvalidParameterValue, exit 1 as if some messages had failed), and a tinier one (1e-300)
+/// panicked converting the interval (exit 101).
+#[tokio::test]
+async fn a_rate_too_slow_for_sqs_is_a_usage_error() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    dlq.send("{\"n\": 1}", None).await;
+    for rate in ["0.00001", "1e-300"] {
+        let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", rate]));
+        assert_eq!(code, 2, "--rate {rate}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--rate must be at least"), "{err}");
+    }
+    let (code, _, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "0.001"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((dlq.count().await, q.count().await), (0, 1));
+}
+
+/// Lambda invokes an event source mapping's batch (SQS, Kinesis, DynamoDB Streams) synchronously:
+/// a failure record carrying one was written by someone who may send to the failure queue, not
+/// by Lambda. Signed into the function's envelope by redrive, its SQS record's claim on another
+/// message's messageId became the function's word (the victim then answered with the forger's
+/// task); it is left in place, refused, as a forged envelope is.
+#[tokio::test]
+async fn a_failure_record_claiming_a_queue_message_is_refused() {
+    let moto = moto().await;
+    let q = Queue::new(&moto, "tasks", None).await;
+    let failures = Queue::new(&moto, "failures", None).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    // The victim's message, waiting elsewhere (in the DLQ, say) while the claim goes first.
+    let victim = q.send("{\"orderId\": \"ord-1\"}", None).await;
+    let waiting = q.receive(120).await;
+    let claim = json!({"Records": [{
+        "messageId": victim, "body": "{\"orderId\": \"written by someone else\"}",
+        "attributes": {"SentTimestamp": "1795500000000"}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": q.arn,
+        "awsRegion": LOCAL_REGION
+    }]});
+    let record = json!({
+        "version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted",
+            "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:bridge:$LATEST",
+            "approximateInvokeCount": 3},
+        "requestPayload": claim,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                            "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "transient.Unavailable", "errorMessage": "m"}
+    });
+    failures.send(&record.to_string(), None).await;
+    let (code, out, err) = run(redrive(&moto, &["--from", &failures.url, "--to", &q.url]));
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("failed 1"), "{out}");
+    assert_eq!(failures.count().await, 1, "left in place");
+
+    deliver(&mut stack, &q, true).await;
+    q.make_visible(&waiting).await;
+    let answers = deliver(&mut stack, &q, true).await;
+    assert!(batch_failures(&answers[0]).is_empty(), "{answers:?}");
+    let tasks = stack.connect.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0].request.to_string().contains("ord-1"),
+        "the victim's own task: {}",
+        tasks[0].request
+    );
+    stack.stop().await;
+}
+
+/// FIFO: a message left in place (forged here; a send SQS refused, one without the key) holds
+/// back the rest of its group: moving the next one would let it overtake the earlier one, and
+/// the function would handle the group out of order. Other groups move; the summary counts what
+/// waits behind it.
+#[tokio::test]
+async fn a_fifo_message_left_in_place_holds_back_the_rest_of_its_group() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "orders-dlq.fifo", None).await;
+    let q = Queue::new(&moto, "orders.fifo", Some(&dlq)).await;
+    let other = EnvelopeKeys::new(vec![b"not-the-functions-key".to_vec()]).unwrap();
+    let forged = envelope(&json!({"Records": []}), Some(&other));
+    dlq.send(&forged, Some("a")).await;
+    dlq.send("{\"a\": 1}", Some("a")).await;
+    dlq.send("{\"a\": 2}", Some("a")).await;
+    dlq.send("{\"b\": 1}", Some("b")).await;
+    // Two seconds' worth at 2/s: a receive takes four, both groups' first ones together.
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "2"]));
+    assert_eq!(code, 1, "{err}");
+    let moved: Vec<String> = q
+        .receive(30)
+        .await
+        .iter()
+        .map(|m| {
+            let opened = queued_payload(m.body.as_deref().unwrap(), Some(&keys()));
+            opened.unwrap().unwrap().payload["Records"][0]["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(moved, ["{\"b\": 1}"], "group a moved past its first: {out}");
+    assert_eq!(dlq.count().await, 3);
+    assert!(out.contains("failed 1"), "{out}");
+    assert!(
+        out.contains("left behind an earlier message of its FIFO group left in place"),
+        "{out}"
+    );
+}
+
+/// A message left in place comes back into view once its receive's visibility ends (7 s at
+/// 2/s); a slow run receives it again and again. It is one message: counted once, and not
+/// against `--max`. Before, every new receipt counted it again as skipped ("received again"):
+/// 23 messages reported as 27 or more, and a `--max` run spent its count on them.
+#[tokio::test]
+async fn a_message_left_in_place_is_counted_once_however_long_the_run() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let other = EnvelopeKeys::new(vec![b"not-the-functions-key".to_vec()]).unwrap();
+    for i in 0..3 {
+        dlq.send(&envelope(&json!({ "Records": [i] }), Some(&other)), None)
+            .await;
+    }
+    for i in 0..20 {
+        dlq.send(&format!("{{\"n\": {i}}}"), None).await;
+    }
+    let (code, out, err) = run(redrive(&moto, &["--from", &dlq.url, "--rate", "2"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 20, skipped 0, failed 3"),
+        "{out}"
+    );
+    assert_eq!((q.count().await, dlq.count().await), (20, 3));
+}
+
+/// The rule's DLQ is shared by the event rule (its events go back to the task queue) and the
+/// priority rule (#22: back to the priority queue). Each event names its rule in its RULE_ARN
+/// message attribute, and `--rule-arn` moves only that rule's: before, a run moved the whole DLQ
+/// to its one `--to`, so the docs' "--to PriorityQueueUrl puts them back in their lane" put the
+/// normal rule's events in the priority lane too.
+#[tokio::test]
+async fn the_rules_dlq_goes_back_one_rule_at_a_time() {
+    let moto = moto().await;
+    let tasks = Queue::new(&moto, "tasks", None).await;
+    let urgent = Queue::new(&moto, "urgent", None).await;
+    let rule_dlq = Queue::new(&moto, "rule-dlq", None).await;
+    let (main_rule, priority_rule) = (
+        "arn:aws:events:eu-west-1:123456789012:rule/main",
+        "arn:aws:events:eu-west-1:123456789012:rule/priority",
+    );
+    let mut urgent_event = common::event("eventbridge-order-failed");
+    urgent_event["id"] = json!("urgent-1");
+    let normal_event = common::event("eventbridge-order-failed");
+    for (event, rule) in [(&urgent_event, priority_rule), (&normal_event, main_rule)] {
+        rule_dlq
+            .sqs
+            .send_message()
+            .queue_url(&rule_dlq.url)
+            .message_body(event.to_string())
+            .message_attributes(
+                "RULE_ARN",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(rule)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, out, err) = run(redrive(
+        &moto,
+        &[
+            "--from",
+            &rule_dlq.url,
+            "--to",
+            &urgent.url,
+            "--rule-arn",
+            priority_rule,
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 1, skipped 1, failed 0"),
+        "{out}"
+    );
+    let moved = urgent.receive(30).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(moved[0].body.as_deref().unwrap()).unwrap()["id"],
+        "urgent-1"
+    );
+    let (code, out, err) = run(redrive(
+        &moto,
+        &[
+            "--from",
+            &rule_dlq.url,
+            "--to",
+            &tasks.url,
+            "--rule-arn",
+            main_rule,
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("redrive: moved 1, skipped 0, failed 0"),
+        "{out}"
+    );
+    assert_eq!((tasks.count().await, rule_dlq.count().await), (1, 0));
+}
+
+/// The envelope key rotated while the function is warm: redrive signs with the new version,
+/// which the environment (it read the key at its cold start) did not know, and refused every
+/// redriven message as forged (InvalidSignature), delivery after delivery, back to the DLQ (a
+/// queued webhook written by a newer environment met the same). The environment now reads the
+/// key again after an envelope that does not verify (at most once a minute), so the message's
+/// next delivery is the task.
+#[tokio::test]
+async fn a_redrive_signed_after_a_key_rotation_is_opened_by_a_warm_function() {
+    let moto = moto().await;
+    let dlq = Queue::new(&moto, "tasks-dlq", None).await;
+    let q = Queue::new(&moto, "tasks", Some(&dlq)).await;
+    let mut stack = stack(&moto, &q, &[]).await;
+    q.send("{\"warm\": 1}", None).await;
+    deliver(&mut stack, &q, true).await;
+    assert_eq!(stack.connect.tasks().len(), 1);
+    moto.secrets_client()
+        .put_secret_value()
+        .secret_id("envelope")
+        .secret_string("the-key-rotated")
+        .send()
+        .await
+        .unwrap();
+    dlq.send("{\"orderId\": \"ord-1\"}", None).await;
+    let (code, _, err) = run(redrive(&moto, &["--from", &dlq.url]));
+    assert_eq!(code, 0, "{err}");
+    // Delivered twice (the first may meet the old key), the answer not deleting it.
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let answers = deliver(&mut stack, &q, false).await;
+        failed = answers.iter().flat_map(batch_failures).collect();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    assert!(failed.is_empty(), "refused on its second delivery too");
+    assert_eq!(stack.connect.tasks().len(), 2);
+    stack.stop().await;
+}

@@ -278,6 +278,15 @@ impl Bridge {
             Err(err) => return Err(rejected(err)),
         };
         let kind = envelope.kind;
+        // An envelope that did not verify may be signed with a version of the key rotated since
+        // the cold start (a redrive, a newer environment): read again (at most once a minute),
+        // its next delivery is opened with it. A forged one fails again.
+        let unverified = |r: &Result<_, sources::RecordError>| matches!(r, Err(e) if matches!(e.error, BridgeError::Unauthorized));
+        if kind == sources::SQS_KIND && envelope.records.iter().any(unverified) {
+            if let Some(keys) = &self.envelope {
+                keys.refresh().await;
+            }
+        }
         if let Some(answer) = sources::answer_at_once(&self.auth, &envelope) {
             return Ok(answer);
         }

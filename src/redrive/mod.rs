@@ -36,7 +36,7 @@ pub use run::{command, redrive, Redrive, RedriveError};
 
 pub const USAGE: &str = "\
 usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [--max N] [--dry-run]
-                                   [--envelope-secret-id SECRET]
+                                   [--envelope-secret-id SECRET] [--rule-arn RULE_ARN]
   Moves the messages of a dead-letter queue back to the queue the function drains, each keeping
   its identity (a message whose task exists is answered with that task, never a second one).
   Use it instead of SQS's own redrive (the console's \"Start DLQ redrive\"), which gives every
@@ -46,9 +46,14 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
                      (FailureQueueUrl) or the EventBridge rule's DLQ
   --to QUEUE_URL     where to (default: the DLQ's source queue, from ListDeadLetterSourceQueues;
                      the failure queue and the rule's DLQ have none: give the TaskQueueUrl)
-  --rate N           at most N messages a second (default: as fast as SQS answers)
+  --rate N           at most N messages a second, at least 0.001 (default: as fast as SQS
+                     answers)
   --max N            at most N messages (default: all)
   --dry-run          move nothing; say what each message would become
+  --rule-arn RULE_ARN
+                     only the events of this EventBridge rule (their RULE_ARN attribute): the
+                     rule's DLQ is shared by the event rule (back to TaskQueueUrl) and the
+                     priority rule (back to PriorityQueueUrl); the others stay, skipped
   --envelope-secret-id SECRET
                      the secret holding the function's envelope key (default: ENVELOPE_SECRET_ID,
                      as the function reads it; the stack's EnvelopeKey). A raw message travels
@@ -60,6 +65,9 @@ usage: connect-task-bridge redrive --from DLQ_URL [--to QUEUE_URL] [--rate N] [-
   summary on stdout. Exit 0 when nothing failed, 1 when a message was left in place, 2 on a
   usage or setup error, 130 when stopped.";
 
+/// The slowest `--rate`: a receive's visibility stays well within SQS's 12 hours.
+pub const MIN_RATE: f64 = 0.001;
+
 /// The command's arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
@@ -69,6 +77,8 @@ pub struct Args {
     pub max: Option<u64>,
     pub dry_run: bool,
     pub envelope_secret_id: Option<String>,
+    /// Only the events of this rule (`RULE_ARN` message attribute, as EventBridge's DLQ sets it).
+    pub rule_arn: Option<String>,
 }
 
 impl Args {
@@ -82,6 +92,7 @@ impl Args {
             max: None,
             dry_run: false,
             envelope_secret_id: None,
+            rule_arn: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -101,6 +112,13 @@ impl Args {
                     if !(rate.is_finite() && rate > 0.0) {
                         return Err("--rate must be above 0".into());
                     }
+                    // A receive holds its batch invisible for the batch's share of time at
+                    // this pace: slower than this, beyond SQS's 12 hours.
+                    if rate < MIN_RATE {
+                        return Err(format!(
+                            "--rate must be at least {MIN_RATE} (a message in about 17 minutes)"
+                        ));
+                    }
                     parsed.rate = Some(rate);
                 }
                 "--max" => {
@@ -111,6 +129,7 @@ impl Args {
                     )
                 }
                 "--dry-run" => parsed.dry_run = true,
+                "--rule-arn" => parsed.rule_arn = Some(value("--rule-arn")?),
                 "--envelope-secret-id" => {
                     parsed.envelope_secret_id = Some(value("--envelope-secret-id")?)
                 }
@@ -141,6 +160,14 @@ pub struct DlqMessage {
 impl DlqMessage {
     pub fn group(&self) -> Option<&str> {
         self.attributes.get("MessageGroupId").map(String::as_str)
+    }
+
+    /// The rule whose event this is, as EventBridge's DLQ says (`RULE_ARN`).
+    pub fn rule_arn(&self) -> Option<&str> {
+        self.message_attributes
+            .get("RULE_ARN")?
+            .get("stringValue")?
+            .as_str()
     }
 }
 
@@ -184,7 +211,7 @@ pub enum Refusal {
     BadEvent,
     #[error("failure record without its requestPayload")]
     NoRequestPayload,
-    #[error("failure record of a synchronous request (webhook, contact flow)")]
+    #[error("failure record of a synchronous request (webhook, contact flow, a queue's or stream's batch)")]
     Synchronous,
     #[error("failure record of an unrecognised payload")]
     UnknownPayload,
@@ -218,6 +245,11 @@ pub struct Target {
     pub arn: String,
     pub fifo: bool,
     pub region: String,
+    /// Whether the dead-letter place is a queue's DLQ (`ListDeadLetterSourceQueues` names one):
+    /// everything in it is a message the function read from that queue, one whose body looks
+    /// like a Lambda destination record included (a producer's message: its `messageId` is its
+    /// identity). Only a place that is no queue's DLQ (the failure queue) holds Lambda's records.
+    pub dlq_of_a_queue: bool,
 }
 
 /// What `message` becomes on its way to `target`.
@@ -262,7 +294,10 @@ fn recognise(
         Some(Err(_)) => return Err(Refusal::BadEvent),
         None => {}
     }
-    if let Some(record) = failure_record(body) {
+    // A message SQS moved from a queue (it says which, or the place is a queue's DLQ) is one the
+    // function read as a producer's message, whatever its body looks like.
+    let from_a_queue = target.dlq_of_a_queue || message.attributes.contains_key(DLQ_SOURCE_ARN);
+    if let Some(record) = failure_record(body).filter(|_| !from_a_queue) {
         let payload = record.ok_or(Refusal::NoRequestPayload)?;
         return failure_payload(payload, keys).map(|bodies| (Kind::FailureRecord, bodies));
     }

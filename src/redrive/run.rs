@@ -88,34 +88,34 @@ impl Redrive {
         sqs: aws_sdk_sqs::Client,
         keys: Option<EnvelopeKeys>,
     ) -> Result<Redrive, RedriveError> {
-        let to =
-            match &args.to {
-                Some(to) => to.clone(),
-                None => {
-                    let sources = sqs
-                        .list_dead_letter_source_queues()
-                        .queue_url(&args.from)
-                        .send()
-                        .await
-                        .map_err(call("ListDeadLetterSourceQueues"))?
-                        .queue_urls;
-                    match sources.as_slice() {
-                        [one] => one.clone(),
-                        [] => return Err(RedriveError::Usage(
-                            "no queue names this one as its dead-letter queue (the failure queue \
-                             and the EventBridge rule's DLQ have no source queue): give --to, \
-                             the stack's TaskQueueUrl"
-                                .into(),
-                        )),
-                        many => {
-                            return Err(RedriveError::Usage(format!(
-                                "{} queues name this one as their dead-letter queue: give --to",
-                                many.len()
-                            )))
-                        }
-                    }
-                }
-            };
+        // The queues whose DLQ this is: the default target, and whether a body shaped like a
+        // Lambda destination record is one (the failure queue is no queue's DLQ) or a
+        // producer's message (a queue's DLQ holds only what the function read from the queue).
+        let sources = sqs
+            .list_dead_letter_source_queues()
+            .queue_url(&args.from)
+            .send()
+            .await
+            .map_err(call("ListDeadLetterSourceQueues"))?
+            .queue_urls;
+        let to = match (&args.to, sources.as_slice()) {
+            (Some(to), _) => to.clone(),
+            (None, [one]) => one.clone(),
+            (None, []) => {
+                return Err(RedriveError::Usage(
+                    "no queue names this one as its dead-letter queue (the failure queue \
+                     and the EventBridge rule's DLQ have no source queue): give --to, \
+                     the stack's TaskQueueUrl"
+                        .into(),
+                ))
+            }
+            (None, many) => {
+                return Err(RedriveError::Usage(format!(
+                    "{} queues name this one as their dead-letter queue: give --to",
+                    many.len()
+                )))
+            }
+        };
         let arn = arn_of(&sqs, &to).await?;
         // Into itself, every moved message would be received again as a new one, for ever.
         if arn_of(&sqs, &args.from).await? == arn {
@@ -127,6 +127,7 @@ impl Redrive {
             fifo: arn.ends_with(".fifo"),
             region: arn.split(':').nth(3).unwrap_or_default().to_string(),
             arn,
+            dlq_of_a_queue: !sources.is_empty(),
         };
         Ok(Redrive {
             sqs,
@@ -221,6 +222,12 @@ impl Progress {
     }
 }
 
+/// Why a FIFO message is left: an earlier one of its group is.
+const BEHIND_IN_GROUP: &str = "left behind an earlier message of its FIFO group left in place";
+
+/// Why an event is left with --rule-arn: another rule's (or none named).
+const ANOTHER_RULE: &str = "not the --rule-arn rule's event (RULE_ARN)";
+
 /// SQS's most per receive.
 const BATCH: i32 = 10;
 
@@ -255,6 +262,8 @@ pub async fn redrive(
     let mut next_send = Instant::now();
     let mut seen = HashSet::new();
     let mut sent_bodies = HashSet::new();
+    // FIFO groups with a message left in place in this run.
+    let mut waiting_groups: HashSet<String> = HashSet::new();
     // Received and not moved (refused, failed, a dry run): visible again at the end.
     let mut left = Vec::new();
     let mut empty = 0;
@@ -306,9 +315,28 @@ pub async fn redrive(
                 left.push(handle);
                 continue;
             }
+            // Handled already in this run (left in place, its visibility since ended; or moved
+            // and not deleted): one message, counted once and not again against --max.
             if !seen.insert(message.message_id.clone()) {
-                bump(&mut summary.skipped, "received again in this run");
-                progress.record(&summary, &message.message_id, "received again", first);
+                left.push(handle);
+                continue;
+            }
+            // FIFO: behind a message of its group left in place, a message is left too (moved,
+            // it would overtake it: the function would handle the group out of order).
+            if message.group().is_some_and(|g| waiting_groups.contains(g)) {
+                bump(&mut summary.skipped, BEHIND_IN_GROUP);
+                progress.record(&summary, &message.message_id, BEHIND_IN_GROUP, first);
+                left.push(handle);
+                continue;
+            }
+            // Another rule's event (--rule-arn): left for its own run, to its own lane.
+            if args
+                .rule_arn
+                .as_deref()
+                .is_some_and(|rule| message.rule_arn() != Some(rule))
+            {
+                bump(&mut summary.skipped, ANOTHER_RULE);
+                progress.record(&summary, &message.message_id, ANOTHER_RULE, first);
                 left.push(handle);
                 continue;
             }
@@ -323,6 +351,7 @@ pub async fn redrive(
                         .iter()
                         .any(|b| Redrive::came_back(&sent_bodies, &b.body)) =>
                 {
+                    waiting_groups.extend(message.group().map(str::to_string));
                     bump(
                         &mut summary.skipped,
                         "back in the DLQ during this run (failed again)",
@@ -394,6 +423,7 @@ pub async fn redrive(
                     )
                 }
                 Err(refusal) => {
+                    waiting_groups.extend(message.group().map(str::to_string));
                     let reason = refusal.to_string();
                     bump(&mut summary.failed, &reason);
                     format!("left in place: {reason}")

@@ -12,6 +12,7 @@ fn target(fifo: bool) -> Target {
         ),
         fifo,
         region: "eu-west-1".into(),
+        dlq_of_a_queue: false,
     }
 }
 
@@ -159,6 +160,29 @@ fn failure_record(payload: Option<Value>) -> String {
     record.to_string()
 }
 
+/// A body shaped like a Lambda destination record in a queue's DLQ is a producer's message (the
+/// function read it so, identity its messageId): moved whole in the signed envelope, never its
+/// `requestPayload` instead (a second, different task, the message itself deleted).
+#[test]
+fn a_record_shaped_message_from_a_queue_is_a_raw_message() {
+    let body = failure_record(Some(sample("eventbridge-order-failed")));
+    let queues_dlq = Target {
+        dlq_of_a_queue: true,
+        ..target(false)
+    };
+    let planned = plan(&message("m", &body), Some(&keys()), &queues_dlq).unwrap();
+    assert_eq!(planned.kind, Kind::Raw);
+    assert_eq!(opened(&planned.bodies[0].body)["Records"][0]["body"], body);
+    // SQS says where it came from: the same, whatever the place.
+    let mut moved = message("m", &body);
+    moved.attributes.insert(
+        DLQ_SOURCE_ARN.into(),
+        "arn:aws:sqs:eu-west-1:111122223333:tasks".into(),
+    );
+    let planned = plan(&moved, Some(&keys()), &target(false)).unwrap();
+    assert_eq!(planned.kind, Kind::Raw);
+}
+
 /// The asynchronous failure queue: the request inside a Lambda failure record goes back as
 /// the function would have held it.
 #[test]
@@ -219,8 +243,15 @@ fn a_failure_records_request_goes_back_with_its_identity() {
         1
     );
 
-    // A webhook is never invoked asynchronously: a record of one is nobody's to sign.
-    for sync in ["apigw-http-ticket", "contact-flow-callback"] {
+    // A webhook is never invoked asynchronously, nor an event source mapping's batch: a record
+    // of one is nobody's to sign (signed, its claim on a message's identity would stand).
+    for sync in [
+        "apigw-http-ticket",
+        "contact-flow-callback",
+        "sqs-standard-batch",
+        "kinesis-records",
+        "dynamodb-update",
+    ] {
         assert_eq!(
             plan(
                 &message("m", &failure_record(Some(sample(sync)))),
@@ -297,6 +328,8 @@ fn arguments_are_read_with_the_key_from_the_environment() {
             "--dry-run",
             "--envelope-secret-id",
             "flag",
+            "--rule-arn",
+            "arn:aws:events:eu-west-1:1:rule/p",
         ]),
         env,
     )
@@ -305,11 +338,18 @@ fn arguments_are_read_with_the_key_from_the_environment() {
     assert_eq!((parsed.rate, parsed.max), (Some(2.5), Some(7)));
     assert!(parsed.dry_run);
     assert_eq!(parsed.envelope_secret_id.as_deref(), Some("flag"));
+    assert_eq!(
+        parsed.rule_arn.as_deref(),
+        Some("arn:aws:events:eu-west-1:1:rule/p")
+    );
     for bad in [
         &["--to", "t"][..],
         &["--from"],
         &["--from", "q", "--rate", "0"],
         &["--from", "q", "--rate", "x"],
+        &["--from", "q", "--rate", "NaN"],
+        &["--from", "q", "--rate", "0.0009"],
+        &["--from", "q", "--rate", "1e-300"],
         &["--from", "q", "--max", "-1"],
         &["--from", "q", "--what"],
         &["--from", "--dry-run"],

@@ -154,13 +154,21 @@ pub fn source_of(payload: &Value) -> Option<&'static Source> {
 
 /// Whether a payload of `source`, found outside the function (a Lambda failure record read by
 /// `redrive`), may travel back in the function's signed envelope: only what the function would
-/// itself hold (`holdable`), and never a webhook's request, authenticated only on arrival and
-/// never invoked asynchronously (so never in a failure record the function wrote).
+/// itself hold (`holdable`), and only what Lambda invokes asynchronously (so what a failure
+/// record Lambda wrote can carry). Never a webhook's request (authenticated only on arrival),
+/// nor an event source mapping's batch (SQS, Kinesis, DynamoDB Streams: invoked synchronously,
+/// so in a failure record only by someone who wrote it, and signing it would vouch for its
+/// claim on a queue message's or a stream record's identity).
 pub fn may_sign(source: &Source) -> bool {
-    source.holdable && source.storage != Storage::First
+    let mapped = [sqs::KIND, kinesis::KIND, dynamodb::KIND];
+    source.holdable
+        && source.storage != Storage::First
+        && !source.kinds.iter().any(|k| mapped.contains(k))
 }
 
 pub use sqs::wrapped_event;
+/// The kind of an SQS batch: where the function's envelopes are read back.
+pub use sqs::KIND as SQS_KIND;
 
 /// Every kind of record the registered sources produce.
 pub fn all_kinds() -> impl Iterator<Item = SourceKind> {
