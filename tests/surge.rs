@@ -49,9 +49,10 @@ async fn bursts_become_tasks_at_the_quotas_pace_and_nothing_is_parked() {
 /// 2.5 s are mostly the emulation's at any larger scale), two stacks of 100 messages each on one
 /// pace table (each stack drained within 1.2 × the other), and a raised quota of 20/s burst 50
 /// with 300 messages (time scaled by 2: moto's DynamoDB and SQS, not the design, would be the
-/// limit at 10). Loose bounds (1.15 × the ideal plus the arrival, the lone batch 1.3 ×, 5 %
-/// throttled) so that CI fails
-/// on a regression, not on a draw; `make test-surge` runs them in full.
+/// limit at 10), and an urgent event arriving on the priority queue behind 200 normal messages
+/// (its task within 5 s of its arrival; at most scale 5). Loose bounds (1.15 × the ideal plus
+/// the arrival, the lone batch 1.3 ×, 5 % throttled) so that CI fails on a regression, not on
+/// a draw; `make test-surge` runs them in full (the urgent event behind 1,000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
     let surge = Surge::start(
@@ -62,9 +63,10 @@ async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
     .await;
     let scenarios: Vec<Scenario> = Scenario::shared_pace(100, 300)
         .into_iter()
-        .filter(|s| s.pace_table && s.other_caller_share == 0.0)
+        .filter(|s| s.pace_table && s.other_caller_share == 0.0 && s.urgent_after.is_none())
+        .chain([Scenario::urgent_behind(200)])
         .collect();
-    assert_eq!(scenarios.len(), 3);
+    assert_eq!(scenarios.len(), 4);
     let mut reports = Vec::new();
     for (i, scenario) in scenarios.iter().enumerate() {
         reports.push(surge.run(scenario, 100 + i).await);

@@ -57,6 +57,24 @@ routes:
       attributes: { eventKey: "{{ body.key }}" }
 "#;
 
+/// With an urgent event: it takes the `urgent` route (`priority: high`), the rest as before.
+const URGENT_MAPPING: &str = r#"
+routes:
+  - name: urgent
+    when: { body: { urgent: true } }
+    priority: high
+    task:
+      name: "Urgent {{ body.key }}"
+      attributes: { eventKey: "{{ body.key }}" }
+  - name: surge
+    task:
+      name: "Surge {{ body.key }}"
+      attributes: { eventKey: "{{ body.key }}" }
+"#;
+
+/// An urgent event's target: its task within this many seconds of its arrival (issue #22).
+pub const URGENT_TARGET_SECS: f64 = 5.0;
+
 /// The template's defaults (template.yaml), unscaled.
 #[derive(Debug, Clone)]
 pub struct Defaults {
@@ -122,6 +140,10 @@ pub struct Scenario {
     /// sending thousands to moto takes minutes, which SQS takes in parallel, and the drain would
     /// measure that instead.
     pub preload: bool,
+    /// An urgent event sent to the priority queue (the template's `PriorityQueue`, drained by
+    /// its own event source mapping at concurrency 2) this long after the burst began,
+    /// unscaled; its route says `priority: high`.
+    pub urgent_after: Option<Duration>,
 }
 
 impl Scenario {
@@ -139,6 +161,7 @@ impl Scenario {
             concurrency: None,
             max_scale: None,
             preload: false,
+            urgent_after: None,
         }
     }
 
@@ -172,7 +195,24 @@ impl Scenario {
                 pace_table: false,
                 ..Scenario::sqs("SQS messages at once, no pace table", burst)
             },
+            Scenario::urgent_behind(1000),
         ]
+    }
+
+    /// An urgent event arriving on the priority queue 20 s into a backlog of `backlog` normal
+    /// messages (on the queue before the clock starts), time scaled by 5 at most: the
+    /// emulation's receive and process overheads are multiplied by the scale, and the target
+    /// is seconds.
+    pub fn urgent_behind(backlog: usize) -> Scenario {
+        Scenario {
+            preload: true,
+            max_scale: Some(5.0),
+            urgent_after: Some(Duration::from_secs(20)),
+            ..Scenario::sqs(
+                &format!("an urgent event behind {backlog} normal ones"),
+                backlog,
+            )
+        }
     }
 }
 
@@ -250,6 +290,10 @@ pub struct Report {
     pub stack_drains: Vec<f64>,
     /// Writes to the pace table (bookings, refusals, trims), for its cost per task.
     pub pace_writes: usize,
+    /// The urgent event's task, this many unscaled seconds after it was sent (None: no
+    /// urgent event, or no task for it).
+    pub urgent_secs: Option<f64>,
+    pub urgent_sent: bool,
 }
 
 impl Report {
@@ -293,6 +337,13 @@ impl Report {
             misses.push(format!(
                 "one stack drained in {last:.1} s, the other in {first:.1} s (over 1.2 ×)"
             ));
+        }
+        match (self.urgent_sent, self.urgent_secs) {
+            (true, None) => misses.push("the urgent event has no task".to_string()),
+            (true, Some(secs)) if secs > URGENT_TARGET_SECS => misses.push(format!(
+                "the urgent event's task came {secs:.1} s after it, over {URGENT_TARGET_SECS} s"
+            )),
+            _ => {}
         }
         if self.throttled_share() > throttled {
             misses.push(format!(
@@ -414,13 +465,46 @@ impl Surge {
             .await;
             queues.push((queue_url, dlq_url, queue_arn(&name)));
         }
+        // The priority lane of the first stack: its queue, DLQ and event source mapping.
+        let lane = match scenario.urgent_after {
+            None => None,
+            Some(_) => {
+                let name = format!("{base}-urgent");
+                let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
+                let dlq_arn = queue_arn(&format!("{name}-dlq"));
+                let url = create_queue(
+                    &sqs,
+                    &name,
+                    &BTreeMap::from([
+                        (
+                            QueueAttributeName::VisibilityTimeout,
+                            format!("{visibility}"),
+                        ),
+                        (
+                            QueueAttributeName::RedrivePolicy,
+                            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d.max_receive_count})
+                                .to_string(),
+                        ),
+                    ]),
+                )
+                .await;
+                Some((url, dlq_url, queue_arn(&name)))
+            }
+        };
 
         let env_of = |queue_url: &str| -> Vec<(String, String)> {
             let mut env: Vec<(&str, String)> = vec![
                 ("CONNECT_INSTANCE_ID", INSTANCE.to_string()),
                 ("CONNECT_CONTACT_FLOW_ID", FLOW.to_string()),
                 ("WEBHOOK_AUTH", "none".to_string()),
-                ("TASK_MAPPING", MAPPING.to_string()),
+                (
+                    "TASK_MAPPING",
+                    match lane {
+                        Some(_) => URGENT_MAPPING,
+                        None => MAPPING,
+                    }
+                    .to_string(),
+                ),
                 (
                     "METRICS_NAMESPACE",
                     match self.record {
@@ -442,6 +526,9 @@ impl Surge {
                 ("TASK_QUEUE_URL", queue_url.to_string()),
                 ("AWS_ENDPOINT_URL_SQS", self.moto.url.clone()),
             ];
+            if let Some((url, _, _)) = &lane {
+                env.push(("PRIORITY_QUEUE_URL", url.clone()));
+            }
             if scenario.pace_table {
                 env.push(("PACE_TABLE", pace_table.clone()));
                 env.push(("AWS_ENDPOINT_URL_DYNAMODB", self.moto.url.clone()));
@@ -542,6 +629,47 @@ impl Surge {
             }
         }
 
+        // The priority queue's own event source mapping (the template's: concurrency 2), and
+        // the urgent event, sent when its time comes.
+        let urgent_key = format!("u{serial}");
+        let mut urgent_sender = None;
+        if let (Some((url, _, arn)), Some(after)) = (&lane, scenario.urgent_after) {
+            for _ in 0..2 {
+                let poller = Poller {
+                    binary: self.binary.clone(),
+                    connect_url: connect.url(),
+                    env: env_of(&queues[0].0),
+                    sqs: sqs.clone(),
+                    queue_url: url.clone(),
+                    queue_arn: arn.clone(),
+                    batch_size: d.batch_size,
+                    timeout,
+                    busy: Arc::clone(&busy),
+                    receives: Arc::clone(&receives),
+                    stop: Arc::clone(&stop),
+                    record: self.record.clone(),
+                };
+                pollers.push(tokio::spawn(poller.run()));
+            }
+            let (sqs, url, key) = (sqs.clone(), url.clone(), urgent_key.clone());
+            let at = started + scaled(after);
+            urgent_sender = Some(tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                let sent = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                send_all(
+                    &sqs,
+                    &url,
+                    std::iter::once(json!({"key": key, "urgent": true})),
+                )
+                .await;
+                sent
+            }));
+        }
+        let events = scenario.events + usize::from(lane.is_some());
+
         // The burst, on every stack at once.
         let mut refused = 0;
         match scenario.arrival {
@@ -589,7 +717,7 @@ impl Surge {
             let mut parked = 0;
             let mut left = 0;
             let mut visible = 0;
-            for (queue_url, dlq_url, _) in &queues {
+            for (queue_url, dlq_url, _) in queues.iter().chain(&lane) {
                 parked += queue_depth(&sqs, dlq_url).await;
                 left += queue_depth(&sqs, queue_url).await;
                 if self.record.is_some() {
@@ -603,9 +731,7 @@ impl Surge {
                            "in_flight": left.saturating_sub(visible), "dlq": parked}),
                 );
             }
-            if (done_keys + parked + refused >= scenario.events && left == 0)
-                || Instant::now() > give_up
-            {
+            if (done_keys + parked + refused >= events && left == 0) || Instant::now() > give_up {
                 break parked;
             }
         };
@@ -666,12 +792,25 @@ impl Surge {
         } else {
             0
         };
-        let lost = scenario
-            .events
-            .saturating_sub(keys_done.len() + parked + refused);
+        let lost = events.saturating_sub(keys_done.len() + parked + refused);
+        let urgent_sent = match urgent_sender {
+            Some(sender) => Some(sender.await.expect("the urgent event is sent")),
+            None => None,
+        };
+        let urgent_secs = urgent_sent.and_then(|sent| {
+            tasks
+                .iter()
+                .find(|t| {
+                    t.request
+                        .pointer("/Attributes/eventKey")
+                        .and_then(Value::as_str)
+                        == Some(urgent_key.as_str())
+                })
+                .map(|t| (t.created_at - sent) * scale)
+        });
         Report {
             scenario: scenario.name.clone(),
-            events: scenario.events,
+            events,
             tasks: tasks.len(),
             duplicates: tasks.len() - keys_done.len(),
             parked,
@@ -688,6 +827,8 @@ impl Surge {
                 .saturating_sub(scenario.events as u64),
             stack_drains,
             pace_writes,
+            urgent_secs,
+            urgent_sent: urgent_sent.is_some(),
         }
     }
 }
@@ -1027,12 +1168,12 @@ pub fn queue_arn(name: &str) -> String {
 /// The table of a run, in Markdown.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task | stacks drained s | pace writes / task |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task | stacks drained s | pace writes / task | urgent task after s |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} | {} | {} | {} |\n",
             r.scenario,
             r.events,
             r.tasks,
@@ -1063,6 +1204,11 @@ pub fn table(reports: &[Report]) -> String {
                 "–".to_string()
             } else {
                 format!("{:.2}", r.pace_writes as f64 / r.tasks.max(1) as f64)
+            },
+            match (r.urgent_sent, r.urgent_secs) {
+                (false, _) => "–".to_string(),
+                (true, None) => "none".to_string(),
+                (true, Some(secs)) => format!("{secs:.1}"),
             },
         ));
     }
