@@ -211,7 +211,12 @@ fn http_error(err: &BridgeError) -> HttpAnswer {
         Cause::Throttled => "Amazon Connect is throttling task creation; retry later".into(),
         Cause::OutOfTime => "the task could not be created in time; retry later".into(),
         Cause::QuotaExhausted => "an Amazon Connect quota is exhausted; retry later".into(),
-        Cause::Unavailable => "Amazon Connect is unavailable; retry later".into(),
+        // Unavailable is any service the record needs (the task queue, the task table), not
+        // Connect alone: the caller is told which only when it is Connect.
+        Cause::Unavailable => match err {
+            BridgeError::Connect { .. } => "Amazon Connect is unavailable; retry later".into(),
+            _ => "a service the task depends on is unavailable; retry later".into(),
+        },
         Cause::Configuration => {
             "the task could not be created because of a configuration error".into()
         }
@@ -558,4 +563,33 @@ fn webhook(
             ..Content::new(Body::value(body), Arc::new(meta))
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_queue_is_not_called_connect() {
+        let queue = BridgeError::Dispatch {
+            code: "QueueNotConfigured",
+            message: "no queue".into(),
+        };
+        let answer = http_error(&queue);
+        assert_eq!(answer.status, 502);
+        let message = answer.body["message"].as_str().unwrap();
+        assert!(!message.contains("Connect"), "{message}");
+        let connect = BridgeError::Connect {
+            code: "InternalServiceException".into(),
+            message: "fault".into(),
+        };
+        let message = http_error(&connect).body["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains("Amazon Connect is unavailable"),
+            "{message}"
+        );
+    }
 }
