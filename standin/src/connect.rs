@@ -447,6 +447,7 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
         attributes,
         tags: serde_json::Map::new(),
         updates: 0,
+        updated_at: None,
         disconnect_reason: None,
         ended_at: None,
     };

@@ -197,6 +197,7 @@ fn on_task(
         return ended_error();
     }
     task.updates += 1;
+    task.updated_at = Some(now_secs());
     if let Some(event) = act(&request, task) {
         inner.events.push(event);
     }

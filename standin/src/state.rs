@@ -113,6 +113,8 @@ pub struct Task {
     pub tags: serde_json::Map<String, Value>,
     /// Lifecycle calls that changed it.
     pub updates: u32,
+    /// When a lifecycle call last changed it (epoch seconds).
+    pub updated_at: Option<f64>,
     pub disconnect_reason: Option<String>,
     /// When it ended (epoch seconds).
     pub ended_at: Option<f64>,
