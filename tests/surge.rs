@@ -63,7 +63,9 @@ async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
     .await;
     let scenarios: Vec<Scenario> = Scenario::shared_pace(100, 300)
         .into_iter()
-        .filter(|s| s.pace_table && s.other_caller_share == 0.0 && s.urgent_after.is_none())
+        .filter(|s| {
+            s.pace_table && s.other_caller_share == 0.0 && s.urgent_after.is_none() && !s.lifecycle
+        })
         .chain([Scenario::urgent_behind(200)])
         .collect();
     assert_eq!(scenarios.len(), 4);
@@ -84,4 +86,42 @@ async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
         })
         .collect();
     assert!(misses.is_empty(), "{misses:#?}\n{}", table(&reports));
+}
+
+/// Issue #22's reschedules and stops at once, shortened: 40 tasks rescheduled and 40 others
+/// stopped (their 80 tasks opened first by start events with the key, through the task table),
+/// on the task queue at once with two environments, time scaled by 5 (about 15 s). Every
+/// operation has its own bucket at the stand-in (`Quota::connect`) and its own pace in the
+/// function: each is throttled at most 5 %, the reschedules drain within 1.3 × their ideal
+/// ((40 − 5) / 2 s), nothing is lost, parked or duplicated. The stops' drain is printed, not
+/// bounded: they still come out of the same batches as the reschedules, so they drain at the
+/// reschedules' pace (about 7 × their ideal here; docs/bursts.md), which is the issue's
+/// "stops unaffected" still missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedules_and_stops_at_once_each_keep_their_own_quota() {
+    let surge = Surge::start(
+        &common::function_binary(),
+        &moto_server(&common::root()),
+        5.0,
+    )
+    .await;
+    let report = surge.run(&Scenario::reschedules_and_stops(40), 200).await;
+    let shown = table(std::slice::from_ref(&report));
+    println!("{shown}");
+    assert_eq!(
+        (report.duplicates, report.parked, report.lost, report.tasks),
+        (0, 0, 0, 80),
+        "{shown}"
+    );
+    assert_eq!(report.operations.len(), 2, "{shown}");
+    for op in &report.operations {
+        assert_eq!((op.done, op.events), (40, 40), "{shown}");
+        assert!(op.throttled_share() <= 0.05, "{}: {shown}", op.operation);
+        if op.operation == "UpdateContactSchedule" {
+            assert!(
+                op.drain_secs <= 1.3 * op.ideal_secs + report.arrival_secs,
+                "{shown}"
+            );
+        }
+    }
 }

@@ -31,7 +31,7 @@ use crate::state::{
 };
 /// What a stand-in is started with and reports: defined beside the state both kinds of
 /// operation share.
-pub use crate::state::{Faults, Stats, Task};
+pub use crate::state::{Faults, OperationStats, Quota, Stats, Task};
 
 /// At most this many tasks may name one PreviousContactId (then ServiceQuotaExceeded).
 pub const MAX_TASKS_PER_PREVIOUS_CONTACT: u32 = 12;
@@ -105,6 +105,7 @@ impl ConnectStandIn {
                 faults: options.faults,
                 rng: fastrand::Rng::with_seed(options.seed),
                 bucket: None,
+                buckets: HashMap::new(),
                 templates,
                 template_tokens: HashMap::new(),
             }),
@@ -208,6 +209,7 @@ impl ConnectStandIn {
         let mut inner = self.shared.inner.lock().unwrap();
         inner.faults = faults;
         inner.bucket = None;
+        inner.buckets.clear();
     }
 
     /// Stops accepting requests and waits for the server task to end.
@@ -263,7 +265,15 @@ async fn start_task_contact(
         if f.latency_ms > 0 {
             wait += Duration::from_millis(inner.rng.u64(0..=f.latency_ms));
         }
-        let fault = if !take_from_bucket(&mut inner) {
+        let within_quota = take_from_bucket(&mut inner);
+        let counted = inner
+            .stats
+            .operations
+            .entry("StartTaskContact".into())
+            .or_default();
+        counted.requests += 1;
+        counted.throttled += u64::from(!within_quota);
+        let fault = if !within_quota {
             Fault::Throttle("Rate exceeded: the StartTaskContact quota is exhausted")
         } else if f.throttle > 0.0 && inner.rng.f64() < f.throttle {
             Fault::Throttle("Rate exceeded")
@@ -437,6 +447,7 @@ fn create_task(shared: &Shared, body: &[u8]) -> Response {
         attributes,
         tags: serde_json::Map::new(),
         updates: 0,
+        updated_at: None,
         disconnect_reason: None,
         ended_at: None,
     };
@@ -937,6 +948,7 @@ async fn admin_set_faults(
     let mut inner = shared.inner.lock().unwrap();
     inner.faults = faults.clone();
     inner.bucket = None;
+    inner.buckets.clear();
     Json(faults)
 }
 
@@ -1245,6 +1257,64 @@ mod tests {
         assert_eq!(
             (throttled.status, throttled.code.as_deref()),
             (429, Some("ThrottlingException"))
+        );
+    }
+
+    /// Every operation has its own bucket (`Faults::quotas`), throttles as StartTaskContact's
+    /// does, and is counted on its own; an operation without a quota is not throttled.
+    #[tokio::test]
+    async fn operations_have_their_own_buckets_and_counts() {
+        let s = standin(Vec::new()).await;
+        let quotas = Quota::connect(5.0);
+        assert_eq!(
+            quotas["StopContact"],
+            Quota {
+                rate: 50.0,
+                burst: 15
+            }
+        );
+        assert_eq!(
+            quotas["UpdateContactSchedule"],
+            Quota {
+                rate: 10.0,
+                burst: 5
+            }
+        );
+        let mut faults = Faults::default();
+        faults.quotas.insert(
+            "StopContact".into(),
+            Quota {
+                rate: 0.001,
+                burst: 2,
+            },
+        );
+        s.set_faults(faults);
+        let stop = json!({"InstanceId": INSTANCE, "ContactId": "nope"});
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let a = call(&s, "POST", "/contact/stop", Some(&stop), true).await;
+            answers.push((a.status, a.code));
+        }
+        for _ in 0..3 {
+            let path = format!("/contacts/{INSTANCE}/nope");
+            let a = call(&s, "GET", &path, None, true).await;
+            answers.push((a.status, a.code));
+        }
+        let not_found = (404, Some("ResourceNotFoundException".to_string()));
+        let throttled = (429, Some("ThrottlingException".to_string()));
+        assert_eq!(
+            answers,
+            [&not_found, &not_found, &throttled, &not_found, &not_found, &not_found]
+                .map(Clone::clone)
+        );
+        let counted = s.stats().operations;
+        let of = |op: &str| counted.get(op).map(|c| (c.requests, c.throttled));
+        assert_eq!(of("StopContact"), Some((3, 1)));
+        assert_eq!(of("DescribeContact"), Some((3, 0)));
+        assert_eq!(
+            s.stats().throttled,
+            0,
+            "StartTaskContact's count is its own"
         );
     }
 

@@ -37,6 +37,13 @@ fn accept(
     uri_members: &[(&str, &str)],
 ) -> Result<Map<String, Value>, Response> {
     verify_signature(shared, method, uri, headers, body)?;
+    if !shared.inner.lock().unwrap().admit(operation) {
+        return Err(error(
+            429,
+            "ThrottlingException",
+            format!("Rate exceeded: the {operation} quota is exhausted"),
+        ));
+    }
     let failing: Option<String> = shared
         .inner
         .lock()
@@ -190,6 +197,7 @@ fn on_task(
         return ended_error();
     }
     task.updates += 1;
+    task.updated_at = Some(now_secs());
     if let Some(event) = act(&request, task) {
         inner.events.push(event);
     }

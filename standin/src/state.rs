@@ -47,6 +47,53 @@ pub struct Faults {
     /// `{"GetContactAttributes": "InternalServiceException"}`), with the status the model
     /// gives the code.
     pub failing: std::collections::BTreeMap<String, String>,
+    /// Every other operation's own token bucket, by operation name (Connect's quotas are per
+    /// operation: `Quota::connect` gives them). An operation not named here is not throttled;
+    /// StartTaskContact's bucket is `rate`/`burst` above. Throttled as StartTaskContact's
+    /// bucket is: 429 ThrottlingException.
+    pub quotas: std::collections::BTreeMap<String, Quota>,
+}
+
+/// One operation's token bucket: requests per second and burst.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Connect's default per-operation quotas (docs: Amazon Connect service quotas) for the
+    /// operations the function calls after StartTaskContact, their rates multiplied by `scale`
+    /// as the surge scales StartTaskContact's: UpdateContactSchedule 2/s burst 5; StopContact,
+    /// UpdateContact, UpdateContactAttributes, GetContactAttributes, DescribeContact 10/s
+    /// burst 15; TagContact 20/s burst 25.
+    pub fn connect(scale: f64) -> std::collections::BTreeMap<String, Quota> {
+        let q = |rate: f64, burst| Quota {
+            rate: rate * scale,
+            burst,
+        };
+        [
+            ("UpdateContactSchedule", q(2.0, 5)),
+            ("StopContact", q(10.0, 15)),
+            ("UpdateContact", q(10.0, 15)),
+            ("UpdateContactAttributes", q(10.0, 15)),
+            ("GetContactAttributes", q(10.0, 15)),
+            ("DescribeContact", q(10.0, 15)),
+            ("TagContact", q(20.0, 25)),
+        ]
+        .into_iter()
+        .map(|(name, quota)| (name.to_string(), quota))
+        .collect()
+    }
+}
+
+/// One operation's requests and the share of them its bucket throttled.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStats {
+    pub requests: u64,
+    pub throttled: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +113,8 @@ pub struct Task {
     pub tags: serde_json::Map<String, Value>,
     /// Lifecycle calls that changed it.
     pub updates: u32,
+    /// When a lifecycle call last changed it (epoch seconds).
+    pub updated_at: Option<f64>,
     pub disconnect_reason: Option<String>,
     /// When it ended (epoch seconds).
     pub ended_at: Option<f64>,
@@ -90,6 +139,9 @@ pub struct Stats {
     /// CreateTaskTemplate, GetTaskTemplate and ListTaskTemplates requests that passed the
     /// signature and the model, on a known instance.
     pub template_requests: u64,
+    /// Requests (signed right) and throttles per operation: StartTaskContact and the lifecycle
+    /// operations. (`requests` and `throttled` above are StartTaskContact's.)
+    pub operations: std::collections::BTreeMap<String, OperationStats>,
 }
 
 pub(crate) struct Inner {
@@ -102,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) rng: fastrand::Rng,
     pub(crate) bucket: Option<(f64, Instant)>,
+    /// The other operations' buckets (`Faults::quotas`): tokens and when they were counted.
+    pub(crate) buckets: HashMap<String, (f64, Instant)>,
     /// Task templates in GetTaskTemplate's answer shape, in the order they were made (seeded,
     /// created or put through the admin endpoint); kept across `POST /admin/reset`.
     pub(crate) templates: Vec<Value>,
@@ -110,6 +164,35 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Counts a request to `operation` and takes a token from its bucket (`Faults::quotas`);
+    /// false (and counted as throttled) when the bucket is empty.
+    pub(crate) fn admit(&mut self, operation: &str) -> bool {
+        let admitted = match self.faults.quotas.get(operation).copied() {
+            Some(quota) if quota.rate > 0.0 => {
+                let burst = f64::from(quota.burst.max(1));
+                let now = Instant::now();
+                let (tokens, last) = self.buckets.get(operation).copied().unwrap_or((burst, now));
+                let elapsed = now.duration_since(last).as_secs_f64();
+                let tokens = (tokens + elapsed * quota.rate).min(burst);
+                let admitted = tokens >= 1.0;
+                let left = if admitted { tokens - 1.0 } else { tokens };
+                self.buckets.insert(operation.to_string(), (left, now));
+                admitted
+            }
+            _ => true,
+        };
+        let counted = self
+            .stats
+            .operations
+            .entry(operation.to_string())
+            .or_default();
+        counted.requests += 1;
+        if !admitted {
+            counted.throttled += 1;
+        }
+        admitted
+    }
+
     /// The template `id` of `instance`.
     pub(crate) fn template(&self, instance: &str, id: &str) -> Option<&Value> {
         self.templates

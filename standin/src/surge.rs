@@ -25,6 +25,8 @@
 //! - **Connect**: the stand-in's token bucket (2 calls per second, burst 5, scaled), optionally
 //!   shared with another caller that takes its share first, and optionally a share of
 //!   InternalServiceException answers (drawn after the bucket: a failed call spends a token).
+//!   Every other operation has its own bucket at Connect's quota (`Quota::connect`, scaled),
+//!   and the function is told the same quotas (`CONNECT_SCHEDULE_RATE`, ...).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use aws_sdk_sqs::types::{
 };
 use serde_json::{json, Value};
 
-use crate::connect::{ConnectStandIn, Faults, Options};
+use crate::connect::{ConnectStandIn, Faults, Options, Quota, Task};
 use crate::harness::LocalFunction;
 use crate::moto::Moto;
 use crate::runtime_api::{Invocation, InvokeError};
@@ -55,6 +57,28 @@ routes:
     task:
       name: "Surge {{ body.key }}"
       attributes: { eventKey: "{{ body.key }}" }
+"#;
+
+/// The lifecycle scenario's: each key's task opened by a start event, then rescheduled an hour
+/// on or stopped, each through the task table.
+const LIFECYCLE_MAPPING: &str = r#"
+routes:
+  - name: open
+    when: { body: { action: open } }
+    key: "{{ body.key }}"
+    task:
+      name: "Surge {{ body.key }}"
+      attributes: { eventKey: "{{ body.key }}" }
+  - name: reschedule
+    when: { body: { action: reschedule } }
+    action: reschedule
+    key: "{{ body.key }}"
+    task:
+      delay: 1h
+  - name: stop
+    when: { body: { action: stop } }
+    action: stop
+    key: "{{ body.key }}"
 "#;
 
 /// With an urgent event: it takes the `urgent` route (`priority: high`), the rest as before.
@@ -144,6 +168,10 @@ pub struct Scenario {
     /// its own event source mapping at concurrency 2) this long after the burst began,
     /// unscaled; its route says `priority: high`.
     pub urgent_after: Option<Duration>,
+    /// The lifecycle at once: `events` / 2 keys rescheduled and as many other keys stopped,
+    /// their tasks opened (start events with the key, through the task table) before the
+    /// clock; then the reschedule and stop events, interleaved, on the task queue at once.
+    pub lifecycle: bool,
 }
 
 impl Scenario {
@@ -162,6 +190,7 @@ impl Scenario {
             max_scale: None,
             preload: false,
             urgent_after: None,
+            lifecycle: false,
         }
     }
 
@@ -196,7 +225,22 @@ impl Scenario {
                 ..Scenario::sqs("SQS messages at once, no pace table", burst)
             },
             Scenario::urgent_behind(1000),
+            Scenario::reschedules_and_stops(burst),
         ]
+    }
+
+    /// Issue #22's "reschedules and stops at once (two environments)": `n` reschedule events
+    /// (UpdateContactSchedule, 2/s burst 5) and `n` stop events (StopContact, 10/s burst 15)
+    /// for `2 n` open tasks, on the task queue at once. Each key gets one of the two: a stop
+    /// that overtook its key's reschedule would make that reschedule a no-op (the key has no
+    /// open task: `if_missing: ignore`), and the figures would measure that race instead of
+    /// the paces. Time scaled by 5 at most (the stops' ideal is seconds).
+    pub fn reschedules_and_stops(n: usize) -> Scenario {
+        Scenario {
+            lifecycle: true,
+            max_scale: Some(5.0),
+            ..Scenario::sqs(&format!("{n} reschedules and {n} stops at once"), 2 * n)
+        }
     }
 
     /// An urgent event arriving on the priority queue 20 s into a backlog of `backlog` normal
@@ -294,6 +338,32 @@ pub struct Report {
     /// urgent event, or no task for it).
     pub urgent_secs: Option<f64>,
     pub urgent_sent: bool,
+    /// The lifecycle scenario's operations: calls and throttles of each while the events
+    /// drained, and when the last of each kind was done against its ideal (unscaled seconds).
+    pub operations: Vec<OperationReport>,
+}
+
+/// One operation of the lifecycle scenario.
+#[derive(Debug, Clone)]
+pub struct OperationReport {
+    pub operation: String,
+    pub calls: u64,
+    pub throttled: u64,
+    /// Events of this kind done (tasks rescheduled, stopped) of `events`.
+    pub done: usize,
+    pub events: usize,
+    pub drain_secs: f64,
+    pub ideal_secs: f64,
+}
+
+impl OperationReport {
+    pub fn throttled_share(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.throttled as f64 / self.calls as f64
+        }
+    }
 }
 
 impl Report {
@@ -350,6 +420,21 @@ impl Report {
                 "{:.1} % of calls throttled",
                 100.0 * self.throttled_share()
             ));
+        }
+        for op in &self.operations {
+            if op.throttled_share() > throttled {
+                misses.push(format!(
+                    "{:.1} % of {} calls throttled",
+                    100.0 * op.throttled_share(),
+                    op.operation
+                ));
+            }
+            if op.drain_secs > drain * op.ideal_secs + self.arrival_secs {
+                misses.push(format!(
+                    "{} drained in {:.1} s, over {drain} × its ideal {:.1} s + the arrival {:.1} s",
+                    op.operation, op.drain_secs, op.ideal_secs, self.arrival_secs
+                ));
+            }
         }
         misses
     }
@@ -422,6 +507,7 @@ impl Surge {
                     burst: Some(quota_burst),
                     other_caller_rate: rate * scenario.other_caller_share,
                     internal: scenario.internal,
+                    quotas: Quota::connect(scale),
                     ..Faults::default()
                 },
                 instances: vec![INSTANCE.to_string()],
@@ -438,6 +524,10 @@ impl Surge {
         let pace_table = format!("{base}-pace");
         if scenario.pace_table {
             self.moto.create_task_table(&pace_table).await;
+        }
+        let task_table = format!("{base}-tasks");
+        if scenario.lifecycle {
+            self.moto.create_task_table(&task_table).await;
         }
         // SQS counts visibility in whole seconds.
         let visibility = scaled(d.visibility_timeout).as_secs_f64().ceil().max(1.0);
@@ -501,6 +591,7 @@ impl Surge {
                     "TASK_MAPPING",
                     match lane {
                         Some(_) => URGENT_MAPPING,
+                        None if scenario.lifecycle => LIFECYCLE_MAPPING,
                         None => MAPPING,
                     }
                     .to_string(),
@@ -516,6 +607,13 @@ impl Surge {
                 ("CONNECT_REQUESTS_PER_SECOND", format!("{rate}")),
                 ("CONNECT_BURST", quota_burst.to_string()),
                 ("CONNECT_CALLERS", concurrency.to_string()),
+                // The other operations' quotas, scaled as the stand-in's buckets are.
+                ("CONNECT_SCHEDULE_RATE", format!("{}", 2.0 * scale)),
+                ("CONNECT_SCHEDULE_BURST", "5".to_string()),
+                ("CONNECT_CONTACT_RATE", format!("{}", 10.0 * scale)),
+                ("CONNECT_CONTACT_BURST", "15".to_string()),
+                ("CONNECT_TAG_RATE", format!("{}", 20.0 * scale)),
+                ("CONNECT_TAG_BURST", "25".to_string()),
                 ("BATCH_CONCURRENCY", d.batch_concurrency.to_string()),
                 // The function's backoff after a fault (200 ms to 2 s), scaled like every duration.
                 (
@@ -531,6 +629,11 @@ impl Surge {
             }
             if scenario.pace_table {
                 env.push(("PACE_TABLE", pace_table.clone()));
+            }
+            if scenario.lifecycle {
+                env.push(("TASK_TABLE", task_table.clone()));
+            }
+            if scenario.pace_table || scenario.lifecycle {
                 env.push(("AWS_ENDPOINT_URL_DYNAMODB", self.moto.url.clone()));
             }
             env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -593,8 +696,8 @@ impl Surge {
                 }));
             }
         }
-        let started = Instant::now();
-        let start_epoch = std::time::SystemTime::now()
+        let mut started = Instant::now();
+        let mut start_epoch = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
@@ -670,6 +773,38 @@ impl Surge {
         }
         let events = scenario.events + usize::from(lane.is_some());
 
+        // The lifecycle's open tasks, before the clock: a start event per key, drained.
+        let mut opened = connect.stats();
+        let (mut busy_before, mut receives_before) = (0, 0);
+        if scenario.lifecycle {
+            let open = keys.iter().map(|k| json!({"action": "open", "key": k}));
+            send_all(&sqs, &queues[0].0, open).await;
+            let deadline = Instant::now()
+                + scaled(Duration::from_secs_f64(
+                    keys.len() as f64 / d.rate * 4.0 + 60.0,
+                ));
+            while !(connect.tasks().len() >= keys.len()
+                && queue_depth(&sqs, &queues[0].0).await == 0)
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(
+                connect.tasks().len(),
+                keys.len(),
+                "{}: every key's task is open",
+                scenario.name
+            );
+            opened = connect.stats();
+            busy_before = busy.load(Ordering::SeqCst);
+            receives_before = receives.load(Ordering::SeqCst);
+            started = Instant::now();
+            start_epoch = std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+        }
+
         // The burst, on every stack at once.
         let mut refused = 0;
         match scenario.arrival {
@@ -678,7 +813,9 @@ impl Surge {
                 let sends = queues.iter().enumerate().map(|(stack, (url, _, _))| {
                     let bodies: Vec<Value> = keys_of(stack)
                         .iter()
-                        .map(|k| match scenario.arrival {
+                        .enumerate()
+                        .map(|(i, k)| match scenario.arrival {
+                            _ if scenario.lifecycle => json!({"action": action_of(i), "key": k}),
                             Arrival::EventBridge => eventbridge_event(k),
                             _ => json!({"key": k}),
                         })
@@ -713,7 +850,13 @@ impl Surge {
         let give_up = started + scaled(Duration::from_secs_f64(ideal * 4.0 + 120.0));
         let parked = loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let done_keys = task_keys(&connect).len();
+            let done_keys = if scenario.lifecycle {
+                let tasks = connect.tasks();
+                let (r, s) = lifecycle_done(&tasks);
+                r.len() + s.len()
+            } else {
+                task_keys(&connect).len()
+            };
             let mut parked = 0;
             let mut left = 0;
             let mut visible = 0;
@@ -792,7 +935,35 @@ impl Surge {
         } else {
             0
         };
-        let lost = events.saturating_sub(keys_done.len() + parked + refused);
+        let mut done = keys_done.len();
+        let mut operations = Vec::new();
+        if scenario.lifecycle {
+            let (rescheduled, stopped) = lifecycle_done(&tasks);
+            done = rescheduled.len() + stopped.len();
+            let n = keys.len() / 2;
+            for (operation, times, rate, burst) in [
+                ("UpdateContactSchedule", rescheduled, 2.0, 5),
+                ("StopContact", stopped, 10.0, 15),
+            ] {
+                let now = stats.operations.get(operation).copied().unwrap_or_default();
+                let before = opened
+                    .operations
+                    .get(operation)
+                    .copied()
+                    .unwrap_or_default();
+                operations.push(OperationReport {
+                    operation: operation.to_string(),
+                    calls: now.requests - before.requests,
+                    throttled: now.throttled - before.throttled,
+                    done: times.len(),
+                    events: n,
+                    drain_secs: (times.iter().copied().fold(start_epoch, f64::max) - start_epoch)
+                        * scale,
+                    ideal_secs: n.saturating_sub(burst) as f64 / rate,
+                });
+            }
+        }
+        let lost = events.saturating_sub(done + parked + refused);
         let urgent_sent = match urgent_sender {
             Some(sender) => Some(sender.await.expect("the urgent event is sent")),
             None => None,
@@ -816,21 +987,70 @@ impl Surge {
             parked,
             refused,
             lost,
-            drain_secs: (last - start_epoch) * scale,
-            ideal_secs: ideal,
+            drain_secs: match scenario.lifecycle {
+                true => operations.iter().map(|o| o.drain_secs).fold(0.0, f64::max),
+                false => (last - start_epoch) * scale,
+            },
+            ideal_secs: match scenario.lifecycle {
+                true => operations.iter().map(|o| o.ideal_secs).fold(0.0, f64::max),
+                false => ideal,
+            },
             arrival_secs,
-            calls: stats.requests,
-            throttled: stats.throttled,
-            busy_secs: Duration::from_micros(busy.load(Ordering::SeqCst)).as_secs_f64() * scale,
-            extra_receives: receives
-                .load(Ordering::SeqCst)
+            calls: match scenario.lifecycle {
+                true => operations.iter().map(|o| o.calls).sum(),
+                false => stats.requests,
+            },
+            throttled: match scenario.lifecycle {
+                true => operations.iter().map(|o| o.throttled).sum(),
+                false => stats.throttled,
+            },
+            busy_secs: Duration::from_micros(busy.load(Ordering::SeqCst) - busy_before)
+                .as_secs_f64()
+                * scale,
+            extra_receives: (receives.load(Ordering::SeqCst) - receives_before)
                 .saturating_sub(scenario.events as u64),
             stack_drains,
             pace_writes,
             urgent_secs,
             urgent_sent: urgent_sent.is_some(),
+            operations,
         }
     }
+}
+
+/// The lifecycle scenario's event for the `i`-th key: reschedules and stops alternate.
+fn action_of(i: usize) -> &'static str {
+    if i % 2 == 0 {
+        "reschedule"
+    } else {
+        "stop"
+    }
+}
+
+/// The lifecycle scenario's work done: when each rescheduled task was rescheduled and each
+/// stopped task ended (epoch seconds), by the key's place (`action_of`).
+fn lifecycle_done(tasks: &[Task]) -> (Vec<f64>, Vec<f64>) {
+    let mut rescheduled = Vec::new();
+    let mut stopped = Vec::new();
+    for t in tasks {
+        let Some(i) = t
+            .request
+            .pointer("/Attributes/eventKey")
+            .and_then(Value::as_str)
+            .and_then(|k| k.rsplit('-').next())
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        match action_of(i) {
+            "stop" => stopped.extend(t.ended_at),
+            _ => rescheduled.extend(
+                t.updated_at
+                    .filter(|_| t.current.contains_key("ScheduledTime")),
+            ),
+        }
+    }
+    (rescheduled, stopped)
 }
 
 fn task_keys(connect: &ConnectStandIn) -> BTreeSet<String> {
@@ -1168,12 +1388,12 @@ pub fn queue_arn(name: &str) -> String {
 /// The table of a run, in Markdown.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task | stacks drained s | pace writes / task | urgent task after s |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| scenario | events | tasks | duplicates | parked | refused | lost | arrival s | drain s | ideal s | drain / ideal | Connect calls | throttled | extra receives | busy s | busy s / task | stacks drained s | pace writes / task | urgent task after s | per operation: calls, throttled, drain / ideal s |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} %) | {} | {:.1} | {:.2} | {} | {} | {} | {} |\n",
             r.scenario,
             r.events,
             r.tasks,
@@ -1209,6 +1429,27 @@ pub fn table(reports: &[Report]) -> String {
                 (false, _) => "–".to_string(),
                 (true, None) => "none".to_string(),
                 (true, Some(secs)) => format!("{secs:.1}"),
+            },
+            if r.operations.is_empty() {
+                "–".to_string()
+            } else {
+                r.operations
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{}: {} calls, {:.1} % throttled, {}/{} done in {:.1} / {:.1} s ({:.2} ×)",
+                            o.operation,
+                            o.calls,
+                            100.0 * o.throttled_share(),
+                            o.done,
+                            o.events,
+                            o.drain_secs,
+                            o.ideal_secs,
+                            if o.ideal_secs > 0.0 { o.drain_secs / o.ideal_secs } else { 0.0 }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
         ));
     }
