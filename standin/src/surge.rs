@@ -532,34 +532,11 @@ impl Surge {
         // SQS counts visibility in whole seconds.
         let visibility = scaled(d.visibility_timeout).as_secs_f64().ceil().max(1.0);
         let stacks = scenario.stacks.max(1);
-        let mut queues = Vec::new();
-        for stack in 0..stacks {
-            let name = format!("{base}-{stack}");
-            let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
-            let dlq_arn = queue_arn(&format!("{name}-dlq"));
-            let queue_url = create_queue(
-                &sqs,
-                &name,
-                &BTreeMap::from([
-                    (
-                        QueueAttributeName::VisibilityTimeout,
-                        format!("{visibility}"),
-                    ),
-                    (
-                        QueueAttributeName::RedrivePolicy,
-                        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d.max_receive_count})
-                            .to_string(),
-                    ),
-                ]),
-            )
-            .await;
-            queues.push((queue_url, dlq_url, queue_arn(&name)));
-        }
-        // The priority lane of the first stack: its queue, DLQ and event source mapping.
-        let lane = match scenario.urgent_after {
-            None => None,
-            Some(_) => {
-                let name = format!("{base}-urgent");
+        // A queue as the template makes it: its visibility timeout and its DLQ after
+        // maxReceiveCount receives. (URL, DLQ URL, ARN.)
+        let queue_with_dlq = |name: String| {
+            let sqs = sqs.clone();
+            async move {
                 let dlq_url = create_queue(&sqs, &format!("{name}-dlq"), &BTreeMap::new()).await;
                 let dlq_arn = queue_arn(&format!("{name}-dlq"));
                 let url = create_queue(
@@ -578,8 +555,18 @@ impl Surge {
                     ]),
                 )
                 .await;
-                Some((url, dlq_url, queue_arn(&name)))
+                (url, dlq_url, queue_arn(&name))
             }
+        };
+        let mut queues = Vec::new();
+        for stack in 0..stacks {
+            queues.push(queue_with_dlq(format!("{base}-{stack}")).await);
+        }
+        // The priority lane of the first stack: its queue and DLQ (its event source mapping
+        // below).
+        let lane = match scenario.urgent_after {
+            None => None,
+            Some(_) => Some(queue_with_dlq(format!("{base}-urgent")).await),
         };
 
         let env_of = |queue_url: &str| -> Vec<(String, String)> {
