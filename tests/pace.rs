@@ -194,13 +194,15 @@ async fn a_congestion_trims_the_shared_schedule_once() {
         "the burst was emptied: it starts {starts_after:.3} s after the throttle"
     );
     b.on_throttle(sb1).await;
-    // Again within QUIET successes: a congestion, trimmed once for both environments.
+    // Again within QUIET successes: a congestion, trimmed once for both environments; the
+    // first one the schedule meets, with too few calls since the bucket was empty to measure
+    // anything: halved.
     a.on_throttle(sa2).await;
     b.on_throttle(sb2).await;
     let next: Slot = b.reserve(None, Priority::Normal).await.unwrap();
-    let trimmed = (1e6 / RATE / 0.85) as i64;
+    let trimmed = (1e6 / RATE / 0.5) as i64;
     assert_eq!(next.shared, Some(trimmed));
-    assert!((b.rate() - RATE * 0.85).abs() < 0.01, "{}", b.rate());
+    assert!((b.rate() - RATE * 0.5).abs() < 0.01, "{}", b.rate());
     // Successes bring it back towards the quota, never past it.
     for _ in 0..400 {
         let s = a.reserve(None, Priority::Normal).await.unwrap();
@@ -208,6 +210,37 @@ async fn a_congestion_trims_the_shared_schedule_once() {
     }
     assert!((a.rate() - RATE).abs() < 1e-6, "{}", a.rate());
     assert_eq!(a.take_stats().throttles + b.take_stats().throttles, 4);
+}
+
+/// A congestion after a window of calls (from the bucket found empty to the next throttle,
+/// the schedule busy all along) sets the rate to what the window measured, less the margin,
+/// instead of halving it: the calls made are the tokens Connect gave. Here nobody else calls,
+/// so the window measures the whole quota.
+#[tokio::test]
+async fn a_congestion_after_a_window_takes_the_measured_rate() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table("pace").await;
+    let p = pace(&moto, "pace", Op::StartTaskContact);
+    let first = p.reserve(None, Priority::Normal).await.unwrap();
+    // Lone: the bucket is empty now, the window starts.
+    p.on_throttle(first).await;
+    let t0 = Instant::now();
+    let mut last = first;
+    for _ in 0..30 {
+        let slot = p.reserve(None, Priority::Normal).await.unwrap();
+        tokio::time::sleep(slot.wait).await;
+        last = slot;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    // Within QUIET successes: a congestion, measured.
+    p.on_throttle(last).await;
+    let measured = 30.0 / secs;
+    let rate = p.rate();
+    assert!(
+        (rate - 0.97 * measured).abs() < 0.08 * measured && rate <= RATE * 0.97 + 1e-9,
+        "30 calls in {secs:.2} s ({measured:.1}/s): the rate is {rate:.2}, not 0.97 × that"
+    );
+    assert_eq!(p.take_stats().throttles, 2);
 }
 
 /// An urgent call behind a backlog of normal ones goes within the horizon: normal calls book

@@ -15,6 +15,7 @@
 //! Waiting counts against the invocation: `reserve` refuses a wait that would end past the
 //! latest moment a call may start, and the record goes back to its queue untried.
 
+mod adapt;
 mod local;
 pub mod shared;
 
@@ -77,7 +78,9 @@ pub struct Slot {
 /// One operation's pace, local or shared.
 pub enum Pace {
     Local(Pacer),
-    Shared(SharedPace),
+    /// Boxed: a schedule is built once per operation at cold start, and the local pace is
+    /// the one tests and `send` move around.
+    Shared(Box<SharedPace>),
 }
 
 impl Pace {
@@ -202,12 +205,12 @@ impl Quotas {
     pub fn pace(&self, start: PaceSetting, op: Op, table: Option<&PaceTable>) -> Option<Pace> {
         let setting = self.setting(start, op)?;
         Some(match table {
-            Some(table) => Pace::Shared(SharedPace::new(
+            Some(table) => Pace::Shared(Box::new(SharedPace::new(
                 table.clone(),
                 op,
                 setting,
                 self.normal_share,
-            )),
+            ))),
             None => Pace::local(setting),
         })
     }

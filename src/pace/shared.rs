@@ -22,17 +22,18 @@
 //! booking from one schedule. Clocks: Lambda hosts keep time through the Amazon Time Sync
 //! Service (well within a millisecond), far below a turn (500 ms at the default quota).
 //!
-//! **Other callers.** A throttle empties the schedule's burst; a second one within `QUIET`
-//! successes, or one near the rate last throttled (a congestion, not a call that arrived
-//! early), raises `interval` by `1/TRIM`, once
-//! per congestion (the write is conditional on the interval the throttled call saw, so the environments throttled by one
-//! congestion trim once) and notes it as `ceiling`; the environment that trimmed also empties
-//! the schedule's burst (Connect's bucket is empty: no call before a full turn from now), and
-//! calls booked at the old interval book again instead of spending turns given out too soon.
-//! Successes lower the interval again, one write per
-//! `LOWER_EVERY` successes of an environment, by `INCREASE` per call, a quarter of that near
-//! the ceiling, never below the configured quota's interval: another caller outside our stacks
-//! is found once for all environments.
+//! **Other callers.** A throttle empties the schedule's burst (Connect's bucket is empty: no
+//! call before a full turn from now) and takes its booking back from the count of calls the
+//! item keeps (`n`, one `ADD` in the booking's own write). A second throttle within `QUIET`
+//! successes, or one near the ceiling, is a congestion and raises `interval` once (the write is
+//! conditional on the interval the throttled call saw, so the environments throttled by one
+//! congestion trim once), by what `adapt` decides: the calls made since Connect's bucket was
+//! last seen empty (the mark, noted in the item), over the seconds since, are the rate left to
+//! us; with too few calls to tell, a halving the first time and `TRIM` after. Calls booked at
+//! the old interval book again instead of spending turns given out too soon. Successes lower
+//! the interval again, one write per `LOWER_EVERY` successes of an environment, up to a plateau
+//! below the ceiling, held until the environment has been quiet long enough to probe: another
+//! caller outside our stacks is found once for all environments, and not found again and again.
 //!
 //! **Priority.** A normal call books at most `HORIZON` turns ahead, one call of an environment
 //! at a time (`line`); refused, it sleeps until its turn would fall within the horizon and books
@@ -54,8 +55,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::local::{FLOOR, INCREASE, NEAR, PAST, TRIM};
-use super::{PaceSetting, PaceStats, Pacer, Slot};
+use super::{adapt, PaceSetting, PaceStats, Pacer, Slot};
 use crate::error::Op;
 use crate::plan::Priority;
 
@@ -114,6 +114,9 @@ struct Seen {
     successes: u32,
     /// Successes since this environment's last throttle.
     since_throttle: u32,
+    /// Calls booked by every environment since the schedule's window began (the last
+    /// measured congestion), as last seen; MAX without a window.
+    window_calls: u32,
     stats: PaceStats,
     failing_until: Option<Instant>,
 }
@@ -184,6 +187,7 @@ impl SharedPace {
                 ceiling: None,
                 successes: 0,
                 since_throttle: u32::MAX,
+                window_calls: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
             }),
@@ -337,6 +341,10 @@ impl SharedPace {
                         s.tat = tat;
                         s.interval = interval;
                         s.ceiling = number(&item, "ceiling");
+                        s.window_calls = match (number(&item, "n"), number(&item, "mark_n")) {
+                            (Some(n), Some(m)) => u32::try_from((n - m).max(0)).unwrap_or(u32::MAX),
+                            _ => u32::MAX,
+                        };
                     }
                     let start = (tat - interval - tolerance(interval, self.burst)).max(now);
                     // The turn is a moment, not a delay from the answer: a slow answer from
@@ -386,11 +394,12 @@ impl SharedPace {
             .update_item()
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(key.to_string()))
-            .update_expression("SET tat = tat + #i")
+            .update_expression("SET tat = tat + #i ADD n :one")
             .condition_expression("tat BETWEEN :now AND :limit")
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -410,13 +419,17 @@ impl SharedPace {
             .update_item()
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(key.to_string()))
+            // Idle: Connect's bucket may have refilled, so the window since the last empty
+            // bucket (`adapt`) no longer counts the tokens we were given.
             .update_expression(
-                "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0)",
+                "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
+                 ADD n :one REMOVE mark_n, mark_at",
             )
             .condition_expression("attribute_not_exists(tat) OR tat < :now")
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":i0", n(interval))
+            .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -456,20 +469,86 @@ impl SharedPace {
     }
 
     /// Connect's bucket is empty (a throttle): no call of the schedule goes before a full
-    /// turn from now, whatever burst the schedule thought was left. Failures cost only that.
-    async fn empty_the_burst(&self, interval: i64) {
-        let empty = now_us() + tolerance(interval, self.burst) + interval;
-        let _ = self
+    /// turn from now, whatever burst the schedule thought was left. `mark`: the calls made so
+    /// far, noted as the window's start unless a window is open. Failures cost only that.
+    async fn empty_the_burst(&self, interval: i64, mark: Option<i64>) {
+        let now = now_us();
+        let empty = now + tolerance(interval, self.burst) + interval;
+        let mut update = self
             .table
             .client
             .update_item()
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(self.key.clone()))
-            .update_expression("SET tat = :empty")
             .condition_expression("tat < :empty")
-            .expression_attribute_values(":empty", n(empty))
+            .expression_attribute_values(":empty", n(empty));
+        update = match mark {
+            Some(made) => update
+                .update_expression(
+                    "SET tat = :empty, mark_n = if_not_exists(mark_n, :mn), \
+                     mark_at = if_not_exists(mark_at, :now)",
+                )
+                .expression_attribute_values(":mn", n(made))
+                .expression_attribute_values(":now", n(now)),
+            None => update.update_expression("SET tat = :empty"),
+        };
+        let _ = update.send().await;
+    }
+
+    /// A throttled call got no token: its booking is taken back from the count of calls. The
+    /// answer is the schedule as it is now (None: the table did not answer).
+    async fn take_back(&self) -> Option<HashMap<String, AttributeValue>> {
+        self.table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .update_expression("ADD n :minus")
+            .condition_expression("attribute_exists(tat)")
+            .expression_attribute_values(":minus", n(-1))
+            .return_values(ReturnValue::AllNew)
             .send()
-            .await;
+            .await
+            .ok()?
+            .attributes
+    }
+
+    /// A congestion's trim (`adapt::trim`), if the interval is still `seen` (once per
+    /// congestion, whichever environment sees it first): the window's start moves to now
+    /// (`made` calls so far) when the trim used the window, and is set if there is none.
+    async fn set_trim(&self, seen: i64, trim: adapt::Trim, made: Option<i64>) -> bool {
+        let mut update = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .condition_expression("#i = :seen")
+            .expression_attribute_names("#i", "interval")
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":to", n(trim.interval))
+            .expression_attribute_values(":c", n(trim.ceiling));
+        update = match (made, trim.remark) {
+            (None, _) => update.update_expression("SET #i = :to, ceiling = :c"),
+            (Some(made), true) => update
+                .update_expression("SET #i = :to, ceiling = :c, mark_n = :mn, mark_at = :now")
+                .expression_attribute_values(":mn", n(made))
+                .expression_attribute_values(":now", n(now_us())),
+            (Some(made), false) => update
+                .update_expression(
+                    "SET #i = :to, ceiling = :c, mark_n = if_not_exists(mark_n, :mn), \
+                     mark_at = if_not_exists(mark_at, :now)",
+                )
+                .expression_attribute_values(":mn", n(made))
+                .expression_attribute_values(":now", n(now_us())),
+        };
+        let made = update.send().await.is_ok();
+        if made {
+            let mut s = self.seen();
+            s.interval = trim.interval;
+            s.ceiling = Some(trim.ceiling);
+        }
+        made
     }
 
     /// Whether `slot` was booked at an interval a throttle has since raised: its turn was
@@ -486,52 +565,70 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_success();
         };
-        let ceiling = {
+        let (ceiling, quiet) = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
             s.since_throttle = s.since_throttle.saturating_add(1);
             if s.successes % LOWER_EVERY != 0 || seen <= self.base {
                 return;
             }
-            s.ceiling
+            (s.ceiling, s.window_calls)
         };
-        // Rates: near the ceiling (within NEAR of its rate) the climb slows to a quarter.
-        let step = match ceiling {
-            Some(c) if (seen as f64) <= c as f64 / NEAR => INCREASE / 4.0,
-            _ => INCREASE,
-        };
-        let lowered = ((seen as f64 / (1.0 + step).powi(LOWER_EVERY as i32)) as i64).max(self.base);
-        let forget = ceiling.is_some_and(|c| (lowered as f64) < c as f64 / PAST);
-        self.set_interval(seen, lowered, forget.then_some(None))
-            .await;
+        let (lowered, forget) = adapt::climb(seen, self.base, ceiling, quiet, LOWER_EVERY);
+        if lowered < seen || forget {
+            self.set_interval(seen, lowered, forget.then_some(None))
+                .await;
+        }
     }
 
-    /// Connect throttled the call of `slot`: the schedule slows, once per congestion.
+    /// Connect throttled the call of `slot`: the schedule slows, once per congestion, by what
+    /// the calls since the last empty bucket measured when they can tell (`adapt`).
     pub async fn on_throttle(&self, slot: Slot) {
         let Some(seen) = slot.shared else {
             return self.fallback.on_throttle(slot);
         };
-        // One trim per congestion, never deeper: on a loaded host two calls delayed together
-        // look like a second congestion, and halving the pace for it cost a burst of 40 more
-        // than twice its ideal time in the surge simulation (the local pace's TRIM_AGAIN).
         // A lone throttle after a quiet run (`QUIET` successes) only empties the burst: a call
         // that arrived early (latency, a busy host) would otherwise cost the next 50 calls 15 %
-        // of the quota; a second one within `QUIET` is a congestion, and trims.
-        let lone = {
+        // of the quota; a second one within `QUIET` is a congestion, and so is one near the
+        // ceiling (the congestion found before).
+        let (lone, ceiling) = {
             let mut s = self.seen();
             s.stats.throttles += 1;
-            // Near the rate that was throttled last, it is that congestion again.
-            let near = s.ceiling.is_some_and(|c| seen as f64 <= c as f64 / NEAR);
-            let lone = s.since_throttle >= QUIET && !near;
+            let lone = s.since_throttle >= QUIET && !adapt::near_ceiling(seen, s.ceiling);
             s.since_throttle = 0;
-            lone
+            (lone, s.ceiling)
         };
-        let slowest = (self.base as f64 / FLOOR) as i64;
-        let raised = ((seen as f64 / TRIM) as i64).min(slowest);
+        let item = self.take_back().await;
+        let now = now_us();
+        let field = |name: &str| item.as_ref().and_then(|i| number(i, name));
+        let (interval, tat, booked) = (field("interval"), field("tat"), field("n"));
+        // Calls booked for turns still ahead have not been made.
+        let made = match (interval, tat, booked) {
+            (Some(i), Some(t), Some(b)) => {
+                let ahead = (t - tolerance(i, self.burst) - now).max(0) / i.max(1);
+                Some(b - ahead)
+            }
+            _ => None,
+        };
         if lone {
-            self.empty_the_burst(seen).await;
-        } else if raised > seen && self.set_interval(seen, raised, Some(Some(seen))).await {
-            self.empty_the_burst(raised).await;
+            return self.empty_the_burst(seen, made).await;
+        }
+        let window = match (interval, tat, booked, field("mark_n"), field("mark_at")) {
+            (Some(i), Some(t), Some(b), Some(mn), Some(ma)) => {
+                adapt::Window::at(b, mn, ma, t, i, tolerance(i, self.burst), now)
+            }
+            _ => None,
+        };
+        let ceiling = if item.is_some() {
+            field("ceiling")
+        } else {
+            ceiling
+        };
+        let trim = adapt::trim(seen, self.base, ceiling, window);
+        // Calls booked at the old interval book again (`rebook`), inside the new window: the
+        // window starts with every booking so far.
+        if trim.interval > seen && self.set_trim(seen, trim, booked).await {
+            self.empty_the_burst(trim.interval, None).await;
         }
     }
 
