@@ -89,7 +89,7 @@ fuzz:
 # the warm target dir copied into the scratch tree). A whole run is several hundred mutants at a
 # few seconds each; split it across sessions with MUTANTS_ARGS="--shard 1/4" (2/4, ...), or test
 # only a change with MUTANTS_ARGS="--in-diff <(git diff main)". Survivors: mutants/survivors.md.
-MUTANTS_FILES ?= src/error/*.rs src/connect.rs src/table.rs src/lifecycle/*.rs src/template/*.rs src/token.rs src/pace.rs src/webhook_auth.rs src/queue.rs src/protocol.rs
+MUTANTS_FILES ?= src/error/*.rs src/connect.rs src/table.rs src/lifecycle/*.rs src/template/*.rs src/token.rs src/pace/*.rs src/webhook_auth.rs src/queue.rs src/protocol.rs
 MUTANTS_ARGS ?=
 mutants:
 	command -v cargo-mutants >/dev/null || $(CARGO) install cargo-mutants --locked

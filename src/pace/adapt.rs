@@ -35,9 +35,10 @@ pub(super) const MIN_WINDOW: f64 = 12.0;
 /// lone early arrival: the plateau sits at `MARGIN` of it.
 pub(super) const NEAR_CEILING: f64 = 0.95;
 /// Calls of every environment since the last measured congestion after which a plateau probes
-/// upwards again (the other caller may have gone): about four minutes at the default quota's
-/// half, and a probe costs a throttle or two, once per this many calls at most.
-pub(super) const PROBE_AFTER: u32 = 256;
+/// upwards again (the other caller may have gone). A probe costs a throttle or two, so this
+/// bounds what probing costs to about 0.3 % of calls; the price is the time a plateau takes to
+/// notice the other caller has gone: about 8 minutes at half the default quota (4 at the whole).
+pub(super) const PROBE_AFTER: u32 = 512;
 
 /// The calls made and seconds passed since Connect's bucket was last seen empty.
 #[derive(Debug, Clone, Copy, PartialEq)]

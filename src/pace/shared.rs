@@ -23,17 +23,19 @@
 //! Service (well within a millisecond), far below a turn (500 ms at the default quota).
 //!
 //! **Other callers.** A throttle empties the schedule's burst (Connect's bucket is empty: no
-//! call before a full turn from now) and takes its booking back from the count of calls the
-//! item keeps (`n`, one `ADD` in the booking's own write). A second throttle within `QUIET`
-//! successes, or one near the ceiling, is a congestion and raises `interval` once (the write is
-//! conditional on the interval the throttled call saw, so the environments throttled by one
-//! congestion trim once), by what `adapt` decides: the calls made since Connect's bucket was
-//! last seen empty (the mark, noted in the item), over the seconds since, are the rate left to
-//! us; with too few calls to tell, a halving the first time and `TRIM` after. Calls booked at
-//! the old interval book again instead of spending turns given out too soon. Successes lower
-//! the interval again, one write per `LOWER_EVERY` successes of an environment, up to a plateau
-//! below the ceiling, held until the environment has been quiet long enough to probe: another
-//! caller outside our stacks is found once for all environments, and not found again and again.
+//! call before a full turn from now), notes when and after how many calls (`emptied`,
+//! `emptied_n`), and takes its booking back from the count of calls the item keeps (`n`, one
+//! `ADD` in the booking's own write). Throttles of calls booked before that moment are the same
+//! empty bucket's news. At the configured rate, one `QUIET` calls or more after the last empty
+//! bucket is lone (an early arrival). Any other is a congestion and raises `interval` once (the
+//! write is conditional on the interval the throttled call saw, so the environments throttled
+//! by one congestion trim once), by what `adapt` decides: the calls made since Connect's bucket
+//! was last seen empty (the mark, noted in the item), over the seconds since, are the rate left
+//! to us; with too few calls to tell, a halving the first time and `TRIM` after. Calls booked
+//! at the old interval book again instead of spending turns given out too soon. Successes
+//! lower the interval again, one write per `LOWER_EVERY` successes of an environment, up to a
+//! plateau below the ceiling, held until enough calls have passed to probe: another caller
+//! outside our stacks is found once for all environments, and not found again and again.
 //!
 //! **Priority.** A normal call books at most `HORIZON` turns ahead, one call of an environment
 //! at a time (`line`); refused, it sleeps until its turn would fall within the horizon and books
@@ -65,7 +67,8 @@ const HEADROOM: f64 = 1.5;
 const FALLBACK_FOR: Duration = Duration::from_secs(10);
 /// Successes of an environment per write that lowers the interval.
 const LOWER_EVERY: u32 = 8;
-/// Successes after which a throttle is taken for a lone early arrival rather than congestion.
+/// Calls of every environment since the burst was last emptied after which a throttle is
+/// taken for a lone early arrival rather than congestion.
 const QUIET: u32 = 20;
 /// How many turns ahead a normal call may book.
 const HORIZON: f64 = 2.0;
@@ -113,7 +116,6 @@ struct Seen {
     ceiling: Option<i64>,
     successes: u32,
     /// Successes since this environment's last throttle.
-    since_throttle: u32,
     /// Calls booked by every environment since the schedule's window began (the last
     /// measured congestion), as last seen; MAX without a window.
     window_calls: u32,
@@ -186,7 +188,6 @@ impl SharedPace {
                 interval: base,
                 ceiling: None,
                 successes: 0,
-                since_throttle: u32::MAX,
                 window_calls: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
@@ -353,7 +354,9 @@ impl SharedPace {
                         Duration::from_micros((start - now) as u64).saturating_sub(now_i.elapsed());
                     return Ok(Ok(Some(Slot {
                         wait,
-                        number: 0,
+                        // When it was booked: a throttle of a call booked before the burst
+                        // was last emptied is news of that empty bucket, not of a new one.
+                        number: u64::try_from(now).unwrap_or(0),
                         shared: Some(interval),
                     })));
                 }
@@ -469,28 +472,45 @@ impl SharedPace {
     }
 
     /// Connect's bucket is empty (a throttle): no call of the schedule goes before a full
-    /// turn from now, whatever burst the schedule thought was left. `mark`: the calls made so
-    /// far, noted as the window's start unless a window is open. Failures cost only that.
-    async fn empty_the_burst(&self, interval: i64, mark: Option<i64>) {
-        let now = now_us();
-        let empty = now + tolerance(interval, self.burst) + interval;
-        let mut update = self
+    /// turn from now, whatever burst the schedule thought was left (if calls are booked
+    /// further ahead than that already, the schedule stays). Failures cost only that.
+    async fn empty_the_burst(&self, interval: i64) {
+        let empty = now_us() + tolerance(interval, self.burst) + interval;
+        let _ = self
             .table
             .client
             .update_item()
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(self.key.clone()))
+            .update_expression("SET tat = :empty")
             .condition_expression("tat < :empty")
-            .expression_attribute_values(":empty", n(empty));
-        update = match mark {
+            .expression_attribute_values(":empty", n(empty))
+            .send()
+            .await;
+    }
+
+    /// Notes a lone throttle's empty bucket, whatever `tat` is: when and after how many calls
+    /// (`emptied`, `emptied_n`: the throttles of calls booked before are this one's, and the
+    /// next is judged by the calls since), and the window's start (`made` calls so far)
+    /// unless a window is open. Failures cost only the note.
+    async fn note_empty(&self, made: Option<i64>) {
+        let now = now_us();
+        let update = self
+            .table
+            .client
+            .update_item()
+            .table_name(&*self.table.name)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .condition_expression("attribute_exists(tat)")
+            .expression_attribute_values(":now", n(now));
+        let update = match made {
             Some(made) => update
                 .update_expression(
-                    "SET tat = :empty, mark_n = if_not_exists(mark_n, :mn), \
-                     mark_at = if_not_exists(mark_at, :now)",
+                    "SET emptied = :now, emptied_n = n, \
+                     mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)",
                 )
-                .expression_attribute_values(":mn", n(made))
-                .expression_attribute_values(":now", n(now)),
-            None => update.update_expression("SET tat = :empty"),
+                .expression_attribute_values(":mn", n(made)),
+            None => update.update_expression("SET emptied = :now, emptied_n = n"),
         };
         let _ = update.send().await;
     }
@@ -527,20 +547,23 @@ impl SharedPace {
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":seen", n(seen))
             .expression_attribute_values(":to", n(trim.interval))
-            .expression_attribute_values(":c", n(trim.ceiling));
+            .expression_attribute_values(":c", n(trim.ceiling))
+            .expression_attribute_values(":now", n(now_us()));
         update = match (made, trim.remark) {
-            (None, _) => update.update_expression("SET #i = :to, ceiling = :c"),
+            (None, _) => update
+                .update_expression("SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n"),
             (Some(made), true) => update
-                .update_expression("SET #i = :to, ceiling = :c, mark_n = :mn, mark_at = :now")
-                .expression_attribute_values(":mn", n(made))
-                .expression_attribute_values(":now", n(now_us())),
+                .update_expression(
+                    "SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n, \
+                     mark_n = :mn, mark_at = :now",
+                )
+                .expression_attribute_values(":mn", n(made)),
             (Some(made), false) => update
                 .update_expression(
-                    "SET #i = :to, ceiling = :c, mark_n = if_not_exists(mark_n, :mn), \
-                     mark_at = if_not_exists(mark_at, :now)",
+                    "SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n, \
+                     mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)",
                 )
-                .expression_attribute_values(":mn", n(made))
-                .expression_attribute_values(":now", n(now_us())),
+                .expression_attribute_values(":mn", n(made)),
         };
         let made = update.send().await.is_ok();
         if made {
@@ -568,7 +591,6 @@ impl SharedPace {
         let (ceiling, quiet) = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
-            s.since_throttle = s.since_throttle.saturating_add(1);
             if s.successes % LOWER_EVERY != 0 || seen <= self.base {
                 return;
             }
@@ -587,20 +609,37 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_throttle(slot);
         };
-        // A lone throttle after a quiet run (`QUIET` successes) only empties the burst: a call
-        // that arrived early (latency, a busy host) would otherwise cost the next 50 calls 15 %
-        // of the quota; a second one within `QUIET` is a congestion, and so is one near the
-        // ceiling (the congestion found before).
-        let (lone, ceiling) = {
+        // A lone throttle at the configured rate after a quiet run (`QUIET` calls since the
+        // burst was last emptied) only empties the burst: a call that arrived early (latency,
+        // a busy host) would otherwise cost the next 50 calls 15 % of the quota; a second one
+        // within `QUIET` is a congestion, and so is one near the ceiling (the congestion found
+        // before) or below the configured rate.
+        // Counted in calls of every environment since the burst was last emptied.
+        let ceiling = {
             let mut s = self.seen();
             s.stats.throttles += 1;
-            let lone = s.since_throttle >= QUIET && !adapt::near_ceiling(seen, s.ceiling);
-            s.since_throttle = 0;
-            (lone, s.ceiling)
+            s.ceiling
         };
         let item = self.take_back().await;
         let now = now_us();
         let field = |name: &str| item.as_ref().and_then(|i| number(i, name));
+        // Booked before the burst was emptied for an earlier throttle: the same empty bucket
+        // (calls already in flight or booked then), nothing new to act on.
+        if field("emptied").is_some_and(|e| (slot.number as i64) < e) {
+            return;
+        }
+        let ceiling = if item.is_some() {
+            field("ceiling")
+        } else {
+            ceiling
+        };
+        let quiet = match (field("n"), field("emptied_n")) {
+            (Some(n), Some(e)) => n - e >= i64::from(QUIET),
+            _ => true,
+        };
+        // Only at the configured rate: below it the quota is known to be shared (a congestion
+        // trimmed it), and a throttle says the level is too high again, however long since.
+        let lone = quiet && seen <= self.base && !adapt::near_ceiling(seen, ceiling);
         let (interval, tat, booked) = (field("interval"), field("tat"), field("n"));
         // Calls booked for turns still ahead have not been made.
         let made = match (interval, tat, booked) {
@@ -611,7 +650,8 @@ impl SharedPace {
             _ => None,
         };
         if lone {
-            return self.empty_the_burst(seen, made).await;
+            self.note_empty(made).await;
+            return self.empty_the_burst(seen).await;
         }
         let window = match (interval, tat, booked, field("mark_n"), field("mark_at")) {
             (Some(i), Some(t), Some(b), Some(mn), Some(ma)) => {
@@ -619,16 +659,11 @@ impl SharedPace {
             }
             _ => None,
         };
-        let ceiling = if item.is_some() {
-            field("ceiling")
-        } else {
-            ceiling
-        };
         let trim = adapt::trim(seen, self.base, ceiling, window);
         // Calls booked at the old interval book again (`rebook`), inside the new window: the
         // window starts with every booking so far.
         if trim.interval > seen && self.set_trim(seen, trim, booked).await {
-            self.empty_the_burst(trim.interval, None).await;
+            self.empty_the_burst(trim.interval).await;
         }
     }
 
