@@ -76,8 +76,8 @@ const TRIES: usize = 6;
 /// The pace table: where the shared schedules live (partition key `pk`, string).
 #[derive(Clone)]
 pub struct PaceTable {
-    client: Client,
-    name: Arc<str>,
+    pub(super) client: Client,
+    pub(super) name: Arc<str>,
 }
 
 impl PaceTable {
@@ -120,12 +120,12 @@ struct Seen {
 
 /// One operation's schedule in the pace table.
 pub struct SharedPace {
-    table: PaceTable,
+    pub(super) table: PaceTable,
     /// The item's key: `pace#<operation>`.
-    key: String,
+    pub(super) key: String,
     /// The configured quota's interval, µs: the schedule never runs faster.
     base: i64,
-    burst: f64,
+    pub(super) burst: f64,
     /// High-priority calls' share of the quota.
     high_share: f64,
     fallback: Pacer,
@@ -195,7 +195,7 @@ impl SharedPace {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn failing(&self) -> bool {
+    pub(super) fn failing(&self) -> bool {
         let mut s = self.seen();
         match s.failing_until {
             Some(until) if Instant::now() < until => true,
@@ -207,7 +207,7 @@ impl SharedPace {
         }
     }
 
-    fn failed(&self, error: &crate::error::BridgeError) {
+    pub(super) fn failed(&self, error: &crate::error::BridgeError) {
         let mut s = self.seen();
         if s.failing_until.is_none() {
             tracing::warn!(
@@ -277,7 +277,7 @@ impl SharedPace {
 
     /// Books on `key`, coming back while the turn lies past `horizon` turns; `fixed`: the
     /// interval of a lane that does not adapt (the high lane).
-    async fn book_within(
+    pub(super) async fn book_within(
         &self,
         key: &str,
         latest: Option<Instant>,
