@@ -101,8 +101,9 @@ fn now_us() -> i64 {
 }
 
 /// The first turn of a call of `op`: the reservation a record that comes back holds, or, on a
-/// first delivery, a turn booked however far ahead; a far one is reserved and answered with
-/// `TurnReserved` (the record goes back to its queue until just before it). Ok(None): the call
+/// first delivery when no turn comes within `FAR`, a turn booked however far ahead; a far one
+/// is reserved and answered with `TurnReserved` (the record goes back to
+/// its queue until just before it). Ok(None): the call
 /// books as any other (no ticket, a local pace, a high-priority call, no reservation found or
 /// it is long past, the table failing).
 pub async fn first_turn(
@@ -134,6 +135,16 @@ pub async fn first_turn(
             number: 0,
             shared: Some(turn.interval),
         }));
+    }
+    // A turn within `FAR` is booked as any other (one booking per environment at a time,
+    // within the horizon) and waited for in the batch. The horizon keeps the booked schedule
+    // near: what is far is the time until a call may book, so a far turn is one the ordinary
+    // booking cannot give within `FAR`. (Booking every call without the line let a batch's
+    // slow calls all wait at once, each holding one of its `BATCH_CONCURRENCY` places.)
+    let near = Instant::now() + FAR;
+    let near = deadline.map_or(near, |d| d.min(near));
+    if let Some(slot) = pace.reserve(Some(near), priority).await {
+        return Ok(Some(slot));
     }
     let Some(slot) = shared.book_ahead(MAX_AHEAD).await else {
         return Ok(None);
