@@ -31,6 +31,13 @@ pub const FAR: Duration = Duration::from_secs(1);
 /// invocation, or goes back untried for the next turn). Ten minutes of a 2/s quota are 1,200
 /// turns, more than a queue of this function's usual bursts holds.
 pub const MAX_AHEAD: Duration = Duration::from_secs(600);
+/// The deliveries on which a record may go back with a turn reserved: the first, and a few
+/// more for a record that came back too late for its turn (every environment busy with a
+/// batch) and would otherwise book behind every reserved turn, find none before its deadline
+/// and come back every second. The template's maxReceiveCount (10) leaves the rest for faults.
+pub const RESERVING_DELIVERIES: u32 = 4;
+/// A turn less than this long past is still called on (see `long_past`).
+const LATE: Duration = Duration::from_secs(5);
 /// How long a reservation outlives its turn in the pace table (its `ttl`, DynamoDB's time to
 /// live): a record that has not come back by then finds its moment long past anyway.
 const KEEP: Duration = Duration::from_secs(300);
@@ -66,11 +73,39 @@ pub fn comes_back_after(wait: Duration) -> Duration {
     Duration::from_secs(wait.as_secs().max(1))
 }
 
-/// Whether a turn at `at` is long past at `now` (µs): more than a burst of turns ago. Until
-/// then the token its unused turn left is still in Connect's bucket, which keeps at most the
-/// burst; after, the record books as any other.
+/// Whether a turn at `at` is long past at `now` (µs): more than a burst of turns and more than
+/// `LATE` ago. A record comes back late when every environment is busy with a batch (each
+/// holds one for its near turns, a second or two); its unused turn left a token in Connect's
+/// bucket, which keeps at most the burst, so a late call spends that token rather than one
+/// booked for another (more late ones than the burst holds are throttled and retried). Long
+/// past, the record books again.
 pub fn long_past(turn: Reserved, now: i64, burst: f64) -> bool {
-    now - turn.at > (burst * turn.interval as f64) as i64
+    let late = ((burst * turn.interval as f64) as i64).max(LATE.as_micros() as i64);
+    now - turn.at > late
+}
+
+/// The reservation at `key`, taken, as the call's first turn; None: none, long past, or its
+/// turn would come after `deadline`.
+async fn reserved_slot(
+    table: &PaceTable,
+    key: &str,
+    burst: f64,
+    deadline: Option<Instant>,
+) -> Option<Slot> {
+    let turn = take(table, key).await?;
+    let now = now_us();
+    if long_past(turn, now, burst) {
+        return None;
+    }
+    let wait = Duration::from_micros((turn.at - now).max(0) as u64);
+    if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+        return None;
+    }
+    Some(Slot {
+        wait,
+        number: 0,
+        shared: Some(turn.interval),
+    })
 }
 
 impl SharedPace {
@@ -119,22 +154,14 @@ pub async fn first_turn(
     let (table, burst) = (&shared.table, shared.burst);
     let key = key(op, &ticket.message_id);
     if ticket.receive_count > 1 {
-        let Some(turn) = take(table, &key).await else {
-            return Ok(None);
-        };
-        let now = now_us();
-        if long_past(turn, now, burst) {
+        if let Some(slot) = reserved_slot(table, &key, burst, deadline).await {
+            return Ok(Some(slot));
+        }
+        // No reservation it can use (it came back late, every environment busy with a batch):
+        // it may reserve again on its first deliveries; after them it books as any other.
+        if ticket.receive_count > RESERVING_DELIVERIES {
             return Ok(None);
         }
-        let wait = Duration::from_micros((turn.at - now).max(0) as u64);
-        if deadline.is_some_and(|d| Instant::now() + wait >= d) {
-            return Ok(None);
-        }
-        return Ok(Some(Slot {
-            wait,
-            number: 0,
-            shared: Some(turn.interval),
-        }));
     }
     // A turn within `FAR` is booked as any other (one booking per environment at a time,
     // within the horizon) and waited for in the batch. The horizon keeps the booked schedule
@@ -143,8 +170,13 @@ pub async fn first_turn(
     // slow calls all wait at once, each holding one of its `BATCH_CONCURRENCY` places.)
     let near = Instant::now() + FAR;
     let near = deadline.map_or(near, |d| d.min(near));
-    if let Some(slot) = pace.reserve(Some(near), priority).await {
-        return Ok(Some(slot));
+    // The schedule as last seen only lags behind (every booking moves it on): seen far, it is
+    // far, and the attempt (a refused write) is spared.
+    let seen_far = shared.time_for(1) > FAR;
+    if !seen_far {
+        if let Some(slot) = pace.reserve(Some(near), priority).await {
+            return Ok(Some(slot));
+        }
     }
     let Some(slot) = shared.book_ahead(MAX_AHEAD).await else {
         return Ok(None);
@@ -254,14 +286,21 @@ mod tests {
 
     #[test]
     fn a_reservation_long_past_is_ignored() {
-        // 2/s burst 5: a turn more than 2.5 s ago is long past.
+        // 2/s burst 5: a turn more than 5 s ago (`LATE`; the burst's 2.5 s is less) is long past.
         let turn = Reserved {
             at: 10_000_000,
             interval: 500_000,
         };
         assert!(!long_past(turn, 9_000_000, 5.0), "ahead");
-        assert!(!long_past(turn, 12_000_000, 5.0), "two seconds late");
-        assert!(long_past(turn, 12_600_000, 5.0), "past the burst");
+        assert!(!long_past(turn, 14_000_000, 5.0), "four seconds late");
+        assert!(long_past(turn, 15_100_000, 5.0), "past LATE");
+        // 0.1/s burst 5: a burst of turns is 50 s.
+        let slow = Reserved {
+            at: 10_000_000,
+            interval: 10_000_000,
+        };
+        assert!(!long_past(slow, 50_000_000, 5.0));
+        assert!(long_past(slow, 61_000_000, 5.0));
     }
 
     #[test]
