@@ -8,11 +8,11 @@
 //! event source mapping hands over the next batch, with the operations whose quota is wider
 //! (a reschedule at 2/s no longer sets the pace of the stops at 10/s beside it).
 //!
-//! Only a first delivery is handed back this way, so a record never loops on its reservation
-//! (receive counts walk records to the dead-letter queue). Without a pace table (the local
-//! pace), high-priority calls (which book ahead of normal ones, and would land behind every
-//! reserved turn) and records without a message to hand back, nothing changes: the call waits
-//! for its turn within the invocation.
+//! Only the first `RESERVING_DELIVERIES` deliveries are handed back this way, so a record never
+//! loops on reservations (receive counts walk records to the dead-letter queue). Without a pace
+//! table (the local pace), for StartTaskContact (not given a ticket: its priority lane relies
+//! on the horizon), high-priority calls (they book ahead of normal ones) and records without a
+//! message to hand back, nothing changes: the call waits for its turn within the invocation.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -135,12 +135,12 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-/// The first turn of a call of `op`: the reservation a record that comes back holds, or, on a
-/// first delivery when no turn comes within `FAR`, a turn booked however far ahead; a far one
-/// is reserved and answered with `TurnReserved` (the record goes back to
-/// its queue until just before it). Ok(None): the call
-/// books as any other (no ticket, a local pace, a high-priority call, no reservation found or
-/// it is long past, the table failing).
+/// The first turn of a call of `op`: the reservation a record that comes back holds, or, when
+/// no turn comes within `FAR`, a turn booked however far ahead, reserved and answered with
+/// `TurnReserved` (the record goes back to its queue until just before it), on the first
+/// `RESERVING_DELIVERIES` deliveries. Ok(None): the call books as any other (no ticket, a local
+/// pace, a high-priority call, a later delivery without a usable reservation, the table
+/// failing).
 pub async fn first_turn(
     pace: &Pace,
     op: Op,
