@@ -12,7 +12,8 @@ use aws_sdk_connect::types::{Reference, ReferenceType, SegmentAttributeValue, Ta
 use aws_sdk_connect::Client;
 
 use crate::error::{BridgeError, Op};
-use crate::pace::{Pace, PaceSetting, PaceTable, Quotas};
+pub use crate::pace::Paces;
+use crate::pace::{turns, Pace, Slot};
 use crate::plan::Priority;
 use crate::task::{SegmentValue, TaskRequest};
 use crate::tls::{https_client, TlsRoots};
@@ -208,44 +209,6 @@ pub fn connect_client(sdk_config: &aws_config::SdkConfig, region: Option<&str>) 
     Client::from_conf(builder.build())
 }
 
-/// One pace per Connect operation the lifecycle calls, each at the operation's own quota:
-/// shared through the pace table when there is one, else this environment's share.
-pub struct Paces {
-    paces: Vec<(Op, Pace)>,
-}
-
-impl Paces {
-    /// Local paces at Connect's default quotas shared by `callers` environments.
-    pub fn new(callers: u32) -> Paces {
-        let start = PaceSetting {
-            callers,
-            ..PaceSetting::default()
-        };
-        Paces::of_quotas(start, &Quotas::default(), None)
-    }
-
-    /// The paces of `quotas` (`start`: StartTaskContact's, for the environments' share), shared
-    /// through `table` when given.
-    pub fn of_quotas(start: PaceSetting, quotas: &Quotas, table: Option<&PaceTable>) -> Paces {
-        let paces = Op::ALL
-            .iter()
-            .filter(|op| !matches!(**op, Op::StartTaskContact | Op::GetTaskTemplate))
-            .filter_map(|op| Some((*op, quotas.pace(start, *op, table)?)))
-            .collect();
-        Paces { paces }
-    }
-
-    /// The pace `op` draws from.
-    pub fn of(&self, op: Op) -> &Pace {
-        &self
-            .paces
-            .iter()
-            .find(|(o, _)| *o == op)
-            .expect("every lifecycle operation has a pace")
-            .1
-    }
-}
-
 /// What a call needs from the invocation.
 pub struct CallContext<'a> {
     pub client: &'a aws_sdk_connect::Client,
@@ -256,6 +219,8 @@ pub struct CallContext<'a> {
     pub instance_id: &'a str,
     /// The record's route's priority: high-priority calls take the pace's turns first.
     pub priority: Priority,
+    /// The record's task-queue message, when a far turn may hand it back (`pace::turns`).
+    pub ticket: Option<&'a turns::Ticket>,
 }
 
 /// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and
@@ -288,8 +253,11 @@ where
     E: aws_sdk_connect::error::ProvideErrorMetadata + std::error::Error,
     R: std::fmt::Debug,
 {
-    paced(
-        paces.of(op),
+    let pace = paces.of(op);
+    let first = turns::first_turn(pace, op, call.ticket, call.deadline, call.priority).await?;
+    paced_from(
+        pace,
+        first,
         call.deadline,
         call.policy,
         call.priority,
@@ -449,6 +417,22 @@ pub async fn paced<T, F, Fut>(
     deadline: Option<Instant>,
     policy: &CallPolicy,
     priority: Priority,
+    attempt: F,
+) -> Result<T, BridgeError>
+where
+    F: FnMut(Option<Duration>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BridgeError>>,
+{
+    paced_from(pacer, None, deadline, policy, priority, attempt).await
+}
+
+/// `paced`, its first attempt on `first` (a turn reserved or booked already) when given.
+async fn paced_from<T, F, Fut>(
+    pacer: &Pace,
+    mut first: Option<Slot>,
+    deadline: Option<Instant>,
+    policy: &CallPolicy,
+    priority: Priority,
     mut attempt: F,
 ) -> Result<T, BridgeError>
 where
@@ -482,7 +466,11 @@ where
                 BridgeError::DeadlineExceeded,
             ));
         }
-        let Some(mut slot) = pacer.reserve(latest_start, priority).await else {
+        let booked = match first.take() {
+            Some(slot) => Some(slot),
+            None => pacer.reserve(latest_start, priority).await,
+        };
+        let Some(mut slot) = booked else {
             break;
         };
         tokio::time::sleep(slot.wait).await;
@@ -587,6 +575,7 @@ async fn call_once(
 mod tests {
     use super::*;
     use crate::error::ErrorClass;
+    use crate::pace::PaceSetting;
     use crate::task::{
         ScheduledTime, TaskAttachment as OurAttachment, TaskReference, CONTACT_EXPIRY,
     };

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::error::Cause;
+use crate::error::{BridgeError, Cause};
 use crate::pace::PaceStats;
 use crate::plan::Did;
 use crate::record::SourceKind;
@@ -97,8 +97,11 @@ impl Counted {
 }
 
 /// Why a record went back to the task queue early (`HandBacks`' `Reason`).
-pub fn hand_back_reason(cause: Cause) -> Option<&'static str> {
-    match cause {
+pub fn hand_back_reason(err: &BridgeError) -> Option<&'static str> {
+    if err.reserved_turn().is_some() {
+        return Some("turn");
+    }
+    match err.cause() {
         Cause::Throttled => Some("pace"),
         Cause::OutOfTime => Some("clock"),
         Cause::Unavailable => Some("fault"),
@@ -203,15 +206,15 @@ pub const METRICS: &[Metric] = &[
         name: "TasksHandedBack",
         unit: "Count",
         dimensions: BY_ROUTE,
-        counts: "task-queue messages that could not be served now (the pace, the clock, a fault of Connect's) and come back at the next turn instead of after the visibility timeout",
+        counts: "task-queue messages that could not be served now (the pace, the clock, a fault of Connect's) and come back at the next turn, or just before their call's turn reserved far ahead, instead of after the visibility timeout",
         when_it_moves: "nothing during a burst; sustained, the quota is too small for the traffic (see HandBacks' Reason)",
     },
     Metric {
         name: "HandBacks",
         unit: "Count",
         dimensions: &[&["Reason"]],
-        counts: "records back on the task queue by reason: pace (no turn before the deadline, throttled), clock (out of time), fault (Connect failed after the retries), quota (held)",
-        when_it_moves: "pace: raise the quota and ConnectRequestsPerSecond; clock: raise FunctionTimeout; fault: Connect's health; quota: see TasksHeld",
+        counts: "records back on the task queue by reason: turn (its call's turn is far ahead and reserved: it comes back just before it instead of holding its batch), pace (no turn before the deadline, throttled), clock (out of time), fault (Connect failed after the retries), quota (held)",
+        when_it_moves: "turn: nothing, a burst on a slow operation; pace: raise the quota and ConnectRequestsPerSecond; clock: raise FunctionTimeout; fault: Connect's health; quota: see TasksHeld",
     },
     Metric {
         name: "TasksFailed",
@@ -319,15 +322,14 @@ impl Tally {
                     }
                 }
                 Err(err) => {
-                    if err.is_throttle() {
+                    if err.is_throttle() && err.reserved_turn().is_none() {
                         tally.throttled += 1;
                     }
                     *tally
                         .by_error
                         .entry((err.class().to_string(), err.code().to_string()))
                         .or_default() += 1;
-                    match hand_back_reason(err.cause())
-                        .filter(|_| handed_back.contains(&outcome.record_id))
+                    match hand_back_reason(err).filter(|_| handed_back.contains(&outcome.record_id))
                     {
                         Some(reason) => {
                             *tally.hand_backs.entry(reason).or_default() += 1;
@@ -490,6 +492,23 @@ mod tests {
             code: "ThrottlingException".into(),
             message: "m".into(),
         }
+    }
+
+    #[test]
+    fn a_record_handed_back_with_its_turn_reserved_is_no_throttle() {
+        let reserved = BridgeError::TurnReserved {
+            after: std::time::Duration::from_secs(4),
+        };
+        let outcomes = vec![
+            outcome("1", "moves", Err(reserved)),
+            outcome("2", "moves", Err(throttled())),
+        ];
+        let handed_back: HashSet<String> = ["1", "2"].map(String::from).into();
+        let tally = Tally::of(&outcomes, &handed_back, &HashSet::new());
+        assert_eq!(tally.total(Counted::HandedBack), 2);
+        assert_eq!(tally.throttled, 1);
+        let reasons: Vec<_> = tally.hand_backs.iter().map(|(r, n)| (*r, *n)).collect();
+        assert_eq!(reasons, [("pace", 1), ("turn", 1)]);
     }
 
     #[test]

@@ -174,6 +174,10 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 pub struct QueueMessage {
     pub queue_arn: String,
     pub receipt_handle: String,
+    /// SQS's messageId: what a turn reserved for it is named by (`pace::turns`).
+    pub message_id: String,
+    /// SQS's ApproximateReceiveCount (None: not given).
+    pub receive_count: Option<u32>,
 }
 
 /// A hold's delay: `base` (a minute by default, `QUOTA_HOLD_SECONDS`), doubled with each hold,

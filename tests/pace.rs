@@ -1,5 +1,5 @@
 //! The shared pace against DynamoDB as moto serves it: the schedule one conditional write per
-//! call books (`src/pace/shared.rs`), shared by several environments, trimmed once per
+//! call books (`src/pace/shared/`), shared by several environments, trimmed once per
 //! congestion, overtaken by high-priority calls, and a table that fails falling back to the
 //! local pace. Quotas are scaled up (20 calls per second) so that each test takes about a
 //! second.
@@ -400,5 +400,203 @@ async fn the_function_books_from_the_pace_table_and_falls_back_when_it_fails() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(!warnings[0].contains("before-") && !warnings[0].contains("after-"));
+    stack.stop().await;
+}
+
+/// Issue #22's lanes: each key's task opened, then rescheduled or stopped through the table.
+const LIFECYCLE_MAPPING: &str = r#"
+routes:
+  - name: open
+    when: { body: { action: open } }
+    key: "{{ body.key }}"
+    task:
+      name: "Turns {{ body.key }}"
+  - name: reschedule
+    when: { body: { action: reschedule } }
+    action: reschedule
+    key: "{{ body.key }}"
+    task:
+      delay: 1h
+  - name: stop
+    when: { body: { action: stop } }
+    action: stop
+    key: "{{ body.key }}"
+"#;
+
+/// Sends each body to the queue and receives them all back (as the event source mapping would
+/// hand them over: up to 10 per batch), as SQS records.
+async fn through_queue(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    arn: &str,
+    bodies: Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    received(sqs, url, arn, bodies.len(), Duration::from_secs(5)).await
+}
+
+/// Receives until `n` messages came (or `within` passed).
+async fn received(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    arn: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<serde_json::Value> {
+    let until = Instant::now() + within;
+    let mut records = Vec::new();
+    while records.len() < n && Instant::now() < until {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        records.extend(
+            out.messages
+                .unwrap_or_default()
+                .iter()
+                .map(|m| connect_standin::surge::esm_record(m, arn)),
+        );
+    }
+    records
+}
+
+/// A batch of reschedules (1 call a second here) and stops: the stops are done at once, and the
+/// reschedules whose turns lie more than a second ahead go back to the queue with their turns
+/// reserved in the pace table, hidden until just before them (not the queue's minute); back,
+/// each calls on its reservation: UpdateContactSchedule exactly once per reschedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_turn_hands_its_record_back_with_the_turn_reserved() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table("pace").await;
+    moto.create_task_table("tasks").await;
+    let sqs = moto.sqs_client();
+    let url = sqs
+        .create_queue()
+        .queue_name("turns")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "60",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = connect_standin::surge::queue_arn("turns");
+    let mut stack = common::start_function(&[
+        ("PACE_TABLE", "pace"),
+        ("TASK_TABLE", "tasks"),
+        ("TASK_QUEUE_URL", &url),
+        ("TASK_MAPPING", LIFECYCLE_MAPPING),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
+        ("AWS_ENDPOINT_URL_SQS", &moto.url),
+        ("CONNECT_REQUESTS_PER_SECOND", "50"),
+        ("CONNECT_BURST", "20"),
+        ("CONNECT_SCHEDULE_RATE", "1"),
+        ("CONNECT_SCHEDULE_BURST", "2"),
+        ("BATCH_CONCURRENCY", "2"),
+    ])
+    .await;
+    let timeout = Duration::from_secs(30);
+    let action = |i: usize| if i % 2 == 0 { "reschedule" } else { "stop" };
+    let opens = (0..10)
+        .map(|i| serde_json::json!({"action": "open", "key": format!("k{i}")}))
+        .collect();
+    let records = through_queue(&sqs, &url, &arn, opens).await;
+    let answer = common::response(
+        stack
+            .invoke(serde_json::json!({ "Records": records }), timeout)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    assert_eq!(stack.connect.tasks().len(), 10);
+
+    let actions = (0..10)
+        .map(|i| serde_json::json!({"action": action(i), "key": format!("k{i}")}))
+        .collect();
+    let records = through_queue(&sqs, &url, &arn, actions).await;
+    assert_eq!(records.len(), 10);
+    let reschedules: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter(|r| r["body"].as_str().unwrap().contains("reschedule"))
+        .map(|r| r["messageId"].as_str().unwrap().to_string())
+        .collect();
+    let t0 = Instant::now();
+    let answer = common::response(
+        stack
+            .invoke(serde_json::json!({ "Records": records }), timeout)
+            .await,
+    );
+    let answered_after = t0.elapsed();
+    let failures = common::batch_failures(&answer);
+    // 1/s with a burst of 2: turns at once, ½ s, 1½ s, 2½ s, 3½ s; the last three are far.
+    assert!(failures.len() >= 2, "far turns handed back: {answer}");
+    assert!(failures.is_subset(&reschedules), "{answer}");
+    let stopped = stack
+        .connect
+        .tasks()
+        .iter()
+        .filter(|t| t.ended_at.is_some())
+        .count();
+    assert_eq!(stopped, 5, "the stops are done in the same batch");
+    assert!(
+        answered_after < Duration::from_millis(2500),
+        "the batch did not wait for the far turns: {answered_after:?}"
+    );
+    // Each handed-back record's turn is in the pace table under its message id.
+    let writes = common::sent(&moto, "DynamoDB_20120810.UpdateItem");
+    for id in &failures {
+        let key = format!("turn#UpdateContactSchedule#{id}");
+        assert!(
+            writes.iter().any(|w| w["Key"]["pk"]["S"] == key.as_str()
+                && w["UpdateExpression"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("SET")),
+            "{key} reserved"
+        );
+    }
+    let changed = common::sent(&moto, "AmazonSQS.ChangeMessageVisibilityBatch");
+    let hidden: Vec<i64> = changed
+        .iter()
+        .flat_map(|c| c["Entries"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["VisibilityTimeout"].as_i64().unwrap())
+        .collect();
+    assert_eq!(hidden.len(), failures.len(), "{changed:?}");
+    assert!(hidden.iter().all(|s| (1..=4).contains(s)), "{hidden:?}");
+
+    // Back within seconds (not the queue's minute), each takes its reservation and calls once.
+    let again = received(&sqs, &url, &arn, failures.len(), Duration::from_secs(8)).await;
+    let back: std::collections::BTreeSet<String> = again
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(back, failures);
+    let answer = common::response(
+        stack
+            .invoke(serde_json::json!({ "Records": again }), timeout)
+            .await,
+    );
+    assert!(common::batch_failures(&answer).is_empty(), "{answer}");
+    let writes = common::sent(&moto, "DynamoDB_20120810.UpdateItem");
+    let taken = writes
+        .iter()
+        .filter(|w| w["UpdateExpression"] == "REMOVE #at")
+        .count();
+    assert_eq!(taken, failures.len(), "one take per record back");
+    let calls = stack.connect.stats().operations["UpdateContactSchedule"].requests;
+    assert_eq!(calls, 5, "each reschedule called exactly once");
     stack.stop().await;
 }

@@ -527,12 +527,18 @@ fn events_are_stored_first_and_the_pace_follows_the_quota() {
     ] {
         assert_eq!(default(param), value, "{param}");
     }
-    // The pace table: created by default, on demand, keyed as the function books it; granted
-    // exactly UpdateItem (the pace never reads).
+    // The pace table: created by default, on demand, keyed as the function books it, reserved
+    // turns expiring on `ttl`; granted exactly UpdateItem (the pace never reads, and a reserved
+    // turn is written and taken by UpdateItem too).
     assert_eq!(scalar(&t["Parameters"]["PaceTableName"]["Default"]), "");
     let table = &resource(&t, "PaceTable")["Properties"];
     assert_eq!(scalar(&table["BillingMode"]), "PAY_PER_REQUEST");
     assert_eq!(scalar(&table["KeySchema"][0]["AttributeName"]), "pk");
+    assert_eq!(
+        scalar(&table["TimeToLiveSpecification"]["AttributeName"]),
+        "ttl"
+    );
+    assert_eq!(scalar(&table["TimeToLiveSpecification"]["Enabled"]), "true");
     let mut role = Vec::new();
     self::statements(&resource(&t, "BridgeRole")["Properties"], &mut role);
     let pace = role

@@ -102,6 +102,12 @@ pub enum BridgeError {
     )]
     Paced,
 
+    /// Not attempted yet: the call's turn lies far ahead, is reserved for the record (see
+    /// `pace::turns`), and the record goes back to its queue for `after`, to come back just
+    /// before it instead of holding its batch.
+    #[error("not attempted yet: the call's turn is reserved, {} s ahead", after.as_secs())]
+    TurnReserved { after: std::time::Duration },
+
     /// The invocation's deadline left no time to start another call.
     #[error("the invocation deadline is too close to start a call")]
     DeadlineExceeded,
@@ -167,6 +173,7 @@ impl BridgeError {
             BridgeError::Dispatch { .. }
             | BridgeError::FifoBlocked
             | BridgeError::Paced
+            | BridgeError::TurnReserved { .. }
             | BridgeError::DeadlineExceeded => ErrorClass::Transient,
         }
     }
@@ -187,6 +194,7 @@ impl BridgeError {
             BridgeError::FifoBlocked => "FifoBlocked",
             BridgeError::DeadlineExceeded => "DeadlineExceeded",
             BridgeError::Paced => "Paced",
+            BridgeError::TurnReserved { .. } => "TurnReserved",
             BridgeError::Unauthorized => "InvalidSignature",
             BridgeError::Forbidden => "Forbidden",
             BridgeError::Internal => "InternalError",
@@ -212,7 +220,7 @@ impl BridgeError {
             | BridgeError::TemplateMismatch { .. } => Cause::CallersInput,
             BridgeError::Connect { code, .. } => Service::Connect.kind_of(code).cause(),
             BridgeError::DeadlineExceeded => Cause::OutOfTime,
-            BridgeError::Paced => Cause::Throttled,
+            BridgeError::Paced | BridgeError::TurnReserved { .. } => Cause::Throttled,
             BridgeError::Dispatch { code, .. } => match *code {
                 "DeadlineExceeded" | "TimeoutError" => Cause::OutOfTime,
                 _ => Cause::Unavailable,
@@ -255,8 +263,17 @@ impl BridgeError {
             }
             BridgeError::Validation { .. }
             | BridgeError::TemplateMismatch { .. }
-            | BridgeError::Paced => true,
+            | BridgeError::Paced
+            | BridgeError::TurnReserved { .. } => true,
             _ => false,
+        }
+    }
+
+    /// How long the record goes back to its queue for when its turn is reserved far ahead.
+    pub fn reserved_turn(&self) -> Option<std::time::Duration> {
+        match self {
+            BridgeError::TurnReserved { after } => Some(*after),
+            _ => None,
         }
     }
 
@@ -434,6 +451,13 @@ mod tests {
                 503,
             ),
             (BridgeError::DeadlineExceeded, Cause::OutOfTime, 503),
+            (
+                BridgeError::TurnReserved {
+                    after: std::time::Duration::from_secs(3),
+                },
+                Cause::Throttled,
+                429,
+            ),
             (
                 BridgeError::Dispatch {
                     code: "TimeoutError",

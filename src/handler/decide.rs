@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::{Bridge, RESPONSE_MARGIN};
 use crate::config::WebhookMode;
-use crate::connect::start_task;
+use crate::connect::{start_task, CallContext};
 use crate::error::{BridgeError, Cause};
+use crate::pace::turns::Ticket;
 use crate::plan::{Action, Did, Priority};
 use crate::prepare::{prepare, Prepared};
 use crate::queue::TaskQueue;
@@ -97,6 +98,27 @@ impl Bridge {
                 && sources::holdable(record.kind)
                 && record.holds < MAX_HOLDS
         });
+        // A far turn may hand the record back with the turn reserved (`pace::turns`): only a
+        // message of the function's own queues, with no order to keep, and a receive count to
+        // tell a first delivery from one that comes back for its reservation.
+        let ticket = record
+            .queue_message
+            .as_ref()
+            .filter(|m| {
+                record.order_key.is_none()
+                    && !m.message_id.is_empty()
+                    && self.pace_table.is_some()
+                    && self
+                        .queue
+                        .as_ref()
+                        .is_some_and(|q| q.is_task_queue(&m.queue_arn))
+            })
+            .and_then(|m| {
+                Some(Ticket {
+                    message_id: m.message_id.clone(),
+                    receive_count: m.receive_count?,
+                })
+            });
         let payload =
             (queue.is_some() || holding.is_some()).then(|| std::mem::take(&mut record.event));
         let holds = record.holds;
@@ -111,6 +133,7 @@ impl Bridge {
             on_throttle: queue.filter(|_| !queue_first),
             holding,
             holds,
+            ticket,
         })
     }
 
@@ -178,7 +201,10 @@ impl Bridge {
         ready: &Ready<'_>,
         latest: Option<Instant>,
     ) -> Result<Done, BridgeError> {
-        let call = self.call_context(latest, ready.prepared.plan.priority);
+        let call = CallContext {
+            ticket: ready.ticket.as_ref(),
+            ..self.call_context(latest, ready.prepared.plan.priority)
+        };
         let Prepared {
             route,
             request,
@@ -256,6 +282,8 @@ struct Ready<'a> {
     /// The queue it is held on while Connect's quota of active tasks is exhausted.
     holding: Option<&'a TaskQueue>,
     holds: u32,
+    /// Its task-queue message, when a far turn may hand it back (`pace::turns`).
+    ticket: Option<Ticket>,
 }
 
 impl Ready<'_> {

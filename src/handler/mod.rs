@@ -192,6 +192,7 @@ impl Bridge {
             policy: &self.config.call_policy,
             deadline,
             instance_id: &self.config.defaults.instance_id,
+            ticket: None,
         }
     }
 
@@ -335,7 +336,8 @@ impl Bridge {
     /// whichever environment asks next, and it paces them. (Spreading them over this
     /// environment's own future turns left them waiting while the other environment ran dry:
     /// drain times up to 1.3 × the ideal in the surge simulation; leaving faulted ones to the
-    /// visibility timeout, 1.8 ×.) Input and configuration errors keep the visibility timeout:
+    /// visibility timeout, 1.8 ×.) A record whose turn is reserved far ahead comes back just
+    /// before it (`pace::turns`). Input and configuration errors keep the visibility timeout:
     /// retrying them soon cannot help. Returns the ids of the records handed back (counted by
     /// reason in the metrics).
     async fn hand_back(
@@ -352,6 +354,7 @@ impl Bridge {
             .iter()
             .filter_map(|(o, _)| {
                 let delay = match &o.result {
+                    Err(e) if e.reserved_turn().is_some() => e.reserved_turn()?,
                     Err(e) => match e.cause() {
                         Cause::Throttled | Cause::OutOfTime => next_turn,
                         Cause::Unavailable => after_fault,

@@ -18,6 +18,7 @@
 mod adapt;
 mod local;
 pub mod shared;
+pub mod turns;
 
 use std::time::{Duration, Instant};
 
@@ -214,5 +215,43 @@ impl Quotas {
             ))),
             None => Pace::local(setting),
         })
+    }
+}
+
+/// One pace per Connect operation the lifecycle calls, each at the operation's own quota:
+/// shared through the pace table when there is one, else this environment's share.
+pub struct Paces {
+    paces: Vec<(Op, Pace)>,
+}
+
+impl Paces {
+    /// Local paces at Connect's default quotas shared by `callers` environments.
+    pub fn new(callers: u32) -> Paces {
+        let start = PaceSetting {
+            callers,
+            ..PaceSetting::default()
+        };
+        Paces::of_quotas(start, &Quotas::default(), None)
+    }
+
+    /// The paces of `quotas` (`start`: StartTaskContact's, for the environments' share), shared
+    /// through `table` when given.
+    pub fn of_quotas(start: PaceSetting, quotas: &Quotas, table: Option<&PaceTable>) -> Paces {
+        let paces = Op::ALL
+            .iter()
+            .filter(|op| !matches!(**op, Op::StartTaskContact | Op::GetTaskTemplate))
+            .filter_map(|op| Some((*op, quotas.pace(start, *op, table)?)))
+            .collect();
+        Paces { paces }
+    }
+
+    /// The pace `op` draws from.
+    pub fn of(&self, op: Op) -> &Pace {
+        &self
+            .paces
+            .iter()
+            .find(|(o, _)| *o == op)
+            .expect("every lifecycle operation has a pace")
+            .1
     }
 }

@@ -132,6 +132,11 @@ fn sqs_message(item: Value, ctx: &OpenContext<'_>) -> Result<Record, BridgeError
         .map(|receipt_handle| QueueMessage {
             queue_arn: queue_arn.clone(),
             receipt_handle,
+            message_id: id.clone(),
+            receive_count: msg
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok()),
         });
     // A request the function queued itself (a webhook in `queued` mode, a throttled direct
     // request) is opened as it was when it came in, judged at the time SQS says it was sent.

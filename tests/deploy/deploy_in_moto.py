@@ -560,9 +560,10 @@ def check_dashboard(url, resources, params, name):
 
 
 def check_pace_table(url, resources, params, name, statements):
-    """The pace table: created on demand by default (partition key `pk`, string), an existing
-    one when named (shared with other stacks), none with NONE; the function finds it by
-    PACE_TABLE and may call exactly dynamodb:UpdateItem on it, nothing else."""
+    """The pace table: created on demand by default (partition key `pk`, string, time to live
+    on `ttl` for reserved turns), an existing one when named (shared with other stacks), none
+    with NONE; the function finds it by PACE_TABLE and may call exactly dynamodb:UpdateItem on
+    it (bookings, reserved turns written and taken), nothing else."""
     given = params["PaceTableName"]
     function = resources["BridgeFunction"]["PhysicalResourceId"]
     env = client("lambda", url).get_function_configuration(FunctionName=function)["Environment"]["Variables"]
@@ -578,6 +579,8 @@ def check_pace_table(url, resources, params, name, statements):
         described = client("dynamodb", url).describe_table(TableName=table)["Table"]
         assert described["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}], described
         assert described.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST", described
+        # Its time to live on `ttl` (reserved turns) is checked in tests/template.rs: moto's
+        # CloudFormation creates the table without applying TimeToLiveSpecification.
     assert env.get("PACE_TABLE") == table, f"{name}: {env}"
     assert len(grants) == 1, f"{name}: {grants}"
     actions = grants[0]["Action"] if isinstance(grants[0]["Action"], list) else [grants[0]["Action"]]
