@@ -3,11 +3,12 @@
 //! stand-in's token bucket, with the template's defaults. For every scenario: no duplicate,
 //! nothing lost, nothing parked, no webhook refused, drained within 1.15 × the ideal time (plus
 //! the time the emulation took to deliver the burst: `Report::arrival_secs`), at
-//! most 5 % of calls throttled — except the scenario where another caller takes half the quota,
-//! whose pace is found by trial (the shared pace's trims, `src/pace/shared.rs`) and varies from
-//! run to run (five runs at this scale on the 2-core VM, shared with other builds: drain 1.00 to
-//! 1.07 × the ideal, 3.2 to 4.2 % throttled): there the bounds are 1.3 × and 8 %, so that CI
-//! fails on a regression and not on a draw. `make test-surge`
+//! most 5 % of calls throttled — except the scenario where another caller takes half the quota:
+//! its share is found by throttles and then measured (`src/pace/adapt.rs`), three to five
+//! throttles a burst of 300 (1.3 to 1.6 % over five runs at scales 5 and 10 on the 2-core VM,
+//! shared with other builds), where finding it by trial alone cost 3.2 to 5.4 %. Its bounds here
+//! are 1.3 × and 4 %: twice the 2 %, so that CI fails when the measurement regresses to
+//! trial and error, not on a draw. `make test-surge`
 //! runs the full bursts and prints the table with the bounds. Every scenario books from a
 //! pace table in moto's DynamoDB, as the template deploys it.
 
@@ -33,7 +34,7 @@ async fn bursts_become_tasks_at_the_quotas_pace_and_nothing_is_parked() {
         .iter()
         .flat_map(|r| {
             let (drain, throttled) = if r.scenario.contains("another caller") {
-                (1.3, 0.08)
+                (1.3, 0.04)
             } else {
                 (1.15, 0.05)
             };
