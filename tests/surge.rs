@@ -5,7 +5,7 @@
 //! the time the emulation took to deliver the burst: `Report::arrival_secs`), at
 //! most 5 % of calls throttled — except the scenario where another caller takes half the quota:
 //! its share is found by throttles and then measured (`src/pace/adapt.rs`), three to five
-//! throttles a burst of 300 (1.3 to 1.6 % over five runs at scales 5 and 10 on the 2-core VM,
+//! throttles a burst of 300 (1.0 to 1.6 % over six runs at scales 5 and 10 on the 2-core VM,
 //! shared with other builds), where finding it by trial alone cost 3.2 to 5.4 %. Its bounds here
 //! are 1.3 × and 4 %: twice the 2 %, so that CI fails when the measurement regresses to
 //! trial and error, not on a draw. `make test-surge`
