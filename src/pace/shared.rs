@@ -55,6 +55,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
+use super::item::{self, number, Bounds};
+use super::local::FLOOR;
 use super::{adapt, PaceSetting, PaceStats, Pacer, Slot};
 use crate::error::Op;
 use crate::plan::Priority;
@@ -119,6 +121,8 @@ struct Seen {
     window_calls: u32,
     stats: PaceStats,
     failing_until: Option<Instant>,
+    /// This environment rewrote a bad item (`item`) and said so.
+    repaired: bool,
 }
 
 /// One operation's schedule in the pace table.
@@ -152,13 +156,6 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    match item.get(name)? {
-        AttributeValue::N(n) => n.parse::<f64>().ok().map(|v| v as i64),
-        _ => None,
-    }
-}
-
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -190,6 +187,7 @@ impl SharedPace {
                 window_calls: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
+                repaired: false,
             }),
             line: tokio::sync::Mutex::new(()),
         }
@@ -222,6 +220,20 @@ impl SharedPace {
             );
         }
         s.failing_until = Some(Instant::now() + FALLBACK_FOR);
+    }
+
+    /// A booking found the item out of bounds (`item`): said once per environment and
+    /// schedule, with the attributes' names only.
+    fn repairing(&self, key: &str, what: &[&'static str]) {
+        let mut s = self.seen();
+        if !s.repaired {
+            s.repaired = true;
+            tracing::warn!(
+                pace = %key,
+                attributes = ?what,
+                "the pace table's schedule held values out of bounds: rewritten within them"
+            );
+        }
     }
 
     /// Books the next call; None when its turn would come after `latest`. See the module doc.
@@ -325,12 +337,17 @@ impl SharedPace {
         let horizon_limit =
             horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
         let limit = deadline_limit.min(horizon_limit);
+        let lo = fixed.unwrap_or(self.base);
+        let bounds = Bounds {
+            lo,
+            hi: (lo as f64 / FLOOR) as i64,
+        };
         for _ in 0..TRIES {
             let busy = tat >= now;
             let result = if busy {
-                self.book_busy(key, now, limit).await?
+                self.book_busy(key, now, limit, bounds).await?
             } else {
-                self.book_idle(key, now, fixed.unwrap_or(self.base)).await?
+                self.book_idle(key, now, lo, bounds).await?
             };
             match result {
                 Booked::Made(item) => {
@@ -358,6 +375,13 @@ impl SharedPace {
                     })));
                 }
                 Booked::Refused(old) => {
+                    // Refused for holding what no booking may use: rewritten, then booked.
+                    if let Some(repair) = old.as_ref().and_then(|o| item::repair(o, bounds, now)) {
+                        self.repairing(key, &repair.what);
+                        item::rewrite(&self.table.client, &self.table.name, key, &repair).await?;
+                        tat = repair.tat;
+                        continue;
+                    }
                     let old_tat = old.as_ref().and_then(|o| number(o, "tat"));
                     if fixed.is_none() {
                         if let Some(t) = old_tat {
@@ -387,6 +411,7 @@ impl SharedPace {
         key: &str,
         now: i64,
         limit: i64,
+        bounds: Bounds,
     ) -> Result<Booked, crate::error::BridgeError> {
         let answer = self
             .table
@@ -395,7 +420,15 @@ impl SharedPace {
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(key.to_string()))
             .update_expression("SET tat = tat + #i ADD n :one")
-            .condition_expression("tat BETWEEN :now AND :limit")
+            // Types first: a comparison that meets a string fails the write (moto: a 500).
+            .condition_expression(
+                "attribute_type(tat, :N) AND tat BETWEEN :now AND :limit \
+                 AND attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi \
+                 AND (attribute_not_exists(n) OR attribute_type(n, :N))",
+            )
+            .expression_attribute_values(":N", AttributeValue::S("N".into()))
+            .expression_attribute_values(":lo", n(bounds.lo))
+            .expression_attribute_values(":hi", n(bounds.hi))
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":limit", n(limit))
@@ -412,6 +445,7 @@ impl SharedPace {
         key: &str,
         now: i64,
         interval: i64,
+        bounds: Bounds,
     ) -> Result<Booked, crate::error::BridgeError> {
         let answer = self
             .table
@@ -425,7 +459,15 @@ impl SharedPace {
                 "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
                  ADD n :one REMOVE mark_n, mark_at",
             )
-            .condition_expression("attribute_not_exists(tat) OR tat < :now")
+            .condition_expression(
+                "(attribute_not_exists(tat) OR (attribute_type(tat, :N) AND tat < :now)) \
+                 AND (attribute_not_exists(#i) \
+                      OR (attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi)) \
+                 AND (attribute_not_exists(n) OR attribute_type(n, :N))",
+            )
+            .expression_attribute_values(":N", AttributeValue::S("N".into()))
+            .expression_attribute_values(":lo", n(bounds.lo))
+            .expression_attribute_values(":hi", n(bounds.hi))
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":i0", n(interval))

@@ -1,0 +1,190 @@
+//! The shared pace attacked through its table (`src/pace/item.rs`, `src/pace/shared.rs`),
+//! against DynamoDB as moto serves it: an item somebody else wrote (a hostile or broken
+//! schedule, another stack's quota) must neither hammer Connect past the quota, nor refuse
+//! every call, nor push every environment onto its local share for good.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use connect_standin::moto::{moto_server, Moto};
+use connect_task_bridge::error::Op;
+use connect_task_bridge::pace::{PaceSetting, PaceTable, SharedPace};
+use connect_task_bridge::plan::Priority;
+
+const BURST: f64 = 5.0;
+const KEY: &str = "pace#StartTaskContact";
+
+/// One test at a time: each books at its quota against its own moto, and two at once on two
+/// cores delay one another's answers by more than a turn.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn pace_at(moto: &Moto, rate: f64) -> SharedPace {
+    SharedPace::new(
+        PaceTable::new(moto.dynamodb_client(), "pace"),
+        Op::StartTaskContact,
+        PaceSetting {
+            rate,
+            burst: BURST,
+            callers: 2,
+        },
+        0.25,
+    )
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn num(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+async fn put(moto: &Moto, attributes: &[(&str, AttributeValue)]) {
+    let mut item: HashMap<String, AttributeValue> = attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    item.insert("pk".into(), AttributeValue::S(KEY.into()));
+    moto.dynamodb_client()
+        .put_item()
+        .table_name("pace")
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn get(moto: &Moto) -> HashMap<String, AttributeValue> {
+    moto.dynamodb_client()
+        .get_item()
+        .table_name("pace")
+        .key("pk", AttributeValue::S(KEY.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default()
+}
+
+/// Books `n` calls of one environment, each with 3 s to find its turn, as the handler does;
+/// each start in seconds after `t0`, or an error naming what went wrong.
+async fn book(p: &SharedPace, n: usize, t0: Instant) -> Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let latest = Instant::now() + Duration::from_secs(3);
+        let Some(slot) = p.reserve(Some(latest), Priority::Normal).await else {
+            return Err(format!("call {i} refused: no turn within 3 s"));
+        };
+        if slot.shared.is_none() {
+            return Err(format!("call {i} paced alone: the table was given up"));
+        }
+        out.push((Instant::now() + slot.wait - t0).as_secs_f64());
+    }
+    Ok(out)
+}
+
+/// Over any window of `w` seconds, at most `burst + rate × w + slack` starts.
+fn within_the_bucket(times: &[f64], rate: f64, slack: f64) -> Result<(), String> {
+    let mut t = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    for (i, a) in t.iter().enumerate() {
+        for (j, b) in t.iter().enumerate().skip(i) {
+            if (j - i + 1) as f64 > BURST + rate * (b - a) + slack {
+                return Err(format!("{} calls within {:.3} s: {t:?}", j - i + 1, b - a));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every bad item a writer could leave, then 12 calls at 10 a second: all booked on the
+/// shared schedule, within Connect's bucket, and the item back within bounds after.
+#[tokio::test]
+async fn a_bad_schedule_item_neither_hammers_nor_stalls() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    let rate = 10.0;
+    let base = 100_000;
+    let now = now_us();
+    let years = now + 5 * 365 * 86_400_000_000;
+    let text = || AttributeValue::S("x".into());
+    let cases: Vec<(&str, Vec<(&str, AttributeValue)>)> = vec![
+        ("interval 0", vec![("tat", num(now)), ("interval", num(0))]),
+        (
+            "interval negative",
+            vec![("tat", num(now)), ("interval", num(-base))],
+        ),
+        (
+            "interval 1 µs",
+            vec![("tat", num(now)), ("interval", num(1))],
+        ),
+        (
+            "interval huge",
+            vec![("tat", num(now)), ("interval", num(1e15))],
+        ),
+        (
+            "tat years ahead",
+            vec![("tat", num(years)), ("interval", num(base))],
+        ),
+        (
+            "tat not a number",
+            vec![("tat", text()), ("interval", num(base))],
+        ),
+        (
+            "interval not a number",
+            vec![("tat", num(now)), ("interval", text())],
+        ),
+        (
+            "n not a number",
+            vec![("tat", num(now)), ("interval", num(base)), ("n", text())],
+        ),
+        (
+            "no interval (an old item)",
+            vec![("tat", num(now + 2 * base))],
+        ),
+        (
+            "ceiling 0, marks not numbers",
+            vec![
+                ("tat", num(now)),
+                ("interval", num(base)),
+                ("ceiling", num(0)),
+                ("mark_n", text()),
+                ("mark_at", text()),
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, item) in cases {
+        put(&moto, &item).await;
+        let p = pace_at(&moto, rate);
+        let t0 = Instant::now();
+        let outcome = match book(&p, 12, t0).await {
+            // Slack: a booking's answer on a loaded machine (a tenth of a turn at 10 a second
+            // is 10 ms) and the whole burst of a repaired schedule (at most its tolerance).
+            Ok(times) => within_the_bucket(&times, rate, 1.0),
+            Err(e) => Err(e),
+        };
+        let after = get(&moto).await;
+        let interval = match after.get("interval") {
+            Some(AttributeValue::N(i)) => i.parse::<f64>().unwrap_or(-1.0),
+            _ => -1.0,
+        };
+        let outcome = outcome.and_then(|()| {
+            (base as f64..=base as f64 / 0.4)
+                .contains(&interval)
+                .then_some(())
+                .ok_or(format!("interval left at {interval}"))
+        });
+        if let Err(e) = outcome {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
