@@ -188,3 +188,46 @@ async fn a_bad_schedule_item_neither_hammers_nor_stalls() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Two stacks on one table, configured at 2 and 20 calls a second (Connect's quota is one per
+/// account and Region: one of them is wrong). Both run at the stricter: the faster stack's
+/// schedule never carries the slower one's calls past its quota, its successes never lower the
+/// interval below it, and neither keeps rewriting the other's interval.
+#[tokio::test]
+async fn two_stacks_with_different_quotas_run_at_the_stricter() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    let (slow, fast) = (pace_at(&moto, 2.0), pace_at(&moto, 20.0));
+    // The fast stack made the schedule, and ran it at its own quota.
+    let t0 = Instant::now();
+    book(&fast, 6, t0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The slow stack books once, then both at once: from the slow stack's first call, every
+    // call of both within the 2/s bucket (slack: the bookings' answers, late by a little).
+    let t1 = Instant::now();
+    let first = book(&slow, 1, t1).await.unwrap();
+    let (a, b) = tokio::join!(book(&slow, 6, t1), book(&fast, 6, t1));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let all: Vec<f64> = first.iter().chain(&a).chain(&b).copied().collect();
+    let over = within_the_bucket(&all, 2.0, 0.5);
+    // The fast stack's successes try to lower the interval: not below the slow stack's quota.
+    for _ in 0..32 {
+        let slot = fast
+            .reserve(
+                Some(Instant::now() + Duration::from_secs(30)),
+                Priority::Normal,
+            )
+            .await
+            .expect("booked");
+        fast.on_success(slot).await;
+    }
+    let interval = match get(&moto).await.get("interval") {
+        Some(AttributeValue::N(i)) => i.parse::<f64>().unwrap(),
+        other => panic!("interval {other:?}"),
+    };
+    assert!(
+        over.is_ok() && interval >= 500_000.0,
+        "{over:?}; interval after the fast stack's successes: {interval}"
+    );
+}

@@ -25,6 +25,49 @@ use crate::error::{BridgeError, Op};
 /// bounds every latest start, and a turn reserved for a record handed back lies within it.
 pub(super) const MAX_AHEAD_US: i64 = 15 * 60 * 1_000_000;
 
+/// How long a stack's quota counts after its last booking: a stack gone (deleted, idle, its
+/// quota raised) stops holding the others back.
+pub(super) const QUOTA_MEMORY_US: i64 = 10 * 60 * 1_000_000;
+/// The most another stack's quota may slow this one's: a writer of the table can hold the
+/// schedule to 1/20 of the configured quota at worst, never stall it.
+pub(super) const QUOTA_SPREAD: i64 = 20;
+
+/// The attribute a booking of a stack configured at `base` (µs per call) stamps with its time:
+/// every configuration sharing the table is seen by the others.
+pub(super) fn quota_name(base: i64) -> String {
+    format!("quota_{base}")
+}
+
+/// The strictest quota (µs per call) of the stacks that booked on `item` within
+/// `QUOTA_MEMORY_US` of `now`, this one's (`base`) included, and whether another configuration
+/// was among them. Connect's quota is one per account and Region, so one table is one quota:
+/// two stacks configured differently both run at the stricter, the faster one held back rather
+/// than throttled into finding it.
+pub(super) fn strictest(
+    item: &HashMap<String, AttributeValue>,
+    base: i64,
+    now: i64,
+) -> (i64, bool) {
+    let mut floor = base;
+    let mut other = false;
+    for (name, at) in item {
+        let Some(quota) = name
+            .strip_prefix("quota_")
+            .and_then(|q| q.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let recent = number(item, name)
+            .is_some_and(|t| t > now - QUOTA_MEMORY_US && t < now + QUOTA_MEMORY_US / 10);
+        if !recent || quota <= 0 || !matches!(at, AttributeValue::N(_)) {
+            continue;
+        }
+        other |= quota != base;
+        floor = floor.max(quota.min(base.saturating_mul(QUOTA_SPREAD)));
+    }
+    (floor, other)
+}
+
 /// The intervals (µs per call) a schedule may run at: `lo`, the strictest quota it serves, to
 /// `hi`, its slowest.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,56 +154,71 @@ pub(super) fn repair(
     })
 }
 
-/// Writes `repair` to `key` if the item still holds what was seen: Ok(false) when somebody
-/// changed it first (the next booking sees what they wrote).
+/// Writes `repair` to `key` if the attributes it rewrites still hold what was seen (the others
+/// move on: another environment's bookings go on meanwhile), stamping `quota` (the repairing
+/// stack's, `quota_name`) so that a stack whose faster interval was raised learns why at its
+/// next booking instead of lowering it again. Ok(false) when somebody changed them first.
 pub(super) async fn rewrite(
     client: &Client,
     table: &str,
     key: &str,
     repair: &Repair,
+    quota: Option<(&str, i64)>,
 ) -> Result<bool, BridgeError> {
-    let mut set = String::from("SET #t = :t, #i = :i");
-    let mut remove = Vec::new();
+    let mut update = client
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(key.to_string()));
+    let (mut set, mut remove, mut conditions) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, old) in &repair.old {
+        if !repair.what.contains(name) {
+            continue;
+        }
+        let alias = format!("#{name}");
+        let value = match *name {
+            "tat" => repair.tat,
+            "interval" => repair.interval,
+            _ => 0,
+        };
+        set.push(format!("{alias} = :new_{name}"));
+        update = update
+            .expression_attribute_names(&alias, *name)
+            .expression_attribute_values(
+                format!(":new_{name}"),
+                AttributeValue::N(value.to_string()),
+            );
+        match old {
+            Some(value) => {
+                conditions.push(format!("{alias} = :old_{name}"));
+                update = update.expression_attribute_values(format!(":old_{name}"), value.clone());
+            }
+            None => conditions.push(format!("attribute_not_exists({alias})")),
+        }
+    }
     if repair.reset_count {
-        set.push_str(", #n = :zero");
         remove.extend(["mark_n", "mark_at"]);
     }
     if repair.drop_ceiling {
         remove.push("ceiling");
     }
+    if let Some((name, now)) = quota {
+        set.push("#q = :now".into());
+        update = update
+            .expression_attribute_names("#q", name)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+    }
+    let mut expression = String::new();
+    if !set.is_empty() {
+        expression = format!("SET {}", set.join(", "));
+    }
     if !remove.is_empty() {
-        set = format!("{set} REMOVE {}", remove.join(", "));
+        expression = format!("{expression} REMOVE {}", remove.join(", "));
     }
-    let mut update = client
-        .update_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(key.to_string()))
-        .expression_attribute_names("#t", "tat")
-        .expression_attribute_names("#i", "interval")
-        .expression_attribute_names("#n", "n")
-        .expression_attribute_values(":t", AttributeValue::N(repair.tat.to_string()))
-        .expression_attribute_values(":i", AttributeValue::N(repair.interval.to_string()));
-    if repair.reset_count {
-        update = update.expression_attribute_values(":zero", AttributeValue::N("0".into()));
-    }
-    let mut conditions = Vec::new();
-    for (name, old) in &repair.old {
-        let alias = match *name {
-            "tat" => "#t",
-            "interval" => "#i",
-            _ => "#n",
-        };
-        match old {
-            Some(value) => {
-                let placeholder = format!(":old_{name}");
-                conditions.push(format!("{alias} = {placeholder}"));
-                update = update.expression_attribute_values(placeholder, value.clone());
-            }
-            None => conditions.push(format!("attribute_not_exists({alias})")),
-        }
+    if conditions.is_empty() {
+        conditions.push("attribute_exists(pk)".into());
     }
     let answer = update
-        .update_expression(set)
+        .update_expression(expression.trim())
         .condition_expression(conditions.join(" AND "))
         .send()
         .await;
@@ -247,6 +305,30 @@ mod tests {
         assert_eq!(r.old[1], ("interval", None));
         // A turn without an interval (an old version's item) gets one.
         assert_eq!(case(&[("tat", n(&NOW.to_string()))]).what, vec!["interval"]);
+    }
+
+    #[test]
+    fn the_strictest_recent_quota_bounds_every_stack() {
+        let at = |t: i64| n(&t.to_string());
+        let fast = 50_000;
+        let shared = item(&[
+            ("quota_500000", at(NOW - 1_000_000)),
+            ("quota_50000", at(NOW)),
+            ("tat", at(NOW)),
+        ]);
+        assert_eq!(strictest(&shared, fast, NOW), (500_000, true));
+        assert_eq!(strictest(&shared, 500_000, NOW), (500_000, true));
+        // Gone for longer than the memory, or stamped in the future: not counted.
+        let gone = item(&[
+            ("quota_500000", at(NOW - QUOTA_MEMORY_US - 1)),
+            ("quota_400000", at(NOW + QUOTA_MEMORY_US)),
+            ("quota_x", at(NOW)),
+            ("quota_300000", AttributeValue::S("now".into())),
+        ]);
+        assert_eq!(strictest(&gone, fast, NOW), (fast, false));
+        // A hostile quota slows the schedule by QUOTA_SPREAD at most.
+        let hostile = item(&[("quota_999999999999", at(NOW))]);
+        assert_eq!(strictest(&hostile, fast, NOW), (fast * QUOTA_SPREAD, true));
     }
 
     #[test]

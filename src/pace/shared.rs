@@ -123,6 +123,11 @@ struct Seen {
     failing_until: Option<Instant>,
     /// This environment rewrote a bad item (`item`) and said so.
     repaired: bool,
+    /// The interval the schedule never runs below: this stack's quota, or a stricter one of
+    /// another stack booking on the table (`item::strictest`).
+    floor: i64,
+    /// This environment said that another configuration shares the table.
+    other_quota_said: bool,
 }
 
 /// One operation's schedule in the pace table.
@@ -188,6 +193,8 @@ impl SharedPace {
                 stats: PaceStats::default(),
                 failing_until: None,
                 repaired: false,
+                floor: base,
+                other_quota_said: false,
             }),
             line: tokio::sync::Mutex::new(()),
         }
@@ -236,6 +243,25 @@ impl SharedPace {
         }
     }
 
+    /// The strictest quota of the stacks booking on the schedule `item`, noted; said once per
+    /// environment when another configuration is among them.
+    fn learn_floor(&self, item: &HashMap<String, AttributeValue>, now: i64) -> i64 {
+        let (floor, other) = item::strictest(item, self.base, now);
+        let mut s = self.seen();
+        s.floor = floor;
+        if other && !s.other_quota_said {
+            s.other_quota_said = true;
+            tracing::warn!(
+                pace = %self.key,
+                configured_rate = 1e6 / self.base as f64,
+                shared_rate = 1e6 / floor as f64,
+                "stacks configured with different quotas share this pace table: the schedule \
+                 runs at the strictest (one account and Region, one quota)"
+            );
+        }
+        floor
+    }
+
     /// Books the next call; None when its turn would come after `latest`. See the module doc.
     pub async fn reserve(&self, latest: Option<Instant>, priority: Priority) -> Option<Slot> {
         if self.failing() {
@@ -280,7 +306,7 @@ impl SharedPace {
                 .await;
         }
         let lane = format!("{}#high", self.key);
-        let interval = (self.base as f64 / self.high_share).round() as i64;
+        let interval = (self.seen().floor as f64 / self.high_share).round() as i64;
         let Some(turn) = self
             .book_within(&lane, latest, None, Some(interval))
             .await?
@@ -326,34 +352,42 @@ impl SharedPace {
         fixed: Option<i64>,
     ) -> Result<Result<Option<Slot>, Duration>, crate::error::BridgeError> {
         let (now_i, now) = (Instant::now(), now_us());
-        let (mut tat, interval) = {
+        let (mut tat, mut interval) = {
             let s = self.seen();
             let tat = if fixed.is_some() { 0 } else { s.tat };
             (tat, fixed.unwrap_or(s.interval))
         };
-        let tau = tolerance(interval, self.burst);
         let latest_us = latest.map(|l| now + l.saturating_duration_since(now_i).as_micros() as i64);
-        let deadline_limit = latest_us.map_or(i64::MAX / 4, |l| l + tau);
-        let horizon_limit =
-            horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
-        let limit = deadline_limit.min(horizon_limit);
-        let lo = fixed.unwrap_or(self.base);
-        let bounds = Bounds {
+        // (deadline, horizon, the booking's limit) at `interval`: a turn is at tat - tau.
+        let limits = |interval: i64| {
+            let tau = tolerance(interval, self.burst);
+            let deadline = latest_us.map_or(i64::MAX / 4, |l| l + tau);
+            let horizon =
+                horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
+            (deadline, horizon, deadline.min(horizon))
+        };
+        let (mut deadline_limit, mut horizon_limit, mut limit) = limits(interval);
+        let bounds_at = |lo: i64| Bounds {
             lo,
             hi: (lo as f64 / FLOOR) as i64,
         };
+        let mut bounds = bounds_at(fixed.unwrap_or_else(|| self.seen().floor));
+        // The lane is this stack's own; the schedule carries every stack's quota.
+        let quota = fixed.is_none().then(|| item::quota_name(self.base));
+        let quota = quota.as_deref();
         for _ in 0..TRIES {
             let busy = tat >= now;
             let result = if busy {
-                self.book_busy(key, now, limit, bounds).await?
+                self.book_busy(key, now, limit, bounds, quota).await?
             } else {
-                self.book_idle(key, now, lo, bounds).await?
+                self.book_idle(key, now, bounds.lo, bounds, quota).await?
             };
             match result {
                 Booked::Made(item) => {
                     let tat = number(&item, "tat").unwrap_or(now + interval);
                     let interval = number(&item, "interval").unwrap_or(interval);
                     if fixed.is_none() {
+                        self.learn_floor(&item, now);
                         let mut s = self.seen();
                         s.tat = tat;
                         s.interval = interval;
@@ -375,10 +409,25 @@ impl SharedPace {
                     })));
                 }
                 Booked::Refused(old) => {
+                    if let (Some(old), None) = (&old, fixed) {
+                        bounds = bounds_at(self.learn_floor(old, now));
+                        // The schedule's interval as it is: a trim, or another stack's quota,
+                        // moves every turn; judged at a stale one, a turn looks past the
+                        // deadline or the horizon while it lies within them.
+                        if let Some(i) =
+                            number(old, "interval").filter(|i| (bounds.lo..=bounds.hi).contains(i))
+                        {
+                            interval = i;
+                            self.seen().interval = i;
+                            (deadline_limit, horizon_limit, limit) = limits(i);
+                        }
+                    }
                     // Refused for holding what no booking may use: rewritten, then booked.
                     if let Some(repair) = old.as_ref().and_then(|o| item::repair(o, bounds, now)) {
                         self.repairing(key, &repair.what);
-                        item::rewrite(&self.table.client, &self.table.name, key, &repair).await?;
+                        let stamp = quota.map(|q| (q, now));
+                        item::rewrite(&self.table.client, &self.table.name, key, &repair, stamp)
+                            .await?;
                         tat = repair.tat;
                         continue;
                     }
@@ -412,14 +461,18 @@ impl SharedPace {
         now: i64,
         limit: i64,
         bounds: Bounds,
+        quota: Option<&str>,
     ) -> Result<Booked, crate::error::BridgeError> {
-        let answer = self
+        let update = self
             .table
             .client
             .update_item()
             .table_name(&*self.table.name)
             .key("pk", AttributeValue::S(key.to_string()))
-            .update_expression("SET tat = tat + #i ADD n :one")
+            .update_expression(match quota {
+                Some(_) => "SET tat = tat + #i, #q = :now ADD n :one",
+                None => "SET tat = tat + #i ADD n :one",
+            })
             // Types first: a comparison that meets a string fails the write (moto: a 500).
             .condition_expression(
                 "attribute_type(tat, :N) AND tat BETWEEN :now AND :limit \
@@ -434,10 +487,12 @@ impl SharedPace {
             .expression_attribute_values(":limit", n(limit))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        booked(answer.map(|out| out.attributes))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = match quota {
+            Some(name) => update.expression_attribute_names("#q", name),
+            None => update,
+        };
+        booked(update.send().await.map(|out| out.attributes))
     }
 
     async fn book_idle(
@@ -446,8 +501,9 @@ impl SharedPace {
         now: i64,
         interval: i64,
         bounds: Bounds,
+        quota: Option<&str>,
     ) -> Result<Booked, crate::error::BridgeError> {
-        let answer = self
+        let update = self
             .table
             .client
             .update_item()
@@ -455,10 +511,16 @@ impl SharedPace {
             .key("pk", AttributeValue::S(key.to_string()))
             // Idle: Connect's bucket may have refilled, so the window since the last empty
             // bucket (`adapt`) no longer counts the tokens we were given.
-            .update_expression(
-                "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
-                 ADD n :one REMOVE mark_n, mark_at",
-            )
+            .update_expression(match quota {
+                Some(_) => {
+                    "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0), \
+                     #q = :now ADD n :one REMOVE mark_n, mark_at"
+                }
+                None => {
+                    "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
+                     ADD n :one REMOVE mark_n, mark_at"
+                }
+            })
             .condition_expression(
                 "(attribute_not_exists(tat) OR (attribute_type(tat, :N) AND tat < :now)) \
                  AND (attribute_not_exists(#i) \
@@ -473,10 +535,12 @@ impl SharedPace {
             .expression_attribute_values(":i0", n(interval))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        booked(answer.map(|out| out.attributes))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = match quota {
+            Some(name) => update.expression_attribute_names("#q", name),
+            None => update,
+        };
+        booked(update.send().await.map(|out| out.attributes))
     }
 
     /// Sets the schedule's interval to `to` if it still is `seen` (one write per congestion,
@@ -607,16 +671,16 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_success();
         };
-        let (ceiling, quiet) = {
+        let (ceiling, quiet, floor) = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
             s.since_throttle = s.since_throttle.saturating_add(1);
-            if s.successes % LOWER_EVERY != 0 || seen <= self.base {
+            if s.successes % LOWER_EVERY != 0 || seen <= s.floor {
                 return;
             }
-            (s.ceiling, s.window_calls)
+            (s.ceiling, s.window_calls, s.floor)
         };
-        let (lowered, forget) = adapt::climb(seen, self.base, ceiling, quiet, LOWER_EVERY);
+        let (lowered, forget) = adapt::climb(seen, floor, ceiling, quiet, LOWER_EVERY);
         if lowered < seen || forget {
             self.set_interval(seen, lowered, forget.then_some(None))
                 .await;
@@ -666,7 +730,8 @@ impl SharedPace {
         } else {
             ceiling
         };
-        let trim = adapt::trim(seen, self.base, ceiling, window);
+        let floor = self.seen().floor;
+        let trim = adapt::trim(seen, floor, ceiling, window);
         // Calls booked at the old interval book again (`rebook`), inside the new window: the
         // window starts with every booking so far.
         if trim.interval > seen && self.set_trim(seen, trim, booked).await {
