@@ -1,4 +1,4 @@
-//! The shared pace attacked through its table (`src/pace/item.rs`, `src/pace/shared.rs`),
+//! The shared pace attacked through its table (`src/pace/item.rs`, `src/pace/shared/`),
 //! against DynamoDB as moto serves it: an item somebody else wrote (a hostile or broken
 //! schedule, another stack's quota) must neither hammer Connect past the quota, nor refuse
 //! every call, nor push every environment onto its local share for good.

@@ -1,5 +1,5 @@
 //! The shared pace against DynamoDB as moto serves it: the schedule one conditional write per
-//! call books (`src/pace/shared.rs`), shared by several environments, trimmed once per
+//! call books (`src/pace/shared/`), shared by several environments, trimmed once per
 //! congestion, overtaken by high-priority calls, and a table that fails falling back to the
 //! local pace. Quotas are scaled up (20 calls per second) so that each test takes about a
 //! second.

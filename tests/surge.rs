@@ -4,7 +4,7 @@
 //! nothing lost, nothing parked, no webhook refused, drained within 1.15 × the ideal time (plus
 //! the time the emulation took to deliver the burst: `Report::arrival_secs`), at
 //! most 5 % of calls throttled — except the scenario where another caller takes half the quota,
-//! whose pace is found by trial (the shared pace's trims, `src/pace/shared.rs`) and varies from
+//! whose pace is found by trial (the shared pace's trims, `src/pace/shared/`) and varies from
 //! run to run (five runs at this scale on the 2-core VM, shared with other builds: drain 1.00 to
 //! 1.07 × the ideal, 3.2 to 4.2 % throttled): there the bounds are 1.3 × and 8 %, so that CI
 //! fails on a regression and not on a draw. `make test-surge`
