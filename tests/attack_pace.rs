@@ -75,11 +75,21 @@ async fn get(moto: &Moto) -> HashMap<String, AttributeValue> {
 /// Books `n` calls of one environment, each with 3 s to find its turn, as the handler does;
 /// each start in seconds after `t0`, or an error naming what went wrong.
 async fn book(p: &SharedPace, n: usize, t0: Instant) -> Result<Vec<f64>, String> {
+    book_within(p, n, t0, Duration::from_secs(3)).await
+}
+
+/// `book`, each call with `within` to find its turn.
+async fn book_within(
+    p: &SharedPace,
+    n: usize,
+    t0: Instant,
+    within: Duration,
+) -> Result<Vec<f64>, String> {
     let mut out = Vec::new();
     for i in 0..n {
-        let latest = Instant::now() + Duration::from_secs(3);
+        let latest = Instant::now() + within;
         let Some(slot) = p.reserve(Some(latest), Priority::Normal).await else {
-            return Err(format!("call {i} refused: no turn within 3 s"));
+            return Err(format!("call {i} refused: no turn within {within:?}"));
         };
         if slot.shared.is_none() {
             return Err(format!("call {i} paced alone: the table was given up"));
@@ -207,12 +217,18 @@ async fn two_stacks_with_different_quotas_run_at_the_stricter() {
     // call of both within the 2/s bucket (slack: the bookings' answers, late by a little).
     let t1 = Instant::now();
     let first = book(&slow, 1, t1).await.unwrap();
-    let (a, b) = tokio::join!(book(&slow, 6, t1), book(&fast, 6, t1));
+    // (Each stack books its next call as soon as the last is booked, not gone: two lines
+    // racing for turns two ahead, a call can lose a few draws in a row; 10 s, not 3.)
+    let within = Duration::from_secs(10);
+    let (a, b) = tokio::join!(
+        book_within(&slow, 6, t1, within),
+        book_within(&fast, 6, t1, within)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let all: Vec<f64> = first.iter().chain(&a).chain(&b).copied().collect();
     let over = within_the_bucket(&all, 2.0, 0.5);
     // The fast stack's successes try to lower the interval: not below the slow stack's quota.
-    for _ in 0..32 {
+    for _ in 0..16 {
         let slot = fast
             .reserve(
                 Some(Instant::now() + Duration::from_secs(30)),
@@ -229,5 +245,74 @@ async fn two_stacks_with_different_quotas_run_at_the_stricter() {
     assert!(
         over.is_ok() && interval >= 500_000.0,
         "{over:?}; interval after the fast stack's successes: {interval}"
+    );
+}
+
+/// A pace table that hangs (moto frozen by SIGSTOP: connections accepted, nothing answered)
+/// costs one timeout, not one per write: the throttle's and the successes' writes that follow
+/// a booking made before the freeze, and the next booking, find the environment pacing alone
+/// instead of each waiting for the table's timeout (1 s an attempt, two attempts).
+#[tokio::test]
+async fn a_frozen_table_costs_one_timeout() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(connect_standin::LOCAL_REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            connect_standin::LOCAL_ACCESS_KEY,
+            connect_standin::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        ))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    let p = SharedPace::new(
+        PaceTable::from_config(&sdk, "pace"),
+        Op::StartTaskContact,
+        PaceSetting {
+            rate: 2.0,
+            burst: BURST,
+            callers: 2,
+        },
+        0.25,
+    );
+    let latest = || Some(Instant::now() + Duration::from_secs(20));
+    let mut slots = Vec::new();
+    for _ in 0..10 {
+        slots.push(p.reserve(latest(), Priority::Normal).await.expect("booked"));
+    }
+    assert!(slots.iter().all(|s| s.shared.is_some()));
+    let freeze = |signal: &str| {
+        std::process::Command::new("kill")
+            .args([signal, &moto.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(freeze("-STOP").success());
+    let t0 = Instant::now();
+    // Calls booked before the freeze come back: two throttles (a congestion), eight successes
+    // (a climb's write), then the next bookings.
+    p.on_throttle(slots[0]).await;
+    p.on_throttle(slots[1]).await;
+    for slot in &slots[2..] {
+        p.on_success(*slot).await;
+    }
+    let after: Vec<_> = [(); 3]
+        .iter()
+        .map(|()| p.reserve(latest(), Priority::Normal))
+        .collect();
+    let mut fallback = true;
+    for booking in after {
+        fallback &= booking.await.is_some_and(|s| s.shared.is_none());
+    }
+    let spent = t0.elapsed();
+    freeze("-CONT");
+    assert!(fallback, "paced alone while the table hangs");
+    assert!(
+        spent < Duration::from_secs(4),
+        "{spent:?} waiting for a frozen table"
     );
 }

@@ -5,12 +5,34 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{n, now_us, number, tolerance, SharedPace, Slot, LOWER_EVERY, QUIET};
+use crate::error::Op;
 use crate::pace::adapt;
 
 impl SharedPace {
+    /// A write's answer, noted: any failure but a refused condition is the table failing, and
+    /// the environment paces alone for a while (`failed`) instead of waiting for the table's
+    /// timeout again at each of the writes that follow.
+    fn answered<T>(&self, answer: Result<T, SdkError<UpdateItemError, HttpResponse>>) -> Option<T> {
+        match answer {
+            Ok(out) => Some(out),
+            Err(err) => {
+                if !matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) {
+                    self.failed(&Op::UpdateItem.error(err));
+                }
+                None
+            }
+        }
+    }
+
     /// Sets the schedule's interval to `to` if it still is `seen` (one write per congestion,
     /// whichever environment sees it first). Failures only cost the adjustment.
     async fn set_interval(&self, seen: i64, to: i64, ceiling: Option<Option<i64>>) -> bool {
@@ -31,7 +53,7 @@ impl SharedPace {
             Some(None) => update.update_expression("SET #i = :to REMOVE ceiling"),
             None => update.update_expression("SET #i = :to"),
         };
-        let made = update.send().await.is_ok();
+        let made = !self.failing() && self.answered(update.send().await).is_some();
         if made {
             let mut s = self.seen();
             s.interval = to;
@@ -66,13 +88,19 @@ impl SharedPace {
                 .expression_attribute_values(":now", n(now)),
             None => update.update_expression("SET tat = :empty"),
         };
-        let _ = update.send().await;
+        if !self.failing() {
+            self.answered(update.send().await);
+        }
     }
 
     /// A throttled call got no token: its booking is taken back from the count of calls. The
     /// answer is the schedule as it is now (None: the table did not answer).
     async fn take_back(&self) -> Option<HashMap<String, AttributeValue>> {
-        self.table
+        if self.failing() {
+            return None;
+        }
+        let answer = self
+            .table
             .client
             .update_item()
             .table_name(&*self.table.name)
@@ -82,9 +110,8 @@ impl SharedPace {
             .expression_attribute_values(":minus", n(-1))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .ok()?
-            .attributes
+            .await;
+        self.answered(answer)?.attributes
     }
 
     /// A congestion's trim (`adapt::trim`), if the interval is still `seen` (once per
@@ -116,7 +143,7 @@ impl SharedPace {
                 .expression_attribute_values(":mn", n(made))
                 .expression_attribute_values(":now", n(now_us())),
         };
-        let made = update.send().await.is_ok();
+        let made = !self.failing() && self.answered(update.send().await).is_some();
         if made {
             let mut s = self.seen();
             s.interval = trim.interval;
