@@ -316,3 +316,78 @@ async fn a_frozen_table_costs_one_timeout() {
         "{spent:?} waiting for a frozen table"
     );
 }
+
+/// Through the binary against the stand-in throttling at Connect's quota (2/s, burst 5): moto
+/// frozen (SIGSTOP) after three events, six more answered, moto thawed, three more once the
+/// fallback's 10 s are over. Every event its one task (none lost, none twice), one warning, the frozen
+/// table costing one timeout, and the bookings back on the table once the fallback ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_rides_out_a_frozen_pace_table() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    let faults = connect_standin::connect::Faults {
+        rate: Some(2.0),
+        burst: Some(5),
+        ..Default::default()
+    };
+    let mut stack = common::start_function_holding(
+        Vec::new(),
+        faults,
+        &[
+            ("PACE_TABLE", "pace"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url),
+            ("CONNECT_REQUESTS_PER_SECOND", "2"),
+            ("CONNECT_BURST", "5"),
+            ("METRICS_NAMESPACE", "off"),
+        ],
+    )
+    .await;
+    let event = |id: String| {
+        let mut e = common::event("eventbridge-order-failed");
+        e["id"] = serde_json::json!(id);
+        e
+    };
+    let signal = |s: &str| {
+        std::process::Command::new("kill")
+            .args([s, &moto.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    let bookings = || common::sent(&moto, "DynamoDB_20120810.UpdateItem").len();
+    for i in 0..3 {
+        let answer = common::answer(&mut stack, event(format!("before-{i}"))).await;
+        assert!(answer.get("errorType").is_none(), "{answer}");
+    }
+    assert!(signal("-STOP").success());
+    let t0 = Instant::now();
+    for i in 0..6 {
+        let answer = common::answer(&mut stack, event(format!("frozen-{i}"))).await;
+        assert!(answer.get("errorType").is_none(), "{answer}");
+    }
+    let frozen = t0.elapsed();
+    assert!(signal("-CONT").success());
+    // The requests that waited in moto's socket are answered (to nobody) first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_thaw = bookings();
+    // The fallback lasts 10 s from the first timeout (about 2 s after the freeze).
+    tokio::time::sleep(Duration::from_secs(13).saturating_sub(t0.elapsed())).await;
+    for i in 0..3 {
+        let answer = common::answer(&mut stack, event(format!("after-{i}"))).await;
+        assert!(answer.get("errorType").is_none(), "{answer}");
+    }
+    let tasks = stack.connect.tasks();
+    let warnings = stack
+        .function
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("the pace table failed"))
+        .count();
+    let back = bookings() - before_thaw;
+    stack.stop().await;
+    assert_eq!(tasks.len(), 12, "one task per event");
+    // The local share after one timeout (two attempts of 1 s): 1/s, burst 2.
+    assert!(frozen < Duration::from_secs(9), "{frozen:?}");
+    assert_eq!(warnings, 1);
+    assert!(back >= 3, "{back} bookings on the table after the fallback");
+}
