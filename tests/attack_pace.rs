@@ -391,3 +391,57 @@ async fn the_function_rides_out_a_frozen_pace_table() {
     assert_eq!(warnings, 1);
     assert!(back >= 3, "{back} bookings on the table after the fallback");
 }
+
+/// High-priority calls take at most `1 - CONNECT_NORMAL_SHARE` of the schedule's rate, also
+/// when a congestion has slowed it (here to 0.4 of a 20/s quota, as another caller taking the
+/// rest would): normal calls booking all along keep their quarter.
+#[tokio::test]
+async fn urgent_calls_leave_normal_ones_their_share_of_a_slowed_schedule() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    let base: i64 = 50_000;
+    put(
+        &moto,
+        &[("tat", num(now_us())), ("interval", num(base * 5 / 2))],
+    )
+    .await;
+    let (urgent, normal) = (pace_at(&moto, 20.0), pace_at(&moto, 20.0));
+    let t0 = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let latest = || Some(Instant::now() + Duration::from_secs(20));
+    let high = async {
+        let mut starts = Vec::new();
+        for _ in 0..40 {
+            let slot = urgent
+                .reserve(latest(), Priority::High)
+                .await
+                .expect("booked");
+            starts.push((Instant::now() + slot.wait - t0).as_secs_f64());
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        starts
+    };
+    let low = async {
+        let mut starts = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            // As an environment's line does: the next call books when this one goes.
+            let slot = normal
+                .reserve(latest(), Priority::Normal)
+                .await
+                .expect("booked");
+            starts.push((Instant::now() + slot.wait - t0).as_secs_f64());
+            tokio::time::sleep(slot.wait).await;
+        }
+        starts
+    };
+    let (high, low) = tokio::join!(high, low);
+    let end = high.iter().copied().fold(0.0, f64::max);
+    let normal_calls = low.iter().filter(|t| **t <= end).count();
+    let share = normal_calls as f64 / (normal_calls + high.len()) as f64;
+    assert!(
+        share >= 0.2,
+        "normal calls {normal_calls} of {} by {end:.2} s: {share:.2}",
+        normal_calls + high.len()
+    );
+}

@@ -51,11 +51,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 mod adjust;
+mod book;
 
 use super::item::{self, number, Bounds};
 use super::local::FLOOR;
@@ -308,7 +308,12 @@ impl SharedPace {
                 .await;
         }
         let lane = format!("{}#high", self.key);
-        let interval = (self.seen().floor as f64 / self.high_share).round() as i64;
+        // The schedule's rate as it is now, not the quota's: a congestion slows the lane with
+        // it, or the lane's share of a slowed schedule would be all of it and more.
+        let interval = {
+            let s = self.seen();
+            (s.interval.max(s.floor) as f64 / self.high_share).round() as i64
+        };
         let Some(turn) = self
             .book_within(&lane, latest, None, Some(interval))
             .await?
@@ -373,21 +378,33 @@ impl SharedPace {
             lo,
             hi: (lo as f64 / FLOOR) as i64,
         };
-        let mut bounds = bounds_at(fixed.unwrap_or_else(|| self.seen().floor));
+        // A lane books at the interval it is given (`step`), never at the item's.
+        let mut bounds = match fixed {
+            Some(_) => Bounds {
+                lo: 1,
+                hi: i64::MAX / 4,
+            },
+            None => bounds_at(self.seen().floor),
+        };
         // The lane is this stack's own; the schedule carries every stack's quota.
         let quota = fixed.is_none().then(|| item::quota_name(self.base));
         let quota = quota.as_deref();
         for _ in 0..TRIES {
             let busy = tat >= now;
             let result = if busy {
-                self.book_busy(key, now, limit, bounds, quota).await?
+                self.book_busy(key, now, limit, bounds, quota, fixed)
+                    .await?
             } else {
-                self.book_idle(key, now, bounds.lo, bounds, quota).await?
+                let first = fixed.unwrap_or(bounds.lo);
+                self.book_idle(key, now, first, bounds, quota).await?
             };
             match result {
                 Booked::Made(item) => {
                     let tat = number(&item, "tat").unwrap_or(now + interval);
-                    let interval = number(&item, "interval").unwrap_or(interval);
+                    let interval = match fixed {
+                        Some(step) => step,
+                        None => number(&item, "interval").unwrap_or(interval),
+                    };
                     if fixed.is_none() {
                         self.learn_floor(&item, now);
                         let mut s = self.seen();
@@ -457,94 +474,6 @@ impl SharedPace {
         Ok(Ok(None))
     }
 
-    async fn book_busy(
-        &self,
-        key: &str,
-        now: i64,
-        limit: i64,
-        bounds: Bounds,
-        quota: Option<&str>,
-    ) -> Result<Booked, crate::error::BridgeError> {
-        let update = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .update_expression(match quota {
-                Some(_) => "SET tat = tat + #i, #q = :now ADD n :one",
-                None => "SET tat = tat + #i ADD n :one",
-            })
-            // Types first: a comparison that meets a string fails the write (moto: a 500).
-            .condition_expression(
-                "attribute_type(tat, :N) AND tat BETWEEN :now AND :limit \
-                 AND attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi \
-                 AND (attribute_not_exists(n) OR attribute_type(n, :N))",
-            )
-            .expression_attribute_values(":N", AttributeValue::S("N".into()))
-            .expression_attribute_values(":lo", n(bounds.lo))
-            .expression_attribute_values(":hi", n(bounds.hi))
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let update = match quota {
-            Some(name) => update.expression_attribute_names("#q", name),
-            None => update,
-        };
-        booked(update.send().await.map(|out| out.attributes))
-    }
-
-    async fn book_idle(
-        &self,
-        key: &str,
-        now: i64,
-        interval: i64,
-        bounds: Bounds,
-        quota: Option<&str>,
-    ) -> Result<Booked, crate::error::BridgeError> {
-        let update = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
-            // Idle: Connect's bucket may have refilled, so the window since the last empty
-            // bucket (`adapt`) no longer counts the tokens we were given.
-            .update_expression(match quota {
-                Some(_) => {
-                    "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0), \
-                     #q = :now ADD n :one REMOVE mark_n, mark_at"
-                }
-                None => {
-                    "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
-                     ADD n :one REMOVE mark_n, mark_at"
-                }
-            })
-            .condition_expression(
-                "(attribute_not_exists(tat) OR (attribute_type(tat, :N) AND tat < :now)) \
-                 AND (attribute_not_exists(#i) \
-                      OR (attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi)) \
-                 AND (attribute_not_exists(n) OR attribute_type(n, :N))",
-            )
-            .expression_attribute_values(":N", AttributeValue::S("N".into()))
-            .expression_attribute_values(":lo", n(bounds.lo))
-            .expression_attribute_values(":hi", n(bounds.hi))
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":i0", n(interval))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let update = match quota {
-            Some(name) => update.expression_attribute_names("#q", name),
-            None => update,
-        };
-        booked(update.send().await.map(|out| out.attributes))
-    }
-
     /// How long from now until `calls` more calls would have had their turn, as last seen.
     pub fn time_for(&self, calls: usize) -> Duration {
         if self.failing() {
@@ -566,26 +495,5 @@ impl SharedPace {
         let mut stats = std::mem::take(&mut self.seen().stats);
         stats.add(self.fallback.take_stats());
         stats
-    }
-}
-
-/// A conditional write's answer: made, refused (with the old item), or the table's error.
-fn booked(
-    answer: Result<
-        Option<HashMap<String, AttributeValue>>,
-        aws_sdk_dynamodb::error::SdkError<
-            UpdateItemError,
-            aws_sdk_dynamodb::config::http::HttpResponse,
-        >,
-    >,
-) -> Result<Booked, crate::error::BridgeError> {
-    match answer {
-        Ok(item) => Ok(Booked::Made(item.unwrap_or_default())),
-        Err(err) => match err.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                Ok(Booked::Refused(refused.item.clone()))
-            }
-            _ => Err(Op::UpdateItem.error(err)),
-        },
     }
 }
