@@ -16,6 +16,7 @@
 //! latest moment a call may start, and the record goes back to its queue untried.
 
 mod adapt;
+mod item;
 mod local;
 pub mod shared;
 pub mod turns;

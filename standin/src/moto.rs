@@ -76,6 +76,12 @@ impl Moto {
         panic!("moto_server did not listen on {}", moto.url);
     }
 
+    /// The server's process id: a test freezes it (SIGSTOP) to make a table that hangs rather
+    /// than refuses.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The requests the server has received (moto's recorder, on from the start): the
     /// `X-Amz-Target` (or the URL) and the JSON body of each.
     pub fn recorded(&self) -> Vec<(String, serde_json::Value)> {

@@ -5,12 +5,43 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{n, now_us, number, tolerance, SharedPace, LOWER_EVERY, QUIET};
+use crate::error::Op;
 use crate::pace::{adapt, Slot};
 
 impl SharedPace {
+    /// A write's answer, noted: any failure but a refused condition is the table failing, and
+    /// the environment paces alone for a while (`failed`) instead of waiting for the table's
+    /// timeout again at each of the writes that follow.
+    fn answered<T>(&self, answer: Result<T, SdkError<UpdateItemError, HttpResponse>>) -> Option<T> {
+        match answer {
+            Ok(out) => Some(out),
+            Err(err) => {
+                if !matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) {
+                    self.failed(&Op::UpdateItem.error(err));
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether `slot` was booked at an interval a throttle has since raised: its turn was
+    /// given out too soon, and it books again (its turn is left empty: Connect's bucket is).
+    pub fn rebook(&self, slot: Slot) -> bool {
+        match slot.shared {
+            Some(seen) => seen < self.seen().interval,
+            None => self.fallback.rebook(slot),
+        }
+    }
+
     /// Sets the schedule's interval to `to` if it still is `seen` (one write per congestion,
     /// whichever environment sees it first). Failures only cost the adjustment.
     pub(super) async fn set_interval(
@@ -36,7 +67,7 @@ impl SharedPace {
             Some(None) => update.update_expression("SET #i = :to REMOVE ceiling"),
             None => update.update_expression("SET #i = :to"),
         };
-        let made = update.send().await.is_ok();
+        let made = !self.failing() && self.answered(update.send().await).is_some();
         if made {
             let mut s = self.seen();
             s.interval = to;
@@ -52,7 +83,10 @@ impl SharedPace {
     /// further ahead than that already, the schedule stays). Failures cost only that.
     pub(super) async fn empty_the_burst(&self, interval: i64) {
         let empty = now_us() + tolerance(interval, self.burst) + interval;
-        let _ = self
+        if self.failing() {
+            return;
+        }
+        let answer = self
             .table
             .client
             .update_item()
@@ -63,6 +97,7 @@ impl SharedPace {
             .expression_attribute_values(":empty", n(empty))
             .send()
             .await;
+        self.answered(answer);
     }
 
     /// Notes a lone throttle's empty bucket, whatever `tat` is: when and after how many calls
@@ -88,13 +123,19 @@ impl SharedPace {
                 .expression_attribute_values(":mn", n(made)),
             None => update.update_expression("SET emptied = :now, emptied_n = n"),
         };
-        let _ = update.send().await;
+        if !self.failing() {
+            self.answered(update.send().await);
+        }
     }
 
     /// A throttled call got no token: its booking is taken back from the count of calls. The
     /// answer is the schedule as it is now (None: the table did not answer).
     async fn take_back(&self) -> Option<HashMap<String, AttributeValue>> {
-        self.table
+        if self.failing() {
+            return None;
+        }
+        let answer = self
+            .table
             .client
             .update_item()
             .table_name(&*self.table.name)
@@ -104,9 +145,8 @@ impl SharedPace {
             .expression_attribute_values(":minus", n(-1))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .ok()?
-            .attributes
+            .await;
+        self.answered(answer)?.attributes
     }
 
     /// A congestion's trim (`adapt::trim`), if the interval is still `seen` (once per
@@ -141,7 +181,7 @@ impl SharedPace {
                 )
                 .expression_attribute_values(":mn", n(made)),
         };
-        let made = update.send().await.is_ok();
+        let made = !self.failing() && self.answered(update.send().await).is_some();
         if made {
             let mut s = self.seen();
             s.interval = trim.interval;
@@ -155,15 +195,15 @@ impl SharedPace {
         let Some(seen) = slot.shared else {
             return self.fallback.on_success();
         };
-        let (ceiling, quiet) = {
+        let (ceiling, quiet, floor) = {
             let mut s = self.seen();
             s.successes = s.successes.wrapping_add(1);
-            if s.successes % LOWER_EVERY != 0 || seen <= self.base {
+            if s.successes % LOWER_EVERY != 0 || seen <= s.floor {
                 return;
             }
-            (s.ceiling, s.window_calls)
+            (s.ceiling, s.window_calls, s.floor)
         };
-        let (lowered, forget) = adapt::climb(seen, self.base, ceiling, quiet, LOWER_EVERY);
+        let (lowered, forget) = adapt::climb(seen, floor, ceiling, quiet, LOWER_EVERY);
         if lowered < seen || forget {
             self.set_interval(seen, lowered, forget.then_some(None))
                 .await;
@@ -206,7 +246,8 @@ impl SharedPace {
         };
         // Only at the configured rate: below it the quota is known to be shared (a congestion
         // trimmed it), and a throttle says the level is too high again, however long since.
-        let lone = quiet && seen <= self.base && !adapt::near_ceiling(seen, ceiling);
+        let floor = self.seen().floor;
+        let lone = quiet && seen <= floor && !adapt::near_ceiling(seen, ceiling);
         let (interval, tat, booked) = (field("interval"), field("tat"), field("n"));
         // Calls booked for turns still ahead have not been made.
         let made = match (interval, tat, booked) {
@@ -226,7 +267,7 @@ impl SharedPace {
             }
             _ => None,
         };
-        let trim = adapt::trim(seen, self.base, ceiling, window);
+        let trim = adapt::trim(seen, floor, ceiling, window);
         // Calls booked at the old interval book again (`rebook`), inside the new window: the
         // window starts with every booking so far.
         if trim.interval > seen && self.set_trim(seen, trim, booked).await {

@@ -53,13 +53,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::{PaceSetting, PaceStats, Pacer, Slot};
-
 mod adjust;
+mod book;
+
+use super::item::{self, number, Bounds};
+use super::local::FLOOR;
+use super::{PaceSetting, PaceStats, Pacer, Slot};
 use crate::error::Op;
 use crate::plan::Priority;
 
@@ -123,6 +125,13 @@ struct Seen {
     window_calls: u32,
     stats: PaceStats,
     failing_until: Option<Instant>,
+    /// This environment rewrote a bad item (`item`) and said so.
+    repaired: bool,
+    /// The interval the schedule never runs below: this stack's quota, or a stricter one of
+    /// another stack booking on the table (`item::strictest`).
+    floor: i64,
+    /// This environment said that another configuration shares the table.
+    other_quota_said: bool,
 }
 
 /// One operation's schedule in the pace table.
@@ -156,13 +165,6 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    match item.get(name)? {
-        AttributeValue::N(n) => n.parse::<f64>().ok().map(|v| v as i64),
-        _ => None,
-    }
-}
-
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -193,6 +195,9 @@ impl SharedPace {
                 window_calls: u32::MAX,
                 stats: PaceStats::default(),
                 failing_until: None,
+                repaired: false,
+                floor: base,
+                other_quota_said: false,
             }),
             line: tokio::sync::Mutex::new(()),
         }
@@ -225,6 +230,39 @@ impl SharedPace {
             );
         }
         s.failing_until = Some(Instant::now() + FALLBACK_FOR);
+    }
+
+    /// A booking found the item out of bounds (`item`): said once per environment and
+    /// schedule, with the attributes' names only.
+    fn repairing(&self, key: &str, what: &[&'static str]) {
+        let mut s = self.seen();
+        if !s.repaired {
+            s.repaired = true;
+            tracing::warn!(
+                pace = %key,
+                attributes = ?what,
+                "the pace table's schedule held values out of bounds: rewritten within them"
+            );
+        }
+    }
+
+    /// The strictest quota of the stacks booking on the schedule `item`, noted; said once per
+    /// environment when another configuration is among them.
+    fn learn_floor(&self, item: &HashMap<String, AttributeValue>, now: i64) -> i64 {
+        let (floor, other) = item::strictest(item, self.base, now);
+        let mut s = self.seen();
+        s.floor = floor;
+        if other && !s.other_quota_said {
+            s.other_quota_said = true;
+            tracing::warn!(
+                pace = %self.key,
+                configured_rate = 1e6 / self.base as f64,
+                shared_rate = 1e6 / floor as f64,
+                "stacks configured with different quotas share this pace table: the schedule \
+                 runs at the strictest (one account and Region, one quota)"
+            );
+        }
+        floor
     }
 
     /// Books the next call; None when its turn would come after `latest`. See the module doc.
@@ -271,7 +309,12 @@ impl SharedPace {
                 .await;
         }
         let lane = format!("{}#high", self.key);
-        let interval = (self.base as f64 / self.high_share).round() as i64;
+        // The schedule's rate as it is now, not the quota's: a congestion slows the lane with
+        // it, or the lane's share of a slowed schedule would be all of it and more.
+        let interval = {
+            let s = self.seen();
+            (s.interval.max(s.floor) as f64 / self.high_share).round() as i64
+        };
         let Some(turn) = self
             .book_within(&lane, latest, None, Some(interval))
             .await?
@@ -317,29 +360,54 @@ impl SharedPace {
         fixed: Option<i64>,
     ) -> Result<Result<Option<Slot>, Duration>, crate::error::BridgeError> {
         let (now_i, now) = (Instant::now(), now_us());
-        let (mut tat, interval) = {
+        let (mut tat, mut interval) = {
             let s = self.seen();
             let tat = if fixed.is_some() { 0 } else { s.tat };
             (tat, fixed.unwrap_or(s.interval))
         };
-        let tau = tolerance(interval, self.burst);
         let latest_us = latest.map(|l| now + l.saturating_duration_since(now_i).as_micros() as i64);
-        let deadline_limit = latest_us.map_or(i64::MAX / 4, |l| l + tau);
-        let horizon_limit =
-            horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
-        let limit = deadline_limit.min(horizon_limit);
+        // (deadline, horizon, the booking's limit) at `interval`: a turn is at tat - tau.
+        let limits = |interval: i64| {
+            let tau = tolerance(interval, self.burst);
+            let deadline = latest_us.map_or(i64::MAX / 4, |l| l + tau);
+            let horizon =
+                horizon.map_or(i64::MAX / 4, |h| now + tau + (h * interval as f64) as i64);
+            (deadline, horizon, deadline.min(horizon))
+        };
+        let (mut deadline_limit, mut horizon_limit, mut limit) = limits(interval);
+        let bounds_at = |lo: i64| Bounds {
+            lo,
+            hi: (lo as f64 / FLOOR) as i64,
+        };
+        // A lane books at the interval it is given (`step`), never at the item's.
+        let mut bounds = match fixed {
+            Some(_) => Bounds {
+                lo: 1,
+                hi: i64::MAX / 4,
+            },
+            None => bounds_at(self.seen().floor),
+        };
+        // The lane is this stack's own; the schedule carries every stack's quota.
+        let quota = fixed.is_none().then(|| item::quota_name(self.base));
+        let quota = quota.as_deref();
         for _ in 0..TRIES {
             let busy = tat >= now;
             let result = if busy {
-                self.book_busy(key, now, limit).await?
+                self.book_busy(key, now, limit, bounds, quota, fixed)
+                    .await?
             } else {
-                self.book_idle(key, now, fixed.unwrap_or(self.base)).await?
+                let first = fixed.unwrap_or(bounds.lo);
+                self.book_idle(key, now, first, bounds, quota).await?
             };
             match result {
                 Booked::Made(item) => {
                     let tat = number(&item, "tat").unwrap_or(now + interval);
-                    let interval = number(&item, "interval").unwrap_or(interval);
+                    let interval = match fixed {
+                        Some(step) => step,
+                        None => number(&item, "interval").unwrap_or(interval),
+                    };
                     if fixed.is_none() {
+                        self.learn_floor(&item, now);
                         let mut s = self.seen();
                         s.tat = tat;
                         s.interval = interval;
@@ -363,6 +431,28 @@ impl SharedPace {
                     })));
                 }
                 Booked::Refused(old) => {
+                    if let (Some(old), None) = (&old, fixed) {
+                        bounds = bounds_at(self.learn_floor(old, now));
+                        // The schedule's interval as it is: a trim, or another stack's quota,
+                        // moves every turn; judged at a stale one, a turn looks past the
+                        // deadline or the horizon while it lies within them.
+                        if let Some(i) =
+                            number(old, "interval").filter(|i| (bounds.lo..=bounds.hi).contains(i))
+                        {
+                            interval = i;
+                            self.seen().interval = i;
+                            (deadline_limit, horizon_limit, limit) = limits(i);
+                        }
+                    }
+                    // Refused for holding what no booking may use: rewritten, then booked.
+                    if let Some(repair) = old.as_ref().and_then(|o| item::repair(o, bounds, now)) {
+                        self.repairing(key, &repair.what);
+                        let stamp = quota.map(|q| (q, now));
+                        item::rewrite(&self.table.client, &self.table.name, key, &repair, stamp)
+                            .await?;
+                        tat = repair.tat;
+                        continue;
+                    }
                     let old_tat = old.as_ref().and_then(|o| number(o, "tat"));
                     if fixed.is_none() {
                         if let Some(t) = old_tat {
@@ -387,70 +477,6 @@ impl SharedPace {
         Ok(Ok(None))
     }
 
-    async fn book_busy(
-        &self,
-        key: &str,
-        now: i64,
-        limit: i64,
-    ) -> Result<Booked, crate::error::BridgeError> {
-        let answer = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .update_expression("SET tat = tat + #i ADD n :one")
-            .condition_expression("tat BETWEEN :now AND :limit")
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        booked(answer.map(|out| out.attributes))
-    }
-
-    async fn book_idle(
-        &self,
-        key: &str,
-        now: i64,
-        interval: i64,
-    ) -> Result<Booked, crate::error::BridgeError> {
-        let answer = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
-            // Idle: Connect's bucket may have refilled, so the window since the last empty
-            // bucket (`adapt`) no longer counts the tokens we were given.
-            .update_expression(
-                "SET tat = :now + if_not_exists(#i, :i0), #i = if_not_exists(#i, :i0) \
-                 ADD n :one REMOVE mark_n, mark_at",
-            )
-            .condition_expression("attribute_not_exists(tat) OR tat < :now")
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":i0", n(interval))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        booked(answer.map(|out| out.attributes))
-    }
-
-    /// Whether `slot` was booked at an interval a throttle has since raised: its turn was
-    /// given out too soon, and it books again (its turn is left empty: Connect's bucket is).
-    pub fn rebook(&self, slot: Slot) -> bool {
-        match slot.shared {
-            Some(seen) => seen < self.seen().interval,
-            None => self.fallback.rebook(slot),
-        }
-    }
-
     /// How long from now until `calls` more calls would have had their turn, as last seen.
     pub fn time_for(&self, calls: usize) -> Duration {
         if self.failing() {
@@ -472,26 +498,5 @@ impl SharedPace {
         let mut stats = std::mem::take(&mut self.seen().stats);
         stats.add(self.fallback.take_stats());
         stats
-    }
-}
-
-/// A conditional write's answer: made, refused (with the old item), or the table's error.
-fn booked(
-    answer: Result<
-        Option<HashMap<String, AttributeValue>>,
-        aws_sdk_dynamodb::error::SdkError<
-            UpdateItemError,
-            aws_sdk_dynamodb::config::http::HttpResponse,
-        >,
-    >,
-) -> Result<Booked, crate::error::BridgeError> {
-    match answer {
-        Ok(item) => Ok(Booked::Made(item.unwrap_or_default())),
-        Err(err) => match err.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                Ok(Booked::Refused(refused.item.clone()))
-            }
-            _ => Err(Op::UpdateItem.error(err)),
-        },
     }
 }
