@@ -242,15 +242,16 @@ mod tests {
 
     #[test]
     fn the_window_leaves_out_calls_booked_ahead() {
-        // 30 booked since the mark 10 s ago, tat 2 turns past the tolerance: 28 made.
+        // 30 booked since the mark 10 s ago, tat 2 turns past a tolerance of 3 turns: 28 made
+        // (the tolerance's turns go at once: they were made).
         let now = 100_000_000;
         let w = Window::at(
             130,
             100,
             now - 10_000_000,
-            now + 100 + 2 * BASE,
+            now + 3 * BASE + 2 * BASE,
             BASE,
-            100,
+            3 * BASE,
             now,
         )
         .unwrap();
