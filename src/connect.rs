@@ -221,6 +221,10 @@ pub struct CallContext<'a> {
     pub priority: Priority,
     /// The record's task-queue message, when a far turn may hand it back (`pace::turns`).
     pub ticket: Option<&'a turns::Ticket>,
+    /// A call of this record went to Connect: its later calls wait for their turns instead of
+    /// handing the record back, which would make the next delivery call the first one again
+    /// (an update's UpdateContact repeated before its UpdateContactAttributes).
+    pub called: std::sync::atomic::AtomicBool,
 }
 
 /// Starts the task: each attempt waits for its turn in the pace, retries follow `policy`, and
@@ -254,7 +258,12 @@ where
     R: std::fmt::Debug,
 {
     let pace = paces.of(op);
-    let first = turns::first_turn(pace, op, call.ticket, call.deadline, call.priority).await?;
+    let ticket = call
+        .ticket
+        .filter(|_| !call.called.load(std::sync::atomic::Ordering::Relaxed));
+    let first = turns::first_turn(pace, op, ticket, call.deadline, call.priority).await?;
+    call.called
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     paced_from(
         pace,
         first,

@@ -193,6 +193,7 @@ impl Bridge {
             deadline,
             instance_id: &self.config.defaults.instance_id,
             ticket: None,
+            called: Default::default(),
         }
     }
 
