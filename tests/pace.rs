@@ -251,6 +251,79 @@ async fn below_the_configured_rate_every_throttle_is_a_congestion() {
     );
 }
 
+/// Two early arrivals within QUIET calls of each other are not a congestion when the calls
+/// between them show Connect gave the schedule its whole rate: halving the quota for them cost
+/// a surge of 300 messages a third of its speed (`SQS messages at once`, 1.34 × its ideal).
+#[tokio::test]
+async fn early_arrivals_at_the_whole_rate_are_not_a_congestion() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table("pace").await;
+    let p = pace(&moto, "pace", Op::StartTaskContact);
+    let first = p.reserve(None, Priority::Normal).await.unwrap();
+    p.on_throttle(first).await;
+    // 10 calls at the schedule's pace (9 made, the last arrives early too): 10 turns, fewer
+    // than QUIET (20) calls and MIN_WINDOW (12), too few to measure but enough to judge.
+    let mut last = first;
+    for _ in 0..10 {
+        let slot = p.reserve(None, Priority::Normal).await.unwrap();
+        tokio::time::sleep(slot.wait).await;
+        last = slot;
+    }
+    p.on_throttle(last).await;
+    assert_eq!(
+        last.shared,
+        p.reserve(None, Priority::Normal).await.unwrap().shared
+    );
+    assert!((p.rate() - RATE).abs() < 0.01, "not trimmed: {}", p.rate());
+    assert_eq!(p.take_stats().throttles, 2);
+}
+
+/// The throttle's note and the emptied burst are one write: a call another environment booked
+/// between the two went into the empty bucket with a turn given out before the burst was
+/// emptied, and its throttle, judged as news of a second empty bucket, halved the rate. The
+/// race is timing's: thirty schedules, the other environment starting 0 to 15 ms after the
+/// throttle (a few of moto's round trips).
+#[tokio::test]
+async fn no_turn_is_given_out_between_the_note_and_the_emptied_burst() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    let turn = Duration::from_secs_f64(1.0 / RATE);
+    for i in 0..30u64 {
+        let table = format!("pace{i}");
+        moto.create_task_table(&table).await;
+        let (a, b) = (
+            pace(&moto, &table, Op::StartTaskContact),
+            pace(&moto, &table, Op::StartTaskContact),
+        );
+        let first = a.reserve(None, Priority::Normal).await.unwrap();
+        let t0 = Instant::now();
+        // `b` books as fast as it can while `a` takes the throttle in.
+        let booking = async {
+            tokio::time::sleep(Duration::from_micros(500 * i)).await;
+            let mut early = Vec::new();
+            for _ in 0..4 {
+                let slot = b.reserve(None, Priority::Normal).await.unwrap();
+                if Instant::now() + slot.wait < t0 + turn.mul_f64(0.9) {
+                    early.push(slot);
+                }
+            }
+            early
+        };
+        let ((), early) = tokio::join!(a.on_throttle(first), booking);
+        // Every call whose turn came before the emptied burst meets the same empty bucket.
+        for slot in &early {
+            b.on_throttle(*slot).await;
+        }
+        assert!(
+            (b.rate() - RATE).abs() < 0.01,
+            "{} ms: {} calls into the empty bucket, the rate is {}",
+            i as f64 / 2.0,
+            early.len(),
+            b.rate()
+        );
+    }
+}
+
 /// A congestion after a window of calls (from the bucket found empty to the next throttle,
 /// the schedule busy all along) sets the rate to what the window measured, less the margin,
 /// instead of halving it: the calls made are the tokens Connect gave. Here nobody else calls,

@@ -39,6 +39,18 @@ pub(super) const NEAR_CEILING: f64 = 0.95;
 /// bounds what probing costs to about 0.3 % of calls; the price is the time a plateau takes to
 /// notice the other caller has gone: about 8 minutes at half the default quota (4 at the whole).
 pub(super) const PROBE_AFTER: u32 = 512;
+/// Share of the schedule's own rate a window too short to measure must have been given for a
+/// throttle at the configured rate to be an early arrival, not another caller: another caller
+/// taking half the quota leaves half, two early arrivals leave all of it.
+pub(super) const GIVEN_IN_FULL: f64 = 0.75;
+/// Turns a short window must span before its share is believed: over fewer, one call more or
+/// less decides it, and another caller's throttles come that close together.
+pub(super) const JUDGE_TURNS: f64 = 4.0;
+/// Rise per call below the plateau: back from a halving in about 45 calls. The plateau is
+/// where the next throttle, if any, is measured, so reaching it sooner only brings that
+/// measurement sooner; at `INCREASE` the climb took 170 calls, a third of a 300-call surge's
+/// speed after one halving that two early arrivals too close together to judge had caused.
+pub(super) const RECOVER: f64 = 4.0 * INCREASE;
 
 /// The calls made and seconds passed since Connect's bucket was last seen empty.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +76,15 @@ impl Window {
         let calls = (n - mark_n) as f64 - ahead;
         let secs = (now - mark_at) as f64 / 1e6;
         (secs > 0.0 && calls >= 0.0).then_some(Window { calls, secs })
+    }
+
+    /// Whether a window too short to measure (fewer than `MIN_WINDOW` calls) still shows
+    /// Connect giving the schedule, running at `seen` µs per call, its whole rate: the throttle
+    /// that ends it is an early arrival (latency, a busy host), not a congestion. Halving the
+    /// quota for two such arrivals cost a surge a third of its speed.
+    pub fn given_in_full(self, seen: i64) -> bool {
+        let turns = self.secs * 1e6 / seen.max(1) as f64;
+        self.calls < MIN_WINDOW && turns >= JUDGE_TURNS && self.calls >= GIVEN_IN_FULL * turns
     }
 
     /// µs per call left to us, if the window is long enough to tell.
@@ -113,8 +134,8 @@ pub(super) fn near_ceiling(seen: i64, ceiling: Option<i64>) -> bool {
 }
 
 /// The interval after `calls` more successes at `seen`, and whether the ceiling is forgotten:
-/// up by `INCREASE` per call to the plateau (`MARGIN` of the ceiling) and held there until
-/// `quiet` (calls since the window began) reaches `PROBE_AFTER`; then up by a quarter of that,
+/// up by `RECOVER` per call to the plateau (`MARGIN` of the ceiling) and held there until
+/// `quiet` (calls since the window began) reaches `PROBE_AFTER`; then up by a quarter of `INCREASE`,
 /// the ceiling forgotten once well past it; never faster than `base`.
 pub(super) fn climb(
     seen: i64,
@@ -131,7 +152,7 @@ pub(super) fn climb(
         Some(c) => {
             let plateau = c as f64 / MARGIN;
             if (seen as f64) > plateau {
-                (up(INCREASE).max(plateau), false)
+                (up(RECOVER).max(plateau), false)
             } else if quiet < PROBE_AFTER {
                 (seen as f64, false)
             } else {
@@ -273,9 +294,9 @@ mod tests {
     fn successes_climb_to_the_plateau_and_hold_until_they_probe() {
         let ceiling = 1_000_000;
         let plateau = (ceiling as f64 / MARGIN) as i64;
-        // Below the plateau: up by INCREASE per call, never past it.
+        // Below the plateau: up by RECOVER per call, never past it.
         let (l, _) = climb(2 * ceiling, BASE, Some(ceiling), 0, 8);
-        assert_eq!(l, (2e6 / (1.0 + INCREASE).powi(8)) as i64);
+        assert_eq!(l, (2e6 / (1.0 + RECOVER).powi(8)) as i64);
         assert_eq!(climb(plateau + 10, BASE, Some(ceiling), 0, 8).0, plateau);
         // On it: held while quiet is short.
         assert_eq!(
@@ -296,6 +317,19 @@ mod tests {
         // Without a ceiling: the usual climb, never faster than the quota.
         assert_eq!(climb(BASE + 1, BASE, None, 0, 8).0, BASE);
         assert_eq!(climb(BASE, BASE, None, 0, 8), (BASE, false));
+    }
+
+    #[test]
+    fn a_short_window_given_the_whole_rate_ends_in_an_early_arrival() {
+        let w = |calls: f64, secs: f64| Window { calls, secs };
+        // 2 calls a second: 5 calls in 3 s is 5 of 6 turns, 4 is 4 of 6 (below 0.75).
+        assert!(w(5.0, 3.0).given_in_full(BASE));
+        assert!(!w(4.0, 3.0).given_in_full(BASE), "another caller's share");
+        // Too short to judge (under JUDGE_TURNS turns), or long enough to measure.
+        assert!(!w(3.0, 1.5).given_in_full(BASE));
+        assert!(!w(12.0, 6.0).given_in_full(BASE), "measured instead");
+        // Judged against the rate the schedule ran at, not the quota.
+        assert!(w(5.0, 6.0).given_in_full(2 * BASE));
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl PaceStats {
 }
 
 /// A granted call: wait `wait`, then call. `number` tells an answer's news from old news (the
-/// local pace's count of bookings; the shared pace's moment of booking, µs since the epoch);
+/// local pace's count of bookings; the shared pace's turn, µs since the epoch);
 /// `shared`: the interval (µs) of the shared schedule the call was booked on (None: booked
 /// on the local pace).
 #[derive(Debug, Clone, Copy, PartialEq)]

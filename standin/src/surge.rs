@@ -491,6 +491,7 @@ pub struct Surge {
 
 /// What a recorded surge run saw, one JSON object per entry, times in epoch milliseconds:
 /// `scenario` (its start, scale and quota), `emf` (an EMF line of the function's stdout),
+/// `pace` (a log line of the shared pace's decisions: lone throttles, congestions),
 /// `invocation` (start, end, whether it failed), `received` / `deleted` (a message, with its
 /// SentTimestamp), `queue` (visible and in-flight messages of the task queue, its DLQ's depth).
 pub type Recorder = Arc<Mutex<Vec<Value>>>;
@@ -1250,6 +1251,8 @@ impl Poller {
             if let Ok(doc) = serde_json::from_str::<Value>(line) {
                 if doc["_aws"]["CloudWatchMetrics"].is_array() {
                     note(&self.record, json!({"kind": "emf", "doc": doc}));
+                } else if doc["pace"].is_string() {
+                    note(&self.record, json!({"kind": "pace", "doc": doc}));
                 }
             }
         }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{n, now_us, number, tolerance, SharedPace, LOWER_EVERY, QUIET};
 use crate::error::Op;
@@ -78,54 +79,27 @@ impl SharedPace {
         made
     }
 
-    /// Connect's bucket is empty (a throttle): no call of the schedule goes before a full
-    /// turn from now, whatever burst the schedule thought was left (if calls are booked
-    /// further ahead than that already, the schedule stays). Failures cost only that.
-    pub(super) async fn empty_the_burst(&self, interval: i64) {
-        let empty = now_us() + tolerance(interval, self.burst) + interval;
-        if self.failing() {
-            return;
-        }
-        let answer = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(self.key.clone()))
-            .update_expression("SET tat = :empty")
-            .condition_expression("tat < :empty")
-            .expression_attribute_values(":empty", n(empty))
-            .send()
-            .await;
-        self.answered(answer);
-    }
-
-    /// Notes a lone throttle's empty bucket, whatever `tat` is: when and after how many calls
-    /// (`emptied`, `emptied_n`: the throttles of calls booked before are this one's, and the
-    /// next is judged by the calls since), and the window's start (`made` calls so far)
-    /// unless a window is open. Failures cost only the note.
-    async fn note_empty(&self, made: Option<i64>) {
-        let now = now_us();
-        let update = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(self.key.clone()))
-            .condition_expression("attribute_exists(tat)")
-            .expression_attribute_values(":now", n(now));
-        let update = match made {
-            Some(made) => update
-                .update_expression(
-                    "SET emptied = :now, emptied_n = n, \
-                     mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)",
-                )
-                .expression_attribute_values(":mn", n(made)),
-            None => update.update_expression("SET emptied = :now, emptied_n = n"),
+    /// Notes a lone throttle's empty bucket, in the write that empties the burst (`Empty`):
+    /// after how many calls (`emptied_n`: the next throttle is judged by the calls since), and
+    /// the window's start (`made` calls so far) unless a window is open. Failures cost only
+    /// the note.
+    async fn note_empty(&self, made: Option<i64>, empty: Empty) {
+        let (set, with_made) = match made {
+            Some(_) => (
+                "emptied_n = n, mark_n = if_not_exists(mark_n, :mn), \
+                 mark_at = if_not_exists(mark_at, :now)",
+                true,
+            ),
+            None => ("emptied_n = n", false),
         };
-        if !self.failing() {
-            self.answered(update.send().await);
-        }
+        self.empty_with(set, "attribute_exists(tat)", empty, |update| {
+            let update = update.expression_attribute_values(":now", n(empty.now));
+            match made.filter(|_| with_made) {
+                Some(made) => update.expression_attribute_values(":mn", n(made)),
+                None => update,
+            }
+        })
+        .await;
     }
 
     /// A throttled call got no token: its booking is taken back from the count of calls. The
@@ -149,45 +123,107 @@ impl SharedPace {
         self.answered(answer)?.attributes
     }
 
-    /// A congestion's trim (`adapt::trim`), if the interval is still `seen` (once per
-    /// congestion, whichever environment sees it first): the window's start moves to now
-    /// (`made` calls so far) when the trim used the window, and is set if there is none.
-    async fn set_trim(&self, seen: i64, trim: adapt::Trim, made: Option<i64>) -> bool {
-        let mut update = self
-            .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(self.key.clone()))
-            .condition_expression("#i = :seen")
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":seen", n(seen))
-            .expression_attribute_values(":to", n(trim.interval))
-            .expression_attribute_values(":c", n(trim.ceiling))
-            .expression_attribute_values(":now", n(now_us()));
-        update = match (made, trim.remark) {
-            (None, _) => update
-                .update_expression("SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n"),
-            (Some(made), true) => update
-                .update_expression(
-                    "SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n, \
-                     mark_n = :mn, mark_at = :now",
-                )
-                .expression_attribute_values(":mn", n(made)),
-            (Some(made), false) => update
-                .update_expression(
-                    "SET #i = :to, ceiling = :c, emptied = :now, emptied_n = n, \
-                     mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)",
-                )
-                .expression_attribute_values(":mn", n(made)),
+    /// A congestion's trim (`adapt::trim`), in the write that empties the burst at the new
+    /// interval (`Empty`), if the interval is still `seen` (once per congestion, whichever
+    /// environment sees it first): the window's start moves to now (`made` calls so far) when
+    /// the trim used the window, and is set if there is none.
+    async fn set_trim(
+        &self,
+        seen: i64,
+        trim: adapt::Trim,
+        made: Option<i64>,
+        empty: Empty,
+    ) -> bool {
+        let set = match (made, trim.remark) {
+            (None, _) => "#i = :to, ceiling = :c, emptied_n = n",
+            (Some(_), true) => {
+                "#i = :to, ceiling = :c, emptied_n = n, mark_n = :mn, mark_at = :now"
+            }
+            (Some(_), false) => {
+                "#i = :to, ceiling = :c, emptied_n = n, \
+                 mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)"
+            }
         };
-        let made = !self.failing() && self.answered(update.send().await).is_some();
+        let made = self
+            .empty_with(set, "#i = :seen", empty, |update| {
+                let update = update
+                    .expression_attribute_names("#i", "interval")
+                    .expression_attribute_values(":seen", n(seen))
+                    .expression_attribute_values(":to", n(trim.interval))
+                    .expression_attribute_values(":c", n(trim.ceiling))
+                    .expression_attribute_values(":now", n(empty.now));
+                match made {
+                    Some(made) => update.expression_attribute_values(":mn", n(made)),
+                    None => update,
+                }
+            })
+            .await;
         if made {
             let mut s = self.seen();
             s.interval = trim.interval;
             s.ceiling = Some(trim.ceiling);
         }
         made
+    }
+
+    /// Connect's bucket is empty (a throttle): one write sets `set` (under `condition`) with
+    /// `emptied`, the first turn after the empty bucket (throttles of calls whose turns came
+    /// before are its news), and empties the burst: no call goes before that turn, whatever
+    /// burst the schedule thought was left. One write, so that no call is booked between the
+    /// note and the emptied burst: such a call went into the empty bucket and its throttle,
+    /// judged as news, halved the rate. If calls are booked further ahead already (`tat` past
+    /// the empty burst: a reserved turn), the schedule stays and the note is written alone.
+    /// Whether the write was made; failures cost only the note.
+    async fn empty_with(
+        &self,
+        set: &str,
+        condition: &str,
+        empty: Empty,
+        values: impl Fn(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
+    ) -> bool {
+        let write = |with_tat: bool| {
+            let update = self
+                .table
+                .client
+                .update_item()
+                .table_name(&*self.table.name)
+                .key("pk", AttributeValue::S(self.key.clone()))
+                .expression_attribute_values(":emptied", n(empty.first_turn()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let update = if with_tat {
+                update
+                    .update_expression(format!("SET {set}, emptied = :emptied, tat = :empty"))
+                    .condition_expression(format!("{condition} AND tat < :empty"))
+                    .expression_attribute_values(":empty", n(empty.tat(self.burst)))
+            } else {
+                update
+                    .update_expression(format!("SET {set}, emptied = :emptied"))
+                    .condition_expression(condition)
+            };
+            values(update)
+        };
+        if self.failing() {
+            return false;
+        }
+        let with_tat = empty.behind.unwrap_or(true);
+        match write(with_tat).send().await {
+            Ok(_) => true,
+            // Refused for `tat` alone (the rest of the condition held: `set` is still due).
+            Err(err)
+                if with_tat
+                    && matches!(
+                        err.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(refused))
+                            if refused.item.as_ref().and_then(|i| number(i, "tat"))
+                                .is_some_and(|t| t >= empty.tat(self.burst))
+                    ) =>
+            {
+                self.answered(write(false).send().await).is_some()
+            }
+            Err(err) => self.answered(Err::<(), _>(err)).is_some(),
+        }
     }
 
     /// Connect accepted a call: every `LOWER_EVERY` successes, the interval comes down.
@@ -218,9 +254,11 @@ impl SharedPace {
         };
         // A lone throttle at the configured rate after a quiet run (`QUIET` calls since the
         // burst was last emptied) only empties the burst: a call that arrived early (latency,
-        // a busy host) would otherwise cost the next 50 calls 15 % of the quota; a second one
-        // within `QUIET` is a congestion, and so is one near the ceiling (the congestion found
-        // before) or below the configured rate.
+        // a busy host) would otherwise cost the next 50 calls 15 % of the quota; so does one
+        // within `QUIET` when the calls since the bucket was empty show Connect gave the
+        // schedule its whole rate (two early arrivals, not another caller). Any other second
+        // one is a congestion, and so is one near the ceiling (the congestion found before) or
+        // below the configured rate.
         // Counted in calls of every environment since the burst was last emptied.
         let ceiling = {
             let mut s = self.seen();
@@ -230,8 +268,8 @@ impl SharedPace {
         let item = self.take_back().await;
         let now = now_us();
         let field = |name: &str| item.as_ref().and_then(|i| number(i, name));
-        // Booked before the burst was emptied for an earlier throttle: the same empty bucket
-        // (calls already in flight or booked then), nothing new to act on.
+        // Its turn came before the first turn after the bucket was last found empty: the same
+        // empty bucket (calls already in flight or booked then), nothing new to act on.
         if field("emptied").is_some_and(|e| (slot.number as i64) < e) {
             return;
         }
@@ -240,38 +278,87 @@ impl SharedPace {
         } else {
             ceiling
         };
-        let quiet = match (field("n"), field("emptied_n")) {
-            (Some(n), Some(e)) => n - e >= i64::from(QUIET),
-            _ => true,
-        };
-        // Only at the configured rate: below it the quota is known to be shared (a congestion
-        // trimmed it), and a throttle says the level is too high again, however long since.
-        let floor = self.seen().floor;
-        let lone = quiet && seen <= floor && !adapt::near_ceiling(seen, ceiling);
         let (interval, tat, booked) = (field("interval"), field("tat"), field("n"));
-        // Calls booked for turns still ahead have not been made.
-        let made = match (interval, tat, booked) {
-            (Some(i), Some(t), Some(b)) => {
-                let ahead = (t - tolerance(i, self.burst) - now).max(0) / i.max(1);
-                Some(b - ahead)
-            }
-            _ => None,
-        };
-        if lone {
-            self.note_empty(made).await;
-            return self.empty_the_burst(seen).await;
-        }
         let window = match (interval, tat, booked, field("mark_n"), field("mark_at")) {
             (Some(i), Some(t), Some(b), Some(mn), Some(ma)) => {
                 adapt::Window::at(b, mn, ma, t, i, tolerance(i, self.burst), now)
             }
             _ => None,
         };
+        let quiet = match (booked, field("emptied_n")) {
+            (Some(n), Some(e)) => n - e >= i64::from(QUIET),
+            _ => true,
+        } || window.is_some_and(|w| w.given_in_full(seen));
+        // Only at the configured rate: below it the quota is known to be shared (a congestion
+        // trimmed it), and a throttle says the level is too high again, however long since.
+        let floor = self.seen().floor;
+        let lone = quiet && seen <= floor && !adapt::near_ceiling(seen, ceiling);
+        if lone {
+            // Calls booked for turns still ahead have not been made.
+            let made = match (interval, tat, booked) {
+                (Some(i), Some(t), Some(b)) => {
+                    let ahead = (t - tolerance(i, self.burst) - now).max(0) / i.max(1);
+                    Some(b - ahead)
+                }
+                _ => None,
+            };
+            tracing::info!(
+                pace = %self.key,
+                rate = 1e6 / seen as f64,
+                "a lone throttle (an early arrival): the burst emptied, the rate kept"
+            );
+            let empty = Empty::at(now, interval.unwrap_or(seen), tat, self.burst);
+            return self.note_empty(made, empty).await;
+        }
         let trim = adapt::trim(seen, floor, ceiling, window);
         // Calls booked at the old interval book again (`rebook`), inside the new window: the
         // window starts with every booking so far.
-        if trim.interval > seen && self.set_trim(seen, trim, booked).await {
-            self.empty_the_burst(trim.interval).await;
+        let empty = Empty::at(now, trim.interval, tat, self.burst);
+        if trim.interval > seen && self.set_trim(seen, trim, booked, empty).await {
+            // One line per congestion (the environment whose write made the trim): why the
+            // rate of every stack on the schedule dropped.
+            tracing::info!(
+                pace = %self.key,
+                from_rate = 1e6 / seen as f64,
+                rate = 1e6 / trim.interval as f64,
+                measured = trim.remark,
+                window_calls = window.map(|w| w.calls),
+                window_secs = window.map(|w| w.secs),
+                "a congestion (Connect's quota is shared or was exceeded): the shared schedule slowed"
+            );
         }
+    }
+}
+
+/// The empty bucket a throttle found: at `now` (µs), the schedule's turns `interval` apart
+/// from then on; `behind`: whether `tat` (as the take-back answered) is behind the emptied
+/// burst (None: not known).
+#[derive(Debug, Clone, Copy)]
+struct Empty {
+    now: i64,
+    interval: i64,
+    behind: Option<bool>,
+}
+
+impl Empty {
+    fn at(now: i64, interval: i64, tat: Option<i64>, burst: f64) -> Empty {
+        let mut empty = Empty {
+            now,
+            interval,
+            behind: None,
+        };
+        empty.behind = tat.map(|t| t < empty.tat(burst));
+        empty
+    }
+
+    /// The first turn after the empty bucket.
+    fn first_turn(self) -> i64 {
+        self.now + self.interval
+    }
+
+    /// The schedule's `tat` that gives out that turn first (a booking starts at `tat` less the
+    /// tolerance).
+    fn tat(self, burst: f64) -> i64 {
+        self.first_turn() + tolerance(self.interval, burst)
     }
 }

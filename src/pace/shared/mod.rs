@@ -23,10 +23,10 @@
 //! Service (well within a millisecond), far below a turn (500 ms at the default quota).
 //!
 //! **Other callers.** A throttle empties the schedule's burst (Connect's bucket is empty: no
-//! call before a full turn from now), notes when and after how many calls (`emptied`,
-//! `emptied_n`), and takes its booking back from the count of calls the item keeps (`n`, one
-//! `ADD` in the booking's own write). Throttles of calls booked before that moment are the same
-//! empty bucket's news. At the configured rate, one `QUIET` calls or more after the last empty
+//! call before a full turn from now), notes in the same write that turn and after how many
+//! calls (`emptied`, `emptied_n`), and takes its booking back from the count of calls the item
+//! keeps (`n`, one `ADD` in the booking's own write). Throttles of calls whose turns came
+//! before that turn are the same empty bucket's news. At the configured rate, one `QUIET` calls or more after the last empty
 //! bucket is lone (an early arrival). Any other is a congestion and raises `interval` once (the
 //! write is conditional on the interval the throttled call saw, so the environments throttled
 //! by one congestion trim once), by what `adapt` decides: the calls made since Connect's bucket
@@ -424,9 +424,10 @@ impl SharedPace {
                         Duration::from_micros((start - now) as u64).saturating_sub(now_i.elapsed());
                     return Ok(Ok(Some(Slot {
                         wait,
-                        // When it was booked: a throttle of a call booked before the burst
-                        // was last emptied is news of that empty bucket, not of a new one.
-                        number: u64::try_from(now).unwrap_or(0),
+                        // Its turn: a throttle of a call whose turn came before the first
+                        // turn after the bucket was last found empty is news of that empty
+                        // bucket, not of a new one.
+                        number: u64::try_from(start).unwrap_or(0),
                         shared: Some(interval),
                     })));
                 }
