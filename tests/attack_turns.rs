@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use connect_standin::moto::{moto_server, Moto};
 
@@ -35,52 +35,6 @@ routes:
       description: "{{ body.note }}"
       attributes: { note: "{{ body.note }}" }
 "#;
-
-async fn through_queue(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    arn: &str,
-    bodies: Vec<serde_json::Value>,
-) -> Vec<serde_json::Value> {
-    for body in &bodies {
-        sqs.send_message()
-            .queue_url(url)
-            .message_body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-    received(sqs, url, arn, bodies.len(), Duration::from_secs(5)).await
-}
-
-async fn received(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    arn: &str,
-    n: usize,
-    within: Duration,
-) -> Vec<serde_json::Value> {
-    let until = Instant::now() + within;
-    let mut records = Vec::new();
-    while records.len() < n && Instant::now() < until {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        records.extend(
-            out.messages
-                .unwrap_or_default()
-                .iter()
-                .map(|m| connect_standin::surge::esm_record(m, arn)),
-        );
-    }
-    records
-}
 
 /// UpdateContactAttributes' schedule filled (1/s burst 2), then two updates with a description
 /// and attributes: their UpdateContact goes at once, their attributes' turn is far. Before: the
@@ -123,7 +77,7 @@ async fn an_update_handed_back_for_its_second_call_does_not_repeat_its_first() {
     let opens = (0..10)
         .map(|i| serde_json::json!({"action": "open", "key": format!("k{i}")}))
         .collect();
-    let records = through_queue(&sqs, &url, &arn, opens).await;
+    let records = common::queue::through_queue(&sqs, &url, &arn, opens).await;
     let answer = common::response(
         stack
             .invoke(serde_json::json!({ "Records": records }), timeout)
@@ -135,7 +89,7 @@ async fn an_update_handed_back_for_its_second_call_does_not_repeat_its_first() {
     let bodies = (0..6)
         .map(|i| serde_json::json!({"action": "attrs", "key": format!("k{i}"), "note": "a"}))
         .collect();
-    let records = through_queue(&sqs, &url, &arn, bodies).await;
+    let records = common::queue::through_queue(&sqs, &url, &arn, bodies).await;
     let answer = common::response(
         stack
             .invoke(serde_json::json!({ "Records": records }), timeout)
@@ -148,7 +102,7 @@ async fn an_update_handed_back_for_its_second_call_does_not_repeat_its_first() {
     let bodies = (8..10)
         .map(|i| serde_json::json!({"action": "both", "key": format!("k{i}"), "note": "b"}))
         .collect();
-    let records = through_queue(&sqs, &url, &arn, bodies).await;
+    let records = common::queue::through_queue(&sqs, &url, &arn, bodies).await;
     let answer = common::response(
         stack
             .invoke(serde_json::json!({ "Records": records }), timeout)
@@ -165,7 +119,7 @@ async fn an_update_handed_back_for_its_second_call_does_not_repeat_its_first() {
     // Deliver everything that comes back, until nothing does.
     let mut rounds = 0;
     loop {
-        let again = received(&sqs, &url, &arn, 8, Duration::from_secs(8)).await;
+        let again = common::queue::received(&sqs, &url, &arn, 8, Duration::from_secs(8)).await;
         if again.is_empty() {
             break;
         }

@@ -496,55 +496,6 @@ routes:
     key: "{{ body.key }}"
 "#;
 
-/// Sends each body to the queue and receives them all back (as the event source mapping would
-/// hand them over: up to 10 per batch), as SQS records.
-async fn through_queue(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    arn: &str,
-    bodies: Vec<serde_json::Value>,
-) -> Vec<serde_json::Value> {
-    for body in &bodies {
-        sqs.send_message()
-            .queue_url(url)
-            .message_body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-    received(sqs, url, arn, bodies.len(), Duration::from_secs(5)).await
-}
-
-/// Receives until `n` messages came (or `within` passed).
-async fn received(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    arn: &str,
-    n: usize,
-    within: Duration,
-) -> Vec<serde_json::Value> {
-    let until = Instant::now() + within;
-    let mut records = Vec::new();
-    while records.len() < n && Instant::now() < until {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        records.extend(
-            out.messages
-                .unwrap_or_default()
-                .iter()
-                .map(|m| connect_standin::surge::esm_record(m, arn)),
-        );
-    }
-    records
-}
-
 /// A batch of reschedules (1 call a second here) and stops: the stops are done at once, and the
 /// reschedules whose turns lie more than a second ahead go back to the queue with their turns
 /// reserved in the pace table, hidden until just before them (not the queue's minute); back,
@@ -587,7 +538,7 @@ async fn a_far_turn_hands_its_record_back_with_the_turn_reserved() {
     let opens = (0..10)
         .map(|i| serde_json::json!({"action": "open", "key": format!("k{i}")}))
         .collect();
-    let records = through_queue(&sqs, &url, &arn, opens).await;
+    let records = common::queue::through_queue(&sqs, &url, &arn, opens).await;
     let answer = common::response(
         stack
             .invoke(serde_json::json!({ "Records": records }), timeout)
@@ -599,7 +550,7 @@ async fn a_far_turn_hands_its_record_back_with_the_turn_reserved() {
     let actions = (0..10)
         .map(|i| serde_json::json!({"action": action(i), "key": format!("k{i}")}))
         .collect();
-    let records = through_queue(&sqs, &url, &arn, actions).await;
+    let records = common::queue::through_queue(&sqs, &url, &arn, actions).await;
     assert_eq!(records.len(), 10);
     let reschedules: std::collections::BTreeSet<String> = records
         .iter()
@@ -651,7 +602,8 @@ async fn a_far_turn_hands_its_record_back_with_the_turn_reserved() {
     assert!(hidden.iter().all(|s| (1..=4).contains(s)), "{hidden:?}");
 
     // Back within seconds (not the queue's minute), each takes its reservation and calls once.
-    let again = received(&sqs, &url, &arn, failures.len(), Duration::from_secs(8)).await;
+    let again =
+        common::queue::received(&sqs, &url, &arn, failures.len(), Duration::from_secs(8)).await;
     let back: std::collections::BTreeSet<String> = again
         .iter()
         .map(|r| r["messageId"].as_str().unwrap().to_string())

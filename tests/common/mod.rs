@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod queue;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

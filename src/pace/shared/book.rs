@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
@@ -37,15 +38,8 @@ impl SharedPace {
                  AND attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi \
                  AND (attribute_not_exists(n) OR attribute_type(n, :N))",
             )
-            .expression_attribute_values(":N", AttributeValue::S("N".into()))
-            .expression_attribute_values(":lo", n(bounds.lo))
-            .expression_attribute_values(":hi", n(bounds.hi))
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .expression_attribute_values(":limit", n(limit));
+        let update = within(update, bounds, now);
         let update = match (quota, step) {
             (_, Some(step)) => update.expression_attribute_values(":step", n(step)),
             (Some(name), None) => update.expression_attribute_names("#q", name),
@@ -84,21 +78,29 @@ impl SharedPace {
                       OR (attribute_type(#i, :N) AND #i BETWEEN :lo AND :hi)) \
                  AND (attribute_not_exists(n) OR attribute_type(n, :N))",
             )
-            .expression_attribute_values(":N", AttributeValue::S("N".into()))
-            .expression_attribute_values(":lo", n(bounds.lo))
-            .expression_attribute_values(":hi", n(bounds.hi))
-            .expression_attribute_names("#i", "interval")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":i0", n(interval))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .expression_attribute_values(":i0", n(interval));
+        let update = within(update, bounds, now);
         let update = match quota {
             Some(name) => update.expression_attribute_names("#q", name),
             None => update,
         };
         booked(update.send().await.map(|out| out.attributes))
     }
+}
+
+/// What both bookings share: the values their conditions check the item with (its types, the
+/// interval's `bounds`, `now`), the count's step, and the answers (the item as it is now, or as
+/// it was when refused).
+fn within(update: UpdateItemFluentBuilder, bounds: Bounds, now: i64) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_values(":N", AttributeValue::S("N".into()))
+        .expression_attribute_values(":lo", n(bounds.lo))
+        .expression_attribute_values(":hi", n(bounds.hi))
+        .expression_attribute_names("#i", "interval")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":one", n(1))
+        .return_values(ReturnValue::AllNew)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
 }
 
 /// A conditional write's answer: made, refused (with the old item), or the table's error.
