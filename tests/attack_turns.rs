@@ -46,19 +46,7 @@ async fn an_update_handed_back_for_its_second_call_does_not_repeat_its_first() {
     moto.create_task_table("pace").await;
     moto.create_task_table("tasks").await;
     let sqs = moto.sqs_client();
-    let url = sqs
-        .create_queue()
-        .queue_name("turns")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "60",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = connect_standin::surge::queue_arn("turns");
+    let (url, arn) = common::queue::create(&sqs, "turns", 60).await;
     let mut stack = common::start_function(&[
         ("PACE_TABLE", "pace"),
         ("TASK_TABLE", "tasks"),

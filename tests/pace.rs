@@ -506,19 +506,7 @@ async fn a_far_turn_hands_its_record_back_with_the_turn_reserved() {
     let moto = moto_with_table("pace").await;
     moto.create_task_table("tasks").await;
     let sqs = moto.sqs_client();
-    let url = sqs
-        .create_queue()
-        .queue_name("turns")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "60",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = connect_standin::surge::queue_arn("turns");
+    let (url, arn) = common::queue::create(&sqs, "turns", 60).await;
     let mut stack = common::start_function(&[
         ("PACE_TABLE", "pace"),
         ("TASK_TABLE", "tasks"),

@@ -3,6 +3,24 @@
 
 use std::time::{Duration, Instant};
 
+/// A queue named `name` whose messages stay hidden `visibility` seconds after a receive: its
+/// URL and ARN.
+pub async fn create(sqs: &aws_sdk_sqs::Client, name: &str, visibility: u32) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (url, connect_standin::surge::queue_arn(name))
+}
+
 /// Sends each body to the queue and receives them all back (as the event source mapping would
 /// hand them over: up to 10 per batch), as SQS records.
 pub async fn through_queue(
