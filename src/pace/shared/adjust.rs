@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, now_us, number, tolerance, SharedPace, LOWER_EVERY, QUIET};
+use super::{n, now_us, number, tolerance, SharedPace, FLOOR, LOWER_EVERY, QUIET};
 use crate::error::Op;
 use crate::pace::{adapt, Slot};
 
@@ -268,9 +268,15 @@ impl SharedPace {
         let item = self.take_back().await;
         let now = now_us();
         let field = |name: &str| item.as_ref().and_then(|i| number(i, name));
+        // The first turn after an empty bucket lies at most a turn of the slowest schedule
+        // ahead of the moment it was noted; two (clocks of environments apart) is the most
+        // believed. Further (a writer's clock, a hostile item), every turn would come before it
+        // and no throttle would ever write it again: the note is ignored and the next replaces it.
+        let slowest = (self.seen().floor as f64 / FLOOR) as i64;
+        let emptied = field("emptied").filter(|e| *e <= now.saturating_add(2 * slowest));
         // Its turn came before the first turn after the bucket was last found empty: the same
         // empty bucket (calls already in flight or booked then), nothing new to act on.
-        if field("emptied").is_some_and(|e| (slot.number as i64) < e) {
+        if emptied.is_some_and(|e| (slot.number as i64) < e) {
             return;
         }
         let ceiling = if item.is_some() {

@@ -1,0 +1,129 @@
+//! The shared pace's empty-bucket rules (`src/pace/shared/adjust.rs`: `emptied`, the first turn
+//! after Connect's bucket was last found empty, against which a throttled call's turn is judged
+//! news or old news) attacked against DynamoDB as moto serves it: no item somebody wrote and no
+//! kind of slot may make every throttle old news, or another caller goes unnoticed for good.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use connect_standin::moto::{moto_server, Moto};
+use connect_task_bridge::error::Op;
+use connect_task_bridge::pace::{PaceSetting, PaceTable, SharedPace};
+use connect_task_bridge::plan::Priority;
+
+const BURST: f64 = 5.0;
+const RATE: f64 = 10.0;
+const BASE: i64 = 100_000;
+
+/// One test at a time: each books at its quota against its own moto.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn pace(moto: &Moto, op: Op) -> SharedPace {
+    SharedPace::new(
+        PaceTable::new(moto.dynamodb_client(), "pace"),
+        op,
+        PaceSetting {
+            rate: RATE,
+            burst: BURST,
+            callers: 2,
+        },
+        0.25,
+    )
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn num(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+async fn moto_with_table() -> Moto {
+    let moto = Moto::start(&moto_server(&common::root())).await;
+    moto.create_task_table("pace").await;
+    moto
+}
+
+async fn put(moto: &Moto, key: &str, attributes: &[(&str, AttributeValue)]) {
+    let mut item: HashMap<String, AttributeValue> = attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    item.insert("pk".into(), AttributeValue::S(key.into()));
+    moto.dynamodb_client()
+        .put_item()
+        .table_name("pace")
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn get(moto: &Moto, key: &str) -> HashMap<String, AttributeValue> {
+    moto.dynamodb_client()
+        .get_item()
+        .table_name("pace")
+        .key("pk", AttributeValue::S(key.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default()
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    match item.get(name)? {
+        AttributeValue::N(n) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// An `emptied` years ahead (a writer's clock, a hostile or broken item) made every throttle
+/// old news (every turn comes before it) and nothing ever wrote it again: a congestion never
+/// trimmed the schedule. A turn after the empty bucket lies at most one turn of the slowest
+/// schedule ahead of now; beyond, the note is not believed and the next note replaces it.
+#[tokio::test]
+async fn an_emptied_years_ahead_does_not_make_every_throttle_old_news() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table().await;
+    let key = "pace#StartTaskContact";
+    let now = now_us();
+    let years = now + 5 * 365 * 86_400_000_000;
+    put(
+        &moto,
+        key,
+        &[
+            ("tat", num(now)),
+            ("interval", num(BASE)),
+            ("n", num(0)),
+            ("emptied", num(years)),
+            ("emptied_n", num(0)),
+        ],
+    )
+    .await;
+    let p = pace(&moto, Op::StartTaskContact);
+    // Ten throttles in a row, each of a call booked after the last: another caller takes
+    // every token.
+    for _ in 0..10 {
+        let slot = p.reserve(None, Priority::Normal).await.unwrap();
+        p.on_throttle(slot).await;
+    }
+    assert!(
+        p.rate() < RATE * 0.6,
+        "10 throttles in a row, the rate is still {}",
+        p.rate()
+    );
+    let emptied = number(&get(&moto, key).await, "emptied").unwrap();
+    assert!(
+        emptied < now_us() + 60_000_000,
+        "the note still lies {} s ahead",
+        (emptied - now_us()) / 1_000_000
+    );
+}
