@@ -6,12 +6,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use connect_standin::moto::{moto_server, Moto};
-use connect_task_bridge::error::Op;
-use connect_task_bridge::pace::{PaceSetting, PaceTable, SharedPace};
+use connect_task_bridge::error::{BridgeError, Op};
+use connect_task_bridge::pace::turns::{first_turn, Ticket};
+use connect_task_bridge::pace::{Pace, PaceSetting, PaceTable, SharedPace, Slot};
 use connect_task_bridge::plan::Priority;
 
 const BURST: f64 = 5.0;
@@ -125,5 +126,76 @@ async fn an_emptied_years_ahead_does_not_make_every_throttle_old_news() {
         emptied < now_us() + 60_000_000,
         "the note still lies {} s ahead",
         (emptied - now_us()) / 1_000_000
+    );
+}
+
+/// A record handed back with its turn reserved calls at that turn, booked on the schedule like
+/// any other; its slot's number was 0, so its throttle was always old news once any bucket had
+/// been found empty. In a backlog whose turns are all reserved (a surge on a slow operation),
+/// another caller throttled every reserved call and the schedule never slowed. The number is
+/// the reserved turn's start, judged as every shared slot's.
+#[tokio::test]
+async fn throttles_of_reserved_turns_after_the_empty_bucket_are_news() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table().await;
+    let op = Op::UpdateContactSchedule;
+    let key = format!("pace#{op:?}");
+    let now = now_us();
+    // A backlog: turns booked three seconds ahead (30 calls at 10 a second).
+    put(
+        &moto,
+        &key,
+        &[
+            ("tat", num(now + 3_000_000)),
+            ("interval", num(BASE)),
+            ("n", num(30)),
+        ],
+    )
+    .await;
+    let pace = Pace::Shared(Box::new(pace(&moto, op)));
+    let Pace::Shared(shared) = &pace else {
+        unreachable!()
+    };
+    let ticket = |id: &str, receive_count| Ticket {
+        message_id: id.to_string(),
+        receive_count,
+    };
+    // Three records go back with their turns reserved, then come back and take them.
+    let ids = ["m1", "m2", "m3"];
+    for id in ids {
+        let first = first_turn(&pace, op, Some(&ticket(id, 1)), None, Priority::Normal).await;
+        assert!(
+            matches!(first, Err(BridgeError::TurnReserved { .. })),
+            "{id}: {first:?}"
+        );
+    }
+    let mut reserved = Vec::new();
+    for id in ids {
+        let slot = first_turn(&pace, op, Some(&ticket(id, 2)), None, Priority::Normal)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id}: no reservation taken"));
+        assert!(slot.wait > Duration::from_secs(1), "{id}: {slot:?}");
+        reserved.push(slot);
+    }
+    // A call of the burst is throttled: Connect's bucket is empty now (a lone throttle at the
+    // configured rate: the rate is kept, the note written).
+    let burst_call = Slot {
+        wait: Duration::ZERO,
+        number: now_us() as u64,
+        shared: Some(BASE),
+    };
+    shared.on_throttle(burst_call).await;
+    assert!((shared.rate() - RATE).abs() < 0.01, "{}", shared.rate());
+    let emptied = number(&get(&moto, &key).await, "emptied").unwrap();
+    assert!(emptied < now_us() + 1_000_000);
+    // Every reserved call, its turn seconds after that, is throttled too: another caller.
+    for slot in reserved {
+        shared.on_throttle(slot).await;
+    }
+    assert!(
+        shared.rate() < RATE * 0.6,
+        "three reserved calls throttled after the empty bucket, the rate is still {}",
+        shared.rate()
     );
 }
