@@ -199,3 +199,40 @@ async fn throttles_of_reserved_turns_after_the_empty_bucket_are_news() {
         shared.rate()
     );
 }
+
+/// Another caller taking a fifth of the quota, the schedule at the configured rate: every
+/// fifth call is throttled, four of five turns are given, above `GIVEN_IN_FULL` (0.75), so the
+/// first throttles of the window are judged early arrivals. The window's start is kept from the
+/// first of them (no lone throttle moves it), so within `MIN_WINDOW` (12) calls the window is
+/// measured and the schedule trimmed to the rate left: the rule cannot loop on lone throttles.
+#[tokio::test]
+async fn another_caller_taking_a_fifth_is_measured_not_taken_for_early_arrivals() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let moto = moto_with_table().await;
+    let p = pace(&moto, Op::StartTaskContact);
+    let mut throttles = 0;
+    for i in 1..=40 {
+        let slot = p.reserve(None, Priority::Normal).await.unwrap();
+        tokio::time::sleep(slot.wait).await;
+        if i % 5 == 0 {
+            throttles += 1;
+            p.on_throttle(slot).await;
+        } else {
+            p.on_success(slot).await;
+        }
+        if p.rate() < RATE * 0.95 {
+            break;
+        }
+    }
+    let rate = p.rate();
+    eprintln!("trimmed to {rate:.2} a second after {throttles} throttles");
+    assert!(
+        rate < RATE * 0.95,
+        "{throttles} throttles of every fifth call, the rate is still {rate}"
+    );
+    assert!(
+        throttles <= 4,
+        "trimmed after {throttles} throttles (the window reaches 12 calls by the fourth)"
+    );
+    assert!(rate > RATE * 0.5, "measured, not halved: {rate}");
+}
