@@ -103,9 +103,10 @@ async fn reserved_slot(
     }
     Some(Slot {
         wait,
-        // Booked when it was reserved, before any burst emptied since: a throttle of it is
-        // taken as that empty bucket's news, and the calls booked now judge the congestion.
-        number: 0,
+        // Its turn, as every shared slot's: booked on the schedule like any other, so a turn
+        // after the bucket was last found empty is news. (0 made every throttle of a reserved
+        // call old news: in a backlog of reserved turns another caller was never noticed.)
+        number: u64::try_from(turn.at).unwrap_or(0),
         shared: Some(turn.interval),
     })
 }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, now_us, number, tolerance, SharedPace, LOWER_EVERY, QUIET};
+use super::{n, now_us, number, tolerance, SharedPace, FLOOR, LOWER_EVERY, QUIET};
 use crate::error::Op;
 use crate::pace::{adapt, Slot};
 
@@ -81,21 +81,28 @@ impl SharedPace {
 
     /// Notes a lone throttle's empty bucket, in the write that empties the burst (`Empty`):
     /// after how many calls (`emptied_n`: the next throttle is judged by the calls since), and
-    /// the window's start (`made` calls so far) unless a window is open. Failures cost only
-    /// the note.
-    async fn note_empty(&self, made: Option<i64>, empty: Empty) {
-        let (set, with_made) = match made {
-            Some(_) => (
-                "emptied_n = n, mark_n = if_not_exists(mark_n, :mn), \
-                 mark_at = if_not_exists(mark_at, :now)",
-                true,
-            ),
-            None => ("emptied_n = n", false),
-        };
-        self.empty_with(set, "attribute_exists(tat)", empty, |update| {
+    /// the window's start (`made` calls so far) unless a window is open; `early`: the throttle
+    /// was let off as the second of two early arrivals by the window that began at that mark
+    /// (µs), noted with the count (`early_at`, `early_n`) so that no fresh window lets a pair
+    /// off again soon. Failures cost only the note.
+    async fn note_empty(&self, made: Option<i64>, empty: Empty, early: Option<i64>) {
+        let mut set = String::from("emptied_n = n");
+        if made.is_some() {
+            set.push_str(
+                ", mark_n = if_not_exists(mark_n, :mn), mark_at = if_not_exists(mark_at, :now)",
+            );
+        }
+        if early.is_some() {
+            set.push_str(", early_n = n, early_at = :ea");
+        }
+        self.empty_with(&set, "attribute_exists(tat)", empty, |update| {
             let update = update.expression_attribute_values(":now", n(empty.now));
-            match made.filter(|_| with_made) {
+            let update = match made {
                 Some(made) => update.expression_attribute_values(":mn", n(made)),
+                None => update,
+            };
+            match early {
+                Some(at) => update.expression_attribute_values(":ea", n(at)),
                 None => update,
             }
         })
@@ -268,9 +275,15 @@ impl SharedPace {
         let item = self.take_back().await;
         let now = now_us();
         let field = |name: &str| item.as_ref().and_then(|i| number(i, name));
+        // The first turn after an empty bucket lies at most a turn of the slowest schedule
+        // ahead of the moment it was noted; two (clocks of environments apart) is the most
+        // believed. Further (a writer's clock, a hostile item), every turn would come before it
+        // and no throttle would ever write it again: the note is ignored and the next replaces it.
+        let slowest = (self.seen().floor as f64 / FLOOR) as i64;
+        let emptied = field("emptied").filter(|e| *e <= now.saturating_add(2 * slowest));
         // Its turn came before the first turn after the bucket was last found empty: the same
         // empty bucket (calls already in flight or booked then), nothing new to act on.
-        if field("emptied").is_some_and(|e| (slot.number as i64) < e) {
+        if emptied.is_some_and(|e| (slot.number as i64) < e) {
             return;
         }
         let ceiling = if item.is_some() {
@@ -285,10 +298,26 @@ impl SharedPace {
             }
             _ => None,
         };
-        let quiet = match (booked, field("emptied_n")) {
+        let by_count = match (booked, field("emptied_n")) {
             (Some(n), Some(e)) => n - e >= i64::from(QUIET),
             _ => true,
-        } || window.is_some_and(|w| w.given_in_full(seen));
+        };
+        // Two early arrivals are let off by the window they fall in; a window that begins
+        // afresh (an idle booking drops the mark: bursts of calls) does not let a pair off
+        // again before `PROBE_AFTER` calls have passed. Otherwise another caller taking a tenth
+        // of the quota beside bursts of calls was let off burst after burst: the first throttle
+        // of each lone by count, the next by a window too short to measure, never a trim.
+        let mark_at = field("mark_at");
+        let let_off_lately = match (field("early_at"), field("early_n"), mark_at, booked) {
+            (Some(at), Some(en), Some(ma), Some(n)) => {
+                at != ma && n - en < i64::from(adapt::PROBE_AFTER)
+            }
+            _ => false,
+        };
+        let early = (!by_count && !let_off_lately && window.is_some_and(|w| w.given_in_full(seen)))
+            .then_some(mark_at)
+            .flatten();
+        let quiet = by_count || early.is_some();
         // Only at the configured rate: below it the quota is known to be shared (a congestion
         // trimmed it), and a throttle says the level is too high again, however long since.
         let floor = self.seen().floor;
@@ -305,10 +334,11 @@ impl SharedPace {
             tracing::info!(
                 pace = %self.key,
                 rate = 1e6 / seen as f64,
+                by_window = early.is_some(),
                 "a lone throttle (an early arrival): the burst emptied, the rate kept"
             );
             let empty = Empty::at(now, interval.unwrap_or(seen), tat, self.burst);
-            return self.note_empty(made, empty).await;
+            return self.note_empty(made, empty, early).await;
         }
         let trim = adapt::trim(seen, floor, ceiling, window);
         // Calls booked at the old interval book again (`rebook`), inside the new window: the

@@ -27,7 +27,11 @@
 //! calls (`emptied`, `emptied_n`), and takes its booking back from the count of calls the item
 //! keeps (`n`, one `ADD` in the booking's own write). Throttles of calls whose turns came
 //! before that turn are the same empty bucket's news. At the configured rate, one `QUIET` calls or more after the last empty
-//! bucket is lone (an early arrival). Any other is a congestion and raises `interval` once (the
+//! bucket is lone (an early arrival), and so is a second one when the calls since the window
+//! began show Connect gave the schedule its whole rate (`adapt::Window::given_in_full`), once
+//! per window: a pair let off is noted (`early_n`, `early_at`: the count and the window's
+//! mark), and a fresh window lets no pair off again before `PROBE_AFTER` calls have passed
+//! (bursts of calls, idle between, each begin a window). Any other is a congestion and raises `interval` once (the
 //! write is conditional on the interval the throttled call saw, so the environments throttled
 //! by one congestion trim once), by what `adapt` decides: the calls made since Connect's bucket
 //! was last seen empty (the mark, noted in the item), over the seconds since, are the rate left

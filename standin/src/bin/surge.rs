@@ -2,7 +2,10 @@
 //! scenarios, printed as one Markdown table; exits 1 when a scenario misses a target.
 //!
 //! surge --function PATH [--scale N] [--burst N] [--webhooks N] [--raised N] [--root DIR]
-//!       [--only SCENARIO (1-based)]... [--record FILE]
+//!       [--only SCENARIO (1-based)]... [--record FILE] [--other-share SHARE]
+//!
+//! `--other-share SHARE` sets the share of the quota the other caller takes in the scenarios
+//! that have one (0..1): how the pace judges another caller is tried at more than one level.
 //!
 //! `--record FILE` writes what CloudWatch would have seen (`connect_standin::surge::Recorder`) as
 //! JSON lines, for `make dashboard-picture`.
@@ -23,6 +26,7 @@ async fn main() {
     let mut root = PathBuf::from(".");
     let mut only: Vec<usize> = Vec::new();
     let mut record: Option<PathBuf> = None;
+    let mut other_share: Option<f64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -58,6 +62,15 @@ async fn main() {
                     .unwrap_or_else(|_| usage("--only: a scenario number")),
             ),
             "--record" => record = Some(PathBuf::from(value())),
+            "--other-share" => {
+                other_share = Some(
+                    value()
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| (0.0..1.0).contains(s))
+                        .unwrap_or_else(|| usage("--other-share: a share in 0..1")),
+                )
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -87,6 +100,13 @@ async fn main() {
     let scenarios: Vec<Scenario> = Scenario::standard(burst, webhooks)
         .into_iter()
         .chain(Scenario::shared_pace(burst, raised))
+        .map(|mut scenario| {
+            if let Some(share) = other_share.filter(|_| scenario.other_caller_share > 0.0) {
+                scenario.other_caller_share = share;
+                scenario.name = format!("{} (other caller {share})", scenario.name);
+            }
+            scenario
+        })
         .collect();
     for (i, scenario) in scenarios.iter().enumerate() {
         if !only.is_empty() && !only.contains(&(i + 1)) {
@@ -118,6 +138,6 @@ async fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--raised N] [--root DIR] [--only SCENARIO (1-based)]... [--record FILE]");
+    eprintln!("{problem}\nusage: surge --function PATH [--scale N] [--burst N] [--webhooks N] [--raised N] [--root DIR] [--only SCENARIO (1-based)]... [--record FILE] [--other-share SHARE]");
     std::process::exit(2);
 }
