@@ -38,13 +38,27 @@ pub fn moto_server(root: &Path) -> PathBuf {
 }
 
 impl Moto {
-    /// Starts `server` on an ephemeral loopback port and waits until it listens.
+    /// Starts `server` on an ephemeral loopback port and waits until it answers as moto. The
+    /// port is free when picked but not held: another test's server may take it before moto
+    /// binds it (CI saw a CreateQueue answered 404 with an empty body by such a neighbour), so
+    /// a listener is believed only when moto's own API answers, and a moto that exited (its
+    /// port taken) is started again on another port.
     pub async fn start(server: &Path) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(moto) = Self::start_on(server, port).await {
+                return moto;
+            }
+        }
+        panic!("moto_server did not start on five ports in a row");
+    }
+
+    /// moto on `port`, or None if it exited before answering (the port was taken).
+    async fn start_on(server: &Path, port: u16) -> Option<Moto> {
         // Each server records into a file of its own (tests run side by side).
         let recording = std::env::temp_dir().join(format!(
             "moto-recording-{}-{port}.jsonl",
@@ -59,21 +73,21 @@ impl Moto {
             .spawn()
             .expect("moto_server starts");
         // Owned by the guard from here on, so a failed start still stops the process.
-        let moto = Moto {
+        let mut moto = Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
             recording,
         };
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return moto;
+            if moto.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if answers_as_moto(port).await {
+                return Some(moto);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("moto_server did not listen on {}", moto.url);
+        panic!("moto_server did not answer on {}", moto.url);
     }
 
     /// The server's process id: a test freezes it (SIGSTOP) to make a table that hangs rather
@@ -195,5 +209,52 @@ impl Moto {
             .endpoint_url(&self.url)
             .build();
         aws_sdk_sqs::Client::from_conf(conf)
+    }
+}
+
+/// Whether the server on `port` is moto: its own API (`/moto-api/data.json`) answers 200.
+async fn answers_as_moto(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request =
+        "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut head)).await {
+        Ok(Ok(_)) => head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port another server took between the pick and moto's bind: its answers are not
+    /// moto's. Before, any listener on the port was taken for moto, and the test that started
+    /// it sent its requests to the neighbour.
+    #[tokio::test]
+    async fn a_neighbour_on_the_port_is_not_taken_for_moto() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let neighbour = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = neighbour.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut stream, _)) = neighbour.accept().await {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        assert!(!answers_as_moto(port).await);
+        assert!(Moto::start_on(&moto_server(&root), port).await.is_none());
+        // On a port of its own it answers as moto.
+        let moto = Moto::start(&moto_server(&root)).await;
+        let port: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(answers_as_moto(port).await);
     }
 }
