@@ -6,13 +6,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use connect_standin::moto::{moto_server, Moto};
 use connect_task_bridge::error::{BridgeError, Op};
 use connect_task_bridge::pace::turns::{first_turn, Ticket};
-use connect_task_bridge::pace::{Pace, PaceSetting, PaceTable, SharedPace, Slot};
+use connect_task_bridge::pace::{Pace, SharedPace, Slot};
 use connect_task_bridge::plan::Priority;
 
 const BURST: f64 = 5.0;
@@ -23,28 +23,10 @@ const BASE: i64 = 100_000;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn pace(moto: &Moto, op: Op) -> SharedPace {
-    SharedPace::new(
-        PaceTable::new(moto.dynamodb_client(), "pace"),
-        op,
-        PaceSetting {
-            rate: RATE,
-            burst: BURST,
-            callers: 2,
-        },
-        0.25,
-    )
+    common::pace::shared(moto, "pace", op, RATE, BURST)
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn num(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+use common::pace::{now_us, num};
 
 async fn moto_with_table() -> Moto {
     let moto = Moto::start(&moto_server(&common::root())).await;

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use connect_standin::moto::{moto_server, Moto};
@@ -22,28 +22,10 @@ const KEY: &str = "pace#StartTaskContact";
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn pace_at(moto: &Moto, rate: f64) -> SharedPace {
-    SharedPace::new(
-        PaceTable::new(moto.dynamodb_client(), "pace"),
-        Op::StartTaskContact,
-        PaceSetting {
-            rate,
-            burst: BURST,
-            callers: 2,
-        },
-        0.25,
-    )
+    common::pace::shared(moto, "pace", Op::StartTaskContact, rate, BURST)
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn num(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+use common::pace::{now_us, num};
 
 async fn put(moto: &Moto, attributes: &[(&str, AttributeValue)]) {
     let mut item: HashMap<String, AttributeValue> = attributes

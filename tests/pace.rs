@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use connect_standin::moto::{moto_server, Moto};
 use connect_task_bridge::error::Op;
-use connect_task_bridge::pace::{PaceSetting, PaceTable, SharedPace, Slot};
+use connect_task_bridge::pace::{SharedPace, Slot};
 use connect_task_bridge::plan::Priority;
 
 const RATE: f64 = 20.0;
@@ -27,16 +27,7 @@ fn pace(moto: &Moto, table: &str, op: Op) -> SharedPace {
 }
 
 fn pace_at(moto: &Moto, table: &str, op: Op, rate: f64) -> SharedPace {
-    SharedPace::new(
-        PaceTable::new(moto.dynamodb_client(), table),
-        op,
-        PaceSetting {
-            rate,
-            burst: BURST,
-            callers: 2,
-        },
-        0.25,
-    )
+    common::pace::shared(moto, table, op, rate, BURST)
 }
 
 /// The tests run one at a time: each books at 20 calls a second against its own moto, and

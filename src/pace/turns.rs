@@ -206,10 +206,7 @@ pub async fn first_turn(
 async fn put(table: &PaceTable, key: &str, turn: Reserved) -> Result<(), BridgeError> {
     let ttl = (turn.at / 1_000_000) + KEEP.as_secs() as i64;
     table
-        .client
-        .update_item()
-        .table_name(&*table.name)
-        .key("pk", AttributeValue::S(key.to_string()))
+        .update(key)
         .update_expression("SET #at = :at, #i = :i, #ttl = :ttl")
         .expression_attribute_names("#at", "at")
         .expression_attribute_names("#i", "interval")
@@ -229,10 +226,7 @@ async fn put(table: &PaceTable, key: &str, turn: Reserved) -> Result<(), BridgeE
 /// made, taken already, or the table failed: the call books as any other).
 async fn take(table: &PaceTable, key: &str) -> Option<Reserved> {
     let answer = table
-        .client
-        .update_item()
-        .table_name(&*table.name)
-        .key("pk", AttributeValue::S(key.to_string()))
+        .update(key)
         .update_expression("REMOVE #at")
         .condition_expression("attribute_exists(#at)")
         .expression_attribute_names("#at", "at")

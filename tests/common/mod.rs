@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod pace;
 pub mod queue;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -53,10 +53,7 @@ impl SharedPace {
     ) -> bool {
         let mut update = self
             .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(self.key.clone()))
+            .update(&self.key)
             .condition_expression("#i = :seen")
             .expression_attribute_names("#i", "interval")
             .expression_attribute_values(":seen", n(seen))
@@ -117,10 +114,7 @@ impl SharedPace {
         }
         let answer = self
             .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(self.key.clone()))
+            .update(&self.key)
             .update_expression("ADD n :minus")
             .condition_expression("attribute_exists(tat)")
             .expression_attribute_values(":minus", n(-1))
@@ -191,10 +185,7 @@ impl SharedPace {
         let write = |with_tat: bool| {
             let update = self
                 .table
-                .client
-                .update_item()
-                .table_name(&*self.table.name)
-                .key("pk", AttributeValue::S(self.key.clone()))
+                .update(&self.key)
                 .expression_attribute_values(":emptied", n(empty.first_turn()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,

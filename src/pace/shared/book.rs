@@ -23,10 +23,7 @@ impl SharedPace {
     ) -> Result<Booked, crate::error::BridgeError> {
         let update = self
             .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
+            .update(key)
             .update_expression(match (quota, step) {
                 (_, Some(_)) => "SET tat = tat + :step ADD n :one",
                 (Some(_), None) => "SET tat = tat + #i, #q = :now ADD n :one",
@@ -58,10 +55,7 @@ impl SharedPace {
     ) -> Result<Booked, crate::error::BridgeError> {
         let update = self
             .table
-            .client
-            .update_item()
-            .table_name(&*self.table.name)
-            .key("pk", AttributeValue::S(key.to_string()))
+            .update(key)
             // Idle: Connect's bucket may have refilled, so the window since the last empty
             // bucket (`adapt`) no longer counts the tokens we were given.
             .update_expression(match quota {

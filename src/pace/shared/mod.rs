@@ -99,6 +99,18 @@ impl PaceTable {
         }
     }
 
+    /// An UpdateItem of the item `key`: every write the pace makes is one (the one action its
+    /// role has on the table).
+    pub(super) fn update(
+        &self,
+        key: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&*self.name)
+            .key("pk", AttributeValue::S(key.to_string()))
+    }
+
     /// The table's client from the function's configuration, with tight timeouts: a pace that
     /// does not answer within a second is worse than the local one.
     pub fn from_config(sdk_config: &aws_config::SdkConfig, name: &str) -> PaceTable {
